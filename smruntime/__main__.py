@@ -1,0 +1,5 @@
+import sys
+
+from smruntime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,239 @@
+"""The ``smruntime`` command: the three operations (AWS CLI-shaped), ``serve``, ``demo``, ``stack``.
+
+Errors print one line and exit non-zero; ``--debug`` shows the traceback and DEBUG logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from smruntime import errors
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except (errors.SageMakerRuntimeError, OSError, ValueError, KeyError) as error:
+        if args.debug:
+            raise
+        print(f"smruntime: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) if not isinstance(error, KeyError) else str(error.args[0] if error.args else error)
+    return " ".join(text.split()) or type(error).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smruntime", description="SageMaker Runtime client and local endpoint.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and DEBUG logs (secrets redacted)")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    invoke = commands.add_parser("invoke-endpoint", help="invoke an endpoint; write the answer to OUTFILE")
+    _add_client_arguments(invoke)
+    _add_common_inputs(invoke)
+    invoke.add_argument("--body", required=True, help="the payload: text, or fileb://PATH for a file's bytes")
+    invoke.add_argument("--accept")
+    invoke.add_argument("--target-model")
+    invoke.add_argument("--enable-explanations")
+    invoke.add_argument("--session-id")
+    invoke.add_argument("outfile", metavar="OUTFILE", help="where the response body is written (- for stdout)")
+    invoke.set_defaults(handler=_invoke_endpoint)
+
+    stream = commands.add_parser(
+        "invoke-endpoint-with-response-stream", help="invoke an endpoint and print its parts as they arrive"
+    )
+    _add_client_arguments(stream)
+    _add_common_inputs(stream)
+    stream.add_argument("--body", required=True, help="the payload: text, or fileb://PATH for a file's bytes")
+    stream.add_argument("--accept")
+    stream.add_argument("--session-id")
+    stream.add_argument("--lines", action="store_true", help="print whole lines, re-joined across parts")
+    stream.set_defaults(handler=_invoke_stream)
+
+    queue = commands.add_parser("invoke-endpoint-async", help="queue an asynchronous inference")
+    _add_client_arguments(queue)
+    queue.add_argument("--endpoint-name", required=True)
+    queue.add_argument("--input-location", required=True)
+    queue.add_argument("--content-type")
+    queue.add_argument("--accept")
+    queue.add_argument("--custom-attributes")
+    queue.add_argument("--inference-id")
+    queue.add_argument("--request-ttl-seconds", type=int)
+    queue.add_argument("--invocation-timeout-seconds", type=int)
+    queue.add_argument("--s3-output-path-extension")
+    queue.add_argument("--filename")
+    queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
+    queue.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --wait")
+    queue.set_defaults(handler=_invoke_async)
+
+    serve = commands.add_parser("serve", help="run the local SageMaker-compatible endpoint")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", type=Path, help="endpoints TOML file")
+    serve.set_defaults(handler=_serve)
+
+    demo = commands.add_parser("demo", help="start the local endpoint in-process and run all three operations")
+    demo.set_defaults(handler=_demo)
+
+    stack = commands.add_parser("stack", help="print an operation's middleware stack")
+    stack.add_argument("operation", help="e.g. invoke-endpoint or InvokeEndpoint")
+    stack.add_argument("--region", default="us-east-1")
+    stack.set_defaults(handler=_stack)
+    return parser
+
+
+def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("client")
+    group.add_argument("--region")
+    group.add_argument("--profile")
+    group.add_argument("--endpoint-url")
+    group.add_argument("--max-attempts", type=int)
+    group.add_argument("--retry-mode", choices=("standard", "adaptive", "none"))
+    group.add_argument("--read-timeout", type=float)
+    group.add_argument("--connect-timeout", type=float)
+
+
+def _add_common_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-name", required=True)
+    parser.add_argument("--content-type")
+    parser.add_argument("--custom-attributes")
+    parser.add_argument("--target-variant")
+    parser.add_argument("--target-container-hostname")
+    parser.add_argument("--inference-id")
+    parser.add_argument("--inference-component-name")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from smruntime import Client, LogMode
+
+    fields: dict[str, Any] = {}
+    for name in ("region", "profile", "endpoint_url", "max_attempts", "retry_mode", "read_timeout", "connect_timeout"):
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    if args.debug:
+        fields["log_mode"] = LogMode.REQUEST | LogMode.RESPONSE | LogMode.RETRIES
+    return Client(**fields)
+
+
+def _body(value: str) -> bytes:
+    if value.startswith("fileb://"):
+        return Path(value[len("fileb://") :]).expanduser().read_bytes()
+    if value.startswith("file://"):
+        return Path(value[len("file://") :]).expanduser().read_text(encoding="utf-8").encode("utf-8")
+    return value.encode("utf-8")
+
+
+def _inputs(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+_COMMON = ("content_type", "custom_attributes", "target_variant", "target_container_hostname", "inference_id",
+           "inference_component_name", "accept", "session_id")
+
+
+def _invoke_endpoint(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        out = client.invoke_endpoint(
+            endpoint_name=args.endpoint_name,
+            body=_body(args.body),
+            **_inputs(args, (*_COMMON, "target_model", "enable_explanations")),
+        )
+    if args.outfile == "-":
+        sys.stdout.buffer.write(out.body)
+        sys.stdout.flush()
+    else:
+        Path(args.outfile).write_bytes(out.body)
+        summary = {
+            "ContentType": out.content_type,
+            "InvokedProductionVariant": out.invoked_production_variant,
+            "CustomAttributes": out.custom_attributes,
+            "NewSessionId": out.new_session_id,
+            "ClosedSessionId": out.closed_session_id,
+        }
+        print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4))
+    return 0
+
+
+def _invoke_stream(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    with _client(args) as client:
+        stream = client.invoke_endpoint_with_response_stream(
+            endpoint_name=args.endpoint_name, body=_body(args.body), **_inputs(args, _COMMON)
+        )
+        with stream:
+            if args.lines:
+                for line in stream.lines():
+                    out.write(line + b"\n")
+                    out.flush()
+            else:
+                for data in stream.payloads():
+                    out.write(data)
+                    out.flush()
+                out.write(b"\n")
+    out.flush()
+    return 0
+
+
+def _invoke_async(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        out = client.invoke_endpoint_async(
+            endpoint_name=args.endpoint_name,
+            input_location=args.input_location,
+            **_inputs(args, ("content_type", "accept", "custom_attributes", "inference_id", "request_ttl_seconds",
+                             "invocation_timeout_seconds", "s3_output_path_extension", "filename")),
+        )
+        summary = {"InferenceId": out.inference_id, "OutputLocation": out.output_location,
+                   "FailureLocation": out.failure_location}
+        print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4))
+        if args.wait:
+            result = client.wait_for_async_inference(out, timeout=args.timeout)
+            sys.stdout.buffer.write(result)
+            sys.stdout.flush()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from smruntime.local import serve
+
+    serve(config=args.config, host=args.host, port=args.port)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from smruntime.demo import run
+
+    return run()
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from smruntime import Client
+    from smruntime.auth import ANONYMOUS
+
+    with Client(region=args.region, credentials=ANONYMOUS) as client:
+        sys.stdout.write(str(client.stack(args.operation)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

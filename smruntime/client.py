@@ -1,0 +1,272 @@
+"""The client: holds Options, builds each call's stack, runs it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable, Sequence
+
+from smruntime import errors, keys
+from smruntime.http import HTTPRequest, HTTPResponse
+from smruntime.middleware import Context, Stack
+from smruntime.operations import Operation
+from smruntime.operations import get as get_operation
+from smruntime.operations.common import SERVICE_ID, new_stack
+from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
+from smruntime.streaming import ResponseStream
+from smruntime.types import (
+    BodyInput,
+    InvokeEndpointAsyncInput,
+    InvokeEndpointAsyncOutput,
+    InvokeEndpointInput,
+    InvokeEndpointOutput,
+    InvokeEndpointWithResponseStreamInput,
+)
+
+Chain = Callable[[Context, Any], Any]
+
+
+class Client:
+    """A SageMaker Runtime client. Safe to share between threads.
+
+    Build it from keyword fields of :class:`Options` or from a whole ``options=``;
+    ``close()`` (or leaving a ``with`` block) releases pooled connections.
+    """
+
+    def __init__(self, options: Options | None = None, **fields: Any) -> None:
+        if options is not None and fields:
+            raise TypeError("pass either options= or keyword fields of Options, not both")
+        base = options if options is not None else Options(**fields)
+        self._options = _with_defaults(resolve_defaults(base))
+        self._owns_http_client = base.http_client is None
+        self._chains: dict[str, Chain] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def options(self) -> Options:
+        """A copy of the client's resolved options."""
+        return self._options.copy()
+
+    def stack(self, operation: str, options: Sequence[OptionFunc] = ()) -> Stack:
+        """The stack a call of ``operation`` would run, for inspection (``print`` it)."""
+        call_options = self._call_options(options)
+        return self._build_stack(get_operation(_api_name(operation)), call_options)
+
+    def invoke_endpoint(
+        self,
+        input: InvokeEndpointInput | None = None,
+        *,
+        endpoint_name: str | None = None,
+        body: BodyInput | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        target_model: str | None = None,
+        target_variant: str | None = None,
+        target_container_hostname: str | None = None,
+        inference_id: str | None = None,
+        enable_explanations: str | None = None,
+        inference_component_name: str | None = None,
+        session_id: str | None = None,
+        options: Sequence[OptionFunc] = (),
+    ) -> InvokeEndpointOutput:
+        """Invoke a real-time endpoint and return the model's answer."""
+        if input is None:
+            input = InvokeEndpointInput(
+                endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
+                body=body,  # type: ignore[arg-type]
+                content_type=content_type,
+                accept=accept,
+                custom_attributes=custom_attributes,
+                target_model=target_model,
+                target_variant=target_variant,
+                target_container_hostname=target_container_hostname,
+                inference_id=inference_id,
+                enable_explanations=enable_explanations,
+                inference_component_name=inference_component_name,
+                session_id=session_id,
+            )
+        result: InvokeEndpointOutput = self._invoke("InvokeEndpoint", input, options)
+        return result
+
+    def invoke_endpoint_with_response_stream(
+        self,
+        input: InvokeEndpointWithResponseStreamInput | None = None,
+        *,
+        endpoint_name: str | None = None,
+        body: BodyInput | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        target_variant: str | None = None,
+        target_container_hostname: str | None = None,
+        inference_id: str | None = None,
+        inference_component_name: str | None = None,
+        session_id: str | None = None,
+        options: Sequence[OptionFunc] = (),
+    ) -> ResponseStream:
+        """Invoke an endpoint and stream its answer: iterate the result for ``PayloadPart`` events.
+
+        Returns once the first event is in; use the stream as a context manager.
+        """
+        if input is None:
+            input = InvokeEndpointWithResponseStreamInput(
+                endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
+                body=body,  # type: ignore[arg-type]
+                content_type=content_type,
+                accept=accept,
+                custom_attributes=custom_attributes,
+                target_variant=target_variant,
+                target_container_hostname=target_container_hostname,
+                inference_id=inference_id,
+                inference_component_name=inference_component_name,
+                session_id=session_id,
+            )
+        result: ResponseStream = self._invoke("InvokeEndpointWithResponseStream", input, options)
+        return result
+
+    def invoke_endpoint_async(
+        self,
+        input: InvokeEndpointAsyncInput | None = None,
+        *,
+        endpoint_name: str | None = None,
+        input_location: str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        inference_id: str | None = None,
+        request_ttl_seconds: int | None = None,
+        invocation_timeout_seconds: int | None = None,
+        s3_output_path_extension: str | None = None,
+        filename: str | None = None,
+        options: Sequence[OptionFunc] = (),
+    ) -> InvokeEndpointAsyncOutput:
+        """Queue an asynchronous inference whose input is already at ``input_location``."""
+        if input is None:
+            input = InvokeEndpointAsyncInput(
+                endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
+                input_location=input_location,  # type: ignore[arg-type]
+                content_type=content_type,
+                accept=accept,
+                custom_attributes=custom_attributes,
+                inference_id=inference_id,
+                request_ttl_seconds=request_ttl_seconds,
+                invocation_timeout_seconds=invocation_timeout_seconds,
+                s3_output_path_extension=s3_output_path_extension,
+                filename=filename,
+            )
+        result: InvokeEndpointAsyncOutput = self._invoke("InvokeEndpointAsync", input, options)
+        return result
+
+    def close(self) -> None:
+        """Release pooled connections (only of an HTTP client this client created)."""
+        if self._closed:
+            return
+        self._closed = True
+        client = self._options.http_client
+        if self._owns_http_client and client is not None:
+            client.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self._options!r})"
+
+    # -- running a call -------------------------------------------------------------
+
+    def _invoke(self, operation_name: str, params: Any, option_fns: Sequence[OptionFunc]) -> Any:
+        if self._closed:
+            raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
+        operation = get_operation(operation_name)
+        options = self._call_options(option_fns)
+        chain = self._chain(operation, options)
+        ctx = Context(operation.name, SERVICE_ID, options)
+        if operation.streams_response:
+            ctx.set(keys.STREAM_RESPONSE, True)
+        return chain(ctx, params)
+
+    def _call_options(self, option_fns: Iterable[OptionFunc]) -> Options:
+        if not option_fns:
+            return self._options  # nothing changes it: middleware only read options
+        options = self._options.copy()
+        for fn in option_fns:
+            fn(options)
+        validate_options(options)
+        return _with_defaults(options)
+
+    def _chain(self, operation: Operation, options: Options) -> Chain:
+        # The composed chain depends only on the operation and the api options, so the
+        # client's own configuration is composed once; a call whose option functions
+        # changed the api options gets a chain of its own.
+        if options.api_options != self._options.api_options:
+            return self._build_stack(operation, options).handler(_send)
+        chain = self._chains.get(operation.name)
+        if chain is None:
+            with self._lock:
+                chain = self._chains.get(operation.name)
+                if chain is None:
+                    chain = self._build_stack(operation, options).handler(_send)
+                    self._chains[operation.name] = chain
+        return chain
+
+    def _build_stack(self, operation: Operation, options: Options) -> Stack:
+        stack = new_stack(operation)
+        for api_option in options.api_options:
+            api_option(stack)
+        return stack
+
+
+def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
+    """The terminal handler: hand the request to the HTTP client."""
+    from smruntime.transport import map_transport_error
+
+    client = ctx.options.http_client
+    try:
+        response: HTTPResponse = client.send(request, stream=ctx.get(keys.STREAM_RESPONSE, False))
+    except errors.SageMakerRuntimeError:
+        raise
+    except Exception as error:  # a user's HTTP client: map its failure at this one boundary
+        raise map_transport_error(error) from error
+    ctx.set(keys.RAW_RESPONSE, response)
+    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
+    return response
+
+
+def _with_defaults(options: Options) -> Options:
+    """Fill the pluggable parts the user left empty (in place; returns ``options``)."""
+    from smruntime.auth import ANONYMOUS, SigV4Signer, credentials_provider
+    from smruntime.retry import new_retryer
+    from smruntime.transport import RequestsHTTPClient
+
+    if options.http_client is None:
+        options.http_client = RequestsHTTPClient(
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_pool_connections=options.max_pool_connections,
+        )
+    if options.retryer is None:
+        options.retryer = new_retryer(
+            options.retry_mode or "standard",
+            options.max_attempts or 3,
+            retry_read_timeouts=options.retry_read_timeouts,
+        )
+    if options.signer is None:
+        options.signer = SigV4Signer()
+    if options.credentials is not ANONYMOUS and not _is_provider(options.credentials):
+        options.credentials = credentials_provider(options.credentials, options.profile)
+    return options
+
+
+def _is_provider(value: Any) -> bool:
+    return value is not None and callable(getattr(value, "retrieve", None))
+
+
+def _api_name(operation: str) -> str:
+    """``invoke-endpoint`` or ``InvokeEndpoint`` → ``InvokeEndpoint``."""
+    if "-" in operation or operation.islower():
+        return "".join(part.capitalize() for part in operation.split("-"))
+    return operation

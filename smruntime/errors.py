@@ -1,0 +1,363 @@
+"""Every exception smruntime raises.
+
+::
+
+    SageMakerRuntimeError
+    ├── InvalidParamsError            client-side validation, before any I/O
+    ├── StackError                    an invalid middleware stack mutation
+    ├── EndpointResolutionError
+    │   └── EndpointNotFoundError     lets ``with_fallback`` try the next resolver
+    ├── CredentialsError
+    ├── SigningError
+    ├── SerializationError
+    ├── DeserializationError          keeps a short snapshot of the bad body
+    ├── TransportError
+    │   ├── ConnectError
+    │   ├── ConnectTimeoutError
+    │   ├── ReadTimeoutError
+    │   └── ConnectionClosedError
+    ├── APIError                      a service error: code, message, status, request id
+    │   ├── ValidationError
+    │   ├── ModelError
+    │   ├── ModelNotReadyException
+    │   ├── InternalFailure
+    │   ├── ServiceUnavailable
+    │   ├── InternalDependencyException
+    │   ├── ModelStreamError
+    │   └── InternalStreamFailure
+    ├── MaxAttemptsExceededError      the last attempt's error is its ``__cause__``
+    ├── RetryQuotaExceededError       the error that could not be retried is its ``__cause__``
+    └── EventStreamError              a malformed or truncated event-stream frame
+
+Errors carry retry facts (``retryable``, ``throttling``, ``timeout``) so that retry
+policies never parse messages, and ``operation`` names the call that raised them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable, Literal
+
+import attrs
+
+Fault = Literal["client", "server"]
+
+__all__ = [
+    "APIError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "CredentialsError",
+    "DeserializationError",
+    "EndpointNotFoundError",
+    "EndpointResolutionError",
+    "EventStreamError",
+    "FieldProblem",
+    "InternalDependencyException",
+    "InternalFailure",
+    "InternalStreamFailure",
+    "InvalidParamsError",
+    "MaxAttemptsExceededError",
+    "ModelError",
+    "ModelNotReadyException",
+    "ModelStreamError",
+    "RetryQuotaExceededError",
+    "SageMakerRuntimeError",
+    "SerializationError",
+    "ServiceUnavailable",
+    "SigningError",
+    "StackError",
+    "TransportError",
+    "ValidationError",
+    "error_class_for_code",
+]
+
+
+class SageMakerRuntimeError(Exception):
+    """Base of every error raised by smruntime."""
+
+    retryable: bool = False
+    throttling: bool = False
+    timeout: bool = False
+
+    def __init__(self, message: str = "", *, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+
+    def __str__(self) -> str:
+        if self.operation:
+            return f"operation error SageMaker Runtime: {self.operation}, {self.message}"
+        return self.message
+
+
+@attrs.frozen
+class FieldProblem:
+    """One broken rule of one input field."""
+
+    field: str
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.detail} ({self.rule})"
+
+
+class InvalidParamsError(SageMakerRuntimeError):
+    """The input broke the service model's constraints; lists every problem."""
+
+    def __init__(self, problems: Iterable[FieldProblem], *, operation: str | None = None) -> None:
+        self.problems = tuple(problems)
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"invalid input: {lines}", operation=operation)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(p.field for p in self.problems)
+
+
+class StackError(SageMakerRuntimeError):
+    """A middleware stack mutation broke a rule (empty, duplicate or unknown ID)."""
+
+
+class EndpointResolutionError(SageMakerRuntimeError):
+    """No endpoint could be resolved, or the endpoint configuration is invalid."""
+
+
+class EndpointNotFoundError(EndpointResolutionError):
+    """A resolver has no endpoint for this input; ``with_fallback`` tries the next one."""
+
+
+class CredentialsError(SageMakerRuntimeError):
+    """Credentials could not be found or loaded."""
+
+
+class SigningError(SageMakerRuntimeError):
+    """The request could not be signed."""
+
+
+class SerializationError(SageMakerRuntimeError):
+    """The input could not be turned into an HTTP request."""
+
+
+class DeserializationError(SageMakerRuntimeError):
+    """The response could not be parsed; ``snapshot`` holds its first bytes."""
+
+    SNAPSHOT_LIMIT: ClassVar[int] = 1024
+
+    def __init__(self, message: str, *, snapshot: bytes = b"", operation: str | None = None) -> None:
+        super().__init__(message, operation=operation)
+        self.snapshot = snapshot[: self.SNAPSHOT_LIMIT]
+
+
+class TransportError(SageMakerRuntimeError):
+    """The HTTP exchange failed below the protocol level.
+
+    ``request_sent`` says whether the whole request may have reached the server: only
+    errors with ``request_sent`` false are safe to retry for a non-idempotent call.
+    """
+
+    request_sent: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_sent: bool | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, operation=operation)
+        if request_sent is not None:
+            self.request_sent = request_sent
+
+    @property  # type: ignore[override]
+    def retryable(self) -> bool:
+        return not self.request_sent
+
+
+class ConnectError(TransportError):
+    """The connection could not be established (refused, DNS, TLS)."""
+
+    request_sent = False
+
+
+class ConnectTimeoutError(ConnectError):
+    """Connecting took longer than ``connect_timeout``."""
+
+    timeout = True
+
+
+class ReadTimeoutError(TransportError):
+    """The server did not answer within ``read_timeout`` after the request was sent."""
+
+    timeout = True
+
+
+class ConnectionClosedError(TransportError):
+    """The connection was closed or reset before a complete response arrived."""
+
+
+class APIError(SageMakerRuntimeError):
+    """An error answered by the service (or an unmodeled error code)."""
+
+    default_fault: ClassVar[Fault] = "client"
+    default_status: ClassVar[int] = 0
+    retryable_status: ClassVar[frozenset[int]] = frozenset({500, 502, 503, 504})
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        fault: Fault | None = None,
+        operation: str | None = None,
+        throttling: bool = False,
+        transient: bool = False,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, operation=operation)
+        self.code = code or type(self).__name__
+        self.http_status = http_status if http_status is not None else self.default_status
+        self.request_id = request_id
+        self.fault: Fault = fault or self.default_fault
+        self.throttling = throttling
+        self.transient = transient
+        self.fields = dict(fields or {})
+
+    @property  # type: ignore[override]
+    def retryable(self) -> bool:
+        return self.throttling or self.transient or self.http_status in self.retryable_status
+
+    def __str__(self) -> str:
+        detail = f"{self.code}: {self.message}" if self.message else self.code
+        parts = [f"https response error StatusCode: {self.http_status}"]
+        if self.request_id:
+            parts.append(f"RequestID: {self.request_id}")
+        text = ", ".join(parts) + f", {detail}"
+        if self.operation:
+            return f"operation error SageMaker Runtime: {self.operation}, {text}"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+            f"http_status={self.http_status!r}, request_id={self.request_id!r})"
+        )
+
+
+class ValidationError(APIError):
+    """The service rejected the input (HTTP 400)."""
+
+    default_status = 400
+
+
+class ModelError(APIError):
+    """The model container answered with an error (HTTP 424)."""
+
+    default_status = 424
+
+    @property
+    def original_status_code(self) -> int | None:
+        value = self.fields.get("OriginalStatusCode")
+        return int(value) if value is not None else None
+
+    @property
+    def original_message(self) -> str | None:
+        value = self.fields.get("OriginalMessage")
+        return None if value is None else str(value)
+
+    @property
+    def log_stream_arn(self) -> str | None:
+        value = self.fields.get("LogStreamArn")
+        return None if value is None else str(value)
+
+
+class ModelNotReadyException(APIError):
+    """The model is not ready yet (HTTP 429); wait and try again."""
+
+    default_status = 429
+
+
+class InternalFailure(APIError):
+    """The service failed (HTTP 500)."""
+
+    default_status = 500
+    default_fault = "server"
+
+
+class ServiceUnavailable(APIError):
+    """The service is unavailable (HTTP 503)."""
+
+    default_status = 503
+    default_fault = "server"
+
+
+class InternalDependencyException(APIError):
+    """A dependency of the service failed (HTTP 530)."""
+
+    default_status = 530
+    default_fault = "server"
+
+
+class ModelStreamError(APIError):
+    """The model failed while streaming; ``error_code`` says how."""
+
+    @property
+    def error_code(self) -> str | None:
+        value = self.fields.get("ErrorCode")
+        return None if value is None else str(value)
+
+
+class InternalStreamFailure(APIError):
+    """The stream failed inside the service; try the request again."""
+
+    default_fault = "server"
+
+
+class MaxAttemptsExceededError(SageMakerRuntimeError):
+    """Every allowed attempt failed; the last error is ``__cause__``."""
+
+    def __init__(self, attempts: int, last_error: BaseException, *, operation: str | None = None) -> None:
+        super().__init__(f"exceeded maximum number of attempts, {attempts}, {last_error}", operation=None)
+        self.attempts = attempts
+        self.last_error = last_error
+        self.operation = operation
+
+
+class RetryQuotaExceededError(SageMakerRuntimeError):
+    """The client's retry quota is spent; the error that was not retried is ``__cause__``."""
+
+    def __init__(self, available: int, requested: int, last_error: BaseException, *, operation: str | None = None) -> None:
+        super().__init__(
+            f"retry quota exceeded, {available} available, {requested} requested, {last_error}",
+            operation=None,
+        )
+        self.available = available
+        self.requested = requested
+        self.last_error = last_error
+        self.operation = operation
+
+
+class EventStreamError(SageMakerRuntimeError):
+    """An event-stream frame was malformed, oversized or cut off."""
+
+
+_MODELED: dict[str, type[APIError]] = {
+    cls.__name__.lower(): cls
+    for cls in (
+        ValidationError,
+        ModelError,
+        ModelNotReadyException,
+        InternalFailure,
+        ServiceUnavailable,
+        InternalDependencyException,
+        ModelStreamError,
+        InternalStreamFailure,
+    )
+}
+
+
+def error_class_for_code(code: str) -> type[APIError]:
+    """The modeled error class for a service error code (case-insensitive), else APIError."""
+    return _MODELED.get(code.lower(), APIError)

@@ -1,0 +1,62 @@
+"""Request and response logging through the ``smruntime`` logger, secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from smruntime import keys
+from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.options import LogMode
+from smruntime.redaction import redact_headers, redact_text
+
+LOGGER = logging.getLogger("smruntime")
+BODY_LOG_LIMIT = 1024
+"""Bytes of a body shown in a log line; the rest is summarized."""
+
+
+def logger_for(ctx: Context) -> logging.Logger:
+    logger: logging.Logger | None = getattr(ctx.options, "logger", None)
+    return logger or LOGGER
+
+
+def _show_body(body: object) -> str:
+    if body is None:
+        return "<empty>"
+    if isinstance(body, bytes):
+        shown = body[:BODY_LOG_LIMIT]
+        more = f" … ({len(body)} bytes)" if len(body) > BODY_LOG_LIMIT else ""
+        return repr(shown) + more
+    return f"<{type(body).__name__} stream>"
+
+
+@attrs.frozen
+class RequestResponseLogger:
+    """Logs each attempt's request as sent and the response as received (by ``log_mode``)."""
+
+    id: str = "RequestResponseLogger"
+
+    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
+        mode: LogMode = ctx.options.log_mode if ctx.options is not None else LogMode.NONE
+        if not mode:
+            return next(ctx, in_)
+        logger = logger_for(ctx)
+        with_bodies = bool(mode & (LogMode.REQUEST_BODY | LogMode.RESPONSE_BODY))
+        if mode & (LogMode.REQUEST | LogMode.REQUEST_BODY):
+            request: HTTPRequest = in_.request
+            line = f"{ctx.operation_name} request: {request.method} {request.url} headers={redact_headers(request.headers, sensitive=with_bodies)}"
+            if mode & LogMode.REQUEST_BODY:
+                line += f" body={_show_body(request.body)}"
+            logger.debug(redact_text(line))
+        out = next(ctx, in_)
+        if mode & (LogMode.RESPONSE | LogMode.RESPONSE_BODY):
+            response: HTTPResponse = out.raw_response
+            line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers, sensitive=with_bodies)}"
+            if mode & LogMode.RESPONSE_BODY and not ctx.get(keys.STREAM_RESPONSE, False):
+                data = response.read()
+                response.body = BytesBody(data)  # read once for the log; the deserializer reads the copy
+                line += f" body={_show_body(data)}"
+            logger.debug(redact_text(line))
+        return out

@@ -1,0 +1,119 @@
+"""InvokeEndpointAsync: ``POST /endpoints/{EndpointName}/async-invocations`` → 202.
+
+The payload waits in S3 (``input_location``); the answer names where the result or the
+failure will appear. ``InferenceId`` is bound to nothing, so it comes from the JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import attrs
+
+from smruntime import errors
+from smruntime import validation as v
+from smruntime.endpoints import join_url
+from smruntime.http import HTTPRequest, HTTPResponse
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
+from smruntime.operations import fields
+from smruntime.operations.protocol import label, parse_error
+from smruntime.operations.spec import Operation
+from smruntime.types import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput, ResultMetadata
+
+NAME = "InvokeEndpointAsync"
+
+INPUT_LOCATION = re.compile(r"(https|s3)://([^/]+)/?(.*)", re.DOTALL)
+S3_OUTPUT_PATH_EXTENSION = re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+")
+FILENAME = re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
+
+HEADERS = (
+    ("content_type", "X-Amzn-SageMaker-Content-Type"),
+    ("accept", "X-Amzn-SageMaker-Accept"),
+    ("custom_attributes", "X-Amzn-SageMaker-Custom-Attributes"),
+    ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
+    ("input_location", "X-Amzn-SageMaker-InputLocation"),
+    ("request_ttl_seconds", "X-Amzn-SageMaker-RequestTTLSeconds"),
+    ("invocation_timeout_seconds", "X-Amzn-SageMaker-InvocationTimeoutSeconds"),
+    ("s3_output_path_extension", "X-Amzn-SageMaker-S3OutputPathExtension"),
+    ("filename", "X-Amzn-SageMaker-Filename"),
+)
+
+
+def validate(params: InvokeEndpointAsyncInput, operation: str) -> None:
+    problems: list[errors.FieldProblem] = []
+    fields.endpoint_name(problems, params.endpoint_name)
+    if v.required(problems, "input_location", params.input_location):
+        v.string(problems, "input_location", params.input_location, min_len=1, max_len=1024,
+                 pattern=INPUT_LOCATION, pattern_text="^(https|s3)://([^/]+)/?(.*)$")
+        if isinstance(params.input_location, str) and v.HEADER_SAFE_PATTERN.fullmatch(params.input_location) is None:
+            problems.append(errors.FieldProblem("input_location", "pattern", "must not contain control characters"))
+    fields.content_type(problems, "content_type", params.content_type)
+    fields.content_type(problems, "accept", params.accept)
+    fields.custom_attributes(problems, params.custom_attributes)
+    fields.inference_id(problems, params.inference_id)
+    v.integer(problems, "request_ttl_seconds", params.request_ttl_seconds, minimum=60, maximum=21600)
+    v.integer(problems, "invocation_timeout_seconds", params.invocation_timeout_seconds, minimum=1, maximum=3600)
+    v.string(problems, "s3_output_path_extension", params.s3_output_path_extension, min_len=1, max_len=512,
+             pattern=S3_OUTPUT_PATH_EXTENSION, pattern_text="^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+$")
+    v.string(problems, "filename", params.filename, min_len=1, max_len=32, pattern=FILENAME,
+             pattern_text="^(?!.*\\..*\\.)[a-zA-Z0-9][a-zA-Z0-9-_\\.]*$")
+    if problems:
+        raise errors.InvalidParamsError(problems, operation=operation)
+
+
+@attrs.frozen
+class Serializer:
+    id: str = "OperationSerializer"
+
+    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
+        params: InvokeEndpointAsyncInput = in_.parameters
+        request: HTTPRequest = in_.request
+        request.method = "POST"
+        request.url = join_url(request.url, f"/endpoints/{label(params.endpoint_name)}/async-invocations")
+        headers = request.headers
+        for attribute, header in HEADERS:
+            value = getattr(params, attribute)
+            if value is not None:
+                headers[header] = str(value)
+        request.body = b""
+        return next(ctx, in_)
+
+
+@attrs.frozen
+class Deserializer:
+    """Any 2xx is success (the service answers 202)."""
+
+    id: str = "OperationDeserializer"
+
+    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
+        out = next(ctx, in_)
+        response: HTTPResponse = out.raw_response
+        if not 200 <= response.status_code < 300:
+            raise parse_error(response, ctx.operation_name)
+        raw = response.read()
+        try:
+            document = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise errors.DeserializationError(
+                "the InvokeEndpointAsync response body is not a JSON object", snapshot=raw, operation=ctx.operation_name
+            )
+        inference_id = document.get("InferenceId")
+        out.result = InvokeEndpointAsyncOutput(
+            inference_id=None if inference_id is None else str(inference_id),
+            output_location=response.headers.get("X-Amzn-SageMaker-OutputLocation"),
+            failure_location=response.headers.get("X-Amzn-SageMaker-FailureLocation"),
+            metadata=ResultMetadata(ctx.metadata),
+        )
+        return out
+
+
+OPERATION = Operation(
+    name=NAME,
+    input_type=InvokeEndpointAsyncInput,
+    validate=validate,
+    serializer=Serializer(),
+    deserializer=Deserializer(),
+)

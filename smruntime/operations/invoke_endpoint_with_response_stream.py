@@ -1,0 +1,140 @@
+"""InvokeEndpointWithResponseStream: ``POST /endpoints/{EndpointName}/invocations-response-stream``.
+
+The response body is an event stream. The stack returns once the first message is in,
+so an error that arrives before any event takes the normal error path (retries
+included); after that the caller owns the stream and nothing is retried.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from smruntime import errors, keys
+from smruntime.endpoints import join_url
+from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
+from smruntime.http import HTTPRequest, HTTPResponse
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
+from smruntime.operations import bodies, fields
+from smruntime.operations.protocol import label, parse_error, request_id
+from smruntime.operations.spec import Operation
+from smruntime.streaming import ResponseStream, message_error
+from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
+
+NAME = "InvokeEndpointWithResponseStream"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+HEADERS = (
+    ("accept", "X-Amzn-SageMaker-Accept"),
+    ("custom_attributes", "X-Amzn-SageMaker-Custom-Attributes"),
+    ("target_variant", "X-Amzn-SageMaker-Target-Variant"),
+    ("target_container_hostname", "X-Amzn-SageMaker-Target-Container-Hostname"),
+    ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
+    ("inference_component_name", "X-Amzn-SageMaker-Inference-Component"),
+    ("session_id", "X-Amzn-SageMaker-Session-Id"),
+)
+
+
+def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> None:
+    problems: list[errors.FieldProblem] = []
+    fields.endpoint_name(problems, params.endpoint_name)
+    fields.body(problems, params.body)
+    fields.content_type(problems, "content_type", params.content_type)
+    fields.content_type(problems, "accept", params.accept)
+    fields.custom_attributes(problems, params.custom_attributes)
+    fields.name_field(problems, "target_variant", params.target_variant)
+    fields.name_field(problems, "target_container_hostname", params.target_container_hostname)
+    fields.inference_id(problems, params.inference_id)
+    fields.inference_component_name(problems, params.inference_component_name)
+    fields.session_id(problems, params.session_id, allow_new=False)
+    if problems:
+        raise errors.InvalidParamsError(problems, operation=operation)
+
+
+@attrs.frozen
+class Serializer:
+    id: str = "OperationSerializer"
+
+    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
+        params: InvokeEndpointWithResponseStreamInput = in_.parameters
+        request: HTTPRequest = in_.request
+        request.method = "POST"
+        request.url = join_url(request.url, f"/endpoints/{label(params.endpoint_name)}/invocations-response-stream")
+        headers = request.headers
+        headers["Content-Type"] = params.content_type if params.content_type is not None else DEFAULT_CONTENT_TYPE
+        for attribute, header in HEADERS:
+            value = getattr(params, attribute)
+            if value is not None:
+                headers[header] = value
+        request.body = bodies.to_request_body(params.body, ctx.operation_name)
+        return next(ctx, in_)
+
+
+@attrs.frozen
+class Deserializer:
+    """Checks the status; a non-2xx response becomes a service error."""
+
+    id: str = "OperationDeserializer"
+
+    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
+        out = next(ctx, in_)
+        response: HTTPResponse = out.raw_response
+        if not 200 <= response.status_code < 300:
+            raise parse_error(response, ctx.operation_name)
+        return out
+
+
+@attrs.frozen
+class EventStreamDeserializer:
+    """Takes ownership of the body: reads up to the first message, then hands out the stream."""
+
+    id: str = "OperationEventStreamDeserializer"
+
+    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
+        out = next(ctx, in_)
+        response: HTTPResponse = out.raw_response
+        rid = request_id(response)
+        decoder = EventStreamDecoder()
+        chunks = response.body.iter_chunks()
+        first = _first_messages(decoder, chunks)
+        for message in first[:1]:
+            error = message_error(message, ctx.operation_name, rid)
+            if error is not None:
+                raise error
+        headers = response.headers
+        out.result = ResponseStream(
+            response,
+            operation=ctx.operation_name,
+            content_type=headers.get("X-Amzn-SageMaker-Content-Type"),
+            invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
+            custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            metadata=ResultMetadata(ctx.metadata),
+            request_id=rid,
+            first=first,
+            decoder=decoder,
+            chunks=chunks,
+        )
+        return out
+
+
+def _first_messages(decoder: EventStreamDecoder, chunks: object) -> list[Message]:
+    iterator = iter(chunks)  # type: ignore[call-overload]
+    try:
+        for chunk in iterator:
+            messages = decoder.feed(chunk)
+            if messages:
+                return messages
+    except errors.TransportError as error:
+        raise TruncatedStreamError(f"the event stream was cut off: {error.message}") from error
+    decoder.end()
+    return []
+
+
+OPERATION = Operation(
+    name=NAME,
+    input_type=InvokeEndpointWithResponseStreamInput,
+    validate=validate,
+    serializer=Serializer(),
+    deserializer=Deserializer(),
+    event_stream_deserializer=EventStreamDeserializer(),
+    streams_response=True,
+)

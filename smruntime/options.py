@@ -1,0 +1,177 @@
+"""Client options and where their defaults come from.
+
+Precedence, as in boto3: explicit arguments, then the standard AWS environment
+variables, then the shared config file's profile, then the built-in defaults.
+"""
+
+from __future__ import annotations
+
+import configparser
+import copy
+import enum
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import attrs
+
+from smruntime.errors import InvalidParamsError, FieldProblem
+
+if TYPE_CHECKING:
+    from smruntime.endpoints import EndpointResolver
+    from smruntime.middleware import Stack
+    from smruntime.retry import Retryer
+    from smruntime.transport import HTTPClient
+    from smruntime.auth import HTTPSigner
+
+RETRY_MODES = ("standard", "adaptive", "none")
+
+
+class LogMode(enum.Flag):
+    """What the ``smruntime`` logger records at DEBUG (secrets are always redacted)."""
+
+    NONE = 0
+    REQUEST = enum.auto()
+    REQUEST_BODY = enum.auto()
+    RESPONSE = enum.auto()
+    RESPONSE_BODY = enum.auto()
+    RETRIES = enum.auto()
+    SIGNING = enum.auto()
+    ALL = REQUEST | REQUEST_BODY | RESPONSE | RESPONSE_BODY | RETRIES | SIGNING
+
+
+APIOption = Callable[["Stack"], None]
+"""A function that mutates each call's stack after the SDK registered its middleware."""
+
+OptionFunc = Callable[["Options"], None]
+"""A per-call function that mutates that call's copy of the options."""
+
+
+@attrs.define(slots=True, eq=False)
+class Options:
+    """Everything a client needs; each call works on its own copy.
+
+    ``credentials`` accepts a ``(access_key, secret_key[, session_token])`` tuple, a
+    :class:`~smruntime.auth.Credentials`, a credentials provider (anything with
+    ``retrieve()``), or :data:`~smruntime.auth.ANONYMOUS` (requests are not signed);
+    ``None`` means botocore's default chain, resolved on first use.
+    """
+
+    region: str | None = None
+    credentials: Any = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    endpoint_resolver: EndpointResolver | None = None
+    use_fips_endpoint: bool = False
+    use_dualstack_endpoint: bool = False
+    signer: HTTPSigner | None = None
+    http_client: HTTPClient | None = None
+    retryer: Retryer | None = None
+    retry_mode: str | None = None
+    max_attempts: int | None = None
+    retry_read_timeouts: bool = False
+    connect_timeout: float = 60.0
+    read_timeout: float = 70.0
+    max_pool_connections: int = 10
+    api_options: list[APIOption] = attrs.field(factory=list, converter=list)
+    log_mode: LogMode = LogMode.NONE
+    logger: logging.Logger | None = None
+    user_agent_extra: str | None = None
+
+    def copy(self) -> Options:
+        """A shallow copy whose ``api_options`` list is its own (Go's ``Options.Copy``)."""
+        clone = copy.copy(self)
+        clone.api_options = list(self.api_options)
+        return clone
+
+    def __repr__(self) -> str:
+        shown = ("region", "profile", "endpoint_url", "retry_mode", "max_attempts", "log_mode")
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
+        creds = "None" if self.credentials is None else "<set>"
+        return f"Options({fields}, credentials={creds})"
+
+
+def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None) -> Options:
+    """Fill unset fields from the environment and the shared config file; validate."""
+    env = os.environ if environ is None else environ
+    resolved = options.copy()
+    profile_name = resolved.profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE")
+    profile = _LazyProfile(profile_name, env)
+    if resolved.region is None:
+        resolved.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or profile.get("region")
+    if resolved.endpoint_url is None and resolved.endpoint_resolver is None:
+        resolved.endpoint_url = (
+            env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+            or env.get("AWS_ENDPOINT_URL")
+            or profile.get("endpoint_url")
+            or None
+        )
+    if resolved.retry_mode is None:
+        resolved.retry_mode = (env.get("AWS_RETRY_MODE") or profile.get("retry_mode") or "standard").lower()
+    if resolved.max_attempts is None:
+        raw = env.get("AWS_MAX_ATTEMPTS") or profile.get("max_attempts")
+        resolved.max_attempts = _parse_int("max_attempts", raw) if raw else 3
+    if not resolved.use_fips_endpoint:
+        resolved.use_fips_endpoint = _truthy(env.get("AWS_USE_FIPS_ENDPOINT") or profile.get("use_fips_endpoint"))
+    if not resolved.use_dualstack_endpoint:
+        resolved.use_dualstack_endpoint = _truthy(
+            env.get("AWS_USE_DUALSTACK_ENDPOINT") or profile.get("use_dualstack_endpoint")
+        )
+    if resolved.profile is None and profile_name:
+        resolved.profile = profile_name
+    validate_options(resolved)
+    return resolved
+
+
+def validate_options(options: Options) -> None:
+    """Raise :class:`InvalidParamsError` naming every bad option."""
+    problems: list[FieldProblem] = []
+    if options.retry_mode not in RETRY_MODES:
+        problems.append(FieldProblem("retry_mode", "enum", f"must be one of {', '.join(RETRY_MODES)}, got {options.retry_mode!r}"))
+    if options.max_attempts is not None and options.max_attempts < 1:
+        problems.append(FieldProblem("max_attempts", "range", f"must be at least 1, got {options.max_attempts}"))
+    for name in ("connect_timeout", "read_timeout"):
+        value = getattr(options, name)
+        if value is not None and value <= 0:
+            problems.append(FieldProblem(name, "range", f"must be positive, got {value}"))
+    if options.max_pool_connections < 1:
+        problems.append(FieldProblem("max_pool_connections", "range", f"must be at least 1, got {options.max_pool_connections}"))
+    if problems:
+        raise InvalidParamsError(problems)
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParamsError([FieldProblem(name, "type", f"must be an integer, got {raw!r}")]) from None
+
+
+def _truthy(raw: str | None) -> bool:
+    return (raw or "").strip().lower() == "true"
+
+
+class _LazyProfile:
+    """The shared config file's profile section, read only if a value is needed."""
+
+    def __init__(self, name: str | None, env: Mapping[str, str]) -> None:
+        self._name = name or "default"
+        self._env = env
+        self._section: dict[str, str] | None = None
+
+    def get(self, key: str) -> str | None:
+        if self._section is None:
+            self._section = self._load()
+        return self._section.get(key) or None
+
+    def _load(self) -> dict[str, str]:
+        path = self._env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (OSError, configparser.Error):
+            return {}
+        section = "default" if self._name == "default" else f"profile {self._name}"
+        if not parser.has_section(section):
+            return {}
+        return dict(parser.items(section))

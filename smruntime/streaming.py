@@ -1,0 +1,178 @@
+"""The response stream of InvokeEndpointWithResponseStream.
+
+Events are decoded as their bytes arrive. An exception frame raises
+:class:`~smruntime.errors.ModelStreamError` (with its ``error_code``) or
+:class:`~smruntime.errors.InternalStreamFailure` from the iteration; a stream cut off
+mid-frame raises :class:`~smruntime.errors.EventStreamError`, never a silent end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterator
+
+from smruntime import errors
+from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
+from smruntime.http import HTTPResponse
+from smruntime.types import PayloadPart, ResultMetadata
+
+LOGGER = logging.getLogger("smruntime")
+
+
+def message_error(message: Message, operation: str, request_id: str | None) -> errors.APIError | None:
+    """The error an exception or error frame carries; None for an event frame."""
+    kind = message.message_type
+    if kind == "exception":
+        code = message.exception_type or "UnknownError"
+        document = _json_object(message.payload)
+        cls = errors.error_class_for_code(code)
+        text = document.get("Message", document.get("message", ""))
+        fields = {key: value for key, value in document.items() if key.lower() != "message"}
+        return cls(
+            "" if text is None else str(text),
+            code=code,
+            request_id=request_id,
+            operation=operation,
+            fault="server" if cls is errors.InternalStreamFailure else None,
+            transient=cls is errors.InternalStreamFailure,
+            fields=fields,
+        )
+    if kind == "error":
+        return errors.APIError(
+            message.error_message or "",
+            code=message.error_code or "UnknownError",
+            request_id=request_id,
+            operation=operation,
+        )
+    return None
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(payload) if payload else {}
+    except ValueError:
+        return {"Message": payload.decode("utf-8", "replace")}
+    return document if isinstance(document, dict) else {}
+
+
+class ResponseStream:
+    """Iterate it for :class:`~smruntime.types.PayloadPart` events, in order, as they arrive.
+
+    Use it as a context manager (or call :meth:`close`, which is idempotent): a fully read
+    stream returns its connection to the pool, an abandoned one drops it.
+    """
+
+    def __init__(
+        self,
+        response: HTTPResponse,
+        *,
+        operation: str,
+        content_type: str | None,
+        invoked_production_variant: str | None,
+        custom_attributes: str | None,
+        metadata: ResultMetadata,
+        request_id: str | None = None,
+        first: list[Message] | None = None,
+        decoder: EventStreamDecoder | None = None,
+        chunks: Iterator[bytes] | None = None,
+    ) -> None:
+        self.content_type = content_type
+        self.invoked_production_variant = invoked_production_variant
+        self.custom_attributes = custom_attributes
+        self.metadata = metadata
+        self._response = response
+        self._operation = operation
+        self._request_id = request_id
+        self._decoder = decoder or EventStreamDecoder()
+        self._chunks = chunks
+        self._ready: list[Message] = list(first or ())
+        self._events = self._generate()
+        self._closed = False
+
+    def __iter__(self) -> Iterator[PayloadPart]:
+        return self
+
+    def __next__(self) -> PayloadPart:
+        return next(self._events)
+
+    def payloads(self) -> Iterator[bytes]:
+        """The raw bytes of each part."""
+        for part in self:
+            yield part.bytes
+
+    def lines(self) -> Iterator[bytes]:
+        """Lines re-joined across parts, without their ``\\n`` (or ``\\r\\n``).
+
+        A last line without a newline is yielded when the stream ends.
+        """
+        pending = bytearray()
+        for data in self.payloads():
+            start = 0
+            while True:
+                newline = data.find(b"\n", start)
+                if newline < 0:
+                    pending += data[start:]
+                    break
+                pending += data[start:newline]
+                yield _strip_cr(bytes(pending))
+                pending.clear()
+                start = newline + 1
+        if pending:
+            yield bytes(pending)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._response.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> ResponseStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"ResponseStream(content_type={self.content_type!r}, "
+            f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
+        )
+
+    def _generate(self) -> Iterator[PayloadPart]:
+        try:
+            yield from self._parts(self._ready)
+            self._ready = []
+            chunks = self._chunks if self._chunks is not None else self._response.body.iter_chunks()
+            for chunk in _cut_off_as_truncation(chunks):
+                yield from self._parts(self._decoder.feed(chunk))
+            self._decoder.end()
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+
+    def _parts(self, messages: list[Message]) -> Iterator[PayloadPart]:
+        for message in messages:
+            error = message_error(message, self._operation, self._request_id)
+            if error is not None:
+                raise error
+            if message.event_type == "PayloadPart":
+                yield PayloadPart(message.payload)
+            else:
+                LOGGER.debug("%s: skipping unknown event type %r", self._operation, message.event_type)
+
+
+def _cut_off_as_truncation(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Report a connection lost mid-stream as what it means here: a truncated stream."""
+    try:
+        yield from chunks
+    except errors.TransportError as error:
+        raise TruncatedStreamError(f"the event stream was cut off: {error.message}") from error
+
+
+def _strip_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line

@@ -1,0 +1,81 @@
+"""An api option that measures where a call's client-side time goes.
+
+``Client(api_options=[record_timings])`` wraps every middleware in a timer (same ID, same
+position). After the call, ``out.metadata.timings`` holds seconds spent in each middleware's
+own code (its ``next`` excluded), per step, in the HTTP exchange, and in total; retried
+attempts add up.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+
+from smruntime import keys
+from smruntime.middleware import Context, Middleware, Stack
+
+_clock = time.perf_counter
+
+
+@attrs.frozen
+class TimedMiddleware:
+    """Runs ``inner`` and adds its own time (excluding ``next``) to the call's timings."""
+
+    inner: Middleware[Any, Any]
+    step: str
+    measures_transport: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    def handle(self, ctx: Context, in_: Any, next: Any) -> Any:
+        waited = 0.0
+
+        def timed_next(ctx: Context, in_: Any) -> Any:
+            nonlocal waited
+            start = _clock()
+            try:
+                return next(ctx, in_)
+            finally:
+                waited += _clock() - start
+
+        start = _clock()
+        try:
+            return self.inner.handle(ctx, in_, timed_next)
+        finally:
+            own = _clock() - start - waited
+            timings = ctx.metadata.get(keys.TIMINGS)
+            if timings is None:
+                timings = {"middleware": {}, "steps": {}, "transport": 0.0}
+                ctx.metadata.set(keys.TIMINGS, timings)
+            timings["middleware"][self.id] = timings["middleware"].get(self.id, 0.0) + own
+            timings["steps"][self.step] = timings["steps"].get(self.step, 0.0) + own
+            if self.measures_transport:
+                timings["transport"] += waited
+
+
+def record_timings(stack: Stack) -> None:
+    """Wrap every middleware of ``stack`` in a timer; the innermost one also times the HTTP exchange."""
+    last_id = stack.deserialize.list()[-1] if len(stack.deserialize) else None
+    for step in stack.steps:
+        for mw_id in step.list():
+            middleware = step.get(mw_id)
+            if middleware is None or isinstance(middleware, TimedMiddleware):
+                continue
+            is_innermost = step is stack.deserialize and mw_id == last_id
+            step.swap(mw_id, TimedMiddleware(middleware, step.name, measures_transport=is_innermost))
+
+
+def format_timings(timings: dict[str, Any]) -> str:
+    """A small table of a call's timings, in microseconds."""
+    lines = [f"{'where':<34} {'µs':>10}"]
+    for step, seconds in timings.get("steps", {}).items():
+        lines.append(f"{step:<34} {seconds * 1e6:>10.1f}")
+    lines.append(f"{'HTTP exchange (transport)':<34} {timings.get('transport', 0.0) * 1e6:>10.1f}")
+    lines.append("")
+    for mw_id, seconds in sorted(timings.get("middleware", {}).items(), key=lambda item: -item[1]):
+        lines.append(f"  {mw_id:<32} {seconds * 1e6:>10.1f}")
+    return "\n".join(lines)

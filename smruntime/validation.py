@@ -1,0 +1,120 @@
+"""Client-side validation against the service model's constraints.
+
+Each check appends a :class:`~smruntime.errors.FieldProblem` instead of raising, so one
+:class:`~smruntime.errors.InvalidParamsError` can list every problem at once.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from smruntime.errors import FieldProblem
+
+MAX_BODY_BYTES = 6 * 1024 * 1024
+"""InvokeEndpoint's payload limit (6 MiB), as the service model states it."""
+
+NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+COMPONENT_PATTERN = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+SESSION_PATTERN = re.compile(r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+STREAM_SESSION_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+# Java's \p{Print} is printable ASCII; \S excludes a leading space.
+PRINTABLE_PATTERN = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
+ASCII_HEADER_PATTERN = re.compile(r"[\x20-\x7e\t]*")
+"""``\\p{ASCII}*`` narrowed to what a header value may carry: no CR, LF or other controls."""
+VISIBLE_ASCII_PATTERN = re.compile(r"[\x20-\x7e]*")
+HEADER_SAFE_PATTERN = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+Problems = list[FieldProblem]
+
+
+def required(problems: Problems, field: str, value: Any) -> bool:
+    """Record a problem if ``value`` is None; True when present."""
+    if value is None:
+        problems.append(FieldProblem(field, "required", "is required"))
+        return False
+    return True
+
+
+def string(
+    problems: Problems,
+    field: str,
+    value: Any,
+    *,
+    min_len: int = 0,
+    max_len: int | None = None,
+    pattern: re.Pattern[str] | None = None,
+    pattern_text: str = "",
+    sensitive: bool = False,
+) -> None:
+    """Check a string member: type, length bounds and a full-match pattern.
+
+    A ``sensitive`` value is never quoted in the problem it reports.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str):
+        problems.append(FieldProblem(field, "type", f"must be a str, got {type(value).__name__}"))
+        return
+    size = len(value)
+    if size < min_len:
+        problems.append(FieldProblem(field, "length", f"must be at least {min_len} characters, got {size}"))
+        return
+    if max_len is not None and size > max_len:
+        problems.append(FieldProblem(field, "length", f"must be at most {max_len} characters, got {size}"))
+        return
+    if pattern is not None and size and pattern.fullmatch(value) is None:
+        shown = "a value that does not" if sensitive else _show(value)
+        problems.append(FieldProblem(field, "pattern", f"must match {pattern_text or pattern.pattern}, got {shown}"))
+
+
+def integer(problems: Problems, field: str, value: Any, *, minimum: int, maximum: int) -> None:
+    """Check an integer member and its range."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(FieldProblem(field, "type", f"must be an int, got {type(value).__name__}"))
+    elif not minimum <= value <= maximum:
+        problems.append(FieldProblem(field, "range", f"must be between {minimum} and {maximum}, got {value}"))
+
+
+def body(problems: Problems, field: str, value: Any, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+    """Check a blob payload: bytes, bytearray, str (UTF-8) or a binary file, at most ``max_bytes``."""
+    if value is None:
+        return
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        size = len(value)
+    elif isinstance(value, str):
+        size = len(value.encode("utf-8"))
+    elif isinstance(value, io.TextIOBase):
+        problems.append(FieldProblem(field, "type", "must be opened in binary mode, got a text file"))
+        return
+    elif callable(getattr(value, "read", None)):
+        size = _remaining_size(value)
+        if size is None:
+            return  # unseekable: measured when it is read into memory by the serializer
+    else:
+        problems.append(
+            FieldProblem(field, "type", f"must be bytes, bytearray, str or a binary file, got {type(value).__name__}")
+        )
+        return
+    if size > max_bytes:
+        problems.append(FieldProblem(field, "size", f"must be at most {max_bytes} bytes, got {size}"))
+
+
+def _remaining_size(stream: Any) -> int | None:
+    try:
+        if not stream.seekable():
+            return None
+        position = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(position)
+        return int(end - position)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _show(value: str, limit: int = 40) -> str:
+    shown = value if len(value) <= limit else value[:limit] + "…"
+    return ascii(shown)
