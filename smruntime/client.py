@@ -158,6 +158,47 @@ class Client:
         result: InvokeEndpointAsyncOutput = self._invoke("InvokeEndpointAsync", input, options)
         return result
 
+    def wait_for_async_inference(
+        self,
+        output: InvokeEndpointAsyncOutput,
+        *,
+        timeout: float = 900.0,
+        poll_interval: float = 5.0,
+        s3_endpoint_url: str | None = None,
+        s3_client: Any = None,
+    ) -> bytes:
+        """Poll an async inference's locations; return the result bytes or raise its failure.
+
+        Raises :class:`~smruntime.errors.AsyncInferenceFailedError` when the failure location
+        appears first and :class:`~smruntime.errors.WaitTimeoutError` after ``timeout`` seconds.
+        ``s3://`` locations are read with a botocore S3 client made from this client's region
+        and credentials (or ``s3_client``); ``file://`` locations from the local disk.
+        """
+        from smruntime import async_results
+
+        reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url))
+        return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval)
+
+    def _s3_client(self, endpoint_url: str | None) -> Any:
+        import botocore.config
+        import botocore.session
+
+        from smruntime.auth import ANONYMOUS
+
+        session = botocore.session.Session()
+        kwargs: dict[str, Any] = {"region_name": self._options.region, "endpoint_url": endpoint_url}
+        provider = self._options.credentials
+        if provider is ANONYMOUS or provider is None:
+            kwargs["config"] = botocore.config.Config(signature_version=botocore.UNSIGNED)
+        else:
+            credentials = provider.retrieve()
+            kwargs.update(
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+            )
+        return session.create_client("s3", **kwargs)
+
     def close(self) -> None:
         """Release pooled connections (only of an HTTP client this client created)."""
         if self._closed:

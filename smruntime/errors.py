@@ -27,7 +27,9 @@
     │   └── InternalStreamFailure
     ├── MaxAttemptsExceededError      the last attempt's error is its ``__cause__``
     ├── RetryQuotaExceededError       the error that could not be retried is its ``__cause__``
-    └── EventStreamError              a malformed or truncated event-stream frame
+    ├── EventStreamError              a malformed or truncated event-stream frame
+    ├── AsyncInferenceFailedError     an async inference wrote its failure location
+    └── WaitTimeoutError              no async result appeared in time
 
 Errors carry retry facts (``retryable``, ``throttling``, ``timeout``) so that retry
 policies never parse messages, and ``operation`` names the call that raised them.
@@ -43,6 +45,7 @@ Fault = Literal["client", "server"]
 
 __all__ = [
     "APIError",
+    "AsyncInferenceFailedError",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
@@ -68,6 +71,7 @@ __all__ = [
     "StackError",
     "TransportError",
     "ValidationError",
+    "WaitTimeoutError",
     "error_class_for_code",
 ]
 
@@ -341,6 +345,22 @@ class RetryQuotaExceededError(SageMakerRuntimeError):
 
 class EventStreamError(SageMakerRuntimeError):
     """An event-stream frame was malformed, oversized or cut off."""
+
+
+class AsyncInferenceFailedError(SageMakerRuntimeError):
+    """An async inference failed; ``failure_location`` holds what the endpoint wrote."""
+
+    def __init__(self, message: str, *, failure_location: str, body: bytes, inference_id: str | None = None) -> None:
+        super().__init__(message)
+        self.failure_location = failure_location
+        self.body = body
+        self.inference_id = inference_id
+
+
+class WaitTimeoutError(SageMakerRuntimeError):
+    """Neither the output nor the failure location appeared within the timeout."""
+
+    timeout = True
 
 
 _MODELED: dict[str, type[APIError]] = {
