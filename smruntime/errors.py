@@ -79,7 +79,6 @@ __all__ = [
 class SageMakerRuntimeError(Exception):
     """Base of every error raised by smruntime."""
 
-    retryable: bool = False
     throttling: bool = False
     timeout: bool = False
 
@@ -87,6 +86,11 @@ class SageMakerRuntimeError(Exception):
         super().__init__(message)
         self.message = message
         self.operation = operation
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry policy may try the call again after this error."""
+        return False
 
     def __str__(self) -> str:
         if self.operation:
@@ -173,7 +177,7 @@ class TransportError(SageMakerRuntimeError):
         if request_sent is not None:
             self.request_sent = request_sent
 
-    @property  # type: ignore[override]
+    @property
     def retryable(self) -> bool:
         return not self.request_sent
 
@@ -229,7 +233,7 @@ class APIError(SageMakerRuntimeError):
         self.transient = transient
         self.fields = dict(fields or {})
 
-    @property  # type: ignore[override]
+    @property
     def retryable(self) -> bool:
         return self.throttling or self.transient or self.http_status in self.retryable_status
 

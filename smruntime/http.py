@@ -66,13 +66,20 @@ class Headers(MutableMapping[str, str]):
         return f"Headers({redact_headers(self)!r})"
 
 
+HeadersInput = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+
+
+def to_headers(value: HeadersInput) -> Headers:
+    return value if isinstance(value, Headers) else Headers(value)
+
+
 @attrs.define(slots=True, eq=False)
 class HTTPRequest:
     """An HTTP request: ``url`` is the full URL (scheme, host, path, query)."""
 
     method: str = "POST"
     url: str = ""
-    headers: Headers = attrs.field(factory=Headers, converter=lambda h: h if isinstance(h, Headers) else Headers(h))
+    headers: Headers = attrs.field(factory=Headers, converter=to_headers)
     body: Body = None
 
     def copy(self) -> HTTPRequest:
@@ -127,13 +134,17 @@ class BytesBody:
         return self._closed
 
 
+def to_response_body(value: ResponseBody | bytes | bytearray) -> ResponseBody:
+    return BytesBody(bytes(value)) if isinstance(value, (bytes, bytearray)) else value
+
+
 @attrs.define(slots=True, eq=False)
 class HTTPResponse:
     """An HTTP response; ``body`` may be a live stream until read or closed."""
 
     status_code: int
-    headers: Headers = attrs.field(factory=Headers, converter=lambda h: h if isinstance(h, Headers) else Headers(h))
-    body: ResponseBody = attrs.field(factory=BytesBody, converter=lambda b: BytesBody(b) if isinstance(b, (bytes, bytearray)) else b)
+    headers: Headers = attrs.field(factory=Headers, converter=to_headers)
+    body: ResponseBody = attrs.field(factory=BytesBody, converter=to_response_body)
     reason: str = ""
 
     def read(self) -> bytes:

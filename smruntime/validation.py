@@ -91,9 +91,10 @@ def body(problems: Problems, field: str, value: Any, *, max_bytes: int = MAX_BOD
         problems.append(FieldProblem(field, "type", "must be opened in binary mode, got a text file"))
         return
     elif callable(getattr(value, "read", None)):
-        size = _remaining_size(value)
-        if size is None:
+        remaining = _remaining_size(value)
+        if remaining is None:
             return  # unseekable: measured when it is read into memory by the serializer
+        size = remaining
     else:
         problems.append(
             FieldProblem(field, "type", f"must be bytes, bytearray, str or a binary file, got {type(value).__name__}")
