@@ -804,7 +804,7 @@ class Signing:
 
 
 def _provider_of(options: Any) -> CredentialsProvider | None:
-    value = getattr(options, "credentials", None)
+    value: Any = getattr(options, "credentials", None)
     if isinstance(value, AnonymousCredentials):
         return None
     if callable(getattr(value, "retrieve", None)):

@@ -92,10 +92,18 @@ class SageMakerRuntimeError(Exception):
         """Whether a retry policy may try the call again after this error."""
         return False
 
+    def describe(self) -> str:
+        """The error without the ``operation error …`` prefix."""
+        return self.message
+
     def __str__(self) -> str:
         if self.operation:
-            return f"operation error SageMaker Runtime: {self.operation}, {self.message}"
-        return self.message
+            return f"operation error SageMaker Runtime: {self.operation}, {self.describe()}"
+        return self.describe()
+
+
+def _describe(error: BaseException) -> str:
+    return error.describe() if isinstance(error, SageMakerRuntimeError) else f"{type(error).__name__}: {error}"
 
 
 @attrs.frozen
@@ -237,15 +245,12 @@ class APIError(SageMakerRuntimeError):
     def retryable(self) -> bool:
         return self.throttling or self.transient or self.http_status in self.retryable_status
 
-    def __str__(self) -> str:
+    def describe(self) -> str:
         detail = f"{self.code}: {self.message}" if self.message else self.code
         parts = [f"https response error StatusCode: {self.http_status}"]
         if self.request_id:
             parts.append(f"RequestID: {self.request_id}")
-        text = ", ".join(parts) + f", {detail}"
-        if self.operation:
-            return f"operation error SageMaker Runtime: {self.operation}, {text}"
-        return text
+        return ", ".join(parts) + f", {detail}"
 
     def __repr__(self) -> str:
         return (
@@ -327,10 +332,9 @@ class MaxAttemptsExceededError(SageMakerRuntimeError):
     """Every allowed attempt failed; the last error is ``__cause__``."""
 
     def __init__(self, attempts: int, last_error: BaseException, *, operation: str | None = None) -> None:
-        super().__init__(f"exceeded maximum number of attempts, {attempts}, {last_error}", operation=None)
+        super().__init__(f"exceeded maximum number of attempts, {attempts}, {_describe(last_error)}", operation=operation)
         self.attempts = attempts
         self.last_error = last_error
-        self.operation = operation
 
 
 class RetryQuotaExceededError(SageMakerRuntimeError):
@@ -338,13 +342,12 @@ class RetryQuotaExceededError(SageMakerRuntimeError):
 
     def __init__(self, available: int, requested: int, last_error: BaseException, *, operation: str | None = None) -> None:
         super().__init__(
-            f"retry quota exceeded, {available} available, {requested} requested, {last_error}",
-            operation=None,
+            f"retry quota exceeded, {available} available, {requested} requested, {_describe(last_error)}",
+            operation=operation,
         )
         self.available = available
         self.requested = requested
         self.last_error = last_error
-        self.operation = operation
 
 
 class EventStreamError(SageMakerRuntimeError):

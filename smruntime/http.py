@@ -84,7 +84,13 @@ class HTTPRequest:
 
     def copy(self) -> HTTPRequest:
         """A copy for one attempt: its own headers, the same body."""
-        return HTTPRequest(self.method, self.url, self.headers.copy(), self.body)
+        # Built without __init__: the fields are already converted (this runs per attempt).
+        clone = object.__new__(HTTPRequest)
+        clone.method = self.method
+        clone.url = self.url
+        clone.headers = self.headers.copy()
+        clone.body = self.body
+        return clone
 
     def __repr__(self) -> str:
         from smruntime.redaction import redact_headers

@@ -110,7 +110,13 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
         resolved.retry_mode = (env.get("AWS_RETRY_MODE") or profile.get("retry_mode") or "standard").lower()
     if resolved.max_attempts is None:
         raw = env.get("AWS_MAX_ATTEMPTS") or profile.get("max_attempts")
-        resolved.max_attempts = _parse_int("max_attempts", raw) if raw else 3
+        if raw:
+            resolved.max_attempts = _parse_int("max_attempts", raw)
+        elif resolved.retryer is not None:
+            # A retryer the user built carries its own limit; don't override it with ours.
+            resolved.max_attempts = int(getattr(resolved.retryer, "max_attempts", 3))
+        else:
+            resolved.max_attempts = 3
     if not resolved.use_fips_endpoint:
         resolved.use_fips_endpoint = _truthy(env.get("AWS_USE_FIPS_ENDPOINT") or profile.get("use_fips_endpoint"))
     if not resolved.use_dualstack_endpoint:

@@ -1,0 +1,863 @@
+"""Retries: the ``Retryer`` protocol, the standard/adaptive/no-retry policies, their middleware.
+
+Standard mode (botocore's ``standard`` mode; aws-sdk-go-v2's ``retry.Standard`` in its quota):
+
+- at most ``max_attempts`` attempts in all, the first included (3);
+- full-jitter backoff ``random() * min(2 ** (attempt - 1), max_backoff)`` seconds, where
+  ``attempt`` is the number of the attempt that just failed: at most 1, 2, 4, 8, 16 s, then
+  20 s (botocore's formula; Go's legacy one is ``2 ** attempt``);
+- a client-wide :class:`RetryQuota` of 500 tokens: a retry costs 5 (10 after a timeout), a
+  success after retries refunds what the last retry took, a first-attempt success adds 1 (never
+  above the initial 500); an empty quota stops retrying with ``RetryQuotaExceededError``.
+
+Adaptive mode adds a CUBIC client-side rate limiter that switches on at the first throttling
+error and then makes every attempt wait (through the injected ``sleep``) for a send token.
+
+What is retried is decided from the errors' own facts, never from messages: ``retryable``
+(HTTP 500/502/503/504, throttling and transient codes, transport failures before the request was
+sent), plus clock-skew errors (the next attempt is signed with the server's clock). A read
+timeout after the request was sent is not retried unless ``retry_read_timeouts``: inference is not
+idempotent, and a silent re-send runs the model again.
+
+The loop itself is tenacity's ``Retrying``. The first attempt runs outside it: tenacity costs
+~20 µs per run (it builds a ``Future`` per attempt), which a call that succeeds at once should
+not pay, and tenacity is imported only when a first retry is considered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random as _random
+import threading
+import time
+import uuid
+from email.utils import parsedate_to_datetime
+from typing import IO, TYPE_CHECKING, Any, Callable, Protocol
+
+import attrs
+
+from smruntime import keys
+from smruntime.errors import (
+    APIError,
+    FieldProblem,
+    InvalidParamsError,
+    MaxAttemptsExceededError,
+    ReadTimeoutError,
+    RetryQuotaExceededError,
+    SageMakerRuntimeError,
+)
+from smruntime.middleware import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next
+from smruntime.options import LogMode
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState, Retrying
+
+    from smruntime.http import HTTPResponse
+    from smruntime.options import Options
+
+__all__ = [
+    "CLOCK_SKEW_CODES",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_RETRY_TOKENS",
+    "INVOCATION_ID_HEADER",
+    "RETRY_METRICS_HEADER",
+    "SIGNATURE_CODES",
+    "SKEW_THRESHOLD",
+    "THROTTLING_CODES",
+    "TRANSIENT_CODES",
+    "AdaptiveRetryer",
+    "ClientRateLimiter",
+    "ClientRequestID",
+    "NoRetryer",
+    "ReleaseToken",
+    "Retry",
+    "RetryMetricsHeader",
+    "RetryQuota",
+    "Retryer",
+    "StandardRetryer",
+    "new_retryer",
+]
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_MAX_BACKOFF = 20.0
+DEFAULT_RETRY_TOKENS = 500
+RETRY_COST = 5
+TIMEOUT_RETRY_COST = 10
+NO_RETRY_INCREMENT = 1
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+"""Error codes that mean "slow down" (the Go SDK's and botocore's standard list)."""
+
+TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
+"""Error codes of transient failures that are safe to retry."""
+
+CLOCK_SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"})
+"""Always retried: the next attempt is signed with the server's clock (from its ``Date``)."""
+
+SIGNATURE_CODES = frozenset({"InvalidSignatureException", "SignatureDoesNotMatch", "AuthFailure"})
+"""Retried only when the server's ``Date`` is more than :data:`SKEW_THRESHOLD` from ours."""
+
+SKEW_THRESHOLD = 240.0
+"""Seconds of clock difference that make a signature error a clock-skew error (Go: 4 min)."""
+
+INVOCATION_ID_HEADER = "amz-sdk-invocation-id"
+RETRY_METRICS_HEADER = "amz-sdk-request"
+
+_SKEW_ALWAYS = frozenset(code.lower() for code in CLOCK_SKEW_CODES)
+_SKEW_IF_OFF = frozenset(code.lower() for code in SIGNATURE_CODES)
+_RETRYABLE_CODES = frozenset(code.lower() for code in THROTTLING_CODES | TRANSIENT_CODES)
+
+ReleaseToken = Callable[[BaseException | None], None]
+"""Called once after the attempt a token was taken for, with its error (``None`` on success)."""
+
+
+def _noop_release(error: BaseException | None) -> None:
+    """A token that gives nothing back."""
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+class Retryer(Protocol):
+    """A retry policy, shared by every call of a client (so it must be thread-safe).
+
+    Mirrors aws-sdk-go-v2's ``aws.Retryer``/``RetryerV2``. Per call, the ``Retry`` middleware
+    asks, in this order: ``get_attempt_token`` and ``get_initial_token`` around the first
+    attempt; after a failure ``is_retryable``, ``retry_delay``, then ``get_retry_token`` (which
+    raises ``RetryQuotaExceededError`` when the quota is spent); it sleeps with ``sleep`` and
+    calls ``get_attempt_token`` again before each further attempt.
+    """
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts in all, the first included."""
+
+    @property
+    def per_call_max_attempts(self) -> bool:
+        """Whether a call's ``options.max_attempts`` overrides :attr:`max_attempts`."""
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """How to wait between attempts (injectable, so tests never sleep)."""
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """Whether ``error`` may be retried (attempt limits and quota aside)."""
+
+    def retry_delay(self, attempt: int, error: BaseException) -> float:
+        """Seconds to wait after attempt number ``attempt`` (1-based) failed with ``error``."""
+
+    def get_initial_token(self) -> ReleaseToken:
+        """The first attempt's quota token (a success without retries adds to the quota)."""
+
+    def get_retry_token(self, error: BaseException) -> ReleaseToken:
+        """Take a retry's cost from the quota; its release refunds it if that retry succeeds.
+
+        Raises:
+            RetryQuotaExceededError: the quota cannot pay for this retry.
+        """
+
+    def get_attempt_token(self) -> ReleaseToken:
+        """Called before every attempt (may block, as the adaptive rate limiter does)."""
+
+
+# --------------------------------------------------------------------------- quota
+
+
+class RetryQuota:
+    """A client-wide token bucket that bounds retries when the service is failing (thread-safe)."""
+
+    __slots__ = ("_available", "_capacity", "_lock")
+
+    def __init__(self, capacity: int = DEFAULT_RETRY_TOKENS) -> None:
+        if capacity < 0:
+            raise InvalidParamsError([FieldProblem("capacity", "range", f"must not be negative, got {capacity}")])
+        self._capacity = capacity
+        self._available = capacity
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def available(self) -> int:
+        return self._available
+
+    def acquire(self, amount: int) -> bool:
+        """Take ``amount`` tokens if there are that many; never goes below zero."""
+        with self._lock:
+            if amount > self._available:
+                return False
+            self._available -= amount
+            return True
+
+    def release(self, amount: int) -> None:
+        """Give ``amount`` tokens back, never above the initial capacity."""
+        if self._available >= self._capacity:
+            # Full: nothing to add. Reading one int is atomic, and a release seen as full here
+            # is ordered before any acquire that races with it, so skipping the lock is exact.
+            return
+        with self._lock:
+            self._available = min(self._capacity, self._available + amount)
+
+    def __repr__(self) -> str:
+        return f"RetryQuota(available={self._available}, capacity={self._capacity})"
+
+
+class _Refund:
+    """A release that gives ``amount`` back to ``quota`` if the attempt succeeded."""
+
+    __slots__ = ("amount", "quota")
+
+    def __init__(self, quota: RetryQuota, amount: int) -> None:
+        self.quota = quota
+        self.amount = amount
+
+    def __call__(self, error: BaseException | None) -> None:
+        if error is None:
+            self.quota.release(self.amount)
+
+
+# --------------------------------------------------------------------------- retryers
+
+
+def _at_least(minimum: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value < minimum:
+            raise InvalidParamsError(
+                [FieldProblem(attribute.name, "range", f"must be at least {minimum}, got {value!r}")]
+            )
+
+    return check
+
+
+@attrs.frozen(eq=False)
+class StandardRetryer:
+    """Standard mode: exponential full-jitter backoff and a client-wide retry quota."""
+
+    max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=_at_least(1))
+    max_backoff: float = attrs.field(default=DEFAULT_MAX_BACKOFF, validator=_at_least(0))
+    quota: RetryQuota = attrs.field(factory=RetryQuota)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    random: Callable[[], float] = _random.random
+    retry_read_timeouts: bool = False
+    retry_cost: int = attrs.field(default=RETRY_COST, validator=_at_least(0))
+    timeout_cost: int = attrs.field(default=TIMEOUT_RETRY_COST, validator=_at_least(0))
+    no_retry_increment: int = attrs.field(default=NO_RETRY_INCREMENT, validator=_at_least(0))
+    # Built once: the first attempt of every call uses it.
+    _initial_token: ReleaseToken = attrs.field(
+        init=False, repr=False, default=attrs.Factory(lambda self: self._new_initial_token(), takes_self=True)
+    )
+
+    @property
+    def per_call_max_attempts(self) -> bool:
+        return True
+
+    def is_retryable(self, error: BaseException) -> bool:
+        if not isinstance(error, SageMakerRuntimeError):
+            return False
+        if error.retryable:
+            return True
+        if isinstance(error, APIError):
+            # Covers an APIError built without the flags the deserializer sets from the code.
+            return error.code.lower() in _RETRYABLE_CODES
+        return self.retry_read_timeouts and isinstance(error, ReadTimeoutError)
+
+    def retry_delay(self, attempt: int, error: BaseException) -> float:
+        exponent = max(attempt, 1) - 1
+        ceiling = self.max_backoff if exponent >= 64 else min(float(2**exponent), self.max_backoff)
+        # Clamped so that a misbehaving injected random can never give a negative or huge delay.
+        return min(max(self.random() * ceiling, 0.0), self.max_backoff)
+
+    def get_initial_token(self) -> ReleaseToken:
+        return self._initial_token
+
+    def _new_initial_token(self) -> ReleaseToken:
+        return _Refund(self.quota, self.no_retry_increment) if self.no_retry_increment else _noop_release
+
+    def get_retry_token(self, error: BaseException) -> ReleaseToken:
+        cost = self.timeout_cost if getattr(error, "timeout", False) else self.retry_cost
+        if not self.quota.acquire(cost):
+            raise RetryQuotaExceededError(self.quota.available, cost, error)
+        return _Refund(self.quota, cost)
+
+    def get_attempt_token(self) -> ReleaseToken:
+        return _noop_release
+
+
+class ClientRateLimiter:
+    """A CUBIC client-side send-rate limiter (botocore/Go adaptive mode); thread-safe.
+
+    Off until the first throttling error. Then every attempt takes a send token from a bucket
+    that fills at the current rate: the rate drops to ``beta`` times the measured send rate on
+    each throttle and grows back along a cubic curve on successes, never above twice the
+    measured rate nor below ``min_rate`` requests per second. Tokens are reserved under the lock
+    and waited for outside it, with one call of the injected ``sleep``.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        beta: float = 0.7,
+        scale: float = 0.4,
+        smoothing: float = 0.8,
+        bucket_seconds: float = 0.5,
+        min_rate: float = 0.5,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._beta = beta
+        self._scale = scale
+        self._smoothing = smoothing
+        self._bucket_scale = 1.0 / bucket_seconds
+        self._min_rate = min_rate
+        self._lock = threading.Lock()
+        now = clock()
+        self._enabled = False
+        # The send-token bucket.
+        self._fill_rate = 1.0
+        self._max_capacity = 1.0
+        self._capacity = 0.0
+        self._last_refill: float | None = None
+        # CUBIC state: the rate at the last throttle, the time to regain it, when it happened.
+        self._w_max = 0.0
+        self._k = 0.0
+        self._last_throttle = now
+        # Measured send rate, smoothed over time buckets.
+        self._measured = 0.0
+        self._count = 0
+        self._last_bucket = float(math.floor(now))
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def rate(self) -> float:
+        """The current send rate limit (requests per second)."""
+        return self._fill_rate
+
+    def acquire(self) -> float:
+        """Wait for a send token when enabled; returns the seconds waited."""
+        if not self._enabled:
+            return 0.0
+        with self._lock:
+            self._refill(self._clock())
+            self._capacity -= 1.0
+            wait = -self._capacity / self._fill_rate if self._capacity < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def update(self, error: BaseException | None) -> None:
+        """Record one attempt's outcome: a throttle lowers the rate, anything else raises it."""
+        throttled = error is not None and bool(getattr(error, "throttling", False))
+        with self._lock:
+            now = self._clock()
+            measured = self._record(now)
+            if throttled:
+                rate = measured if not self._enabled else min(measured, self._fill_rate)
+                self._w_max = rate
+                self._k = (rate * (1 - self._beta) / self._scale) ** (1 / 3)
+                self._last_throttle = now
+                new_rate = rate * self._beta
+                self._enabled = True
+            else:
+                new_rate = self._scale * (now - self._last_throttle - self._k) ** 3 + self._w_max
+            self._set_rate(min(new_rate, 2 * measured), now)
+
+    def _record(self, now: float) -> float:
+        bucket = math.floor(now * self._bucket_scale) / self._bucket_scale
+        self._count += 1
+        if bucket > self._last_bucket:
+            current = self._count / (bucket - self._last_bucket)
+            self._measured = current * self._smoothing + self._measured * (1 - self._smoothing)
+            self._count = 0
+            self._last_bucket = bucket
+        return self._measured
+
+    def _refill(self, now: float) -> None:
+        if self._last_refill is not None:
+            self._capacity = min(self._max_capacity, self._capacity + (now - self._last_refill) * self._fill_rate)
+        self._last_refill = now
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        self._refill(now)
+        self._fill_rate = max(rate, self._min_rate)
+        self._max_capacity = max(rate, 1.0)
+        self._capacity = min(self._capacity, self._max_capacity)
+
+
+def _new_limiter(retryer: AdaptiveRetryer) -> ClientRateLimiter:
+    return ClientRateLimiter(clock=retryer.clock, sleep=retryer.sleep)
+
+
+@attrs.frozen(eq=False)
+class AdaptiveRetryer(StandardRetryer):
+    """Adaptive mode: standard retries plus a client-side rate limiter that slows after throttles."""
+
+    rate_limiter: ClientRateLimiter = attrs.field(
+        default=attrs.Factory(_new_limiter, takes_self=True), kw_only=True
+    )
+
+    def get_attempt_token(self) -> ReleaseToken:
+        self.rate_limiter.acquire()
+        return self.rate_limiter.update
+
+
+@attrs.frozen(eq=False)
+class NoRetryer:
+    """One attempt: every error propagates unchanged."""
+
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def max_attempts(self) -> int:
+        return 1
+
+    @property
+    def per_call_max_attempts(self) -> bool:
+        return False
+
+    def is_retryable(self, error: BaseException) -> bool:
+        return False
+
+    def retry_delay(self, attempt: int, error: BaseException) -> float:
+        return 0.0
+
+    def get_initial_token(self) -> ReleaseToken:
+        return _noop_release
+
+    def get_retry_token(self, error: BaseException) -> ReleaseToken:
+        raise RetryQuotaExceededError(0, 0, error)
+
+    def get_attempt_token(self) -> ReleaseToken:
+        return _noop_release
+
+
+_STANDARD_ARGS = frozenset(a.name for a in attrs.fields(StandardRetryer))
+
+
+def new_retryer(mode: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS, **kw: Any) -> Retryer:
+    """The retryer for a retry mode: ``"standard"``, ``"adaptive"`` or ``"none"``.
+
+    ``kw`` are :class:`StandardRetryer` arguments (``max_backoff``, ``quota``, ``sleep``,
+    ``clock``, ``random``, ``retry_read_timeouts`` …); ``"none"`` accepts and ignores them.
+    """
+    unknown = set(kw) - _STANDARD_ARGS
+    if unknown:
+        raise TypeError(f"new_retryer() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    normalized = (mode or "").strip().lower()
+    if normalized == "standard":
+        return StandardRetryer(max_attempts=max_attempts, **kw)
+    if normalized == "adaptive":
+        return AdaptiveRetryer(max_attempts=max_attempts, **kw)
+    if normalized == "none":
+        return NoRetryer(sleep=kw.get("sleep", time.sleep))
+    raise InvalidParamsError(
+        [FieldProblem("retry_mode", "enum", f"must be one of standard, adaptive, none, got {mode!r}")]
+    )
+
+
+# --------------------------------------------------------------------------- middleware
+
+
+@attrs.define(slots=True, eq=False)
+class ClientRequestID:
+    """Build step: one ``amz-sdk-invocation-id`` (a uuid4) shared by every attempt of a call."""
+
+    id: str = attrs.field(default="ClientRequestID", init=False)
+
+    def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+        invocation_id = str(uuid.uuid4())
+        in_.request.headers[INVOCATION_ID_HEADER] = invocation_id
+        ctx.set(keys.INVOCATION_ID, invocation_id)
+        ctx.metadata.set(keys.INVOCATION_ID_META, invocation_id)
+        return next(ctx, in_)
+
+
+@attrs.define(slots=True, eq=False)
+class RetryMetricsHeader:
+    """Finalize step, after Retry and before Signing: ``amz-sdk-request: attempt=N; max=M``.
+
+    Without a Retry middleware in the stack it reports ``attempt=1; max=1`` (Go issue #953).
+    """
+
+    id: str = attrs.field(default="RetryMetricsHeader", init=False)
+
+    def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
+        attempt = ctx.get(keys.ATTEMPT, 1)
+        max_attempts = ctx.get(keys.MAX_ATTEMPTS, 1)
+        in_.request.headers[RETRY_METRICS_HEADER] = f"attempt={attempt}; max={max_attempts}"
+        return next(ctx, in_)
+
+
+_NO_RETRYER = NoRetryer()
+_NOTHING_TO_REWIND = -1  # the body is bytes or absent
+
+
+@attrs.define(slots=True, eq=False)
+class Retry:
+    """Finalize step: runs the rest of the chain once per attempt until success or give-up.
+
+    The retryer is ``ctx.options.retryer`` (one attempt when it is None) and, if it allows,
+    ``ctx.options.max_attempts`` bounds this call, both read per call. Each attempt gets a fresh
+    copy of the request (so Signing below signs it anew), ``keys.ATTEMPT``/``keys.MAX_ATTEMPTS``,
+    and a file body rewound to where it was at the first attempt. The failed attempt's response
+    is closed before the backoff sleep. ``keys.ATTEMPTS`` and ``keys.RETRY_DELAYS`` are recorded
+    in the metadata on success and failure, and on the raised error as ``attempts`` and
+    ``retry_delays``. A streamed response is never retried once its events reach the caller:
+    the stack has returned by then, so nothing here can see those errors.
+
+    ``now`` is the wall clock compared with the server's ``Date`` for clock skew.
+    """
+
+    now: Callable[[], float] = time.time
+    id: str = attrs.field(default="Retry", init=False)
+    # One tenacity controller per retryer, reused by every call (tenacity keeps its per-run
+    # state in thread-local storage, so concurrent calls may share it).
+    _controller: tuple[Retryer, Retrying] | None = attrs.field(default=None, init=False, repr=False)
+
+    def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
+        options: Options | None = ctx.options
+        retryer: Retryer = _NO_RETRYER
+        max_attempts = 1
+        if options is not None and options.retryer is not None:
+            retryer = options.retryer
+            max_attempts = retryer.max_attempts
+            if options.max_attempts and retryer.per_call_max_attempts:
+                max_attempts = options.max_attempts
+            max_attempts = max(max_attempts, 1)
+        request = in_.request
+        body = request.body
+        position: int | None = _NOTHING_TO_REWIND
+        if body is not None and not isinstance(body, (bytes, bytearray, str)):
+            position = _body_position(body)
+        ctx.set(keys.ATTEMPT, 1)
+        ctx.set(keys.MAX_ATTEMPTS, max_attempts)
+        raw_before = ctx.get(keys.RAW_RESPONSE)
+        release_attempt = retryer.get_attempt_token()
+        release = retryer.get_initial_token()
+        try:
+            out = next(ctx, FinalizeInput(request.copy()))
+        except Exception as error:
+            release_attempt(error)
+            release(error)
+            first = error
+        else:
+            release_attempt(None)
+            release(None)
+            ctx.metadata.set(keys.ATTEMPTS, 1)
+            ctx.metadata.set(keys.RETRY_DELAYS, [])
+            return out
+        loop = _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before)
+        return loop.resume(first)
+
+    def _controller_for(self, retryer: Retryer) -> Retrying:
+        cached = self._controller
+        if cached is not None and cached[0] is retryer:
+            return cached[1]
+        controller = _new_controller(retryer)
+        self._controller = (retryer, controller)  # one atomic store; a race only builds twice
+        return controller
+
+
+def _body_position(body: IO[bytes]) -> int | None:
+    """Where a file body starts, or None when it cannot be rewound."""
+    try:
+        if not body.seekable():
+            return None
+        return body.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _new_controller(retryer: Retryer) -> Retrying:
+    from tenacity import Retrying
+
+    # Every strategy reads the call's state from the run's first argument (a _Loop), so one
+    # controller serves every call of the retryer.
+    return Retrying(
+        sleep=retryer.sleep,
+        retry=_should_retry,
+        wait=_delay,
+        stop=_stop,
+        before_sleep=_before_sleep,
+        retry_error_callback=_give_up,
+    )
+
+
+def _loop_of(state: RetryCallState) -> _Loop:
+    loop: _Loop = state.args[0]
+    return loop
+
+
+def _error_of(state: RetryCallState) -> BaseException:
+    outcome = state.outcome
+    if outcome is None:
+        raise RuntimeError("retry strategy called before an attempt finished")
+    error = outcome.exception()
+    if error is None:
+        raise RuntimeError("retry strategy called after a successful attempt")
+    return error
+
+
+def _should_retry(state: RetryCallState) -> bool:
+    outcome = state.outcome
+    if outcome is None or not outcome.failed:
+        return False
+    return _loop_of(state).should_retry(_error_of(state))
+
+
+def _delay(state: RetryCallState) -> float:
+    loop = _loop_of(state)
+    return loop.retryer.retry_delay(loop.attempt, _error_of(state))
+
+
+def _stop(state: RetryCallState) -> bool:
+    return _loop_of(state).stop(_error_of(state))
+
+
+def _before_sleep(state: RetryCallState) -> None:
+    _loop_of(state).before_sleep(float(state.upcoming_sleep), _error_of(state))
+
+
+def _give_up(state: RetryCallState) -> Any:
+    _loop_of(state).give_up(_error_of(state))
+
+
+def _attempt(loop: _Loop) -> FinalizeOutput:
+    return loop.attempt_once()
+
+
+class _Loop:
+    """One call's retry state once its first attempt has failed."""
+
+    __slots__ = (
+        "attempt",
+        "ctx",
+        "delays",
+        "failure",
+        "in_",
+        "max_attempts",
+        "middleware",
+        "next",
+        "offset",
+        "pending",
+        "position",
+        "raw_before",
+        "read_timeouts",
+        "release",
+        "retryer",
+    )
+
+    def __init__(
+        self,
+        middleware: Retry,
+        ctx: Context,
+        in_: FinalizeInput,
+        next: Next[FinalizeInput, FinalizeOutput],
+        retryer: Retryer,
+        max_attempts: int,
+        position: int | None,
+        raw_before: HTTPResponse | None,
+    ) -> None:
+        self.middleware = middleware
+        self.ctx = ctx
+        self.in_ = in_
+        self.next = next
+        self.retryer = retryer
+        self.max_attempts = max_attempts
+        self.position = position
+        self.raw_before = raw_before
+        self.attempt = 1
+        self.delays: list[float] = []
+        self.pending: BaseException | None = None
+        self.release: ReleaseToken = _noop_release
+        self.failure: BaseException | None = None
+        self.offset: float | None = None
+        options = ctx.options
+        self.read_timeouts = bool(options is not None and options.retry_read_timeouts)
+
+    def resume(self, first: BaseException) -> FinalizeOutput:
+        """Hand the failed first attempt to tenacity, which replays its outcome and goes on."""
+        self.pending = first
+        controller = self.middleware._controller_for(self.retryer)
+        try:
+            out: FinalizeOutput = controller(_attempt, self)
+        except BaseException as error:
+            self._record(error)
+            raise
+        self._record(None)
+        return out
+
+    def attempt_once(self) -> FinalizeOutput:
+        pending = self.pending
+        if pending is not None:
+            # The first attempt already ran outside tenacity: report its outcome.
+            self.pending = None
+            raise pending
+        ctx = self.ctx
+        self.attempt += 1
+        ctx.set(keys.ATTEMPT, self.attempt)
+        self.raw_before = ctx.get(keys.RAW_RESPONSE)
+        release_attempt = self.retryer.get_attempt_token()
+        release, self.release = self.release, _noop_release
+        try:
+            out = self.next(ctx, FinalizeInput(self.in_.request.copy()))
+        except Exception as error:
+            release_attempt(error)
+            release(error)
+            raise
+        release_attempt(None)
+        release(None)
+        return out
+
+    def should_retry(self, error: BaseException) -> bool:
+        if not isinstance(error, Exception) or self.max_attempts <= 1:
+            return False
+        retryable, self.offset = self._clock_skew(error)
+        if not retryable:
+            retryable = self.retryer.is_retryable(error) or (self.read_timeouts and isinstance(error, ReadTimeoutError))
+        if not retryable:
+            self._log("attempt %d/%d failed with %s; not retryable", self.attempt, self.max_attempts, _describe(error))
+            return False
+        if self.attempt < self.max_attempts:
+            problem = self._rewind()
+            if problem is not None:
+                error.add_note(f"smruntime: not retried: the request body could not be rewound ({problem})")
+                self._log("attempt %d/%d failed with %s; not retried: %s", self.attempt, self.max_attempts, _describe(error), problem)
+                return False
+        return True
+
+    def stop(self, error: BaseException) -> bool:
+        if self.attempt >= self.max_attempts:
+            self.failure = MaxAttemptsExceededError(self.attempt, error, operation=self.ctx.operation_name)
+            return True
+        try:
+            self.release = self.retryer.get_retry_token(error)
+        except RetryQuotaExceededError as exhausted:
+            if exhausted.operation is None:
+                exhausted.operation = self.ctx.operation_name
+            self.failure = exhausted
+            return True
+        return False
+
+    def before_sleep(self, delay: float, error: BaseException) -> None:
+        self.delays.append(delay)
+        raw = self._raw_response()
+        if raw is not None:
+            try:
+                raw.close()  # release the connection before sleeping
+            except Exception:  # a broken body must not hide the error being retried
+                pass
+        if self.offset is not None:
+            self.ctx.set(keys.CLOCK_OFFSET, self.offset)
+        self._log(
+            "attempt %d/%d failed with %s; retrying in %.3f s%s",
+            self.attempt,
+            self.max_attempts,
+            _describe(error),
+            delay,
+            "" if self.offset is None else f" with clock offset {self.offset:+.1f} s",
+        )
+
+    def give_up(self, error: BaseException) -> None:
+        failure = self.failure
+        if failure is None:  # pragma: no cover - stop() always sets it first
+            raise error
+        self._log("giving up after attempt %d/%d: %s", self.attempt, self.max_attempts, _describe(failure))
+        raise failure from error
+
+    def _record(self, error: BaseException | None) -> None:
+        metadata = self.ctx.metadata
+        metadata.set(keys.ATTEMPTS, self.attempt)
+        metadata.set(keys.RETRY_DELAYS, list(self.delays))
+        if error is not None:
+            for name, value in (("attempts", self.attempt), ("retry_delays", list(self.delays))):
+                if getattr(error, name, None) is None:
+                    try:
+                        setattr(error, name, value)
+                    except (AttributeError, TypeError):
+                        pass
+
+    def _rewind(self) -> str | None:
+        """Rewind a file body for the next attempt; a reason when that is impossible."""
+        position = self.position
+        if position == _NOTHING_TO_REWIND:
+            return None
+        if position is None:
+            return "it is an unseekable stream"
+        try:
+            self.in_.request.body.seek(position)
+        except (AttributeError, OSError, ValueError) as problem:
+            return f"seek failed: {type(problem).__name__}"
+        return None
+
+    def _raw_response(self) -> HTTPResponse | None:
+        """The failed attempt's own response (not one left over from an earlier attempt)."""
+        raw = self.ctx.get(keys.RAW_RESPONSE)
+        return None if raw is self.raw_before else raw
+
+    def _clock_skew(self, error: BaseException) -> tuple[bool, float | None]:
+        """Whether ``error`` is a clock-skew error, and the server's clock offset if known."""
+        if not isinstance(error, APIError):
+            return False, None
+        code = error.code.lower()
+        always = code in _SKEW_ALWAYS
+        if not always and code not in _SKEW_IF_OFF:
+            return False, None
+        offset = self._server_offset()
+        if always:
+            return True, offset
+        if offset is not None and abs(offset) > SKEW_THRESHOLD:
+            return True, offset
+        return False, None
+
+    def _server_offset(self) -> float | None:
+        raw = self._raw_response()
+        date = raw.headers.get("Date") if raw is not None else None
+        if not date:
+            return None
+        try:
+            server_time = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        return server_time - self.middleware.now()
+
+    def _log(self, message: str, *args: Any) -> None:
+        options = self.ctx.options
+        if options is None or not (options.log_mode & LogMode.RETRIES):
+            return
+        logger = options.logger or logging.getLogger("smruntime")
+        logger.debug("%s: " + message, self.ctx.operation_name, *args)
+
+
+def _describe(error: BaseException) -> str:
+    """An error's class, code and status for logs: never its message, which may echo input."""
+    if isinstance(error, APIError):
+        return f"{type(error).__name__}(code={error.code}, status={error.http_status})"
+    return type(error).__name__
+
