@@ -95,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the local endpoint in-process and run all three operations")
     demo.set_defaults(handler=_demo)
 
+    bench = commands.add_parser("bench", help="measure latency percentiles and client-side cost against an endpoint")
+    _add_client_arguments(bench)
+    bench.add_argument("--endpoint-name", required=True)
+    bench.add_argument("--body", default='{"numbers": [1, 2, 3]}', help="the payload: text, or fileb://PATH")
+    bench.add_argument("--content-type", default="application/json")
+    bench.add_argument("-n", "--requests", type=int, default=1000, help="how many calls in all")
+    bench.add_argument("--concurrency", type=int, default=1, help="threads sharing one client")
+    bench.add_argument("--warmup", type=int, default=50, help="untimed calls first")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(handler=_bench)
+
     stack = commands.add_parser("stack", help="print an operation's middleware stack")
     stack.add_argument("operation", help="e.g. invoke-endpoint or InvokeEndpoint")
     stack.add_argument("--region", default="us-east-1")
@@ -224,6 +235,13 @@ def _demo(args: argparse.Namespace) -> int:
     from smruntime.demo import run
 
     return run()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from smruntime.bench import run_bench
+
+    with _client(args) as client:
+        return run_bench(client, args, body=_body(args.body))
 
 
 def _stack(args: argparse.Namespace) -> int:

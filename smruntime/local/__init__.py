@@ -1,0 +1,51 @@
+"""The local SageMaker-compatible endpoint: a real HTTP server speaking the SageMaker Runtime API.
+
+Start one with ``LocalEndpoint`` (tests, notebooks) or ``smruntime serve``; configure it from
+code (``LocalConfig``/``EndpointConfig``/``VariantConfig``) or a TOML file (format in
+``smruntime.local.config``); write models against ``smruntime.local.models``.
+"""
+
+from smruntime.local.app import LocalApp, create_app
+from smruntime.local.builtins import TokenStreamer
+from smruntime.local.config import (
+    AsyncInferenceConfig,
+    EndpointConfig,
+    FaultConfig,
+    InferenceComponentConfig,
+    LocalConfig,
+    VariantConfig,
+    default_config,
+    load_config,
+)
+from smruntime.local.container import RemoteContainer
+from smruntime.local.counters import Counters, CounterSnapshot
+from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey
+from smruntime.local.faults import Faults
+from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
+from smruntime.local.server import LocalEndpoint, serve
+
+__all__ = [
+    "EXAMPLE_CREDENTIALS",
+    "AcceptedKey",
+    "AsyncInferenceConfig",
+    "CounterSnapshot",
+    "Counters",
+    "EndpointConfig",
+    "FaultConfig",
+    "Faults",
+    "InferenceComponentConfig",
+    "LocalApp",
+    "LocalConfig",
+    "LocalEndpoint",
+    "Model",
+    "ModelFailure",
+    "ModelRequest",
+    "ModelResponse",
+    "RemoteContainer",
+    "TokenStreamer",
+    "VariantConfig",
+    "create_app",
+    "default_config",
+    "load_config",
+    "serve",
+]

@@ -1,0 +1,247 @@
+"""The Starlette app that speaks the SageMaker Runtime wire protocol.
+
+``POST /endpoints/{EndpointName}/invocations`` (InvokeEndpoint) goes through, in order:
+
+1. the body is read (more than ``max_body_bytes``: 413, body
+   ``{"message": "HTTP content length exceeded 6291456 bytes."}`` and no error code, as the
+   service answers);
+2. the SigV4 signature is verified (see ``sigv4_verify``; off with ``verify_signatures``);
+3. the endpoint name and the API headers are validated, the endpoint looked up
+   (``Endpoint X of account 123456789012 not found.``: 400 ValidationError);
+4. faults armed on the endpoint apply (latency, reset, scheduled errors);
+5. the request is routed (see ``routing``) and the model run (see ``invoke``).
+
+Every response carries ``x-amzn-RequestId`` and a ``Date`` from the server's clock. Paths the
+API does not have answer 404 ``UnknownOperationException``; ``GET /ping`` answers 200 so that
+scripts can wait for ``smruntime serve`` to be up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import socket
+import struct
+import uuid
+from collections.abc import Sequence
+
+import attrs
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from smruntime.local.config import LocalConfig, as_config
+from smruntime.local.credentials import CredentialsInput, resolve_credentials
+from smruntime.local.invoke import Invocation, join_chunks, run_invocation
+from smruntime.local.routing import route
+from smruntime.local.sessions import NEW_SESSION, format_new_session_header
+from smruntime.local.state import EndpointRuntime, LocalState
+from smruntime.local.wire import (
+    INVOKE_ENDPOINT_HEADERS,
+    InvokeParams,
+    ServiceError,
+    parse_invoke_params,
+    validate_endpoint_name,
+    validation_error,
+)
+
+__all__ = ["Accepted", "LocalApp", "accept_call", "create_app", "error_response", "wire_response"]
+
+TRANSPORT_KEY = "smruntime.transport"
+"""Scope key under which LocalApp leaves the connection's transport, to reset it on demand."""
+
+_DRAIN_LIMIT = 64 * 1024 * 1024
+"""An oversized body is read (and dropped) up to this size so the client sees the 413."""
+
+
+class LocalApp(Starlette):
+    """A Starlette app holding the endpoint state; also exposes the transport for resets."""
+
+    def __init__(self, state: LocalState, routes: Sequence[Route]) -> None:
+        super().__init__(routes=list(routes))
+        self.local_state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Starlette wraps ``send`` below this point; uvicorn's own send knows its transport.
+            owner = getattr(send, "__self__", None)
+            transport = getattr(owner, "transport", None)
+            if isinstance(transport, asyncio.Transport):
+                scope[TRANSPORT_KEY] = transport
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    config: LocalConfig | str | os.PathLike[str] | None = None, credentials: CredentialsInput | None = None, *,
+    state: LocalState | None = None,
+) -> LocalApp:
+    """The ASGI app for ``config`` (default: echo, sum, tokens), accepting ``credentials``."""
+    if state is None:
+        state = LocalState(as_config(config), resolve_credentials(credentials))
+    live = state
+
+    async def invoke_endpoint(request: Request) -> Response:
+        return await _invoke_endpoint(live, request)
+
+    async def ping(_request: Request) -> Response:
+        return wire_response(live, 200, b'{"status": "ok"}', [("Content-Type", "application/json")], _request_id())
+
+    async def unknown(request: Request) -> Response:
+        error = ServiceError(404, "UnknownOperationException", f"No operation at {request.method} {request.url.path}")
+        return error_response(live, error, _request_id())
+
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    return LocalApp(state, [
+        Route("/endpoints/{endpoint_name:path}/invocations", invoke_endpoint, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/{path:path}", unknown, methods=methods),
+    ])
+
+
+# --- responses ------------------------------------------------------------------------------
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def wire_response(state: LocalState, status: int, body: bytes, headers: Sequence[tuple[str, str]],
+                  request_id: str) -> Response:
+    """A response with headers spelled exactly as given (Starlette would lower-case them)."""
+    response = Response(content=body, status_code=status)
+    framing = response.raw_headers  # content-length, as Starlette computed it
+    ours = [*headers, ("x-amzn-RequestId", request_id), ("Date", email.utils.formatdate(state.now(), usegmt=True))]
+    response.raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in ours] + framing
+    return response
+
+
+def error_response(state: LocalState, error: ServiceError, request_id: str) -> Response:
+    """The service's error shape: JSON ``message`` (+ fields) and ``X-Amzn-ErrorType``."""
+    headers = [("Content-Type", "application/json")]
+    if error.code is not None:
+        headers.append(("X-Amzn-ErrorType", error.code))
+    return wire_response(state, error.status, error.body(), headers, request_id)
+
+
+# --- the steps every operation shares -------------------------------------------------------
+
+@attrs.frozen
+class Accepted:
+    """A request that passed size, signature and input checks, for a configured endpoint."""
+
+    endpoint: EndpointRuntime
+    params: InvokeParams
+    body: bytes = attrs.field(repr=False)
+
+
+async def accept_call(state: LocalState, request: Request, header_names: dict[str, str] = INVOKE_ENDPOINT_HEADERS,
+                      *, max_body_bytes: int | None = None) -> Accepted:
+    """Steps 1-3 of the module docstring; raises the ServiceError to answer."""
+    name = request.path_params.get("endpoint_name", "")
+    runtime = state.endpoints.get(name)
+    if runtime is not None:
+        runtime.counters.request_received()
+    limit = state.config.max_body_bytes if max_body_bytes is None else max_body_bytes
+    body = await _read_body(request, limit)
+    if state.config.verify_signatures:
+        scope = request.scope
+        state.verifier.verify(
+            method=request.method,
+            raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            headers=[(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]],
+            body=body,
+        )
+    validate_endpoint_name(name)
+    params = parse_invoke_params(request.headers, header_names)
+    if runtime is None:
+        raise validation_error(f"Endpoint {name} of account {state.config.account_id} not found.")
+    return Accepted(endpoint=runtime, params=params, body=body)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > _DRAIN_LIMIT:
+            break  # stop reading; uvicorn closes the connection after the 413
+    if size > limit:
+        raise ServiceError(413, None, f"HTTP content length exceeded {limit} bytes.")
+    return b"".join(chunks)
+
+
+async def reset_connection(request: Request) -> None:
+    """Drop the connection with a TCP RST and send nothing (needs uvicorn's transport)."""
+    transport = request.scope.get(TRANSPORT_KEY)
+    if not isinstance(transport, asyncio.Transport):
+        raise ConnectionResetError("fault injection: cannot reset, the server does not expose its transport")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Linger 0: close() sends RST instead of FIN, what a crashed proxy looks like.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    # Let the server see the connection lost, so nothing is written to it afterwards.
+    await asyncio.sleep(0)
+
+
+# --- InvokeEndpoint -------------------------------------------------------------------------
+
+async def _invoke_endpoint(state: LocalState, request: Request) -> Response:
+    request_id = _request_id()
+    try:
+        response = await _invoke(state, request, request_id)
+        status = response.status_code
+    except ServiceError as error:
+        response = error_response(state, error, request_id)
+        status = error.status
+    except _Reset:
+        return Response(status_code=500)  # never sent: the connection is gone (counted as 0 already)
+    runtime = state.endpoints.get(request.path_params.get("endpoint_name", ""))
+    if runtime is not None:
+        runtime.counters.answered(status)
+    return response
+
+
+class _Reset(Exception):
+    """The connection was reset on purpose."""
+
+
+async def _invoke(state: LocalState, request: Request, request_id: str) -> Response:
+    accepted = await accept_call(state, request)
+    runtime, params = accepted.endpoint, accepted.params
+    action = runtime.faults.take()
+    if action.latency:
+        await asyncio.sleep(action.latency)
+    if action.reset:
+        runtime.counters.answered(0)  # before the reset: the client may look as soon as it sees it
+        await reset_connection(request)
+        raise _Reset
+    if action.error is not None:
+        raise action.error
+    target = route(runtime, params, state.sessions, account=state.config.account_id)
+    result = await run_invocation(Invocation(
+        endpoint=runtime.name,
+        region=state.config.region,
+        account=state.config.account_id,
+        timeout=runtime.config.container_timeout,
+        params=params,
+        body=accepted.body,
+        target=target,
+        counters=runtime.counters,
+    ))
+    headers = [("Content-Type", result.content_type), ("x-Amzn-Invoked-Production-Variant", target.variant)]
+    if result.custom_attributes is not None:
+        headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
+    if params.session_id == NEW_SESSION:
+        session = state.sessions.open(runtime.name, target.variant, result.session_id)
+        headers.append(("X-Amzn-SageMaker-New-Session-Id", format_new_session_header(session)))
+    elif target.session is not None and result.close_session:
+        state.sessions.close(target.session.id)
+        headers.append(("X-Amzn-SageMaker-Closed-Session-Id", target.session.id))
+    return wire_response(state, 200, join_chunks(result.body), headers, request_id)
+

@@ -1,0 +1,96 @@
+"""Built-in demo models: ``echo``, ``sum``, ``tokens`` and ``inspect``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
+
+__all__ = ["BUILTIN_MODELS", "TokenStreamer", "echo", "inspect", "sum_model"]
+
+JSON = "application/json"
+
+
+def echo(request: ModelRequest) -> ModelResponse:
+    """Answers with the request body, its content type and its custom attributes."""
+    return ModelResponse(
+        body=request.body,
+        content_type=request.content_type or "application/octet-stream",
+        custom_attributes=request.custom_attributes,
+    )
+
+
+def sum_model(request: ModelRequest) -> ModelResponse:
+    """``{"numbers": [...]}`` -> ``{"sum", "mean", "count", "min", "max"}``; bad input is a 400."""
+    try:
+        document = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFailure(400, json.dumps({"error": f"body is not valid JSON: {exc}"})) from None
+    numbers = document.get("numbers") if isinstance(document, dict) else None
+    # bool is an int subclass, but true/false are not numbers to a caller.
+    if not isinstance(numbers, list) or not all(
+        isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in numbers
+    ):
+        raise ModelFailure(400, json.dumps({"error": 'expected {"numbers": [finite numbers...]}'}))
+    total = sum(numbers)
+    result = {
+        "sum": total,
+        "mean": total / len(numbers) if numbers else None,
+        "count": len(numbers),
+        "min": min(numbers) if numbers else None,
+        "max": max(numbers) if numbers else None,
+    }
+    return ModelResponse(body=json.dumps(result).encode(), content_type=JSON)
+
+
+_WORD = re.compile(r"\s*\S+")
+
+
+@attrs.frozen
+class TokenStreamer:
+    """Yields its input text one word at a time (each with its leading whitespace).
+
+    Joining the chunks gives the input back, so InvokeEndpoint answers with the whole text.
+    ``delay`` seconds pass before each word after the first, like a model generating tokens.
+    """
+
+    delay: float = 0.0
+    sleep: Callable[[float], None] = attrs.field(default=time.sleep, repr=False)
+
+    def __call__(self, request: ModelRequest) -> ModelResponse:
+        text = request.body.decode("utf-8", errors="replace")
+        return ModelResponse(body=self._words(text), content_type="text/plain; charset=utf-8")
+
+    def _words(self, text: str) -> Iterator[bytes]:
+        words = _WORD.findall(text)
+        tail = text[sum(map(len, words)):]
+        if tail:  # trailing whitespace belongs to the last chunk
+            words = [*words[:-1], words[-1] + tail] if words else [tail]
+        for index, word in enumerate(words):
+            if index and self.delay:
+                self.sleep(self.delay)
+            yield word.encode()
+
+
+def inspect(request: ModelRequest) -> ModelResponse:
+    """Reports, as JSON, everything the model received (the body as text)."""
+    received = attrs.asdict(request)
+    received["body"] = request.body.decode("utf-8", errors="replace")
+    received["body_length"] = len(request.body)
+    return ModelResponse(body=json.dumps(received).encode(), content_type=JSON,
+                         custom_attributes=request.custom_attributes)
+
+
+BUILTIN_MODELS: dict[str, Callable[[], Model]] = {
+    "echo": lambda: echo,
+    "sum": lambda: sum_model,
+    "tokens": TokenStreamer,
+    "inspect": lambda: inspect,
+}
+"""Built-in model names and how to make each."""

@@ -1,0 +1,345 @@
+"""What the local endpoint hosts: endpoints, variants, models and faults, from TOML or code.
+
+A TOML file::
+
+    region = "us-east-1"              # requests must be signed for this region
+    account_id = "123456789012"       # shows up in error messages and log-stream ARNs
+    verify_signatures = true
+    seed = 7                          # makes weighted variant routing repeatable
+
+    [[endpoints]]                     # one variant, "AllTraffic", serving a built-in model
+    name = "sum"
+    model = "sum"
+
+    [[endpoints]]                     # weighted production variants
+    name = "ab"
+    container_timeout = 5.0
+    [[endpoints.variants]]
+    name = "a"
+    model = "echo"
+    weight = 3
+    [[endpoints.variants]]
+    name = "b"
+    model = "mypackage.models:predict"   # any Python callable
+    weight = 1
+
+    [[endpoints]]                     # a multi-model endpoint: TargetModel picks the model
+    name = "mme"
+    [[endpoints.variants]]
+    models = { "sum.tar.gz" = "sum", "echo.tar.gz" = "echo" }
+
+    [[endpoints]]                     # multi-container, direct invocation by hostname
+    name = "multi"
+    [[endpoints.variants]]
+    inference_execution = "Direct"
+    containers = { first = "echo", second = "http://127.0.0.1:9000" }
+
+    [[endpoints]]                     # inference components on a variant
+    name = "ic"
+    [[endpoints.variants]]
+    name = "AllTraffic"
+    [[endpoints.inference_components]]
+    name = "ic-sum"
+    model = "sum"
+
+    [endpoints.faults]                # faults armed when the server starts (per endpoint)
+    fail_next = 2
+    fail_status = 503
+    latency = 0.05
+
+Model references are strings (a built-in name, ``module:function``, or an ``http(s)://``
+container URL); in code they may also be any callable (see ``smruntime.local.models``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import attrs
+
+from smruntime.local.models import ModelSpec
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "MAX_BODY_BYTES",
+    "AsyncInferenceConfig",
+    "EndpointConfig",
+    "FaultConfig",
+    "InferenceComponentConfig",
+    "LocalConfig",
+    "VariantConfig",
+    "as_config",
+    "config_from_dict",
+    "default_config",
+    "demo_config",
+    "load_config",
+]
+
+MAX_BODY_BYTES = 6 * 1024 * 1024
+"""InvokeEndpoint's request body limit (BodyBlob max in the service model): 6,291,456 bytes."""
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_CONTAINER_TIMEOUT = 60.0
+"""The service gives a container 60 s to answer an invocation."""
+
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+_COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+
+ExecutionMode = Literal["Serial", "Direct"]
+
+
+def _check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME) -> None:
+    if not value or len(value) > 63 or not pattern.match(value):
+        raise ValueError(f"invalid {kind} name {value!r}: 1-63 characters matching {pattern.pattern}")
+
+
+def _frozen_mapping(value: Mapping[str, ModelSpec] | None) -> Mapping[str, ModelSpec]:
+    # A read-only view, so a frozen config cannot be changed through its mappings.
+    return MappingProxyType(dict(value or {}))
+
+
+def _name_validator(kind: str, pattern: re.Pattern[str] = _NAME) -> Any:
+    def check(_instance: object, _attribute: object, value: str) -> None:
+        _check_name(kind, value, pattern)
+
+    return check
+
+
+@attrs.frozen(hash=False)
+class VariantConfig:
+    """A production variant: one model, several containers, or a multi-model set.
+
+    Exactly one of ``model`` (a single container, named ``primary``), ``containers``
+    (hostname -> model, in pipeline order) or ``models`` (TargetModel -> model) is given,
+    unless the variant only hosts inference components.
+    """
+
+    name: str = attrs.field(default="AllTraffic", validator=_name_validator("variant"))
+    model: ModelSpec | None = None
+    weight: float = attrs.field(default=1.0, converter=float)
+    containers: Mapping[str, ModelSpec] = attrs.field(factory=dict, converter=_frozen_mapping)
+    inference_execution: ExecutionMode = attrs.field(default="Serial")
+    models: Mapping[str, ModelSpec] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    @weight.validator
+    def _check_weight(self, _attribute: object, value: float) -> None:
+        if value < 0:
+            raise ValueError(f"variant {self.name!r}: weight must be >= 0, got {value}")
+
+    @inference_execution.validator
+    def _check_mode(self, _attribute: object, value: str) -> None:
+        if value not in ("Serial", "Direct"):
+            raise ValueError(f"variant {self.name!r}: inference_execution must be 'Serial' or 'Direct'")
+
+    def __attrs_post_init__(self) -> None:
+        given = [kind for kind, present in (("model", self.model is not None), ("containers", bool(self.containers)),
+                                            ("models", bool(self.models))) if present]
+        if len(given) > 1:
+            raise ValueError(f"variant {self.name!r}: give only one of model, containers, models (got {given})")
+        for hostname in self.containers:
+            _check_name("container hostname", hostname)
+
+    @property
+    def hosts_model(self) -> bool:
+        """True if requests can be served by the variant itself (not only by inference components)."""
+        return self.model is not None or bool(self.containers) or bool(self.models)
+
+
+@attrs.frozen(hash=False)
+class InferenceComponentConfig:
+    """An inference component: a model deployed onto one of the endpoint's variants."""
+
+    name: str = attrs.field(validator=_name_validator("inference component", _COMPONENT_NAME))
+    model: ModelSpec
+    variant: str | None = None
+    """The variant that hosts it; the endpoint's first variant when omitted."""
+
+
+@attrs.frozen
+class FaultConfig:
+    """Faults armed when the server starts; change them at run time with ``LocalEndpoint.faults``."""
+
+    fail_next: int = 0
+    fail_status: int = 503
+    throttle_next: int = 0
+    reset_next: int = 0
+    latency: float = 0.0
+    break_stream_after: int | None = None
+
+
+@attrs.frozen
+class AsyncInferenceConfig:
+    """Where InvokeEndpointAsync writes results and failures (``s3://`` or ``file://``)."""
+
+    s3_output_path: str
+    s3_failure_path: str | None = None
+    s3_endpoint_url: str | None = None
+
+
+def _variant_tuple(value: Iterable[VariantConfig]) -> tuple[VariantConfig, ...]:
+    return tuple(value)
+
+
+def _component_tuple(value: Iterable[InferenceComponentConfig]) -> tuple[InferenceComponentConfig, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(hash=False)
+class EndpointConfig:
+    """One endpoint: its variants, inference components, container timeout and faults."""
+
+    name: str = attrs.field(validator=_name_validator("endpoint"))
+    variants: tuple[VariantConfig, ...] = attrs.field(converter=_variant_tuple)
+    inference_components: tuple[InferenceComponentConfig, ...] = attrs.field(default=(), converter=_component_tuple)
+    container_timeout: float = attrs.field(default=DEFAULT_CONTAINER_TIMEOUT, converter=float)
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
+    async_inference: AsyncInferenceConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.variants:
+            raise ValueError(f"endpoint {self.name!r}: at least one variant is required")
+        names = [variant.name for variant in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"endpoint {self.name!r}: duplicate variant names {names}")
+        if self.container_timeout <= 0:
+            raise ValueError(f"endpoint {self.name!r}: container_timeout must be > 0")
+        components = [component.name for component in self.inference_components]
+        if len(set(components)) != len(components):
+            raise ValueError(f"endpoint {self.name!r}: duplicate inference component names {components}")
+        for component in self.inference_components:
+            if component.variant is not None and component.variant not in names:
+                raise ValueError(f"inference component {component.name!r}: unknown variant {component.variant!r}")
+        if not self.inference_components:
+            idle = [variant.name for variant in self.variants if not variant.hosts_model]
+            if idle:
+                raise ValueError(f"endpoint {self.name!r}: variants {idle} have no model")
+            if not any(variant.weight > 0 for variant in self.variants):
+                raise ValueError(f"endpoint {self.name!r}: at least one variant needs a weight > 0")
+
+    @classmethod
+    def serving(cls, name: str, model: ModelSpec, *, variant: str = "AllTraffic", **kwargs: Any) -> EndpointConfig:
+        """An endpoint with a single variant serving ``model``."""
+        return cls(name=name, variants=(VariantConfig(name=variant, model=model),), **kwargs)
+
+
+def _endpoint_tuple(value: Iterable[EndpointConfig]) -> tuple[EndpointConfig, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(hash=False)
+class LocalConfig:
+    """Everything the local endpoint hosts and how strictly it checks requests."""
+
+    endpoints: tuple[EndpointConfig, ...] = attrs.field(converter=_endpoint_tuple)
+    region: str = "us-east-1"
+    account_id: str = DEFAULT_ACCOUNT_ID
+    verify_signatures: bool = True
+    max_body_bytes: int = MAX_BODY_BYTES
+    seed: int | None = None
+    """Seeds weighted variant routing; None draws from the OS."""
+    session_ttl_seconds: float = 20 * 60
+    clock_offset_seconds: float = 0.0
+    """Added to the server's clock: simulates a server whose clock disagrees with the client's."""
+
+    def __attrs_post_init__(self) -> None:
+        names = [endpoint.name for endpoint in self.endpoints]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate endpoint names: {duplicates}")
+
+    def endpoint(self, name: str) -> EndpointConfig | None:
+        """The endpoint called ``name``, if configured."""
+        return next((endpoint for endpoint in self.endpoints if endpoint.name == name), None)
+
+
+def default_config() -> LocalConfig:
+    """What the local endpoint hosts when given no configuration: ``echo``, ``sum`` and ``tokens``."""
+    return LocalConfig(endpoints=tuple(EndpointConfig.serving(name, name) for name in ("echo", "sum", "tokens")))
+
+
+def demo_config(scratch: str | os.PathLike[str]) -> LocalConfig:
+    """The default endpoints plus ``sum-async``, which writes async results under ``scratch``."""
+    root = Path(scratch)
+    sum_async = EndpointConfig.serving(
+        "sum-async",
+        "sum",
+        async_inference=AsyncInferenceConfig(
+            s3_output_path=(root / "async-output").as_uri(), s3_failure_path=(root / "async-failures").as_uri()
+        ),
+    )
+    base = default_config()
+    return attrs.evolve(base, endpoints=(*base.endpoints, sum_async))
+
+
+def as_config(config: LocalConfig | str | os.PathLike[str] | None) -> LocalConfig:
+    """A LocalConfig from a LocalConfig, a TOML file path, or None (the default endpoints)."""
+    if config is None:
+        return default_config()
+    if isinstance(config, LocalConfig):
+        return config
+    if isinstance(config, str | os.PathLike):
+        return load_config(config)
+    raise TypeError(f"config must be a LocalConfig, a TOML file path or None, not {type(config).__name__}")
+
+
+def load_config(path: str | os.PathLike[str]) -> LocalConfig:
+    """Read a TOML configuration file (format in this module's docstring)."""
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    return config_from_dict(data)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> LocalConfig:
+    """Build a LocalConfig from parsed TOML (or any plain dict of the same shape)."""
+    known = {"endpoints", "region", "account_id", "verify_signatures", "max_body_bytes", "seed",
+             "session_ttl_seconds", "clock_offset_seconds"}
+    _reject_unknown("configuration", data, known)
+    endpoints = tuple(_endpoint_from_dict(item) for item in data.get("endpoints", ()))
+    options = {key: value for key, value in data.items() if key != "endpoints"}
+    return LocalConfig(endpoints=endpoints, **options)
+
+
+def _endpoint_from_dict(data: Mapping[str, Any]) -> EndpointConfig:
+    name = data.get("name", "?")
+    _reject_unknown(f"endpoint {name!r}", data, {"name", "model", "variants", "inference_components",
+                                                 "container_timeout", "faults", "async_inference"})
+    if "model" in data and "variants" in data:
+        raise ValueError(f"endpoint {name!r}: give either model or variants, not both")
+    if "model" in data:
+        variants: tuple[VariantConfig, ...] = (VariantConfig(model=data["model"]),)
+    else:
+        variants = tuple(_variant_from_dict(item) for item in data.get("variants", ()))
+    components = tuple(_component_from_dict(item) for item in data.get("inference_components", ()))
+    kwargs: dict[str, Any] = {}
+    if "container_timeout" in data:
+        kwargs["container_timeout"] = data["container_timeout"]
+    if "faults" in data:
+        _reject_unknown(f"endpoint {name!r} faults", data["faults"], set(attrs.fields_dict(FaultConfig)))
+        kwargs["faults"] = FaultConfig(**data["faults"])
+    if "async_inference" in data:
+        kwargs["async_inference"] = AsyncInferenceConfig(**data["async_inference"])
+    return EndpointConfig(name=data["name"], variants=variants, inference_components=components, **kwargs)
+
+
+def _variant_from_dict(data: Mapping[str, Any]) -> VariantConfig:
+    _reject_unknown(f"variant {data.get('name', 'AllTraffic')!r}", data, set(attrs.fields_dict(VariantConfig)))
+    return VariantConfig(**data)
+
+
+def _component_from_dict(data: Mapping[str, Any]) -> InferenceComponentConfig:
+    _reject_unknown(f"inference component {data.get('name', '?')!r}", data,
+                    set(attrs.fields_dict(InferenceComponentConfig)))
+    return InferenceComponentConfig(**data)
+
+
+def _reject_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> None:
+    # A typo in a config file should fail loudly, not be silently ignored.
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")

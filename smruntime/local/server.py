@@ -1,0 +1,208 @@
+"""``LocalEndpoint``: the local endpoint on a free loopback port, in a background thread.
+
+::
+
+    with LocalEndpoint() as endpoint:                       # echo, sum, tokens
+        client = boto3.client("sagemaker-runtime", endpoint_url=endpoint.url, region_name="us-east-1",
+                              aws_access_key_id="AKIDEXAMPLE",
+                              aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        client.invoke_endpoint(EndpointName="sum", Body=b'{"numbers": [1, 2]}')
+        endpoint.faults("sum").fail_next(2, status=503)
+        endpoint.counters("sum").model_runs
+
+Also usable without ``with`` (a notebook): ``endpoint = LocalEndpoint().start()`` ...
+``endpoint.stop()``. ``serve()`` runs the same app in the foreground (``smruntime serve``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from smruntime.local.app import LocalApp, create_app
+from smruntime.local.config import LocalConfig, as_config
+from smruntime.local.counters import Counters
+from smruntime.local.credentials import CredentialsInput, resolve_credentials
+from smruntime.local.faults import Faults
+from smruntime.local.state import LocalState
+
+__all__ = ["LocalEndpoint", "serve"]
+
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+
+
+def _uvicorn_config(app: LocalApp, *, host: str, port: int, quiet: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="h11",
+        loop="asyncio",
+        ws="none",
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,  # the app writes Date from its own (possibly offset) clock
+        access_log=not quiet,
+        # None: leave the process's logging configuration alone (tests, notebooks).
+        log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
+        log_level=None if quiet else "info",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    # Binding here, not in uvicorn, gives the port (also for port 0) before the thread starts.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then (else +40 ms per call).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class LocalEndpoint:
+    """A SageMaker-compatible endpoint on ``host:port`` (port 0: a free one), run by uvicorn in a thread."""
+
+    def __init__(
+        self,
+        config: LocalConfig | str | os.PathLike[str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: CredentialsInput | None = None,
+    ) -> None:
+        self.config = as_config(config)
+        self.host = host
+        self._requested_port = port
+        self.state = LocalState(self.config, resolve_credentials(credentials))
+        self.app = create_app(state=self.state)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._port: int | None = None
+
+    # --- lifecycle ---
+
+    def start(self) -> LocalEndpoint:
+        """Start serving and wait until connections are accepted; returns self."""
+        if self._thread is not None:
+            raise RuntimeError("LocalEndpoint is already started")
+        sock = _bind(self.host, self._requested_port)
+        self._port = sock.getsockname()[1]
+        server = uvicorn.Server(_uvicorn_config(self.app, host=self.host, port=0, quiet=True))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                  name=f"smruntime-local-endpoint-{self._port}", daemon=True)
+        self._socket, self._server, self._thread = sock, server, thread
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the local endpoint did not start on {self.host}:{self._port}")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and release the models' resources; idempotent.
+
+        Requests in flight get 5 s to finish. A Python model still running in its worker
+        thread (one that ignores the container timeout) is waited for up to 20 s; past that
+        the server thread (a daemon) is left to end on its own.
+        """
+        server, thread, sock = self._server, self._thread, self._socket
+        self._server = self._thread = self._socket = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(_STOP_TIMEOUT)
+            if thread.is_alive() and server is not None:
+                server.force_exit = True  # in-flight requests are cut
+                thread.join(_STOP_TIMEOUT)
+        if sock is not None:
+            sock.close()  # uvicorn closes it too; closing twice is harmless
+        self.state.close()
+
+    def __enter__(self) -> LocalEndpoint:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- where it listens ---
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (known once started)."""
+        if self._port is None:
+            raise RuntimeError("LocalEndpoint is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the ``endpoint_url`` for clients."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def region(self) -> str:
+        """The region requests must be signed for."""
+        return self.config.region
+
+    @property
+    def access_key_ids(self) -> tuple[str, ...]:
+        """The access key ids it accepts (the secrets are never exposed)."""
+        return self.state.verifier.access_key_ids
+
+    # --- testing hooks ---
+
+    def faults(self, endpoint: str) -> Faults:
+        """The fault injector of one endpoint (KeyError if not configured)."""
+        return self.state.endpoint(endpoint).faults
+
+    def counters(self, endpoint: str) -> Counters:
+        """The server-side counters of one endpoint (KeyError if not configured)."""
+        return self.state.endpoint(endpoint).counters
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Run the server's clock ``seconds`` ahead (negative: behind), e.g. to test clock-skew handling."""
+        self.state.clock_offset = seconds
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not started"
+        return f"LocalEndpoint({where}, endpoints={sorted(self.state.endpoints)}, region={self.region!r})"
+
+
+def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: str = "127.0.0.1", port: int = 8080,
+          credentials: CredentialsInput | None = None) -> None:
+    """Serve in the foreground until interrupted (``smruntime serve``)."""
+    local = as_config(config)
+    state = LocalState(local, resolve_credentials(credentials))
+    sock = _bind(host, port)
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"Local SageMaker Runtime endpoint on http://{shown_host}:{sock.getsockname()[1]} "
+          f"(region {local.region}; endpoints: {', '.join(sorted(state.endpoints))}; "
+          f"access keys: {', '.join(state.verifier.access_key_ids)})", file=sys.stderr, flush=True)
+    server = uvicorn.Server(_uvicorn_config(create_app(state=state), host=host, port=port, quiet=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        state.close()
