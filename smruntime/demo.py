@@ -18,12 +18,13 @@ DEMO_CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 
 def run(out: TextIO = sys.stdout) -> int:
     from smruntime.local import LocalEndpoint
+    from smruntime.local.config import demo_config
 
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="smruntime-demo-") as scratch:
-        config = _demo_config(Path(scratch))
+        config = demo_config(Path(scratch))
         with LocalEndpoint(config, credentials=DEMO_CREDENTIALS) as endpoint, Client(
             region="us-east-1", endpoint_url=endpoint.url, credentials=DEMO_CREDENTIALS
         ) as client:
@@ -37,13 +38,11 @@ def run(out: TextIO = sys.stdout) -> int:
                 body=json.dumps(body),
                 content_type="application/json",
                 accept="application/json",
-                custom_attributes="demo=1",
             )
             say(f"request body:   {json.dumps(body)}")
             say(f"response body:  {result.body.decode()}")
             say(f"content type:   {result.content_type}")
             say(f"variant:        {result.invoked_production_variant}")
-            say(f"custom attrs:   {result.custom_attributes}")
             say(f"metadata:       request_id={result.metadata.request_id} attempts={result.metadata.attempts} "
                 f"http_status={result.metadata.http_status}")
             say()
@@ -86,8 +85,3 @@ def run(out: TextIO = sys.stdout) -> int:
             say(f"result:           {answer.decode()}")
     return 0
 
-
-def _demo_config(scratch: Path) -> object:
-    from smruntime.local.config import demo_config
-
-    return demo_config(scratch)

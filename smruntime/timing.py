@@ -18,6 +18,14 @@ from smruntime.middleware import Context, Middleware, Stack
 
 _clock = time.perf_counter
 
+STEP_ORDER = (
+    "Initialize stack step",
+    "Serialize stack step",
+    "Build stack step",
+    "Finalize stack step",
+    "Deserialize stack step",
+)
+
 
 @attrs.frozen
 class TimedMiddleware:
@@ -72,8 +80,9 @@ def record_timings(stack: Stack) -> None:
 def format_timings(timings: dict[str, Any]) -> str:
     """A small table of a call's timings, in microseconds."""
     lines = [f"{'where':<34} {'µs':>10}"]
-    for step, seconds in timings.get("steps", {}).items():
-        lines.append(f"{step:<34} {seconds * 1e6:>10.1f}")
+    steps = timings.get("steps", {})
+    for step in sorted(steps, key=lambda name: STEP_ORDER.index(name) if name in STEP_ORDER else len(STEP_ORDER)):
+        lines.append(f"{step:<34} {steps[step] * 1e6:>10.1f}")
     lines.append(f"{'HTTP exchange (transport)':<34} {timings.get('transport', 0.0) * 1e6:>10.1f}")
     lines.append("")
     for mw_id, seconds in sorted(timings.get("middleware", {}).items(), key=lambda item: -item[1]):
