@@ -1,0 +1,813 @@
+"""The HTTP clients against a raw-socket server that records every byte it is sent."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import inspect
+import io
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests.exceptions
+import urllib3.exceptions
+
+from smruntime.errors import (
+    ConnectError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    TransportError,
+)
+from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
+from smruntime.transport import FastHTTPClient, HTTPClient, MockHTTPClient, RequestsHTTPClient, map_transport_error
+from tests.servers import (
+    Certificate,
+    HTTPTestServer,
+    Reply,
+    Reset,
+    Send,
+    Wait,
+    chunked,
+    close,
+    make_certificate,
+    reset,
+    respond,
+)
+
+ClientFactory = Callable[..., Any]
+CLIENTS = {"requests": RequestsHTTPClient, "fast": FastHTTPClient}
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPTestServer]:
+    with HTTPTestServer() as running:
+        yield running
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def make_client(request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
+    """Builds clients of one kind (each test runs once per kind) and closes them afterwards."""
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        client = CLIENTS[request.param](**kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def post(url: str, body: Any = b"", headers: dict[str, str] | None = None) -> HTTPRequest:
+    return HTTPRequest("POST", url, headers or {}, body)
+
+
+# -- what goes on the wire --------------------------------------------------------------------
+
+
+def test_wire_carries_exactly_the_request_headers(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    client = make_client()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Amz-Date": "20240101T000000Z",
+        "amz-sdk-invocation-id": "abc",
+        "Content-Length": "15",
+    }
+    response = client.send(post(server.url + "/endpoints/ep/invocations?x=1", b'{"inputs":"hi"}', headers))
+    assert response.status_code == 200
+
+    (seen,) = server.requests
+    assert seen.method == "POST"
+    assert seen.target == "/endpoints/ep/invocations?x=1"
+    assert sorted(seen.header_names) == sorted(["Host", *headers])  # nothing added, nothing lost
+    assert seen.header("Host") == f"127.0.0.1:{server.port}"
+    assert seen.body == b'{"inputs":"hi"}'
+    assert not seen.chunked
+
+
+def test_wire_adds_content_length_only_when_the_stack_did_not(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    client = make_client()
+    client.send(post(server.url + "/a", b"12345", {"User-Agent": "mine/1.0"}))
+    client.send(post(server.url + "/b", None))
+    client.send(HTTPRequest("GET", server.url + "/c"))
+
+    with_body, empty_post, get = server.requests
+    assert sorted(with_body.header_names) == ["Content-Length", "Host", "User-Agent"]
+    assert (with_body.header("User-Agent"), with_body.header("Content-Length")) == ("mine/1.0", "5")
+    assert empty_post.headers == {"host": f"127.0.0.1:{server.port}", "content-length": "0"}
+    assert get.headers == {"host": f"127.0.0.1:{server.port}"}
+
+
+@pytest.mark.parametrize("size", [0, 1, 70_000, 1_048_576])
+def test_bytes_bodies_arrive_whole(server: HTTPTestServer, make_client: ClientFactory, size: int) -> None:
+    body = os.urandom(size)
+    make_client().send(post(server.url + "/x", body))
+    assert server.requests[0].body == body
+    assert server.requests[0].header("Content-Length") == str(size)
+
+
+def test_file_bodies_arrive_whole_with_their_length(
+    server: HTTPTestServer, make_client: ClientFactory, tmp_path: Any
+) -> None:
+    client = make_client()
+    payload = os.urandom(300_000)
+    path = tmp_path / "body.bin"
+    path.write_bytes(payload)
+    with open(path, "rb") as real_file:
+        client.send(post(server.url + "/file", real_file))
+    partly_read = io.BytesIO(b"skip:" + payload)
+    partly_read.seek(5)  # only the rest is the body
+    client.send(post(server.url + "/offset", partly_read))
+
+    whole, rest = server.requests
+    assert whole.body == payload and whole.header("Content-Length") == str(len(payload))
+    assert rest.body == payload and rest.header("Content-Length") == str(len(payload))
+    assert not whole.chunked and not rest.chunked
+
+
+def test_unseekable_file_body_is_sent_with_a_content_length(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            chunk = self._data.read(len(buffer))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    make_client().send(post(server.url + "/pipe", Pipe(b"streamed body")))
+    (seen,) = server.requests
+    assert seen.body == b"streamed body"
+    assert seen.header("Content-Length") == "13"
+    assert not seen.chunked
+
+
+def test_responses_are_not_decompressed(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    packed = gzip.compress(b"hello " * 100)
+    server.enqueue(respond(200, packed, [("Content-Encoding", "gzip")]))
+    response = make_client().send(post(server.url + "/gz"))
+    assert response.read() == packed
+    assert response.headers["content-encoding"] == "gzip"
+
+
+def test_response_status_reason_and_repeated_headers(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(respond(424, b"{}", [("X-Amzn-ErrorType", "ModelError"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]))
+    response = make_client().send(post(server.url + "/e"))
+    assert (response.status_code, response.reason) == (424, "Failed Dependency")
+    assert response.headers["x-amzn-errortype"] == "ModelError"
+    assert response.headers["set-cookie"] == "a=1, b=2"
+    assert response.read() == b"{}"
+
+
+# -- pooling ----------------------------------------------------------------------------------
+
+
+def test_sequential_calls_reuse_one_connection(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    client = make_client()
+    server.default = respond(200, b"ok")
+    for _ in range(20):
+        assert client.send(post(server.url + "/x", b"{}")).read() == b"ok"
+    assert server.connections_accepted == 1
+    assert {r.connection for r in server.requests} == {1}
+
+
+def test_many_threads_share_a_small_pool_without_churn(
+    server: HTTPTestServer, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(max_pool_connections=4)
+    server.handler = lambda request: respond(200, request.body)
+    failures: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            for call in range(50):
+                body = f"{index}:{call}".encode()
+                response = client.send(post(server.url + "/x", body))
+                assert response.read() == body
+        except BaseException as exc:  # reported below, with the others
+            failures.append(exc)
+
+    with caplog.at_level(logging.DEBUG):
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert not failures
+    assert len(server.requests) == 16 * 50
+    assert server.connections_accepted <= 4
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage().lower()]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_full_pool_waits_then_times_out_as_a_connect_timeout(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    client = make_client(max_pool_connections=1, connect_timeout=0.2)
+    held = client.send(post(server.url + "/hold"), stream=True)  # keeps the only connection
+    with pytest.raises(ConnectTimeoutError) as caught:
+        client.send(post(server.url + "/wait"))
+    assert caught.value.request_sent is False
+    assert len(server.requests) == 1
+    held.read()
+    assert client.send(post(server.url + "/after")).status_code == 200  # the slot came back
+    assert server.connections_accepted == 1
+
+
+def test_close_closes_every_pooled_socket(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    client = make_client(max_pool_connections=3)
+    streams = [client.send(post(server.url + f"/{i}"), stream=True) for i in range(3)]
+    for response in streams:
+        response.read()
+    assert server.connections_accepted == 3
+    assert server.open_connections == 3
+    client.close()
+    server.wait_connections_closed()  # the server saw every socket closed
+    assert client.send(post(server.url + "/again")).status_code == 200  # usable again, on a new one
+    assert server.connections_accepted == 4
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+def test_iter_chunks_yields_each_chunk_as_it_arrives(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    released = threading.Event()
+    server.enqueue(chunked([b"first", Wait(released), b"second", b"third" * 1000]))
+    client = make_client()
+    response = client.send(post(server.url + "/stream"), stream=True)
+    chunks = response.body.iter_chunks()
+    # The server sends the rest only once the test has the first chunk, so the chunk
+    # was handed over when it arrived, not when the body ended.
+    assert next(chunks) == b"first"
+    released.set()
+    assert list(chunks) == [b"second", b"third" * 1000]
+    assert client.send(post(server.url + "/next")).status_code == 200
+    assert server.connections_accepted == 1  # read to the end: the connection was pooled
+
+
+def test_iter_chunks_does_not_wait_for_a_full_buffer_without_chunking(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    released = threading.Event()
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
+    server.enqueue(Reply([Send(head + b"hello"), Wait(released), Send(b" world")]))
+    response = make_client().send(post(server.url + "/s"), stream=True)
+    chunks = response.body.iter_chunks()
+    assert next(chunks) == b"hello"
+    released.set()
+    assert b"".join(chunks) == b" world"
+
+
+def test_fully_read_stream_returns_the_connection(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.default = respond(200, b"payload")
+    client = make_client()
+    for _ in range(3):
+        response = client.send(post(server.url + "/s"), stream=True)
+        assert response.read() == b"payload"
+        response.close()  # idempotent after the release
+        response.close()
+    assert server.connections_accepted == 1
+
+
+def test_closing_mid_stream_drops_the_connection(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    released = threading.Event()
+    server.enqueue(chunked([b"part", Wait(released), b"never read"]))
+    client = make_client(max_pool_connections=1)
+    response = client.send(post(server.url + "/s"), stream=True)
+    assert next(response.body.iter_chunks()) == b"part"
+    response.close()
+    response.close()
+    released.set()
+    with pytest.raises(ConnectionClosedError):
+        response.read()  # the rest is gone; never a silent partial body
+    assert client.send(post(server.url + "/next")).status_code == 200  # the pool slot came back
+    assert server.connections_accepted == 2  # on a new connection
+
+
+def test_abandoning_iteration_drops_the_connection(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(chunked([b"a", b"b", b"c"]))
+    client = make_client(max_pool_connections=1)
+    response = client.send(post(server.url + "/s"), stream=True)
+    chunks = response.body.iter_chunks()
+    assert next(chunks) == b"a"
+    chunks.close()  # the consumer stopped early
+    assert client.send(post(server.url + "/next")).status_code == 200
+    assert server.connections_accepted == 2
+
+
+# -- failures and request_sent ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_truncated_content_length_is_an_error(server: HTTPTestServer, make_client: ClientFactory, stream: bool) -> None:
+    server.enqueue(respond(200, b"only part", content_length=100))
+    client = make_client(max_pool_connections=1)
+    with pytest.raises(ConnectionClosedError) as caught:
+        client.send(post(server.url + "/t"), stream=stream).read()
+    assert caught.value.request_sent is True
+    assert caught.value.__cause__ is not None
+    assert client.send(post(server.url + "/next")).status_code == 200  # nothing leaked
+
+
+def test_reset_mid_response_is_an_error(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+    server.enqueue(Reply([Send(head + b"partial"), Reset()]))
+    client = make_client(max_pool_connections=1)
+    with pytest.raises(ConnectionClosedError) as caught:
+        client.send(post(server.url + "/t"))
+    assert caught.value.request_sent is True
+    assert client.send(post(server.url + "/next")).status_code == 200
+
+
+def test_server_closing_after_its_answer_is_not_an_error(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(
+        respond(200, b"bye", [("Connection", "close")], close=True),
+        respond(200, b"until the end", omit_content_length=True),
+    )
+    client = make_client(max_pool_connections=1)
+    assert client.send(post(server.url + "/a")).read() == b"bye"
+    assert client.send(post(server.url + "/b"), stream=True).read() == b"until the end"
+    assert client.send(post(server.url + "/c")).status_code == 200
+    assert server.connections_accepted == 3  # none of the closed connections was reused
+    assert [r.path for r in server.requests] == ["/a", "/b", "/c"]
+
+
+def test_connections_closed_by_the_server_idle_timeout_are_replaced(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("smruntime.transport._DROP_CHECK_AFTER", 0.0)  # the fast client polls every reuse
+    client = make_client()
+    with HTTPTestServer(idle_timeout=0.05) as server:
+        assert client.send(post(server.url + "/one")).status_code == 200
+        server.wait_connections_closed()
+        assert client.send(post(server.url + "/two")).status_code == 200
+        assert [r.path for r in server.requests] == ["/one", "/two"]
+        assert server.connections_accepted == 2
+
+
+def test_truncated_stream_is_an_error_for_iter_chunks(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(respond(200, b"only part", content_length=100), chunked([b"one", b"two"], end=False))
+    client = make_client(max_pool_connections=1)
+    for _ in range(2):
+        response = client.send(post(server.url + "/t"), stream=True)
+        with pytest.raises(ConnectionClosedError):
+            list(response.body.iter_chunks())
+    assert client.send(post(server.url + "/next")).status_code == 200
+
+
+def test_connection_refused_is_a_connect_error_before_sending(make_client: ClientFactory) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nobody listens there now
+    with pytest.raises(ConnectError) as caught:
+        make_client().send(post(f"http://127.0.0.1:{port}/x", b"{}"))
+    assert type(caught.value) is ConnectError
+    assert caught.value.request_sent is False
+    assert caught.value.retryable
+    assert isinstance(caught.value.__cause__, Exception)
+
+
+def test_connect_timeout_before_sending(make_client: ClientFactory) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname())  # fills the accept queue: SYNs go unanswered
+    try:
+        with pytest.raises(ConnectTimeoutError) as caught:
+            make_client(connect_timeout=0.2).send(post(f"http://127.0.0.1:{listener.getsockname()[1]}/x", b"{}"))
+    finally:
+        filler.close()
+        listener.close()
+    assert caught.value.request_sent is False
+    assert caught.value.timeout and caught.value.retryable
+
+
+def test_read_timeout_after_sending(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(respond(200, b"late", delay=2.0))
+    with pytest.raises(ReadTimeoutError) as caught:
+        make_client(read_timeout=0.2).send(post(server.url + "/slow", b"{}"))
+    assert caught.value.request_sent is True
+    assert caught.value.timeout
+    assert server.requests[0].body == b"{}"
+
+
+def test_read_timeout_while_streaming(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    released = threading.Event()
+    server.enqueue(chunked([b"first", Wait(released), b"late"]))
+    response = make_client(read_timeout=0.2).send(post(server.url + "/slow"), stream=True)
+    chunks = response.body.iter_chunks()
+    assert next(chunks) == b"first"
+    with pytest.raises(ReadTimeoutError) as caught:
+        next(chunks)
+    released.set()
+    assert caught.value.request_sent is True
+
+
+def test_reset_before_any_response_byte_on_a_fresh_connection(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    server.enqueue(reset())
+    with pytest.raises(ConnectionClosedError) as caught:
+        make_client().send(post(server.url + "/r", b"{}"))
+    assert caught.value.request_sent is True  # the model may have run
+    assert not caught.value.retryable
+    assert len(server.requests) == 1
+
+
+def test_close_without_answer_on_a_fresh_connection(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(close())
+    with pytest.raises(ConnectionClosedError) as caught:
+        make_client().send(post(server.url + "/c", b"{}"))
+    assert caught.value.request_sent is True
+
+
+def test_idle_connection_closed_by_the_server_between_calls(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    assert client.send(post(server.url + "/one", b"1")).status_code == 200
+    assert server.close_idle_connections() == 1
+    try:
+        assert client.send(post(server.url + "/two", b"2")).status_code == 200
+    except TransportError as error:
+        assert error.request_sent is False
+    assert [r.path for r in server.requests].count("/two") <= 1
+    assert server.connections_accepted <= 2
+
+
+def test_reused_connection_closed_before_answering_says_request_not_sent(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    class OneRewindOnly(io.BytesIO):
+        """A body whose second rewind fails, so the client cannot resend it."""
+
+        seeks = 0
+
+        def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+            self.seeks += 1
+            if self.seeks > 2:  # the client measures the length with two seeks
+                raise OSError("cannot rewind")
+            return super().seek(offset, whence)
+
+    client = make_client()
+    client.send(post(server.url + "/warm")).read()
+    # The server closes the pooled connection as the request arrives: what a client sees
+    # when it loses the race against the server's idle timeout.
+    server.enqueue(close())
+    with pytest.raises(ConnectionClosedError) as caught:
+        client.send(post(server.url + "/raced", OneRewindOnly(b"body")))
+    assert caught.value.request_sent is False
+    assert caught.value.retryable
+    assert "idle" in str(caught.value)
+    assert [r.path for r in server.requests] == ["/warm", "/raced"]
+
+
+def test_resend_after_a_stale_connection_happens_once(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    client = make_client(max_pool_connections=2)
+    held = [client.send(post(server.url + "/warm"), stream=True) for _ in range(2)]
+    for response in held:
+        response.read()
+    server.enqueue(close(), close())  # the first attempt and the resend both lose their connection
+    with pytest.raises(ConnectionClosedError) as caught:
+        client.send(post(server.url + "/raced", b"x"))
+    assert [r.path for r in server.requests].count("/raced") == 2
+    # request_sent is False only if the resend, too, went out on a reused connection (the
+    # fast client takes the other pooled one; urllib3 reconnects): on a fresh connection
+    # the server may have processed the request.
+    resend_was_fresh = server.connections_accepted == 3
+    assert caught.value.request_sent is resend_was_fresh
+    if isinstance(client, FastHTTPClient):
+        assert not resend_was_fresh
+
+
+def test_reused_connection_closed_before_answering_is_resent_once(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    client.send(post(server.url + "/warm")).read()
+    body = io.BytesIO(b"file body")
+    server.enqueue(close())
+    assert client.send(post(server.url + "/raced", body)).status_code == 200
+    resent = [r for r in server.requests if r.path == "/raced"]
+    assert [r.body for r in resent] == [b"file body", b"file body"]  # rewound for the resend
+    assert [r.connection for r in resent] == [1, 2]
+
+
+def test_tls_handshake_failure_is_a_connect_error(make_client: ClientFactory) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def not_tls() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=not_tls)
+    thread.start()
+    try:
+        with pytest.raises(ConnectError) as caught:
+            make_client(connect_timeout=5).send(post(f"https://127.0.0.1:{port}/x", b"{}"))
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert caught.value.request_sent is False
+    assert "TLS" in str(caught.value)
+
+
+def test_nothing_is_left_running(make_client: ClientFactory) -> None:
+    before = threading.active_count()
+    with HTTPTestServer(default=respond(200, b"x")) as server:
+        client = make_client()
+        streams = [client.send(post(server.url + "/x"), stream=True) for _ in range(3)]
+        for response in streams:
+            response.read()
+        client.close()
+        server.wait_connections_closed()
+    assert threading.active_count() == before
+
+
+def test_invalid_url_is_a_connect_error(make_client: ClientFactory) -> None:
+    with pytest.raises(ConnectError) as caught:
+        make_client().send(post("not a url"))
+    assert caught.value.request_sent is False
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def test_https_with_a_ca_bundle(certificate: Certificate, make_client: ClientFactory) -> None:
+    client = make_client(verify=certificate.ca_file)
+    with HTTPTestServer(tls=certificate.server_context, default=respond(200, b"secure")) as server:
+        url = f"https://localhost:{server.port}/endpoints/ep/invocations"
+        for _ in range(3):
+            assert client.send(post(url, b"{}", {"Content-Type": "application/json"})).read() == b"secure"
+        assert server.connections_accepted == 1  # keep-alive over TLS
+        assert server.requests[0].headers == {
+            "host": f"localhost:{server.port}",
+            "content-type": "application/json",
+            "content-length": "2",
+        }
+        client.close()
+
+
+def test_https_ca_bundle_from_the_environment(
+    certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate.ca_file)
+    with HTTPTestServer(tls=certificate.server_context) as server:
+        assert make_client().send(post(f"https://localhost:{server.port}/x")).status_code == 200
+
+
+def test_untrusted_certificate_is_a_connect_error(
+    certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with HTTPTestServer(tls=certificate.server_context) as server:
+        with pytest.raises(ConnectError) as caught:
+            make_client().send(post(f"https://localhost:{server.port}/x", b"{}"))
+        assert server.requests == []
+    assert caught.value.request_sent is False
+    assert "TLS" in str(caught.value) and "certificate" in str(caught.value).lower()
+
+
+def test_https_through_a_tunnelling_proxy(certificate: Certificate, make_client: ClientFactory) -> None:
+    with HTTPTestServer(tunnel_tls=certificate.server_context, default=respond(200, b"tunnelled")) as proxy:
+        client = make_client(
+            proxies={"https": f"http://user:s3cret@127.0.0.1:{proxy.port}"}, verify=certificate.ca_file
+        )
+        url = "https://runtime.example.invalid/endpoints/ep/invocations"
+        for _ in range(2):
+            assert client.send(post(url, b"{}", {"Content-Type": "a/b"})).read() == b"tunnelled"
+        connect, first, second = proxy.requests
+        assert connect.method == "CONNECT" and connect.target == "runtime.example.invalid:443"
+        assert connect.header("Proxy-Authorization") == "Basic dXNlcjpzM2NyZXQ="
+        assert first.target == "/endpoints/ep/invocations"  # origin-form inside the tunnel
+        assert first.headers == {"host": "runtime.example.invalid", "content-type": "a/b", "content-length": "2"}
+        assert second.connection == first.connection == connect.connection  # the tunnel is kept alive
+        client.close()
+
+
+# -- proxies ----------------------------------------------------------------------------------
+
+
+def test_http_proxy_from_arguments(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    proxy = f"http://user:s3cret@127.0.0.1:{server.port}"
+    client = make_client(proxies={"http": proxy})
+    client.send(post("http://runtime.example.invalid/endpoints/ep/invocations", b"{}", {"Content-Type": "a/b"}))
+    (seen,) = server.requests
+    assert seen.target == "http://runtime.example.invalid/endpoints/ep/invocations"
+    assert seen.header("Host") == "runtime.example.invalid"
+    assert seen.header("Proxy-Authorization") == "Basic dXNlcjpzM2NyZXQ="
+    assert seen.body == b"{}"
+
+
+def test_http_proxy_from_the_environment(
+    server: HTTPTestServer, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("NO_PROXY", "direct.example.invalid")
+    make_client().send(post("http://runtime.example.invalid/x"))
+    assert server.requests[0].target == "http://runtime.example.invalid/x"
+    with pytest.raises(ConnectError):  # NO_PROXY: straight to a host that does not resolve
+        make_client(connect_timeout=5).send(post("http://direct.example.invalid/x"))
+    assert len(server.requests) == 1
+
+
+# -- the mock ---------------------------------------------------------------------------------
+
+
+def test_mock_client_records_and_answers() -> None:
+    answers: list[Any] = [
+        (200, {"Content-Type": "application/json"}, b'{"ok": true}'),
+        HTTPResponse(424, {"X-Amzn-ErrorType": "ModelError"}, b"{}"),
+        (200, {}, "text"),
+    ]
+    mock = MockHTTPClient(lambda request: answers.pop(0))
+    client: HTTPClient = mock
+
+    first = client.send(post("https://h/endpoints/ep/invocations", b"in", {"Content-Type": "application/json"}))
+    assert (first.status_code, first.headers["content-type"], first.read()) == (200, "application/json", b'{"ok": true}')
+    second = client.send(post("https://h/x", io.BytesIO(b"file")), stream=True)
+    assert second.status_code == 424 and second.read() == b"{}"
+    assert client.send(post("https://h/y")).read() == b"text"
+
+    assert [r.url for r in mock.requests] == ["https://h/endpoints/ep/invocations", "https://h/x", "https://h/y"]
+    assert [r.body for r in mock.requests] == [b"in", b"file", b""]
+    assert mock.requests[0].headers == {"content-type": "application/json"}
+    client.close()
+
+
+def test_mock_client_handler_errors_propagate_and_requests_are_copies() -> None:
+    def fail(request: HTTPRequest) -> Any:
+        request.headers["X-Changed"] = "1"
+        raise ConnectError("boom")
+
+    mock = MockHTTPClient(fail)
+    original = post("https://h/x", b"b", {"A": "1"})
+    with pytest.raises(ConnectError, match="boom"):
+        mock.send(original)
+    assert "X-Changed" not in original.headers and "X-Changed" not in mock.requests[0].headers
+
+
+# -- the one error mapping --------------------------------------------------------------------
+
+
+def _exception_classes() -> list[type[BaseException]]:
+    classes: set[type[BaseException]] = set()
+    for module in (requests.exceptions, urllib3.exceptions):
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, BaseException):
+                classes.add(value)
+    classes.update(
+        [
+            OSError,
+            ConnectionError,
+            ConnectionResetError,
+            ConnectionRefusedError,
+            ConnectionAbortedError,
+            BrokenPipeError,
+            TimeoutError,
+            socket.timeout,
+            socket.gaierror,
+            socket.herror,
+            ssl.SSLError,
+            ssl.SSLZeroReturnError,
+            ssl.SSLEOFError,
+            ssl.SSLSyscallError,
+            ssl.SSLCertVerificationError,
+            ssl.SSLWantReadError,
+        ]
+    )
+    classes.update(
+        value
+        for _, value in inspect.getmembers(http.client, inspect.isclass)
+        if issubclass(value, http.client.HTTPException)
+    )
+    return sorted(classes, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+
+
+def _instantiate(cls: type[BaseException]) -> BaseException:
+    for args in [("boom",), (), (None, "boom"), (None, None, "boom"), (b"", 5), ("h", None, OSError("r"))]:
+        try:
+            return cls(*args)
+        except Exception:
+            continue
+    return cls.__new__(cls)
+
+
+@pytest.mark.parametrize("cls", _exception_classes(), ids=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+def test_every_library_exception_maps_to_a_transport_error(cls: type[BaseException]) -> None:
+    original = _instantiate(cls)
+    error = map_transport_error(original)
+    assert isinstance(error, TransportError)
+    assert error.__cause__ is original
+    assert isinstance(str(error), str) and str(error)
+    assert isinstance(error.request_sent, bool)
+
+
+@pytest.mark.parametrize(
+    ("original", "expected", "sent"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), ConnectError, False),
+        (socket.gaierror(-2, "Name or service not known"), ConnectError, False),
+        (urllib3.exceptions.NewConnectionError(None, "Failed to establish"), ConnectError, False),  # type: ignore[arg-type]
+        (urllib3.exceptions.ConnectTimeoutError(None, "timed out"), ConnectTimeoutError, False),
+        (requests.exceptions.ConnectTimeout("timed out"), ConnectTimeoutError, False),
+        (urllib3.exceptions.ReadTimeoutError(None, "/x", "Read timed out."), ReadTimeoutError, True),  # type: ignore[arg-type]
+        (requests.exceptions.ReadTimeout("Read timed out."), ReadTimeoutError, True),
+        (TimeoutError("timed out"), ReadTimeoutError, True),
+        (http.client.RemoteDisconnected("Remote end closed connection"), ConnectionClosedError, True),
+        (ConnectionResetError(104, "Connection reset by peer"), ConnectionClosedError, True),
+        (urllib3.exceptions.ProtocolError("Connection broken", http.client.IncompleteRead(b"ab", 10)), ConnectionClosedError, True),
+        (requests.exceptions.ChunkedEncodingError("broken"), ConnectionClosedError, True),
+        (ssl.SSLCertVerificationError("certificate verify failed"), ConnectError, False),
+        (urllib3.exceptions.ProxyError("Unable to connect to proxy", OSError("refused")), ConnectError, False),
+        (requests.exceptions.InvalidURL("bad"), ConnectError, False),
+    ],
+)
+def test_mapping_classes_and_request_sent(original: BaseException, expected: type[TransportError], sent: bool) -> None:
+    error = map_transport_error(original)
+    assert type(error) is expected
+    assert error.request_sent is sent
+
+
+def test_mapping_looks_through_wrappers() -> None:
+    inner = ConnectionRefusedError(111, "Connection refused")
+    wrapped = requests.exceptions.ConnectionError(
+        urllib3.exceptions.MaxRetryError(None, "/x", urllib3.exceptions.NewConnectionError(None, f"Failed: {inner}"))  # type: ignore[arg-type]
+    )
+    error = map_transport_error(wrapped)
+    assert type(error) is ConnectError and error.request_sent is False
+    assert map_transport_error(wrapped, request_sent=True).request_sent is True  # the caller knows best
+
+
+def test_mapped_messages_never_show_secrets() -> None:
+    original = urllib3.exceptions.ProxyError(
+        "Cannot connect to proxy http://alice:hunter2@proxy:3128 for "
+        "https://h/x?X-Amz-Security-Token=FQoGZXIvYXdzEJr&X-Amz-Signature=abcdef0123 "
+        "headers {'Authorization': 'AWS4-HMAC-SHA256 Credential=AKID/20240101, Signature=deadbeef'}",
+        OSError("refused"),
+    )
+    text = str(map_transport_error(original)) + repr(map_transport_error(original))
+    for secret in ("hunter2", "FQoGZXIvYXdzEJr", "abcdef0123", "deadbeef", "AKID/20240101"):
+        assert secret not in text
+
+
+def test_bodies_in_memory_behave_like_live_ones() -> None:
+    body = BytesBody(b"abc")
+    assert list(body.iter_chunks()) == [b"abc"]
+    assert body.read() == b""
+
+
+def test_mock_client_docstring_example_runs() -> None:
+    doc = inspect.getdoc(MockHTTPClient) or ""
+    example = inspect.cleandoc(doc.split("Example::", 1)[1])
+    exec(compile(example, "MockHTTPClient docstring", "exec"), {})
+
+
+def test_the_whole_stack_puts_only_its_own_headers_on_the_wire(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    from smruntime import Client
+
+    server.default = respond(200, b'{"ok": true}', [("Content-Type", "application/json")])
+    http_client = make_client()
+    client = Client(region="us-east-1", endpoint_url=server.url, credentials=("AKID", "SECRET"), http_client=http_client)
+    out = client.invoke_endpoint(endpoint_name="ep", body=b'{"inputs": "hi"}', content_type="application/json")
+    assert out.body == b'{"ok": true}'
+    (seen,) = server.requests
+    names = {name.lower() for name in seen.header_names}
+    assert names.isdisjoint({"accept-encoding", "connection"})
+    assert "python-requests" not in (seen.header("User-Agent") or "")
+    assert seen.header("Accept") is None  # no Accept was asked for, so none is sent
+    assert {"host", "content-length", "authorization", "x-amz-date"} <= names
