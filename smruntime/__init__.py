@@ -22,16 +22,44 @@ from smruntime.types import (
 )
 from smruntime.version import __version__
 
+# Names whose modules pull in heavier imports (requests, hashing) load on first use.
+_LAZY = {
+    "ANONYMOUS": "smruntime.auth",
+    "Credentials": "smruntime.auth",
+    "FastHTTPClient": "smruntime.transport",
+    "MockHTTPClient": "smruntime.transport",
+    "RequestsHTTPClient": "smruntime.transport",
+    "ResponseStream": "smruntime.streaming",
+    "StaticEndpointResolver": "smruntime.endpoints",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smruntime' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    "ANONYMOUS",
     "Client",
+    "Credentials",
+    "FastHTTPClient",
     "InvokeEndpointAsyncInput",
     "InvokeEndpointAsyncOutput",
     "InvokeEndpointInput",
     "InvokeEndpointOutput",
     "InvokeEndpointWithResponseStreamInput",
     "LogMode",
+    "MockHTTPClient",
     "Options",
     "PayloadPart",
+    "RequestsHTTPClient",
+    "ResponseStream",
     "ResultMetadata",
+    "StaticEndpointResolver",
     "__version__",
 ]

@@ -6,7 +6,7 @@ from typing import IO, Iterable, Iterator, Mapping, MutableMapping, Protocol, Un
 
 import attrs
 
-Body = Union[bytes, IO[bytes], None]
+Body = bytes | IO[bytes] | None
 """A request body: bytes, a binary file object (seekable for retries), or nothing."""
 
 
@@ -116,7 +116,7 @@ class ResponseBody(Protocol):
 class BytesBody:
     """A response body that is already in memory."""
 
-    __slots__ = ("_data", "_closed")
+    __slots__ = ("_closed", "_data")
 
     def __init__(self, data: bytes = b"") -> None:
         self._data = data

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
-from smruntime.errors import InvalidParamsError, FieldProblem
+from smruntime.errors import FieldProblem, InvalidParamsError
 
 if TYPE_CHECKING:
+    from smruntime.auth import HTTPSigner
     from smruntime.endpoints import EndpointResolver
     from smruntime.middleware import Stack
     from smruntime.retry import Retryer
     from smruntime.transport import HTTPClient
-    from smruntime.auth import HTTPSigner
 
 RETRY_MODES = ("standard", "adaptive", "none")
 

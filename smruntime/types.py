@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import attrs
 
 from smruntime import keys
 from smruntime.middleware.context import Metadata
 
-BodyInput = Union[bytes, bytearray, str, IO[bytes]]
+BodyInput = bytes | bytearray | str | IO[bytes]
 """A request body: bytes, bytearray, str (sent as UTF-8) or a binary file (seekable for retries)."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from smruntime import errors, keys
+from smruntime import errors
 from smruntime.endpoints import join_url
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
 from smruntime.http import HTTPRequest, HTTPResponse

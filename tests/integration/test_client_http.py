@@ -161,9 +161,11 @@ def free_port() -> int:
 
 def test_connection_refused_is_a_connect_error_after_the_retries() -> None:
     delays: list[float] = []
-    with client_for(f"http://127.0.0.1:{free_port()}", retryer=StandardRetryer(sleep=delays.append)) as client:
-        with pytest.raises(MaxAttemptsExceededError) as caught:
-            client.invoke_endpoint(endpoint_name="ep", body=b"x")
+    url = f"http://127.0.0.1:{free_port()}"
+    with client_for(url, retryer=StandardRetryer(sleep=delays.append)) as client, pytest.raises(
+        MaxAttemptsExceededError
+    ) as caught:
+        client.invoke_endpoint(endpoint_name="ep", body=b"x")
     assert isinstance(caught.value.__cause__, ConnectError)
     assert caught.value.attempts == 3
     assert len(delays) == 2
