@@ -1,0 +1,140 @@
+"""Where option defaults come from: arguments, then environment, then the profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smruntime import Client, Options
+from smruntime.errors import InvalidParamsError
+from smruntime.options import resolve_defaults
+from smruntime.retry import StandardRetryer
+
+CONFIG = """
+[default]
+region = eu-west-1
+retry_mode = adaptive
+max_attempts = 5
+
+[profile other]
+region = ap-south-1
+endpoint_url = http://127.0.0.1:9999
+use_fips_endpoint = true
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config"
+    path.write_text(CONFIG)
+    return path
+
+
+def env(config_file: Path, **values: str) -> dict[str, str]:
+    return {"AWS_CONFIG_FILE": str(config_file), **values}
+
+
+def test_arguments_win_over_environment_and_profile(config_file: Path) -> None:
+    options = resolve_defaults(
+        Options(region="us-east-2", retry_mode="none", max_attempts=2),
+        env(config_file, AWS_REGION="us-west-1", AWS_RETRY_MODE="standard", AWS_MAX_ATTEMPTS="4"),
+    )
+    assert (options.region, options.retry_mode, options.max_attempts) == ("us-east-2", "none", 2)
+
+
+def test_environment_wins_over_the_profile(config_file: Path) -> None:
+    options = resolve_defaults(Options(), env(config_file, AWS_REGION="us-west-1", AWS_MAX_ATTEMPTS="4"))
+    assert (options.region, options.retry_mode, options.max_attempts) == ("us-west-1", "adaptive", 4)
+
+
+def test_aws_default_region_is_read_after_aws_region(config_file: Path) -> None:
+    assert resolve_defaults(Options(), env(config_file, AWS_DEFAULT_REGION="ca-central-1")).region == "ca-central-1"
+    both = env(config_file, AWS_REGION="us-west-1", AWS_DEFAULT_REGION="ca-central-1")
+    assert resolve_defaults(Options(), both).region == "us-west-1"
+
+
+def test_the_default_profile_fills_the_rest(config_file: Path) -> None:
+    options = resolve_defaults(Options(), env(config_file))
+    assert (options.region, options.retry_mode, options.max_attempts) == ("eu-west-1", "adaptive", 5)
+
+
+@pytest.mark.parametrize("how", ["argument", "AWS_PROFILE"])
+def test_a_named_profile(config_file: Path, how: str) -> None:
+    if how == "argument":
+        options = resolve_defaults(Options(profile="other"), env(config_file))
+    else:
+        options = resolve_defaults(Options(), env(config_file, AWS_PROFILE="other"))
+    assert options.profile == "other"
+    assert options.region == "ap-south-1"
+    assert options.endpoint_url == "http://127.0.0.1:9999"
+    assert options.use_fips_endpoint is True
+    assert (options.retry_mode, options.max_attempts) == ("standard", 3)
+
+
+def test_service_specific_endpoint_url_beats_the_global_one(config_file: Path) -> None:
+    values = env(config_file, AWS_ENDPOINT_URL="http://global", AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME="http://sagemaker")
+    assert resolve_defaults(Options(), values).endpoint_url == "http://sagemaker"
+    assert resolve_defaults(Options(), env(config_file, AWS_ENDPOINT_URL="http://global")).endpoint_url == "http://global"
+
+
+def test_an_endpoint_resolver_is_not_overridden_by_the_environment(config_file: Path) -> None:
+    from smruntime.endpoints import StaticEndpointResolver
+
+    resolver = StaticEndpointResolver("http://mine")
+    options = resolve_defaults(Options(endpoint_resolver=resolver), env(config_file, AWS_ENDPOINT_URL="http://global"))
+    assert options.endpoint_url is None
+
+
+def test_a_missing_config_file_is_fine(tmp_path: Path) -> None:
+    options = resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(tmp_path / "absent")})
+    assert (options.region, options.retry_mode, options.max_attempts) == (None, "standard", 3)
+
+
+def test_a_user_retryer_keeps_its_own_max_attempts(tmp_path: Path) -> None:
+    options = resolve_defaults(Options(retryer=StandardRetryer(max_attempts=5)), {"AWS_CONFIG_FILE": str(tmp_path / "x")})
+    assert options.max_attempts == 5
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"retry_mode": "legacy"}, "retry_mode"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"read_timeout": 0}, "read_timeout"),
+        ({"connect_timeout": -1}, "connect_timeout"),
+        ({"max_pool_connections": 0}, "max_pool_connections"),
+    ],
+)
+def test_bad_options_name_the_field(tmp_path: Path, fields, field) -> None:
+    with pytest.raises(InvalidParamsError) as caught:
+        resolve_defaults(Options(**fields), {"AWS_CONFIG_FILE": str(tmp_path / "x")})
+    assert caught.value.fields == (field,)
+
+
+def test_a_non_integer_max_attempts_in_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParamsError, match="max_attempts"):
+        resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(tmp_path / "x"), "AWS_MAX_ATTEMPTS": "three"})
+
+
+def test_client_accepts_keywords_or_options_not_both() -> None:
+    assert Client(region="us-east-1", credentials=("a", "b")).options.region == "us-east-1"
+    assert Client(options=Options(region="eu-west-1", credentials=("a", "b"))).options.region == "eu-west-1"
+    with pytest.raises(TypeError):
+        Client(options=Options(), region="us-east-1")
+
+
+def test_options_repr_hides_credentials() -> None:
+    options = Options(region="us-east-1", credentials=("AKID", "very-secret"))
+    assert "very-secret" not in repr(options)
+    assert "very-secret" not in repr(Client(options=options))
+
+
+def test_closing_a_client_twice_is_fine_and_a_closed_client_refuses_calls() -> None:
+    from smruntime.errors import SageMakerRuntimeError
+
+    client = Client(region="us-east-1", credentials=("a", "b"))
+    client.close()
+    client.close()
+    with pytest.raises(SageMakerRuntimeError, match="closed"):
+        client.invoke_endpoint(endpoint_name="ep", body=b"x")
