@@ -98,9 +98,15 @@ class RemoteContainer:
 
 
 def _chunks(response: requests.Response) -> Iterator[bytes]:
-    # Chunks as they arrive, so a chunked container response can be streamed on.
+    # Each HTTP chunk of a chunked reply as it arrives, else whatever one socket read brings:
+    # never wait for a full buffer, so whatever the container streams is streamed on.
     with response:
-        yield from response.iter_content(_CHUNK)
+        raw = response.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from raw.read_chunked(decode_content=True)
+        else:
+            while data := raw.read1(_CHUNK, decode_content=True):
+                yield data
 
 
 def _session_id(header: str | None) -> str | None:

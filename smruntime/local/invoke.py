@@ -29,7 +29,7 @@ from smruntime.local.models import ModelFailure, ModelNotReady, ModelRequest, Mo
 from smruntime.local.routing import Target
 from smruntime.local.wire import InvokeParams, ServiceError, model_error
 
-__all__ = ["Invocation", "ModelResult", "join_chunks", "run_invocation"]
+__all__ = ["Invocation", "ModelResult", "failure_error", "join_chunks", "run_invocation", "timeout_error"]
 
 logger = logging.getLogger("smruntime.local")
 
@@ -73,7 +73,7 @@ async def run_invocation(invocation: Invocation, *, join: bool = True) -> ModelR
             asyncio.to_thread(_call_models, invocation, progress, join), timeout=invocation.timeout
         )
     except TimeoutError:
-        raise _timeout_error(invocation, progress.container) from None
+        raise timeout_error(invocation, progress.container) from None
 
 
 class _Progress:
@@ -101,15 +101,8 @@ def _call_models(invocation: Invocation, progress: _Progress, join: bool) -> Mod
                 response = attrs.evolve(response, body=body)
         except ServiceError:
             raise
-        except ModelFailure as failure:
-            raise _model_error(invocation, container, failure.status, failure.message) from None
-        except ModelNotReady as exc:
-            raise ServiceError(429, "ModelNotReadyException", str(exc)) from None
-        except TimeoutError:
-            raise _timeout_error(invocation, container) from None
         except Exception as exc:
-            logger.exception("model %r of endpoint %s failed", container, invocation.endpoint)
-            raise _model_error(invocation, container, 500, f"{type(exc).__name__}: {exc}") from None
+            raise failure_error(invocation, container, exc) from None
         content_type = response.content_type or content_type
     return ModelResult(
         body=response.body,
@@ -159,12 +152,29 @@ def join_chunks(body: bytes | Iterable[bytes]) -> bytes:
     return b"".join(chunk.encode() if isinstance(chunk, str) else bytes(chunk) for chunk in body)
 
 
+def failure_error(invocation: Invocation, container: str, exc: Exception) -> ServiceError:
+    """What the service answers when ``container``'s model raised ``exc`` (see the module docstring).
+
+    Also used by the streaming route for a model that fails before its first chunk.
+    """
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, ModelFailure):
+        return _model_error(invocation, container, exc.status, exc.message)
+    if isinstance(exc, ModelNotReady):
+        return ServiceError(429, "ModelNotReadyException", str(exc))
+    if isinstance(exc, TimeoutError):
+        return timeout_error(invocation, container)
+    logger.error("model %r of endpoint %s failed", container, invocation.endpoint, exc_info=exc)
+    return _model_error(invocation, container, 500, f"{type(exc).__name__}: {exc}")
+
+
 def _model_error(invocation: Invocation, container: str, status: int, message: str) -> ServiceError:
     return model_error(status=status, original=message, container=container, endpoint=invocation.endpoint,
                        region=invocation.region, account=invocation.account)
 
 
-def _timeout_error(invocation: Invocation, container: str) -> ServiceError:
+def timeout_error(invocation: Invocation, container: str) -> ServiceError:
     return _model_error(
         invocation,
         container,

@@ -2,7 +2,9 @@
 
 One implementation signs (the client) and verifies (this module): the canonical request is
 computed by ``smruntime.auth`` from the path exactly as it arrived on the wire, the raw
-query, the raw header list and the SHA-256 of the received body.
+query, the raw header list and the payload hash: the ``X-Amz-Content-Sha256`` header's value
+when the request carries one (``UNSIGNED-PAYLOAD`` included), as AWS does, else the SHA-256
+of the received body.
 
 What each failure is answered with. Every authentication failure is a 403, as AWS's REST-JSON
 services (Lambda, API Gateway) answer them; JSON 1.1 services answer 400 for some. Codes are
@@ -89,6 +91,12 @@ def _parse_amz_date(value: str) -> float:
     return float(calendar.timegm(parsed))
 
 
+def _payload_hash(values: dict[str, str], body: bytes) -> str:
+    # A declared hash is what the client signed (UNSIGNED-PAYLOAD for a body it did not hash).
+    declared = values.get("x-amz-content-sha256")
+    return declared.strip() if declared else auth.payload_sha256(body)
+
+
 class Verifier:
     """Checks a request's SigV4 signature against the accepted keys, for one region."""
 
@@ -126,6 +134,7 @@ class Verifier:
         if key.session_token is not None and values.get("x-amz-security-token") != key.session_token:
             raise _unrecognized()
         self._check_scope(parsed, amz_date, signed_at)
+        payload_hash = _payload_hash(values, body)
         expected = auth.compute_signature(
             secret_key=key.secret_access_key,
             method=method,
@@ -133,14 +142,14 @@ class Verifier:
             raw_query=raw_query,
             headers=headers,
             signed_headers=parsed.signed_headers,
-            payload_hash=auth.payload_sha256(body),
+            payload_hash=payload_hash,
             amz_date=amz_date,
             region=parsed.region,
             service=parsed.service,
             key_cache=self._key_cache,
         )
         if not hmac.compare_digest(expected, parsed.signature):
-            raise _invalid(self._mismatch_message(method, raw_path, raw_query, headers, parsed, amz_date, body))
+            raise _invalid(self._mismatch_message(method, raw_path, raw_query, headers, parsed, amz_date, payload_hash))
         return parsed.access_key_id
 
     def _check_scope(self, parsed: auth.Authorization, amz_date: str, signed_at: float) -> None:
@@ -171,11 +180,11 @@ class Verifier:
 
     @staticmethod
     def _mismatch_message(method: str, raw_path: str, raw_query: str, headers: Sequence[tuple[str, str]],
-                          parsed: auth.Authorization, amz_date: str, body: bytes) -> str:
+                          parsed: auth.Authorization, amz_date: str, payload_hash: str) -> str:
         def canonical(pairs: Sequence[tuple[str, str]]) -> str:
             return auth.canonical_request(
                 method=method, raw_path=raw_path, raw_query=raw_query, headers=pairs,
-                signed_headers=parsed.signed_headers, payload_hash=auth.payload_sha256(body),
+                signed_headers=parsed.signed_headers, payload_hash=payload_hash,
             )
 
         hidden = SECRET_HEADERS | SENSITIVE_HEADERS
