@@ -27,17 +27,26 @@ def read_file_location(location: str) -> bytes | None:
 
 
 class S3Reader:
-    """Reads ``s3://`` locations with a botocore S3 client (created on first use)."""
+    """Reads ``s3://`` locations with a botocore S3 client (created on first use).
 
-    def __init__(self, client_factory: Callable[[], Any]) -> None:
+    ``close`` closes that client's connections when ``owned`` (it was made for this reader).
+    """
+
+    def __init__(self, client_factory: Callable[[], Any], *, owned: bool = True) -> None:
         self._factory = client_factory
         self._client: Any = None
+        self._owned = owned
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owned:
+            client.close()
 
     def __call__(self, location: str) -> bytes | None:
         if self._client is None:
             self._client = self._factory()
-        parts = urlsplit(location)
-        bucket, key = parts.netloc, unquote(parts.path.lstrip("/"))
+        # S3 URIs carry keys verbatim, as the service and the AWS CLI print them: no unquoting.
+        bucket, _, key = location[len("s3://"):].partition("/")
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)
         except Exception as error:  # botocore's ClientError: map "not there yet" here, once

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--filename")
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
     queue.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --wait")
+    queue.add_argument("--poll-interval", type=float, default=5.0, help="seconds between checks with --wait")
     queue.set_defaults(handler=_invoke_async)
 
     serve = commands.add_parser("serve", help="run the local SageMaker-compatible endpoint")
@@ -216,9 +217,10 @@ def _invoke_async(args: argparse.Namespace) -> int:
         )
         summary = {"InferenceId": out.inference_id, "OutputLocation": out.output_location,
                    "FailureLocation": out.failure_location}
-        print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4))
+        # Flushed: the result below goes to the binary buffer, past the text layer.
+        print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4), flush=True)
         if args.wait:
-            result = client.wait_for_async_inference(out, timeout=args.timeout)
+            result = client.wait_for_async_inference(out, timeout=args.timeout, poll_interval=args.poll_interval)
             sys.stdout.buffer.write(result)
             sys.stdout.flush()
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from smruntime import errors, keys
 from smruntime.http import HTTPRequest, HTTPResponse
@@ -12,7 +12,6 @@ from smruntime.operations import Operation
 from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID, new_stack
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
-from smruntime.streaming import ResponseStream
 from smruntime.types import (
     BodyInput,
     InvokeEndpointAsyncInput,
@@ -21,6 +20,9 @@ from smruntime.types import (
     InvokeEndpointOutput,
     InvokeEndpointWithResponseStreamInput,
 )
+
+if TYPE_CHECKING:
+    from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 
 Chain = Callable[[Context, Any], Any]
 
@@ -176,8 +178,11 @@ class Client:
         """
         from smruntime import async_results
 
-        reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url))
-        return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval)
+        reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
+        try:
+            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval)
+        finally:
+            reader.close()  # an S3 client made here would otherwise leak its pooled sockets
 
     def _s3_client(self, endpoint_url: str | None) -> Any:
         import botocore.config
@@ -263,14 +268,14 @@ class Client:
 
 def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
     """The terminal handler: hand the request to the HTTP client."""
-    from smruntime.transport import map_transport_error
-
     client = ctx.options.http_client
     try:
         response: HTTPResponse = client.send(request, stream=ctx.get(keys.STREAM_RESPONSE, False))
     except errors.SageMakerRuntimeError:
         raise
     except Exception as error:  # a user's HTTP client: map its failure at this one boundary
+        from smruntime.transport import map_transport_error
+
         raise map_transport_error(error) from error
     ctx.set(keys.RAW_RESPONSE, response)
     ctx.metadata.set(keys.HTTP_STATUS, response.status_code)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import attrs
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -71,7 +71,10 @@ class LocalApp(Starlette):
             transport = getattr(owner, "transport", None)
             if isinstance(transport, asyncio.Transport):
                 scope[TRANSPORT_KEY] = transport
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client left before its request was whole: nobody to answer, nothing broke
 
 
 def create_app(
@@ -86,6 +89,17 @@ def create_app(
     async def invoke_endpoint(request: Request) -> Response:
         return await _invoke_endpoint(live, request)
 
+    # Imported here: the streaming module builds on this one's helpers.
+    from smruntime.local.streaming import invoke_endpoint_with_response_stream
+
+    async def invoke_stream(request: Request) -> Response:
+        return await invoke_endpoint_with_response_stream(live, request)
+
+    # Imported here for the same reason; the worker's jobs run on the server's event loop.
+    from smruntime.local.async_invoke import AsyncInvocations
+
+    async_invocations = AsyncInvocations(live)
+
     async def ping(_request: Request) -> Response:
         return wire_response(live, 200, b'{"status": "ok"}', [("Content-Type", "application/json")], _request_id())
 
@@ -96,6 +110,8 @@ def create_app(
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     return LocalApp(state, [
         Route("/endpoints/{endpoint_name:path}/invocations", invoke_endpoint, methods=["POST"]),
+        Route("/endpoints/{endpoint_name:path}/invocations-response-stream", invoke_stream, methods=["POST"]),
+        Route("/endpoints/{endpoint_name:path}/async-invocations", async_invocations.handle, methods=["POST"]),
         Route("/ping", ping, methods=["GET"]),
         Route("/{path:path}", unknown, methods=methods),
     ])

@@ -47,6 +47,15 @@ A TOML file::
     fail_status = 503
     latency = 0.05
 
+    [[endpoints]]                     # InvokeEndpointAsync: results on S3 (or file:// paths)
+    name = "sum-async"
+    model = "sum"
+    [endpoints.async_inference]
+    s3_output_path = "s3://my-bucket/async-output"
+    s3_failure_path = "s3://my-bucket/async-failures"   # default: under s3_output_path
+    s3_endpoint_url = "http://127.0.0.1:5000"          # any S3-compatible server; omit for AWS
+    max_concurrent_invocations = 4
+
 Model references are strings (a built-in name, ``module:function``, or an ``http(s)://``
 container URL); in code they may also be any callable (see ``smruntime.local.models``).
 """
@@ -175,11 +184,30 @@ class FaultConfig:
 
 @attrs.frozen
 class AsyncInferenceConfig:
-    """Where InvokeEndpointAsync writes results and failures (``s3://`` or ``file://``)."""
+    """Where InvokeEndpointAsync writes results and failures (``s3://`` or ``file://``).
+
+    ``s3_endpoint_url`` points the endpoint's S3 client at any S3-compatible server (moto,
+    MinIO); None means AWS S3. Failures go under ``s3_failure_path``, else under
+    ``s3_output_path``. ``max_concurrent_invocations`` models run at once; later requests wait
+    in the queue. ``time_scale`` multiplies RequestTTLSeconds and InvocationTimeoutSeconds
+    (and their defaults, 6 h and 900 s): a test sets ``0.01`` to make a 60 s TTL expire after
+    0.6 s, since the API does not allow less than 60 s.
+    """
 
     s3_output_path: str
     s3_failure_path: str | None = None
     s3_endpoint_url: str | None = None
+    max_concurrent_invocations: int = 4
+    time_scale: float = attrs.field(default=1.0, converter=float)
+
+    def __attrs_post_init__(self) -> None:
+        for name, path in (("s3_output_path", self.s3_output_path), ("s3_failure_path", self.s3_failure_path)):
+            if path is not None and not path.startswith(("s3://", "file://")):
+                raise ValueError(f"async_inference.{name} must be an s3:// or file:// location, got {path!r}")
+        if self.max_concurrent_invocations < 1:
+            raise ValueError("async_inference.max_concurrent_invocations must be >= 1")
+        if self.time_scale <= 0:
+            raise ValueError("async_inference.time_scale must be > 0")
 
 
 def _variant_tuple(value: Iterable[VariantConfig]) -> tuple[VariantConfig, ...]:
@@ -323,6 +351,8 @@ def _endpoint_from_dict(data: Mapping[str, Any]) -> EndpointConfig:
         _reject_unknown(f"endpoint {name!r} faults", data["faults"], set(attrs.fields_dict(FaultConfig)))
         kwargs["faults"] = FaultConfig(**data["faults"])
     if "async_inference" in data:
+        _reject_unknown(f"endpoint {name!r} async_inference", data["async_inference"],
+                        set(attrs.fields_dict(AsyncInferenceConfig)))
         kwargs["async_inference"] = AsyncInferenceConfig(**data["async_inference"])
     return EndpointConfig(name=data["name"], variants=variants, inference_components=components, **kwargs)
 

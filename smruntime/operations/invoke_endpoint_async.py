@@ -9,21 +9,20 @@ from __future__ import annotations
 import json
 import re
 
-import attrs
-
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.endpoints import join_url
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
 from smruntime.operations import fields
-from smruntime.operations.protocol import label, parse_error
+from smruntime.operations.protocol import operation_url, parse_error
 from smruntime.operations.spec import Operation
 from smruntime.types import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput, ResultMetadata
 
 NAME = "InvokeEndpointAsync"
 
-INPUT_LOCATION = re.compile(r"(https|s3)://([^/]+)/?(.*)", re.DOTALL)
+# The service model's pattern, plus file:// paths, which the local endpoint reads (the service
+# rejects them with its own ValidationError).
+INPUT_LOCATION = re.compile(r"(https|s3)://([^/]+)/?(.*)|file://.+", re.DOTALL)
 S3_OUTPUT_PATH_EXTENSION = re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+")
 FILENAME = re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
 
@@ -45,9 +44,11 @@ def validate(params: InvokeEndpointAsyncInput, operation: str) -> None:
     fields.endpoint_name(problems, params.endpoint_name)
     if v.required(problems, "input_location", params.input_location):
         v.string(problems, "input_location", params.input_location, min_len=1, max_len=1024,
-                 pattern=INPUT_LOCATION, pattern_text="^(https|s3)://([^/]+)/?(.*)$")
-        if isinstance(params.input_location, str) and v.HEADER_SAFE_PATTERN.fullmatch(params.input_location) is None:
-            problems.append(errors.FieldProblem("input_location", "pattern", "must not contain control characters"))
+                 pattern=INPUT_LOCATION, pattern_text="^(https|s3)://([^/]+)/?(.*)$ (or file:// locally)")
+        # It travels in a header, which carries printable US-ASCII only (tab included).
+        if isinstance(params.input_location, str) and v.ASCII_HEADER_PATTERN.fullmatch(params.input_location) is None:
+            problems.append(errors.FieldProblem("input_location", "pattern",
+                                                "must not contain control or non-ASCII characters"))
     fields.content_type(problems, "content_type", params.content_type)
     fields.content_type(problems, "accept", params.accept)
     fields.custom_attributes(problems, params.custom_attributes)
@@ -62,15 +63,14 @@ def validate(params: InvokeEndpointAsyncInput, operation: str) -> None:
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-@attrs.frozen
 class Serializer:
-    id: str = "OperationSerializer"
+    id = "OperationSerializer"
 
     def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
         params: InvokeEndpointAsyncInput = in_.parameters
         request: HTTPRequest = in_.request
         request.method = "POST"
-        request.url = join_url(request.url, f"/endpoints/{label(params.endpoint_name)}/async-invocations")
+        request.url = operation_url(request.url, params.endpoint_name, "async-invocations")
         headers = request.headers
         for attribute, header in HEADERS:
             value = getattr(params, attribute)
@@ -80,11 +80,10 @@ class Serializer:
         return next(ctx, in_)
 
 
-@attrs.frozen
 class Deserializer:
     """Any 2xx is success (the service answers 202)."""
 
-    id: str = "OperationDeserializer"
+    id = "OperationDeserializer"
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
