@@ -656,6 +656,10 @@ def _urllib3_headers(request: HTTPRequest, body: _PreparedBody) -> dict[str, str
     """The request's headers, a Content-Length when the body needs one, and markers that stop
     http.client and urllib3 from adding their defaults."""
     headers = dict(request.headers.items())
+    if _BAD_VALUE.search("".join(headers.values())):
+        # Refused here, not by http.client: its error quotes the value, which may be a token.
+        bad = next(name for name, value in headers.items() if _BAD_VALUE.search(value))
+        raise ValueError(f"invalid header {bad[:100]!r}: its value contains CR, LF or NUL")
     present = {name.lower() for name in headers}
     if body.length is not None and "content-length" not in present:
         headers["Content-Length"] = str(body.length)

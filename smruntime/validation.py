@@ -91,6 +91,9 @@ def body(problems: Problems, field: str, value: Any, *, max_bytes: int = MAX_BOD
         problems.append(FieldProblem(field, "type", "must be opened in binary mode, got a text file"))
         return
     elif callable(getattr(value, "read", None)):
+        if getattr(value, "closed", False) is True:  # else seekable() raises a bare ValueError later
+            problems.append(FieldProblem(field, "type", "is a closed file"))
+            return
         remaining = _remaining_size(value)
         if remaining is None:
             return  # unseekable: measured when it is read into memory by the serializer
