@@ -14,6 +14,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Callable, Final, Iterable, Literal, Protocol, Sequence, runtime_checkable
@@ -223,7 +224,7 @@ def credentials_provider(value: Any, profile: str | None = None) -> CredentialsP
     if isinstance(value, AnonymousCredentials):
         return None
     if isinstance(value, Credentials):
-        return StaticCredentialsProvider(value)
+        return StaticCredentialsProvider(_header_safe(value))
     if isinstance(value, (tuple, list)):
         return StaticCredentialsProvider(_credentials_from_tuple(value))
     if callable(getattr(value, "retrieve", None)):
@@ -250,7 +251,19 @@ def _credentials_from_tuple(value: tuple[Any, ...] | list[Any]) -> Credentials:
         raise _bad_credentials("type", "the secret access key must be a non-empty string")
     if token is not None and not isinstance(token, str):
         raise _bad_credentials("type", "the session token must be a string or None")
-    return Credentials(key, secret, token or None, source="static")
+    return _header_safe(Credentials(key, secret, token or None, source="static"))
+
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+def _header_safe(credentials: Credentials) -> Credentials:
+    """Reject static credentials that could not travel in a header (a stray newline, say)."""
+    if not _HEADER_SAFE.fullmatch(credentials.access_key_id):
+        raise _bad_credentials("pattern", "the access key id must be visible US-ASCII (no spaces or line breaks)")
+    if credentials.session_token is not None and not _HEADER_SAFE.fullmatch(credentials.session_token):
+        raise _bad_credentials("pattern", "the session token must be visible US-ASCII (no spaces or line breaks)")
+    return credentials
 
 
 def _bad_credentials(rule: str, detail: str) -> InvalidParamsError:
@@ -726,7 +739,6 @@ class SigV4Signer:
 # -- middleware ----------------------------------------------------------------------
 
 
-@attrs.frozen
 class ComputePayloadHash:
     """Build step: records the body's SHA-256 for signing (once, shared by every attempt).
 
@@ -734,7 +746,7 @@ class ComputePayloadHash:
     ``X-Amz-Content-Sha256`` header on the request is kept, as botocore does.
     """
 
-    id: str = "ComputePayloadHash"
+    id = "ComputePayloadHash"
 
     def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
         if not ctx.get(keys.PAYLOAD_HASH):

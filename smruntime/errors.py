@@ -160,9 +160,17 @@ class DeserializationError(SageMakerRuntimeError):
 
     SNAPSHOT_LIMIT: ClassVar[int] = 1024
 
-    def __init__(self, message: str, *, snapshot: bytes = b"", operation: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, snapshot: bytes = b"", http_status: int | None = None, operation: str | None = None
+    ) -> None:
         super().__init__(message, operation=operation)
         self.snapshot = snapshot[: self.SNAPSHOT_LIMIT]
+        self.http_status = http_status
+
+    @property
+    def retryable(self) -> bool:
+        # A gateway's HTML error page for 500/502/503/504 is as transient as a JSON one.
+        return self.http_status in APIError.retryable_status
 
 
 class TransportError(SageMakerRuntimeError):

@@ -11,6 +11,7 @@ import copy
 import enum
 import logging
 import os
+import re
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from smruntime.transport import HTTPClient
 
 RETRY_MODES = ("standard", "adaptive", "none")
+_REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 
 class LogMode(enum.Flag):
@@ -140,6 +143,10 @@ def validate_options(options: Options) -> None:
         value = getattr(options, name)
         if value is not None and value <= 0:
             problems.append(FieldProblem(name, "range", f"must be positive, got {value}"))
+    if options.region is not None and not _REGION.fullmatch(options.region):
+        problems.append(FieldProblem("region", "pattern", f"must be a region name like us-east-1, got {options.region!r}"))
+    if options.user_agent_extra is not None and not _VISIBLE_ASCII.fullmatch(options.user_agent_extra):
+        problems.append(FieldProblem("user_agent_extra", "pattern", "must be printable US-ASCII (no line breaks)"))
     if options.max_pool_connections < 1:
         problems.append(FieldProblem("max_pool_connections", "range", f"must be at least 1, got {options.max_pool_connections}"))
     if problems:

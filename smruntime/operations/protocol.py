@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 from smruntime import errors
+from smruntime.endpoints import join_url
 from smruntime.http import HTTPResponse
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
 
@@ -19,6 +21,16 @@ REQUEST_ID_HEADERS = ("x-amzn-RequestId", "x-amz-request-id")
 def label(value: str) -> str:
     """A URI label: percent-encoded once, every reserved character included."""
     return quote(value, safe="")
+
+
+@lru_cache(maxsize=256)
+def operation_url(base: str, endpoint_name: str, action: str) -> str:
+    """``base`` + ``/endpoints/{EndpointName}/{action}``, the name as a URI label.
+
+    Memoized: a client calls the same few endpoints over and over, and quoting costs more
+    than the rest of serializing a request.
+    """
+    return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
 
 
 def request_id(response: HTTPResponse) -> str | None:
@@ -56,6 +68,7 @@ def parse_error(response: HTTPResponse, operation: str) -> errors.APIError:
             raise errors.DeserializationError(
                 f"failed to decode the error body of an HTTP {response.status_code} response as a JSON object",
                 snapshot=raw_body,
+                http_status=response.status_code,
                 operation=operation,
             )
     lowered = {str(key).lower(): value for key, value in document.items()}

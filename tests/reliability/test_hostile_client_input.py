@@ -380,12 +380,6 @@ def configuration(server: HTTPTestServer, kind: str) -> dict[str, Any]:
     return fields
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="client configuration is not checked for characters a header cannot carry: the call "
-    "fails in the transport (retried as a connection failure) instead of InvalidParamsError up front",
-)
 @pytest.mark.parametrize("kind", list(HOSTILE_CONFIGURATION))
 def test_configuration_that_cannot_be_sent_in_a_header_is_rejected_up_front(
     server: HTTPTestServer, kind: str

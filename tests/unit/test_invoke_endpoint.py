@@ -283,3 +283,5 @@ def test_an_unparseable_error_body_is_a_deserialization_error_with_a_snapshot():
     with pytest.raises(DeserializationError) as caught:
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
     assert caught.value.snapshot == b"<html>oops</html>"
+    assert caught.value.http_status == 500
+    assert caught.value.retryable  # a gateway's HTML 5xx page is as transient as a JSON one
