@@ -71,15 +71,25 @@ class HTTPClient(Protocol):
 # -- error mapping ----------------------------------------------------------------------------
 
 Phase = Literal["prepare", "connect", "send", "idle", "response"]
-"""Where an exchange failed: building the request, connecting, writing the request, finding a
-reused connection already closed by the server (no response byte), or after the request was
-fully written."""
+"""Where an exchange failed: building the request, connecting, writing the request, writing to
+a reused connection the server had already closed, or after the request was fully written."""
 
 _PHASE_ATTR = "_smruntime_phase"
 
-_IDLE_CLOSE_ERRORS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, ssl.SSLEOFError)
-"""What a reused connection raises when the server closed it while it sat idle in the pool.
-(``http.client.RemoteDisconnected`` is a ``ConnectionResetError``.)"""
+
+
+def _failure_phase(write_failed: bool, reused: bool) -> Phase:
+    """Where an exchange failed once the connection was up.
+
+    Pooled connections are checked for a server close before they are reused, so a close
+    between two calls never gets here. A write that failed on a reused connection means the
+    server had closed it and never got the whole request: safe to send again ("idle"). Once
+    the request was written, a connection that dies without answering is ambiguous — the
+    server may have run the model — so it is never re-sent ("response").
+    """
+    if write_failed:
+        return "idle" if reused else "send"
+    return "response"
 
 _CONNECT_TIMEOUTS = (urllib3.exceptions.ConnectTimeoutError, requests.exceptions.ConnectTimeout)
 _READ_TIMEOUTS = (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout)
@@ -115,9 +125,8 @@ def map_transport_error(exc: BaseException, *, request_sent: bool | None = None)
 
     ``request_sent`` overrides what the exception chain says about whether the whole request
     was written (pass True for failures while reading a response body). Without it, the error
-    says False for failures before the request was fully written. It also says False when a
-    reused keep-alive connection turns out to have been closed by the server while idle: no
-    response byte came back, so the server never processed the request. Otherwise it says True.
+    says False for failures before the request was fully written (including a write that
+    failed on a reused keep-alive connection the server had closed); otherwise True.
     """
     chain = _exception_chain(exc)
     phase = _tagged_phase(chain)
@@ -441,14 +450,7 @@ class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
         try:
             response = super().getresponse()
         except BaseException as exc:
-            if self._sm_write_failed:
-                _tag(exc, "send")
-            elif self._sm_reused and isinstance(exc, _IDLE_CLOSE_ERRORS):
-                # Nothing came back on a connection that had served a request before: the
-                # server closed it while it was idle, so it never processed this one.
-                _tag(exc, "idle")
-            else:
-                _tag(exc, "response")
+            _tag(exc, _failure_phase(self._sm_write_failed, self._sm_reused))
             raise
         self._sm_exchanges += 1
         return response
@@ -672,10 +674,6 @@ def _urllib3_headers(request: HTTPRequest, body: _PreparedBody) -> dict[str, str
 
 # -- FastHTTPClient: one write per request on http.client connections -------------------------
 
-_DROP_CHECK_AFTER = 1.0
-"""Seconds a pooled connection must have been idle before we poll it for a server close.
-(A close in a shorter window is caught as an "idle" failure and the request is resent once.)"""
-
 _COALESCE_LIMIT = 64 * 1024
 """Bodies up to this size go out in the same write as the head."""
 
@@ -688,12 +686,11 @@ _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 class _Conn:
     """A pooled http.client connection and what we know about it."""
 
-    __slots__ = ("exchanges", "http", "idle_since", "reusable")
+    __slots__ = ("exchanges", "http", "reusable")
 
     def __init__(self, connection: http.client.HTTPConnection) -> None:
         self.http = connection
         self.exchanges = 0  # responses received since the socket connected
-        self.idle_since = 0.0
         self.reusable = True
 
 
@@ -762,7 +759,6 @@ class _Origin:
             self._forget_one()
             return
         with self._lock:
-            conn.idle_since = time.monotonic()
             self._idle.append(conn)
             if self._waiting:
                 self._cond.notify()
@@ -909,7 +905,7 @@ class FastHTTPClient:
     def _roundtrip(self, conn: _Conn, method: str, head: bytes, body: _PreparedBody) -> http.client.HTTPResponse:
         connection = conn.http
         reused = connection.sock is not None and conn.exchanges > 0
-        if reused and time.monotonic() - conn.idle_since > _DROP_CHECK_AFTER and _dropped(connection.sock):
+        if reused and _dropped(connection.sock):
             connection.close()
             reused = False
         if connection.sock is None:
@@ -935,14 +931,7 @@ class FastHTTPClient:
             response.begin()
         except BaseException as exc:
             response.close()
-            if write_error is not None:
-                _tag(exc, "send")
-            elif reused and isinstance(exc, _IDLE_CLOSE_ERRORS):
-                # Nothing came back on a connection that had served a request before: the
-                # server closed it while it was idle, so it never processed this one.
-                _tag(exc, "idle")
-            else:
-                _tag(exc, "response")
+            _tag(exc, _failure_phase(write_error is not None, reused))
             raise
         conn.exchanges += 1
         return response

@@ -189,8 +189,10 @@ def test_no_secret_in_logs_reprs_or_errors(endpoint: LocalEndpoint, caplog: pyte
 def test_a_token_that_cannot_be_sent_is_not_echoed_in_the_error(endpoint: LocalEndpoint) -> None:
     """A token read from a file with its trailing newline cannot go in a header; the error
     that says so must not quote it (an HTTP library's "invalid header value" would)."""
-    client = make_client(endpoint.url, credentials=(ACCESS_KEY, SECRET, TOKEN + "\n"))
-    with client, pytest.raises(SageMakerRuntimeError) as caught:
+    # Refused when the client is built, before any call.
+    with pytest.raises(SageMakerRuntimeError) as caught, make_client(
+        endpoint.url, credentials=(ACCESS_KEY, SECRET, TOKEN + "\n")
+    ) as client:
         client.invoke_endpoint(endpoint_name="echo", body=b"x")
     leaks = [text[:300] for text in texts_of(caught.value) if TOKEN in text]
     assert leaks == []
