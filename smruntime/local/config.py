@@ -292,7 +292,8 @@ def default_config() -> LocalConfig:
 
 
 def demo_config(scratch: str | os.PathLike[str]) -> LocalConfig:
-    """The default endpoints plus ``sum-async``, which writes async results under ``scratch``."""
+    """The default endpoints (``tokens`` paced at 0.12 s a word) plus ``sum-async``, which
+    writes async results under ``scratch``."""
     root = Path(scratch)
     sum_async = EndpointConfig.serving(
         "sum-async",
@@ -301,8 +302,13 @@ def demo_config(scratch: str | os.PathLike[str]) -> LocalConfig:
             s3_output_path=(root / "async-output").as_uri(), s3_failure_path=(root / "async-failures").as_uri()
         ),
     )
+    # Tokens paced like a model generating them, so the demo shows them arriving one by one.
+    from smruntime.local.builtins import TokenStreamer
+
+    paced_tokens = EndpointConfig.serving("tokens", TokenStreamer(delay=0.12))
     base = default_config()
-    return attrs.evolve(base, endpoints=(*base.endpoints, sum_async))
+    kept = tuple(endpoint for endpoint in base.endpoints if endpoint.name != "tokens")
+    return attrs.evolve(base, endpoints=(*kept, paced_tokens, sum_async))
 
 
 def as_config(config: LocalConfig | str | os.PathLike[str] | None) -> LocalConfig:

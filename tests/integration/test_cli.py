@@ -137,3 +137,18 @@ def test_serve_runs_the_endpoint_for_boto3(tmp_path) -> None:
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_demo_runs_all_three_operations() -> None:
+    import io
+
+    from smruntime.demo import run
+
+    out = io.StringIO()
+    assert run(out) == 0
+    text = out.getvalue()
+    assert '"sum": 31' in text
+    assert "InvokeEndpoint\n\tInitialize stack step\n" in text
+    assert "HTTP exchange (transport)" in text
+    assert text.count("ms  b'") == 11  # every token, each on its own line as it arrived
+    assert '"sum": 60' in text  # the async result, read back from its file:// location
