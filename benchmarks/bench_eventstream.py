@@ -1,37 +1,37 @@
-"""Event-stream decoding: smruntime's EventStreamDecoder against botocore's EventStreamBuffer.
+"""(4) Event-stream decoding: smruntime's EventStreamDecoder against botocore's EventStreamBuffer.
 
-Run alone (``python benchmarks/bench_eventstream.py``); prints a Markdown table. Each figure is
-the best of several runs in this one process, so both decoders see the same machine state.
+Both decode the same bytes, fed in the same chunks, in interleaved rounds (ours, botocore's,
+ours, …); medians. Small messages: 20 000 frames with 64-byte payloads. Large: one frame with
+a 16 MiB payload, fed in 16 KiB and in 64 KiB chunks.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Callable
-
-try:
-    import smruntime.eventstream as es
-except ImportError:  # run from a checkout without installing: use the repository beside us
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import smruntime.eventstream as es
 
 from botocore.eventstream import EventStreamBuffer
 
+import smruntime.eventstream as es
+from benchmarks.common import Section, interleave, median, standalone, table
+
+SMALL_MESSAGES = 20_000
+SMALL_ROUNDS = 7
+LARGE_ROUNDS = 5
+
 # What SageMaker's InvokeEndpointWithResponseStream sends for each PayloadPart.
-_PART_HEADERS: dict[str, es.HeaderValue] = {
+PART_HEADERS: dict[str, es.HeaderValue] = {
     ":event-type": "PayloadPart",
     ":content-type": "application/octet-stream",
     ":message-type": "event",
 }
 
 
-def _chunks(data: bytes, size: int) -> list[bytes]:
+def _split(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def _ours(chunks: list[bytes]) -> int:
+def ours(chunks: list[bytes]) -> int:
     decoder = es.EventStreamDecoder()
     count = 0
     for chunk in chunks:
@@ -40,7 +40,7 @@ def _ours(chunks: list[bytes]) -> int:
     return count
 
 
-def _botocore(chunks: list[bytes]) -> int:
+def botocore(chunks: list[bytes]) -> int:
     buffer = EventStreamBuffer()
     count = 0
     for chunk in chunks:
@@ -50,60 +50,59 @@ def _botocore(chunks: list[bytes]) -> int:
     return count
 
 
-def _time(fn: Callable[[list[bytes]], int], chunks: list[bytes], expected: int) -> float:
-    start = time.perf_counter()
-    got = fn(chunks)
-    elapsed = time.perf_counter() - start
-    if got != expected:
-        raise SystemExit(f"{fn.__name__} decoded {got} messages, expected {expected}")
-    return elapsed
+def _timed(decode: Callable[[list[bytes]], int], chunks: list[bytes], expected: int) -> Callable[[], float]:
+    def batch() -> float:
+        start = time.perf_counter()
+        got = decode(chunks)
+        elapsed = time.perf_counter() - start
+        if got != expected:
+            raise SystemExit(f"{decode.__name__} decoded {got} messages, expected {expected}")
+        return elapsed
+
+    return batch
 
 
-def _race(chunks: list[bytes], expected: int, runs: int) -> tuple[float, float]:
-    """Best times of (smruntime, botocore), alternating runs so that load spikes hit both."""
-    ours = boto = float("inf")
-    for _ in range(runs):
-        ours = min(ours, _time(_ours, chunks, expected))
-        boto = min(boto, _time(_botocore, chunks, expected))
-    return ours, boto
+def _race(chunks: list[bytes], expected: int, rounds: int) -> tuple[float, float]:
+    """Median seconds of (smruntime, botocore) over interleaved rounds."""
+    samples = interleave(
+        {"smruntime": _timed(ours, chunks, expected), "botocore": _timed(botocore, chunks, expected)}, rounds
+    )
+    return median(samples["smruntime"]), median(samples["botocore"])
 
 
-def _many_small(headers_for: Callable[[int], dict[str, es.HeaderValue]], count: int) -> list[bytes]:
-    payload = bytes(range(64))
-    stream = b"".join(es.encode_message(headers_for(i), payload) for i in range(count))
-    return _chunks(stream, 4096)
-
-
-def main() -> None:
-    count = 20_000
+def run(*, small: int = SMALL_MESSAGES) -> Section:
     rows: list[tuple[str, str, str, str]] = []
-    cases: list[tuple[str, Callable[[int], dict[str, es.HeaderValue]]]] = [
-        ("64 B payloads, SageMaker PayloadPart headers, 4 KiB chunks", lambda i: _PART_HEADERS),
-        (
-            "64 B payloads, headers differ per message, 4 KiB chunks",
-            lambda i: {**_PART_HEADERS, "seq": es.Int64(i), "id": f"part-{i}"},
-        ),
-        ("64 B payloads, no headers, 4 KiB chunks", lambda i: {}),
+    data: dict[str, dict[str, float]] = {}
+    cases: list[tuple[str, str, Callable[[int], dict[str, es.HeaderValue]]]] = [
+        ("small_payloadpart", "64 B payloads, SageMaker PayloadPart headers, 4 KiB chunks", lambda i: PART_HEADERS),
+        ("small_varied", "64 B payloads, headers differ per message, 4 KiB chunks",
+         lambda i: {**PART_HEADERS, "seq": es.Int64(i), "id": f"part-{i}"}),
+        ("small_bare", "64 B payloads, no headers, 4 KiB chunks", lambda i: {}),
     ]
-    for label, headers_for in cases:
-        chunks = _many_small(headers_for, count)
-        ours, boto = _race(chunks, count, 5)
-        rows.append((label, f"{count / ours:,.0f} msg/s", f"{count / boto:,.0f} msg/s", f"{boto / ours:.1f}x"))
+    payload = bytes(range(64))
+    for key, label, headers_for in cases:
+        stream = b"".join(es.encode_message(headers_for(i), payload) for i in range(small))
+        mine, theirs = _race(_split(stream, 4096), small, SMALL_ROUNDS)
+        data[key] = {"smruntime_msgs_per_s": small / mine, "botocore_msgs_per_s": small / theirs,
+                     "speedup": theirs / mine}
+        rows.append((label, f"{small / mine:,.0f} msg/s", f"{small / theirs:,.0f} msg/s", f"{theirs / mine:.1f}x"))
 
-    big = es.encode_message(_PART_HEADERS, b"\x5a" * (16 * 1024 * 1024))
-    for chunk_size, label in ((16 * 1024, "16 KiB"), (64 * 1024, "64 KiB")):
-        chunks = _chunks(big, chunk_size)
-        ours, boto = _race(chunks, 1, 3)
-        rows.append(
-            (f"one 16 MiB message, {label} chunks", f"{ours * 1e3:.1f} ms", f"{boto * 1e3:.1f} ms", f"{boto / ours:.1f}x")
-        )
-
-    print(f"Python {sys.version.split()[0]}; best of 3-5 alternating runs each\n")
-    print("| case | smruntime | botocore | speed-up |")
-    print("| --- | ---: | ---: | ---: |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    big = es.encode_message(PART_HEADERS, b"\x5a" * (16 * 1024 * 1024))
+    for size, label in ((16 * 1024, "16 KiB"), (64 * 1024, "64 KiB")):
+        mine, theirs = _race(_split(big, size), 1, LARGE_ROUNDS)
+        data[f"large_{size // 1024}k"] = {"smruntime_ms": mine * 1e3, "botocore_ms": theirs * 1e3,
+                                          "speedup": theirs / mine}
+        rows.append((f"one 16 MiB message, {label} chunks", f"{mine * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms",
+                     f"{theirs / mine:.1f}x"))
+    return Section(
+        "eventstream",
+        "4. Event-stream decoding (smruntime vs botocore)",
+        table(["case", "smruntime", "botocore", "speed-up"], rows),
+        {"cases": data, "small_messages": small, "small_rounds": SMALL_ROUNDS, "large_rounds": LARGE_ROUNDS},
+        [f"{small:,} messages per small case, {SMALL_ROUNDS} interleaved rounds; the 16 MiB cases "
+         f"{LARGE_ROUNDS} rounds; medians. Both decoders check every CRC."],
+    )
 
 
 if __name__ == "__main__":
-    main()
+    standalone(run)

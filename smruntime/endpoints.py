@@ -331,7 +331,6 @@ def _static_resolver(url: str) -> StaticEndpointResolver:
     return StaticEndpointResolver(url)
 
 
-@attrs.frozen
 class ResolveEndpoint:
     """Serialize step: resolves the endpoint, sets ``request.url`` and the signing name/region.
 
@@ -340,7 +339,7 @@ class ResolveEndpoint:
     user's Initialize middleware already put in the context is kept.
     """
 
-    id: str = "ResolveEndpoint"
+    id = "ResolveEndpoint"
 
     def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
         request = in_.request

@@ -391,6 +391,10 @@ _HEADER_CACHE_MAX_BLOCK: Final = 1024
 # it, the memoryview saves copying the frame.
 _SLICE_CRC_MAX: Final = 64 * 1024
 
+# A frame at least this large that arrived in several chunks is decoded from the chunks
+# themselves (see EventStreamDecoder._drain_split_frame) instead of from their join.
+_SPLIT_FRAME_MIN: Final = 256 * 1024
+
 
 def _overrun(name: str, what: str, at: int, end: int) -> InvalidHeaderError:
     return InvalidHeaderError(
@@ -603,6 +607,8 @@ class EventStreamDecoder:
 
     def _drain(self) -> list[Message]:
         chunks = self._chunks
+        if self._total >= _SPLIT_FRAME_MIN and len(chunks) > 1:
+            return self._drain_split_frame()
         if len(chunks) == 1:
             buf = chunks[0]
             pos = self._head
@@ -712,6 +718,65 @@ class EventStreamDecoder:
             self._chunks = [buf]
             self._head = pos
         return messages
+
+
+    def _drain_split_frame(self) -> list[Message]:
+        """The current frame, whole but spread over many chunks, decoded without joining them.
+
+        Joining a large frame and then slicing its payload out would allocate (and page in) it
+        twice; here the CRC runs over the pieces and only the payload is joined, once.
+        """
+        total = self._total
+        headers_end = _PRELUDE_LENGTH + self._headers_length
+        offset = self._offset
+        pieces = [memoryview(chunk) for chunk in self._chunks]
+        pieces[0] = pieces[0][self._head :]
+        crc = self._prelude_crc
+        for piece in _span(pieces, 8, total - 4):
+            crc = zlib.crc32(piece, crc)
+        (expected,) = _U32.unpack(b"".join(_span(pieces, total - 4, total)))
+        try:
+            if crc != expected:
+                raise MessageChecksumError(
+                    f"message CRC mismatch in the {total}-byte frame at stream offset {offset}: "
+                    f"the frame says 0x{expected:08x}, its bytes give 0x{crc:08x}",
+                    expected=expected,
+                    computed=crc,
+                )
+            block = b"".join(_span(pieces, _PRELUDE_LENGTH, headers_end))
+            headers = _parse_headers(block, 0, len(block), offset + _PRELUDE_LENGTH)
+        except EventStreamError as err:
+            self._failed = err
+            self._chunks = []
+            self._pending = 0
+            raise
+        message: Message = _new(Message)
+        _set_message_headers(message, headers)
+        _set_message_payload(message, b"".join(_span(pieces, headers_end, total - 4)))
+        rest = b"".join(_span(pieces, total, self._pending))
+        self._chunks = [rest] if rest else []
+        self._head = 0
+        self._pending = len(rest)
+        self._offset = offset + total
+        self._total = 0
+        self._need = _PRELUDE_LENGTH
+        if self._pending >= self._need:
+            return [message, *self._drain()]
+        return [message]
+
+
+def _span(pieces: list[memoryview], start: int, stop: int) -> list[memoryview]:
+    """Views of the bytes ``[start, stop)`` of the concatenation of ``pieces``."""
+    views: list[memoryview] = []
+    position = 0
+    for piece in pieces:
+        end = position + len(piece)
+        if end > start and position < stop:
+            views.append(piece[max(start - position, 0) : min(stop, end) - position])
+        if end >= stop:
+            break
+        position = end
+    return views
 
 
 def decode_all(data: bytes | bytearray | memoryview) -> list[Message]:

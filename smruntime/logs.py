@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import attrs
-
 from smruntime import keys
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
@@ -32,11 +30,10 @@ def _show_body(body: object) -> str:
     return f"<{type(body).__name__} stream>"
 
 
-@attrs.frozen
 class RequestResponseLogger:
     """Logs each attempt's request as sent and the response as received (by ``log_mode``)."""
 
-    id: str = "RequestResponseLogger"
+    id = "RequestResponseLogger"
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         mode: LogMode = ctx.options.log_mode if ctx.options is not None else LogMode.NONE

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 
 from smruntime.operations.spec import Operation
 
+_MODULES = {
+    "InvokeEndpoint": "smruntime.operations.invoke_endpoint",
+    "InvokeEndpointWithResponseStream": "smruntime.operations.invoke_endpoint_with_response_stream",
+    "InvokeEndpointAsync": "smruntime.operations.invoke_endpoint_async",
+}
+
 
 @cache
-def _registry() -> dict[str, Operation]:
-    from smruntime.operations import invoke_endpoint, invoke_endpoint_async, invoke_endpoint_with_response_stream
-
-    return {
-        module.NAME: module.OPERATION
-        for module in (invoke_endpoint, invoke_endpoint_with_response_stream, invoke_endpoint_async)
-    }
-
-
 def get(name: str) -> Operation:
-    """The operation named ``name`` (API name, e.g. ``InvokeEndpoint``)."""
-    registry = _registry()
-    try:
-        return registry[name]
-    except KeyError:
-        raise KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(registry))}") from None
+    """The operation named ``name`` (API name, e.g. ``InvokeEndpoint``).
+
+    Each operation's module is imported on first use: the stream operation pulls in the
+    event-stream codec, which a client that never streams should not pay for at start-up.
+    """
+    module = _MODULES.get(name)
+    if module is None:
+        raise KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(_MODULES))}")
+    operation: Operation = importlib.import_module(module).OPERATION
+    return operation
 
 
 def names() -> list[str]:
     """Every operation's API name."""
-    return sorted(_registry())
+    return sorted(_MODULES)
 
 
 __all__ = ["Operation", "get", "names"]

@@ -8,6 +8,9 @@ from smruntime import validation as v
 
 Problems = v.Problems
 
+# Optional members return at once when absent: most calls set only a few of them, and each
+# check below is a keyword-heavy call.
+
 _NAME_TEXT = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 
 
@@ -22,10 +25,14 @@ def body(problems: Problems, value: Any) -> None:
 
 
 def content_type(problems: Problems, field: str, value: Any) -> None:
+    if value is None:
+        return
     v.string(problems, field, value, max_len=1024, pattern=v.ASCII_HEADER_PATTERN, pattern_text="printable US-ASCII")
 
 
 def custom_attributes(problems: Problems, value: Any) -> None:
+    if value is None:
+        return
     v.string(
         problems,
         "custom_attributes",
@@ -38,30 +45,42 @@ def custom_attributes(problems: Problems, value: Any) -> None:
 
 
 def target_model(problems: Problems, value: Any) -> None:
+    if value is None:
+        return
     v.string(problems, "target_model", value, min_len=1, max_len=1024, pattern=v.PRINTABLE_PATTERN,
              pattern_text="printable US-ASCII not starting with a space")
 
 
 def name_field(problems: Problems, field: str, value: Any) -> None:
+    if value is None:
+        return
     v.string(problems, field, value, min_len=1, max_len=63, pattern=v.NAME_PATTERN, pattern_text=_NAME_TEXT)
 
 
 def inference_id(problems: Problems, value: Any) -> None:
+    if value is None:
+        return
     v.string(problems, "inference_id", value, min_len=1, max_len=64, pattern=v.PRINTABLE_PATTERN,
              pattern_text="printable US-ASCII not starting with a space")
 
 
 def enable_explanations(problems: Problems, value: Any) -> None:
+    if value is None:
+        return
     v.string(problems, "enable_explanations", value, min_len=1, max_len=64, pattern=v.VISIBLE_ASCII_PATTERN,
              pattern_text="printable US-ASCII")
 
 
 def inference_component_name(problems: Problems, value: Any) -> None:
+    if value is None:
+        return
     v.string(problems, "inference_component_name", value, min_len=1, max_len=63, pattern=v.COMPONENT_PATTERN,
              pattern_text="^[a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 
 
 def session_id(problems: Problems, value: Any, *, allow_new: bool) -> None:
+    if value is None:
+        return
     if allow_new:
         v.string(problems, "session_id", value, min_len=1, max_len=256, pattern=v.SESSION_PATTERN,
                  pattern_text="NEW_SESSION or ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")

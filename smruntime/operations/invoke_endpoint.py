@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import attrs
-
 from smruntime import errors
-from smruntime.endpoints import join_url
 from smruntime.http import HTTPRequest
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
 from smruntime.operations import bodies, fields
-from smruntime.operations.protocol import label, parse_error
+from smruntime.operations.protocol import operation_url, parse_error
 from smruntime.operations.spec import Operation
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMetadata
 
@@ -48,17 +45,16 @@ def validate(params: InvokeEndpointInput, operation: str) -> None:
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-@attrs.frozen
 class Serializer:
     """Builds the HTTP request: path label, header bindings, the raw body."""
 
-    id: str = "OperationSerializer"
+    id = "OperationSerializer"
 
     def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
         params: InvokeEndpointInput = in_.parameters
         request: HTTPRequest = in_.request
         request.method = "POST"
-        request.url = join_url(request.url, f"/endpoints/{label(params.endpoint_name)}/invocations")
+        request.url = operation_url(request.url, params.endpoint_name, "invocations")
         headers = request.headers
         headers["Content-Type"] = params.content_type if params.content_type is not None else DEFAULT_CONTENT_TYPE
         for attribute, header in HEADERS:
@@ -69,11 +65,10 @@ class Serializer:
         return next(ctx, in_)
 
 
-@attrs.frozen
 class Deserializer:
     """Turns a 200 into :class:`InvokeEndpointOutput`; anything else into a service error."""
 
-    id: str = "OperationDeserializer"
+    id = "OperationDeserializer"
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)

@@ -7,15 +7,12 @@ included); after that the caller owns the stream and nothing is retried.
 
 from __future__ import annotations
 
-import attrs
-
 from smruntime import errors
-from smruntime.endpoints import join_url
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
 from smruntime.operations import bodies, fields
-from smruntime.operations.protocol import label, parse_error, request_id
+from smruntime.operations.protocol import operation_url, parse_error, request_id
 from smruntime.operations.spec import Operation
 from smruntime.streaming import ResponseStream, message_error
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
@@ -50,15 +47,14 @@ def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> N
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-@attrs.frozen
 class Serializer:
-    id: str = "OperationSerializer"
+    id = "OperationSerializer"
 
     def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
         params: InvokeEndpointWithResponseStreamInput = in_.parameters
         request: HTTPRequest = in_.request
         request.method = "POST"
-        request.url = join_url(request.url, f"/endpoints/{label(params.endpoint_name)}/invocations-response-stream")
+        request.url = operation_url(request.url, params.endpoint_name, "invocations-response-stream")
         headers = request.headers
         headers["Content-Type"] = params.content_type if params.content_type is not None else DEFAULT_CONTENT_TYPE
         for attribute, header in HEADERS:
@@ -69,11 +65,10 @@ class Serializer:
         return next(ctx, in_)
 
 
-@attrs.frozen
 class Deserializer:
     """Checks the status; a non-2xx response becomes a service error."""
 
-    id: str = "OperationDeserializer"
+    id = "OperationDeserializer"
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
@@ -83,11 +78,10 @@ class Deserializer:
         return out
 
 
-@attrs.frozen
 class EventStreamDeserializer:
     """Takes ownership of the body: reads up to the first message, then hands out the stream."""
 
-    id: str = "OperationEventStreamDeserializer"
+    id = "OperationEventStreamDeserializer"
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
