@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from smruntime import errors
-from smruntime.http import HTTPRequest
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
-from smruntime.operations import bodies, fields
-from smruntime.operations.protocol import operation_url, parse_error
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.operations import fields
+from smruntime.operations.protocol import OperationSerializer, check_status
 from smruntime.operations.spec import Operation
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMetadata
 
@@ -45,26 +44,6 @@ def validate(params: InvokeEndpointInput, operation: str) -> None:
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Serializer:
-    """Builds the HTTP request: path label, header bindings, the raw body."""
-
-    id = "OperationSerializer"
-
-    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
-        params: InvokeEndpointInput = in_.parameters
-        request: HTTPRequest = in_.request
-        request.method = "POST"
-        request.url = operation_url(request.url, params.endpoint_name, "invocations")
-        headers = request.headers
-        headers["Content-Type"] = params.content_type if params.content_type is not None else DEFAULT_CONTENT_TYPE
-        for attribute, header in HEADERS:
-            value = getattr(params, attribute)
-            if value is not None:
-                headers[header] = value
-        request.body = bodies.to_request_body(params.body, ctx.operation_name)
-        return next(ctx, in_)
-
-
 class Deserializer:
     """Turns a 200 into :class:`InvokeEndpointOutput`; anything else into a service error."""
 
@@ -72,9 +51,7 @@ class Deserializer:
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
-        response = out.raw_response
-        if not 200 <= response.status_code < 300:
-            raise parse_error(response, ctx.operation_name)
+        response = check_status(ctx, out)
         headers = response.headers
         body = response.read()
         out.result = InvokeEndpointOutput(
@@ -97,6 +74,6 @@ OPERATION = Operation(
     name=NAME,
     input_type=InvokeEndpointInput,
     validate=validate,
-    serializer=Serializer(),
+    serializer=OperationSerializer("invocations", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
     deserializer=Deserializer(),
 )

@@ -11,10 +11,9 @@ import re
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
 from smruntime.operations import fields
-from smruntime.operations.protocol import operation_url, parse_error
+from smruntime.operations.protocol import OperationSerializer, check_status
 from smruntime.operations.spec import Operation
 from smruntime.types import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput, ResultMetadata
 
@@ -63,23 +62,6 @@ def validate(params: InvokeEndpointAsyncInput, operation: str) -> None:
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Serializer:
-    id = "OperationSerializer"
-
-    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
-        params: InvokeEndpointAsyncInput = in_.parameters
-        request: HTTPRequest = in_.request
-        request.method = "POST"
-        request.url = operation_url(request.url, params.endpoint_name, "async-invocations")
-        headers = request.headers
-        for attribute, header in HEADERS:
-            value = getattr(params, attribute)
-            if value is not None:
-                headers[header] = str(value)
-        request.body = b""
-        return next(ctx, in_)
-
-
 class Deserializer:
     """Any 2xx is success (the service answers 202)."""
 
@@ -87,9 +69,7 @@ class Deserializer:
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
-        response: HTTPResponse = out.raw_response
-        if not 200 <= response.status_code < 300:
-            raise parse_error(response, ctx.operation_name)
+        response = check_status(ctx, out)
         raw = response.read()
         try:
             document = json.loads(raw) if raw.strip() else {}
@@ -113,6 +93,6 @@ OPERATION = Operation(
     name=NAME,
     input_type=InvokeEndpointAsyncInput,
     validate=validate,
-    serializer=Serializer(),
+    serializer=OperationSerializer("async-invocations", HEADERS, default_content_type=None, has_payload=False),
     deserializer=Deserializer(),
 )

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from smruntime import errors
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
-from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next, SerializeInput, SerializeOutput
-from smruntime.operations import bodies, fields
-from smruntime.operations.protocol import operation_url, parse_error, request_id
+from smruntime.http import HTTPResponse
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.operations import fields
+from smruntime.operations.protocol import OperationSerializer, check_status, request_id
 from smruntime.operations.spec import Operation
 from smruntime.streaming import ResponseStream, message_error
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
@@ -47,24 +47,6 @@ def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> N
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Serializer:
-    id = "OperationSerializer"
-
-    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
-        params: InvokeEndpointWithResponseStreamInput = in_.parameters
-        request: HTTPRequest = in_.request
-        request.method = "POST"
-        request.url = operation_url(request.url, params.endpoint_name, "invocations-response-stream")
-        headers = request.headers
-        headers["Content-Type"] = params.content_type if params.content_type is not None else DEFAULT_CONTENT_TYPE
-        for attribute, header in HEADERS:
-            value = getattr(params, attribute)
-            if value is not None:
-                headers[header] = value
-        request.body = bodies.to_request_body(params.body, ctx.operation_name)
-        return next(ctx, in_)
-
-
 class Deserializer:
     """Checks the status; a non-2xx response becomes a service error."""
 
@@ -72,9 +54,7 @@ class Deserializer:
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
-        response: HTTPResponse = out.raw_response
-        if not 200 <= response.status_code < 300:
-            raise parse_error(response, ctx.operation_name)
+        check_status(ctx, out)
         return out
 
 
@@ -127,7 +107,7 @@ OPERATION = Operation(
     name=NAME,
     input_type=InvokeEndpointWithResponseStreamInput,
     validate=validate,
-    serializer=Serializer(),
+    serializer=OperationSerializer("invocations-response-stream", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
     deserializer=Deserializer(),
     event_stream_deserializer=EventStreamDeserializer(),
     streams_response=True,

@@ -9,7 +9,9 @@ from urllib.parse import quote
 
 from smruntime import errors
 from smruntime.endpoints import join_url
-from smruntime.http import HTTPResponse
+from smruntime.http import HTTPRequest, HTTPResponse
+from smruntime.middleware import Context, DeserializeOutput, Next, SerializeInput, SerializeOutput
+from smruntime.operations import bodies
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
 
 _THROTTLING = frozenset(code.lower() for code in THROTTLING_CODES)
@@ -31,6 +33,57 @@ def operation_url(base: str, endpoint_name: str, action: str) -> str:
     than the rest of serializing a request.
     """
     return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
+
+
+HeaderBindings = tuple[tuple[str, str], ...]
+"""``(input attribute, header name)`` pairs: the members an operation sends as headers."""
+
+
+class OperationSerializer:
+    """Builds an operation's POST: the endpoint name as a path label, header bindings, payload.
+
+    ``default_content_type`` is sent as ``Content-Type`` when the input has none (as the Go
+    SDK does); ``None`` means the operation binds its content type elsewhere (in ``headers``).
+    """
+
+    id = "OperationSerializer"
+    __slots__ = ("action", "default_content_type", "has_payload", "headers")
+
+    def __init__(
+        self,
+        action: str,
+        headers: HeaderBindings,
+        *,
+        default_content_type: str | None = "application/octet-stream",
+        has_payload: bool = True,
+    ) -> None:
+        self.action = action
+        self.headers = headers
+        self.default_content_type = default_content_type
+        self.has_payload = has_payload
+
+    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
+        params = in_.parameters
+        request: HTTPRequest = in_.request
+        request.method = "POST"
+        request.url = operation_url(request.url, params.endpoint_name, self.action)
+        headers = request.headers
+        if self.default_content_type is not None:
+            headers["Content-Type"] = params.content_type if params.content_type is not None else self.default_content_type
+        for attribute, header in self.headers:
+            value = getattr(params, attribute)
+            if value is not None:
+                headers[header] = value if isinstance(value, str) else str(value)
+        request.body = bodies.to_request_body(params.body, ctx.operation_name) if self.has_payload else b""
+        return next(ctx, in_)
+
+
+def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:
+    """The raw response if it is a 2xx; otherwise raise the service error it carries."""
+    response: HTTPResponse = out.raw_response
+    if not 200 <= response.status_code < 300:
+        raise parse_error(response, ctx.operation_name)
+    return response
 
 
 def request_id(response: HTTPResponse) -> str | None:
