@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
     queue.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --wait")
     queue.add_argument("--poll-interval", type=float, default=5.0, help="seconds between checks with --wait")
+    queue.add_argument("--s3-endpoint-url", help="an S3-compatible server to read s3:// results from with --wait")
     queue.set_defaults(handler=_invoke_async)
 
     serve = commands.add_parser("serve", help="run the local SageMaker-compatible endpoint")
@@ -220,7 +221,9 @@ def _invoke_async(args: argparse.Namespace) -> int:
         # Flushed: the result below goes to the binary buffer, past the text layer.
         print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4), flush=True)
         if args.wait:
-            result = client.wait_for_async_inference(out, timeout=args.timeout, poll_interval=args.poll_interval)
+            result = client.wait_for_async_inference(
+                out, timeout=args.timeout, poll_interval=args.poll_interval, s3_endpoint_url=args.s3_endpoint_url
+            )
             sys.stdout.buffer.write(result)
             sys.stdout.flush()
     return 0

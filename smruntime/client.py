@@ -242,6 +242,7 @@ class Client:
         for fn in option_fns:
             fn(options)
         validate_options(options)
+        _refuse_transport_changes(self._options, options)
         return _with_defaults(options)
 
     def _chain(self, operation: Operation, options: Options) -> Chain:
@@ -280,6 +281,23 @@ def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
     ctx.set(keys.RAW_RESPONSE, response)
     ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
     return response
+
+
+_TRANSPORT_FIELDS = ("connect_timeout", "read_timeout", "max_pool_connections")
+
+
+def _refuse_transport_changes(client: Options, call: Options) -> None:
+    """These fields built the client's HTTP client; a per-call change would be silently ignored."""
+    if call.http_client is not client.http_client:
+        return  # the call brings its own HTTP client, configured as it likes
+    problems = [
+        errors.FieldProblem(name, "per-call", "configures the client's HTTP client and cannot change per call; "
+                            "pass options=[lambda o: setattr(o, 'http_client', ...)] with a client built for it")
+        for name in _TRANSPORT_FIELDS
+        if getattr(call, name) != getattr(client, name)
+    ]
+    if problems:
+        raise errors.InvalidParamsError(problems)
 
 
 def _with_defaults(options: Options) -> Options:

@@ -138,3 +138,21 @@ def test_closing_a_client_twice_is_fine_and_a_closed_client_refuses_calls() -> N
     client.close()
     with pytest.raises(SageMakerRuntimeError, match="closed"):
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
+
+
+def test_per_call_changes_to_the_http_client_settings_are_refused_not_ignored() -> None:
+    from smruntime.transport import MockHTTPClient
+
+    answered = MockHTTPClient(lambda request: (200, {}, b"ok"))
+    client = Client(region="us-east-1", credentials=("a", "b"), http_client=answered)
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[lambda o: setattr(o, "read_timeout", 1.0)])
+    assert caught.value.fields == ("read_timeout",)
+    assert answered.requests == []
+    other = MockHTTPClient(lambda request: (200, {}, b"other"))
+
+    def use_other(options: Options) -> None:
+        options.http_client = other
+        options.read_timeout = 1.0
+
+    assert client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[use_other]).body == b"other"
