@@ -680,6 +680,25 @@ def _url_parts(url: str) -> tuple[str, str, str]:
     return host, parts.path, parts.query
 
 
+# Per-call signing work that depends only on the URL or on the set of header names is
+# memoized below: a client sends to a few URLs with the same headers every time.
+
+
+@functools.lru_cache(maxsize=256)
+def _request_line(method: str, url: str) -> tuple[str, str]:
+    """``(host header, "METHOD\\nURI\\nQUERY\\n")``: the canonical request's first three lines."""
+    host, raw_path, raw_query = _url_parts(url)
+    query = canonical_query(raw_query) if raw_query else ""
+    return host, f"{method.upper()}\n{canonical_uri(raw_path, True)}\n{query}\n"
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_headers(names: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """The sorted lower-case names to sign out of a request's, and their ``;``-joined list."""
+    signed = tuple(sorted(name for name in names if name not in UNSIGNED_HEADERS))
+    return signed, ";".join(signed)
+
+
 class SigV4Signer:
     """The default signer: AWS Signature Version 4 with an ``Authorization`` header.
 
@@ -712,17 +731,18 @@ class SigV4Signer:
         if credentials.session_token:
             headers["X-Amz-Security-Token"] = credentials.session_token
         try:
-            host, raw_path, raw_query = _url_parts(request.url)
+            host, request_line = _request_line(request.method, request.url)
         except ValueError as error:
             raise SigningError(f"cannot sign a request with an invalid URL: {error}") from None
         # Request headers are unique by name, so they go straight into the canonical form.
-        values = {name: value for name, value in headers.lower_items() if name not in UNSIGNED_HEADERS}
+        values = headers.lower_dict()
         if "host" not in values:
             if not host:
                 raise SigningError(f"cannot sign a request whose URL has no host: {request.url[:100]!r}")
             values["host"] = host
-        signed = sorted(values)
-        creq = _canonical_request(request.method, raw_path, raw_query, values, signed, payload_hash, True)
+        signed, signed_list = _signed_headers(tuple(values))
+        canonical_headers = "".join([f"{name}:{' '.join(values[name].split())}\n" for name in signed])
+        creq = f"{request_line}{canonical_headers}\n{signed_list}\n{payload_hash}"
         sts = string_to_sign(canonical_request=creq, amz_date=amz_date, region=region, service=service)
         date = amz_date[:8]
         signature = self.key_cache.get(credentials.secret_access_key, date, region, service).sign(sts)

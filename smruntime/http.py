@@ -53,6 +53,10 @@ class Headers(MutableMapping[str, str]):
         """``(lowercase name, value)`` pairs, as signing wants them."""
         return ((key, item[1]) for key, item in self._store.items())
 
+    def lower_dict(self) -> dict[str, str]:
+        """``{lowercase name: value}``: a snapshot, as signing wants it."""
+        return {key: item[1] for key, item in self._store.items()}
+
     def copy(self) -> Headers:
         clone = Headers()
         clone._store = dict(self._store)

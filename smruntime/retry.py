@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random as _random
 import threading
 import time
@@ -483,12 +482,14 @@ def new_retryer(mode: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS, **kw: Any) 
 # --------------------------------------------------------------------------- middleware
 
 
-def _uuid4() -> str:
-    """A random (version 4) UUID string: ``str(uuid.uuid4())`` at half the cost."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    text = raw.hex()
+def _uuid4(getrandbits: Callable[[int], int] = _random.getrandbits) -> str:
+    """A random (version 4) UUID string: ``str(uuid.uuid4())`` at a third of the cost.
+
+    An invocation ID only has to be unique, not secret, so ``random`` (re-seeded in a forked
+    child) serves instead of ``os.urandom``'s system call.
+    """
+    bits = getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48)
+    text = "%032x" % bits  # noqa: UP031
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
