@@ -543,8 +543,9 @@ class RequestsHTTPClient:
     the environment (``HTTP(S)_PROXY``, ``NO_PROXY``). The CA bundle comes from ``verify`` or
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, as in requests. Both are resolved once per
     origin. No Session, cookies, hooks or default headers run per call. urllib3 never retries
-    (the stack does), except that a request on a pooled connection the server had already
-    closed is sent again once on a fresh connection: the server never saw it.
+    (the stack does); a pooled connection is checked for a server close before it is reused,
+    and a request is sent again only when its write failed on a connection the server had
+    already closed — never once it was written whole.
     """
 
     def __init__(
@@ -821,9 +822,9 @@ class FastHTTPClient:
     per-origin pools of ``max_pool_connections``, live streams, one error mapping. It also
     takes proxies from ``proxies`` or the environment (plain ``http://`` proxies only: a
     tunnel for https, the absolute URL for http) and the CA bundle from ``verify`` or the
-    environment. Each request goes out in one write, and pooled connections are polled for
-    a server close only after a second of idleness. Use RequestsHTTPClient for SOCKS or
-    https:// proxies.
+    environment. Each request goes out in one write, and a pooled connection is polled for a
+    server close before every reuse (one zero-timeout select). Use RequestsHTTPClient for
+    SOCKS or https:// proxies.
     """
 
     def __init__(
