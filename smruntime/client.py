@@ -242,7 +242,7 @@ class Client:
         for fn in option_fns:
             fn(options)
         validate_options(options)
-        _refuse_transport_changes(self._options, options)
+        _refuse_ignored_changes(self._options, options)
         return _with_defaults(options)
 
     def _chain(self, operation: Operation, options: Options) -> Chain:
@@ -283,17 +283,26 @@ def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
     return response
 
 
-_TRANSPORT_FIELDS = ("connect_timeout", "read_timeout", "max_pool_connections")
+_BUILT_FROM = (
+    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections")),
+    ("retryer", ("retry_mode",)),
+)
+"""Fields that configured a component the client built once, by that component."""
 
 
-def _refuse_transport_changes(client: Options, call: Options) -> None:
-    """These fields built the client's HTTP client; a per-call change would be silently ignored."""
-    if call.http_client is not client.http_client:
-        return  # the call brings its own HTTP client, configured as it likes
+def _refuse_ignored_changes(client: Options, call: Options) -> None:
+    """A per-call change to a field that only configured a client-built component would be
+    silently ignored: refuse it, unless the call brings its own component too."""
     problems = [
-        errors.FieldProblem(name, "per-call", "configures the client's HTTP client and cannot change per call; "
-                            "pass options=[lambda o: setattr(o, 'http_client', ...)] with a client built for it")
-        for name in _TRANSPORT_FIELDS
+        errors.FieldProblem(
+            name,
+            "per-call",
+            f"configures the client's {component} and cannot change per call; "
+            f"set options.{component} for the call as well",
+        )
+        for component, names in _BUILT_FROM
+        if getattr(call, component) is getattr(client, component)
+        for name in names
         if getattr(call, name) != getattr(client, name)
     ]
     if problems:

@@ -156,3 +156,19 @@ def test_per_call_changes_to_the_http_client_settings_are_refused_not_ignored() 
         options.read_timeout = 1.0
 
     assert client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[use_other]).body == b"other"
+
+
+def test_a_per_call_retry_mode_needs_its_own_retryer() -> None:
+    from smruntime.retry import NoRetryer
+    from smruntime.transport import MockHTTPClient
+
+    client = Client(region="us-east-1", credentials=("a", "b"), http_client=MockHTTPClient(lambda r: (200, {}, b"ok")))
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[lambda o: setattr(o, "retry_mode", "none")])
+    assert caught.value.fields == ("retry_mode",)
+
+    def no_retries(options: Options) -> None:
+        options.retry_mode = "none"
+        options.retryer = NoRetryer()
+
+    assert client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[no_retries]).body == b"ok"
