@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue = commands.add_parser("invoke-endpoint-async", help="queue an asynchronous inference")
     _add_client_arguments(queue)
     queue.add_argument("--endpoint-name", required=True)
-    queue.add_argument("--input-location", required=True)
+    queue.add_argument("--input-location", help="s3:// URI of the payload (or give --body)")
+    queue.add_argument("--body", help="an inline payload up to 128,000 bytes: text, or fileb://PATH")
     queue.add_argument("--content-type")
     queue.add_argument("--accept")
     queue.add_argument("--custom-attributes")
@@ -213,6 +214,7 @@ def _invoke_async(args: argparse.Namespace) -> int:
         out = client.invoke_endpoint_async(
             endpoint_name=args.endpoint_name,
             input_location=args.input_location,
+            body=None if args.body is None else _body(args.body),
             **_inputs(args, ("content_type", "accept", "custom_attributes", "inference_id", "request_ttl_seconds",
                              "invocation_timeout_seconds", "s3_output_path_extension", "filename")),
         )

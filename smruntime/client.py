@@ -133,6 +133,7 @@ class Client:
         *,
         endpoint_name: str | None = None,
         input_location: str | None = None,
+        body: BodyInput | None = None,
         content_type: str | None = None,
         accept: str | None = None,
         custom_attributes: str | None = None,
@@ -143,11 +144,13 @@ class Client:
         filename: str | None = None,
         options: Sequence[OptionFunc] = (),
     ) -> InvokeEndpointAsyncOutput:
-        """Queue an asynchronous inference whose input is already at ``input_location``."""
+        """Queue an asynchronous inference whose input is at ``input_location`` (or, up to
+        128,000 bytes, inline as ``body``)."""
         if input is None:
             input = InvokeEndpointAsyncInput(
                 endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
-                input_location=input_location,  # type: ignore[arg-type]
+                input_location=input_location,
+                body=body,
                 content_type=content_type,
                 accept=accept,
                 custom_attributes=custom_attributes,

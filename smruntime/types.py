@@ -128,10 +128,12 @@ class PayloadPart:
 
 @attrs.frozen(kw_only=True)
 class InvokeEndpointAsyncInput:
-    """The input of InvokeEndpointAsync: the payload waits in ``input_location``."""
+    """The input of InvokeEndpointAsync: the payload waits in ``input_location`` or, when it is
+    small (at most 128,000 bytes), travels inline as ``body`` — exactly one of the two."""
 
     endpoint_name: str
-    input_location: str
+    input_location: str | None = None
+    body: BodyInput | None = attrs.field(default=None, repr=_body_repr)
     content_type: str | None = None
     accept: str | None = None
     custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)

@@ -18,6 +18,8 @@ from smruntime.operations.spec import Operation
 from smruntime.types import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput, ResultMetadata
 
 NAME = "InvokeEndpointAsync"
+MAX_INLINE_BODY_BYTES = 128_000
+"""The service model's limit for an inline payload (``Body``); larger ones go through S3."""
 
 # The service model's pattern, plus file:// paths, which the local endpoint reads (the service
 # rejects them with its own ValidationError).
@@ -41,7 +43,11 @@ HEADERS = (
 def validate(params: InvokeEndpointAsyncInput, operation: str) -> None:
     problems: list[errors.FieldProblem] = []
     fields.endpoint_name(problems, params.endpoint_name)
-    if v.required(problems, "input_location", params.input_location):
+    if params.body is not None:
+        v.body(problems, "body", params.body, max_bytes=MAX_INLINE_BODY_BYTES)
+        if params.input_location is not None:
+            problems.append(errors.FieldProblem("input_location", "exclusive", "give input_location or body, not both"))
+    elif v.required(problems, "input_location", params.input_location):
         v.string(problems, "input_location", params.input_location, min_len=1, max_len=1024,
                  pattern=INPUT_LOCATION, pattern_text="^(https|s3)://([^/]+)/?(.*)$ (or file:// locally)")
         # It travels in a header, which carries printable US-ASCII only (tab included).
@@ -93,6 +99,6 @@ OPERATION = Operation(
     name=NAME,
     input_type=InvokeEndpointAsyncInput,
     validate=validate,
-    serializer=OperationSerializer("async-invocations", HEADERS, default_content_type=None, has_payload=False),
+    serializer=OperationSerializer("async-invocations", HEADERS, default_content_type=None),
     deserializer=Deserializer(),
 )

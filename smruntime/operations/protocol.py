@@ -74,7 +74,8 @@ class OperationSerializer:
             value = getattr(params, attribute)
             if value is not None:
                 headers[header] = value if isinstance(value, str) else str(value)
-        request.body = bodies.to_request_body(params.body, ctx.operation_name) if self.has_payload else b""
+        body = bodies.to_request_body(params.body, ctx.operation_name) if self.has_payload else None
+        request.body = b"" if body is None else body
         return next(ctx, in_)
 
 

@@ -274,6 +274,15 @@ def test_file_round_trip_like_the_demo(tmp_path) -> None:
     assert not any((tmp_path / "async-output").glob(".*partial"))  # written whole, then renamed
 
 
+def test_an_inline_body_round_trip(tmp_path) -> None:
+    with LocalEndpoint(demo_config(tmp_path), credentials=EXAMPLE) as local, \
+            Client(region=REGION, endpoint_url=local.url, credentials=EXAMPLE) as inline_client:
+        out = inline_client.invoke_endpoint_async(endpoint_name="sum-async", body=b'{"numbers": [1, 2, 3, 4]}',
+                                                  content_type="application/json")
+        answer = inline_client.wait_for_async_inference(out, timeout=10, poll_interval=0.02)
+    assert json.loads(answer)["sum"] == 10
+
+
 def test_the_model_gets_content_type_accept_custom_attributes_and_the_inference_id(client, scratch) -> None:
     location = _write_input(scratch / "inputs", b"hello async")
     out = client.invoke_endpoint_async(endpoint_name="inspect-file", input_location=location, content_type="text/plain",

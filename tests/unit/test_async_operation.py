@@ -280,3 +280,39 @@ def test_every_problem_is_listed_at_once_and_sensitive_values_are_not_shown() ->
                                    "invocation_timeout_seconds", "s3_output_path_extension", "filename")
     assert "secret" not in str(caught.value)
     assert "InvokeEndpointAsync" in str(caught.value)
+
+
+# --- the inline payload (Body, exclusive with InputLocation) --------------------------------
+
+def test_an_inline_body_is_sent_as_the_payload_without_an_input_location() -> None:
+    client, http = make_client(accepted)
+    out = client.invoke_endpoint_async(endpoint_name="ep", body=b'{"numbers": [1]}', content_type="application/json")
+    (sent,) = http.requests
+    assert sent.body == b'{"numbers": [1]}'
+    assert sent.headers["Content-Length"] == "16"
+    assert "X-Amzn-SageMaker-InputLocation" not in sent.headers
+    assert sent.headers["X-Amzn-SageMaker-Content-Type"] == "application/json"
+    assert out.inference_id == "inf-1"
+
+
+def test_body_and_input_location_are_exclusive() -> None:
+    client, http = make_client(never_called)
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint_async(endpoint_name="ep", body=b"x", input_location="s3://bucket/in")
+    assert [(p.field, p.rule) for p in caught.value.problems] == [("input_location", "exclusive")]
+    assert http.requests == []
+
+
+def test_an_inline_body_is_at_most_128000_bytes() -> None:
+    client, http = make_client(never_called)
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint_async(endpoint_name="ep", body=b"x" * 128_001)
+    assert [(p.field, p.rule) for p in caught.value.problems] == [("body", "size")]
+    assert http.requests == []
+
+
+def test_without_body_or_input_location_input_location_is_required() -> None:
+    client, _ = make_client(never_called)
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint_async(endpoint_name="ep")
+    assert [(p.field, p.rule) for p in caught.value.problems] == [("input_location", "required")]
