@@ -205,6 +205,30 @@ async def reset_connection(request: Request) -> None:
     await asyncio.sleep(0)
 
 
+class ConnectionResetOnPurpose(Exception):
+    """Fault injection reset the connection: there is nobody left to answer."""
+
+
+async def apply_faults(runtime: EndpointRuntime, request: Request) -> None:
+    """Apply the endpoint's next scheduled fault, if any (after authentication, before the model)."""
+    action = runtime.faults.take()
+    if action.latency:
+        await asyncio.sleep(action.latency)
+    if action.reset:
+        runtime.counters.answered(0)  # before the reset: the client may look as soon as it sees it
+        await reset_connection(request)
+        raise ConnectionResetOnPurpose
+    if action.error is not None:
+        raise action.error
+
+
+def count_answer(state: LocalState, request: Request, status: int) -> None:
+    """Record the status answered to a call on its endpoint's counters (unknown endpoints: none)."""
+    runtime = state.endpoints.get(request.path_params.get("endpoint_name", ""))
+    if runtime is not None:
+        runtime.counters.answered(status)
+
+
 # --- InvokeEndpoint -------------------------------------------------------------------------
 
 async def _invoke_endpoint(state: LocalState, request: Request) -> Response:
@@ -215,30 +239,16 @@ async def _invoke_endpoint(state: LocalState, request: Request) -> Response:
     except ServiceError as error:
         response = error_response(state, error, request_id)
         status = error.status
-    except _Reset:
+    except ConnectionResetOnPurpose:
         return Response(status_code=500)  # never sent: the connection is gone (counted as 0 already)
-    runtime = state.endpoints.get(request.path_params.get("endpoint_name", ""))
-    if runtime is not None:
-        runtime.counters.answered(status)
+    count_answer(state, request, status)
     return response
-
-
-class _Reset(Exception):
-    """The connection was reset on purpose."""
 
 
 async def _invoke(state: LocalState, request: Request, request_id: str) -> Response:
     accepted = await accept_call(state, request)
     runtime, params = accepted.endpoint, accepted.params
-    action = runtime.faults.take()
-    if action.latency:
-        await asyncio.sleep(action.latency)
-    if action.reset:
-        runtime.counters.answered(0)  # before the reset: the client may look as soon as it sees it
-        await reset_connection(request)
-        raise _Reset
-    if action.error is not None:
-        raise action.error
+    await apply_faults(runtime, request)
     target = route(runtime, params, state.sessions, account=state.config.account_id)
     result = await run_invocation(Invocation(
         endpoint=runtime.name,

@@ -30,7 +30,6 @@ be ``file://`` directories (see ``storage``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -40,7 +39,14 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from smruntime.local.app import accept_call, error_response, reset_connection, wire_response
+from smruntime.local.app import (
+    ConnectionResetOnPurpose,
+    accept_call,
+    apply_faults,
+    count_answer,
+    error_response,
+    wire_response,
+)
 from smruntime.local.async_worker import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
@@ -168,11 +174,9 @@ class AsyncInvocations:
         except ServiceError as error:
             response = error_response(self.state, error, request_id)
             status = error.status
-        except _Reset:
+        except ConnectionResetOnPurpose:
             return Response(status_code=500)  # never sent: the connection is gone (counted as 0 already)
-        runtime = self.state.endpoints.get(request.path_params.get("endpoint_name", ""))
-        if runtime is not None:
-            runtime.counters.answered(status)
+        count_answer(self.state, request, status)
         return response
 
     async def _accept(self, request: Request, request_id: str) -> Response:
@@ -194,15 +198,7 @@ class AsyncInvocations:
             source = None if extra.input_location is None else parse_location(extra.input_location)
         except ValueError as error:
             raise validation_error(f"Invalid InputLocation: {error}.") from None
-        action = runtime.faults.take()
-        if action.latency:
-            await asyncio.sleep(action.latency)
-        if action.reset:
-            runtime.counters.answered(0)
-            await reset_connection(request)
-            raise _Reset
-        if action.error is not None:
-            raise action.error
+        await apply_faults(runtime, request)
         inference_id = params.inference_id or str(uuid.uuid4())
         target = route(runtime, params, state.sessions, account=state.config.account_id)
         output, failure = result_locations(config, inference_id, extra.s3_output_path_extension, extra.filename)
@@ -222,7 +218,3 @@ class AsyncInvocations:
         headers = [("Content-Type", "application/json"), ("X-Amzn-SageMaker-OutputLocation", output),
                    ("X-Amzn-SageMaker-FailureLocation", failure)]
         return wire_response(state, 202, json.dumps({"InferenceId": inference_id}).encode(), headers, request_id)
-
-
-class _Reset(Exception):
-    """The connection was reset on purpose."""

@@ -38,7 +38,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from smruntime.eventstream import MAX_PAYLOAD_LENGTH, encode_message
-from smruntime.local.app import TRANSPORT_KEY, accept_call, error_response, reset_connection
+from smruntime.local.app import (
+    TRANSPORT_KEY,
+    ConnectionResetOnPurpose,
+    accept_call,
+    apply_faults,
+    count_answer,
+    error_response,
+)
 from smruntime.local.invoke import Invocation, failure_error, run_invocation, timeout_error
 from smruntime.local.routing import route
 from smruntime.local.sessions import NEW_SESSION
@@ -189,22 +196,14 @@ async def invoke_endpoint_with_response_stream(state: LocalState, request: Reque
     try:
         response = await _stream(state, request, request_id)
     except ServiceError as error:
-        _count(state, request, error.status)
+        count_answer(state, request, error.status)
         return error_response(state, error, request_id)
-    except _Reset:
+    except ConnectionResetOnPurpose:
         return Response(status_code=500)  # never sent: the connection is gone (counted as 0 already)
-    _count(state, request, response.status_code)
+    count_answer(state, request, response.status_code)
     return response
 
 
-class _Reset(Exception):
-    """The connection was reset on purpose."""
-
-
-def _count(state: LocalState, request: Request, status: int) -> None:
-    runtime = state.endpoints.get(request.path_params.get("endpoint_name", ""))
-    if runtime is not None:
-        runtime.counters.answered(status)
 
 
 async def _stream(state: LocalState, request: Request, request_id: str) -> Response:
@@ -215,15 +214,7 @@ async def _stream(state: LocalState, request: Request, request_id: str) -> Respo
             f"1 validation error detected: Value '{NEW_SESSION}' at 'sessionId' failed to satisfy constraint: "
             f"Member must satisfy regular expression pattern: {_SESSION_PATTERN}"
         )
-    action = runtime.faults.take()
-    if action.latency:
-        await asyncio.sleep(action.latency)
-    if action.reset:
-        runtime.counters.answered(0)  # before the reset: the client may look as soon as it sees it
-        await reset_connection(request)
-        raise _Reset
-    if action.error is not None:
-        raise action.error
+    await apply_faults(runtime, request)
     target = route(runtime, params, state.sessions, account=state.config.account_id)
     invocation = Invocation(
         endpoint=runtime.name,
