@@ -391,8 +391,9 @@ _HEADER_CACHE_MAX_BLOCK: Final = 1024
 # it, the memoryview saves copying the frame.
 _SLICE_CRC_MAX: Final = 64 * 1024
 
-# A frame at least this large that arrived in several chunks is decoded from the chunks
-# themselves (see EventStreamDecoder._drain_split_frame) instead of from their join.
+# A frame at least this large is checked as it arrives: each chunk is folded into the message
+# CRC when fed, and the complete frame is decoded from the chunks themselves (see
+# EventStreamDecoder._drain_split_frame) instead of from their join.
 _SPLIT_FRAME_MIN: Final = 256 * 1024
 
 
@@ -514,11 +515,14 @@ class EventStreamDecoder:
     cannot be resynchronised after a bad frame.
 
     Chunks are kept in a list and joined once, when a prelude or a whole frame is in, so
-    decoding is linear in the stream size whatever the chunk sizes.
+    decoding is linear in the stream size whatever the chunk sizes. A large frame's chunks are
+    CRC'd as they arrive and only its payload is joined.
     """
 
     __slots__ = (
         "_chunks",
+        "_crc",
+        "_crc_end",
         "_deferred",
         "_ended",
         "_failed",
@@ -541,6 +545,10 @@ class EventStreamDecoder:
         self._total = 0
         self._headers_length = 0
         self._prelude_crc = 0
+        # While a large frame arrives: the CRC of its bytes [8, min(_pending, _crc_end)), and
+        # _crc_end = total - 4, the end of what its message CRC covers. _crc_end is 0 otherwise.
+        self._crc = 0
+        self._crc_end = 0
         self._offset = 0  # stream offset of the current frame's first byte
         self._deferred: EventStreamError | None = None
         self._failed: EventStreamError | None = None
@@ -567,12 +575,21 @@ class EventStreamDecoder:
             self._raise_failure()
         if self._ended:
             raise EventStreamError("feed() called after end()")
-        size = len(data)
+        # Keep an immutable copy: a caller may reuse its bytearray for the next read.
+        chunk = data if type(data) is bytes else bytes(data)
+        size = len(chunk)  # in bytes, even for a memoryview whose items are wider
         if not size:
             return []
-        # Keep an immutable copy: a caller may reuse its bytearray for the next read.
-        self._chunks.append(data if type(data) is bytes else bytes(data))
-        self._pending += size
+        self._chunks.append(chunk)
+        covered = self._pending
+        if covered < self._crc_end:
+            # Checking a large frame as it arrives reads each chunk while it is still in cache,
+            # and leaves only the payload join for when the frame is complete.
+            if covered + size <= self._crc_end:
+                self._crc = zlib.crc32(chunk, self._crc)
+            else:
+                self._crc = zlib.crc32(memoryview(chunk)[: self._crc_end - covered], self._crc)
+        self._pending = covered + size
         if self._pending < self._need:
             return []  # most chunks of a large frame stop here: O(1), nothing joined
         return self._drain()
@@ -606,9 +623,9 @@ class EventStreamDecoder:
         raise EventStreamError(f"the event stream failed earlier: {self._failed}") from self._failed
 
     def _drain(self) -> list[Message]:
-        chunks = self._chunks
-        if self._total >= _SPLIT_FRAME_MIN and len(chunks) > 1:
+        if self._crc_end:
             return self._drain_split_frame()
+        chunks = self._chunks
         if len(chunks) == 1:
             buf = chunks[0]
             pos = self._head
@@ -704,6 +721,10 @@ class EventStreamDecoder:
         self._headers_length = headers_length
         self._prelude_crc = prelude_crc
         self._need = total or _PRELUDE_LENGTH
+        if total >= _SPLIT_FRAME_MIN:
+            # From here on feed() extends this CRC chunk by chunk.
+            self._crc_end = total - 4
+            self._crc = crc32(memoryview(buf)[pos + 8 : min(end, pos + self._crc_end)], prelude_crc)
         rest = end - pos
         self._pending = rest
         if not rest:
@@ -719,31 +740,29 @@ class EventStreamDecoder:
             self._head = pos
         return messages
 
-
     def _drain_split_frame(self) -> list[Message]:
-        """The current frame, whole but spread over many chunks, decoded without joining them.
+        """The current large frame, whole and already CRC'd by :meth:`feed`, decoded from its chunks.
 
-        Joining a large frame and then slicing its payload out would allocate (and page in) it
-        twice; here the CRC runs over the pieces and only the payload is joined, once.
+        Joining the frame and then slicing its payload out would copy (and page in) the payload
+        twice; here the payload is joined once, straight from the chunks.
         """
         total = self._total
         headers_end = _PRELUDE_LENGTH + self._headers_length
         offset = self._offset
-        pieces = [memoryview(chunk) for chunk in self._chunks]
-        pieces[0] = pieces[0][self._head :]
-        crc = self._prelude_crc
-        for piece in _span(pieces, 8, total - 4):
-            crc = zlib.crc32(piece, crc)
-        (expected,) = _U32.unpack(b"".join(_span(pieces, total - 4, total)))
+        chunks = self._chunks
+        head = self._head
+        computed = self._crc
+        self._crc_end = 0
+        (expected,) = _U32.unpack(b"".join(_span(chunks, head, total - 4, total)))
         try:
-            if crc != expected:
+            if computed != expected:
                 raise MessageChecksumError(
                     f"message CRC mismatch in the {total}-byte frame at stream offset {offset}: "
-                    f"the frame says 0x{expected:08x}, its bytes give 0x{crc:08x}",
+                    f"the frame says 0x{expected:08x}, its bytes give 0x{computed:08x}",
                     expected=expected,
-                    computed=crc,
+                    computed=computed,
                 )
-            block = b"".join(_span(pieces, _PRELUDE_LENGTH, headers_end))
+            block = b"".join(_span(chunks, head, _PRELUDE_LENGTH, headers_end))
             headers = _parse_headers(block, 0, len(block), offset + _PRELUDE_LENGTH)
         except EventStreamError as err:
             self._failed = err
@@ -752,31 +771,46 @@ class EventStreamDecoder:
             raise
         message: Message = _new(Message)
         _set_message_headers(message, headers)
-        _set_message_payload(message, b"".join(_span(pieces, headers_end, total - 4)))
-        rest = b"".join(_span(pieces, total, self._pending))
-        self._chunks = [rest] if rest else []
-        self._head = 0
-        self._pending = len(rest)
+        _set_message_payload(message, b"".join(_span(chunks, head, headers_end, total - 4)))
+        # Every chunk before the last left the frame incomplete, so what follows the frame is
+        # the last chunk's tail: keep that chunk and start reading there, copying nothing.
+        last = chunks[-1]
+        rest = self._pending - total
+        self._chunks = [last] if rest else []
+        self._head = len(last) - rest if rest else 0
+        self._pending = rest
         self._offset = offset + total
         self._total = 0
         self._need = _PRELUDE_LENGTH
-        if self._pending >= self._need:
+        if rest < _PRELUDE_LENGTH:
+            return [message]
+        try:
             return [message, *self._drain()]
-        return [message]
+        except EventStreamError as err:
+            # _drain has failed the decoder; this good message still comes first, as in _drain.
+            self._deferred = err
+            return [message]
 
 
-def _span(pieces: list[memoryview], start: int, stop: int) -> list[memoryview]:
-    """Views of the bytes ``[start, stop)`` of the concatenation of ``pieces``."""
-    views: list[memoryview] = []
-    position = 0
-    for piece in pieces:
-        end = position + len(piece)
-        if end > start and position < stop:
-            views.append(piece[max(start - position, 0) : min(stop, end) - position])
+def _span(chunks: list[bytes], head: int, start: int, stop: int) -> list[bytes | memoryview]:
+    """The bytes ``[start, stop)`` of a frame that begins at ``chunks[0][head]``, in pieces.
+
+    A chunk wholly inside the range is returned as it is, so that ``b"".join`` copies it on
+    its fast path; only the chunks at the two edges become views.
+    """
+    pieces: list[bytes | memoryview] = []
+    position = -head  # the frame offset of the current chunk's first byte
+    for chunk in chunks:
+        end = position + len(chunk)
+        if end > start:
+            if position >= start and end <= stop:
+                pieces.append(chunk)
+            else:
+                pieces.append(memoryview(chunk)[max(start - position, 0) : min(stop, end) - position])
         if end >= stop:
             break
         position = end
-    return views
+    return pieces
 
 
 def decode_all(data: bytes | bytearray | memoryview) -> list[Message]:

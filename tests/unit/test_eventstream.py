@@ -95,6 +95,8 @@ ALL_TYPES = Message(
 )
 EMPTY = Message({}, b"")
 PART = Message({":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"}, b"x" * 64)
+# Over the decoder's 256 KiB large-frame threshold; random bytes, so that a misplaced piece shows.
+LARGE = Message(dict(PART.headers), random.Random(3).randbytes(300 * 1024))
 
 # ------------------------------------------------------------------------------------------
 # Strategies
@@ -478,6 +480,18 @@ def test_feed_accepts_bytearray_and_memoryview_and_copies_them() -> None:
     decoder.end()
 
 
+def test_feed_counts_bytes_of_a_memoryview_with_wide_items() -> None:
+    data = PART.encode() + LARGE.encode()
+    words = len(data) // 4 * 4
+    decoder = EventStreamDecoder()
+    assert decoder.feed(memoryview(data[:8]).cast("I")) == []
+    assert decoder.buffered == 8
+    # A large frame is CRC'd chunk by chunk as it arrives, so a miscounted chunk would break it.
+    assert decoder.feed(memoryview(data[8:words]).cast("I")) == [PART]
+    assert decoder.feed(data[words:]) == [LARGE]
+    decoder.end()
+
+
 def test_empty_feeds_and_repeated_end() -> None:
     decoder = EventStreamDecoder()
     assert decoder.feed(b"") == []
@@ -521,6 +535,91 @@ def test_large_frame_in_small_chunks_is_joined_once(monkeypatch: pytest.MonkeyPa
     decoder.end()
     assert produced == [message]
     assert drains <= 2  # once for the prelude, once for the whole frame
+
+
+# ------------------------------------------------------------------------------------------
+# Large frames: CRC'd chunk by chunk as they arrive, then only the payload is joined
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(st.lists(st.integers(0, 2 * len(LARGE.encode())), max_size=12))
+def test_large_frames_in_random_chunks_round_trip(cuts: list[int]) -> None:
+    batch = [PART, LARGE, EMPTY, LARGE, PART]
+    assert outcome(split(b"".join(m.encode() for m in batch), cuts)) == (batch, None)
+
+
+def _large_frame_cuts() -> dict[str, list[int]]:
+    """Chunkings that put a chunk edge on each boundary the large-frame path keeps track of."""
+    size = len(LARGE.encode())
+    at = len(PART.encode())  # LARGE's stream offset in PART + LARGE + PART
+    return {
+        "prelude-alone": [at, at + 12, at + 4096, at + size],
+        "prelude-split": [at + 5, at + 100_000, at + size + 3],
+        "crc-split": [at + 20, at + size - 2],
+        "crc-alone": [at + 64, at + size - 4],
+        "crc-chunk-carries-next-frame": [at + 64, at + size - 1],
+        "ends-on-chunk-edge": [at + 1000, at + size],
+        "crc-exactly-one-chunk": [at + 4096, at + size - 4, at + size],
+        "crc-and-one-more-byte": [at + 4096, at + size - 4, at + size + 1],
+        "payload-ends-one-byte-before-edge": [at + 4096, at + size - 3],
+        "next-prelude-exactly-in-last-chunk": [at + 64, at + size + 12],
+        "one-byte-last": [at + 1000, at + size - 1, at + size],
+        "next-prelude-split": [at + 1000, at + size + 7],
+        "64k-chunks": list(range(0, 3 * size, 65536)),
+    }
+
+
+@pytest.mark.parametrize("cuts", list(_large_frame_cuts().values()), ids=list(_large_frame_cuts()))
+def test_large_frame_chunk_edges(cuts: list[int]) -> None:
+    batch = [PART, LARGE, PART]
+    assert outcome(split(b"".join(m.encode() for m in batch), cuts)) == (batch, None)
+
+
+@pytest.mark.parametrize("cuts", list(_large_frame_cuts().values()), ids=list(_large_frame_cuts()))
+def test_large_frame_corruption_is_detected_wherever_the_chunks_fall(cuts: list[int]) -> None:
+    data = PART.encode() + LARGE.encode() + PART.encode()
+    at, size = len(PART.encode()), len(LARGE.encode())
+    # The header section, each side of every cut, the payload's last byte and the CRC itself.
+    spots = {at + 13, at + size - 5, *(at + size - k for k in range(1, 5))}
+    spots |= {c + d for c in cuts for d in (-1, 0) if at + 12 <= c + d < at + size}
+    for spot in sorted(spots):
+        corrupt = bytearray(data)
+        corrupt[spot] ^= 0x10
+        produced, error = outcome(split(bytes(corrupt), cuts))
+        assert isinstance(error, MessageChecksumError), f"byte {spot - at} of the frame: {error!r}"
+        assert produced == [PART]
+
+
+@pytest.mark.parametrize("damage", ["frame", "prelude"])
+def test_a_large_frame_before_a_bad_frame_in_its_last_chunk_is_returned_first(damage: str) -> None:
+    """The chunk that completes a large frame also holds a corrupt frame, or only its prelude."""
+    bad = bytearray(PART.encode())
+    expected: type[ChecksumMismatchError]
+    if damage == "frame":
+        bad[20] ^= 0x40
+        expected = MessageChecksumError
+    else:
+        bad[5] ^= 0x01
+        del bad[12:]
+        expected = PreludeChecksumError
+    data = LARGE.encode() + bytes(bad)
+    decoder = EventStreamDecoder()
+    assert decoder.feed(data[:100_000]) == []
+    assert decoder.feed(data[100_000:]) == [LARGE]
+    with pytest.raises(expected):
+        decoder.end()
+    with pytest.raises(EventStreamError, match="failed earlier"):
+        decoder.feed(PART.encode())
+
+
+def test_large_frame_checksum_error_names_the_frame() -> None:
+    data = bytearray(PART.encode() + LARGE.encode())
+    data[-100] ^= 0x01
+    produced, error = outcome(split(bytes(data), list(range(0, len(data), 65536))))
+    assert produced == [PART]
+    assert isinstance(error, MessageChecksumError)
+    assert f"{len(LARGE.encode())}-byte frame at stream offset {len(PART.encode())}" in str(error)
+    assert error.expected != error.computed
 
 
 # ------------------------------------------------------------------------------------------
