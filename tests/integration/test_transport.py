@@ -29,6 +29,7 @@ from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.transport import FastHTTPClient, HTTPClient, MockHTTPClient, RequestsHTTPClient, map_transport_error
 from tests.servers import (
     Certificate,
+    Close,
     HTTPTestServer,
     Reply,
     Reset,
@@ -513,6 +514,117 @@ def test_invalid_url_is_a_connect_error(make_client: ClientFactory) -> None:
     assert caught.value.request_sent is False
 
 
+# -- how responses are read ------------------------------------------------------------------
+
+
+def test_chunked_reply_with_extensions_and_trailers(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    framed = b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
+    server.enqueue(Reply([Send(head + framed)]), Reply([Send(head), Send(framed)]))
+    client = make_client()
+    assert client.send(post(server.url + "/whole")).read() == b"hello world"
+    assert list(client.send(post(server.url + "/chunks"), stream=True).body.iter_chunks()) == [b"hello", b" world"]
+    assert client.send(post(server.url + "/next")).status_code == 200
+    assert server.connections_accepted == 1  # the trailers were read: the connection was reused
+
+
+def test_http_1_0_reply_that_ends_with_the_connection(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(Reply([Send(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil "), Send(b"the end"), Close()]))
+    client = make_client(max_pool_connections=1)
+    response = client.send(post(server.url + "/old"))
+    assert (response.status_code, response.headers["content-type"], response.read()) == (200, "text/plain", b"until the end")
+    assert client.send(post(server.url + "/next")).status_code == 200
+    assert server.connections_accepted == 2
+
+
+def test_100_continue_before_the_answer_is_skipped(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(Reply([Send(b"HTTP/1.1 100 Continue\r\n\r\n"), Send(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")]))
+    client = make_client()
+    response = client.send(post(server.url + "/c", b"{}"))
+    assert (response.status_code, response.reason, response.read()) == (201, "Created", b"ok")
+    assert client.send(post(server.url + "/next")).status_code == 200
+    assert server.connections_accepted == 1
+
+
+def test_a_head_request_reads_no_body(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    server.enqueue(Reply([Send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")]))
+    client = make_client()
+    response = client.send(HTTPRequest("HEAD", server.url + "/h"))
+    assert (response.status_code, response.headers["content-length"], response.read()) == (200, "1000", b"")
+    assert client.send(post(server.url + "/next")).status_code == 200
+    assert server.connections_accepted == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * 70_000 + b"\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 101 + b"Content-Length: 2\r\n\r\nok",
+        b"HTPT/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["line-over-64-KiB", "over-100-headers", "bad-status-line"],
+)
+def test_oversize_or_malformed_heads_are_refused(server: HTTPTestServer, make_client: ClientFactory, answer: bytes) -> None:
+    server.enqueue(Reply([Send(answer)]))
+    client = make_client(max_pool_connections=1)
+    with pytest.raises(ConnectionClosedError) as caught:
+        client.send(post(server.url + "/bad", b"{}"))
+    assert caught.value.request_sent is True and not caught.value.retryable
+    assert len(server.requests) == 1  # never sent again
+    assert client.send(post(server.url + "/next")).status_code == 200  # on a new connection
+    assert server.connections_accepted == 2
+
+
+def test_large_bodies_arrive_whole(server: HTTPTestServer, make_client: ClientFactory) -> None:
+    big = os.urandom(3 * 1024 * 1024 + 5)
+    server.enqueue(respond(200, big), chunked([big, b"tail"]))
+    client = make_client()
+    assert client.send(post(server.url + "/length")).read() == big
+    assert list(client.send(post(server.url + "/chunked"), stream=True).body.iter_chunks()) == [big, b"tail"]
+    assert server.connections_accepted == 1
+
+
+def test_an_answer_sent_before_the_request_was_fully_written_is_read(make_client: ClientFactory) -> None:
+    """The server refuses a large upload at once (a 413) and closes while the client is still
+    writing: the write fails, and the client reads the answer the server sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def refuse_early() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+            conn.recv(65536)  # a little of the body, so the client is blocked writing the rest
+        # closed with request bytes unread: the kernel resets the connection
+
+    thread = threading.Thread(target=refuse_early)
+    thread.start()
+    try:
+        response = make_client().send(post(f"http://127.0.0.1:{listener.getsockname()[1]}/x", b"x" * (32 << 20)))
+        assert (response.status_code, response.read()) == (413, b"too large")
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+
+
+def test_fast_client_skips_every_interim_response(server: HTTPTestServer) -> None:
+    server.enqueue(Reply([Send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]))
+    with FastHTTPClient() as client:
+        response = client.send(post(server.url + "/hints"))
+        assert (response.status_code, response.read()) == (200, b"ok")
+        assert "link" not in response.headers
+
+
+def test_fast_client_does_not_reuse_a_connection_with_bytes_after_the_response(server: HTTPTestServer) -> None:
+    server.enqueue(Reply([Send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSTRAY")]))
+    with FastHTTPClient() as client:
+        assert client.send(post(server.url + "/a")).read() == b"ok"
+        assert client.send(post(server.url + "/b")).status_code == 200
+    assert server.connections_accepted == 2
+
+
 # -- TLS --------------------------------------------------------------------------------------
 
 
@@ -533,6 +645,18 @@ def test_https_with_a_ca_bundle(certificate: Certificate, make_client: ClientFac
             "content-type": "application/json",
             "content-length": "2",
         }
+        client.close()
+
+
+def test_https_chunked_and_large_bodies(certificate: Certificate, make_client: ClientFactory) -> None:
+    big = os.urandom(2 * 1024 * 1024 + 3)
+    client = make_client(verify=certificate.ca_file)
+    with HTTPTestServer(tls=certificate.server_context) as server:
+        server.enqueue(chunked([b"first", big, b"last"]), respond(200, big))
+        url = f"https://localhost:{server.port}/x"
+        assert list(client.send(post(url), stream=True).body.iter_chunks()) == [b"first", big, b"last"]
+        assert client.send(post(url)).read() == big
+        assert server.connections_accepted == 1
         client.close()
 
 

@@ -1,0 +1,52 @@
+"""HTTP clients: the ``HTTPClient`` protocol, the requests-based default, a faster
+http.client-based client, and a mock for tests.
+
+The wire request carries exactly the headers the stack built, plus what HTTP/1.1 requires
+(``Host``, ``Content-Length``). No ``Accept``, ``Accept-Encoding``, ``User-Agent`` or
+``Connection`` defaults reach the model. Responses are never decompressed. A streamed body
+hands over data as it arrives and returns its connection to the pool only once it has been read
+to the end; every other path drops the connection.
+
+Every failure from requests, urllib3, http.client, socket or ssl becomes a
+:class:`~smruntime.errors.TransportError` in :func:`map_transport_error`, and nowhere else.
+The error says whether the request may have reached the server (``request_sent``).
+
+Each client lives in a module of its own and loads on first use, so a program that uses
+:class:`FastHTTPClient` never imports requests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from smruntime.transport.error_mapping import map_transport_error
+from smruntime.transport.protocol import HTTPClient
+
+if TYPE_CHECKING:
+    from smruntime.transport.fast_client import FastHTTPClient
+    from smruntime.transport.mock import MockHTTPClient, MockResult
+    from smruntime.transport.requests_client import RequestsHTTPClient
+
+__all__ = [
+    "FastHTTPClient",
+    "HTTPClient",
+    "MockHTTPClient",
+    "MockResult",
+    "RequestsHTTPClient",
+    "map_transport_error",
+]
+
+_MODULES = {
+    "FastHTTPClient": "smruntime.transport.fast_client",
+    "MockHTTPClient": "smruntime.transport.mock",
+    "MockResult": "smruntime.transport.mock",
+    "RequestsHTTPClient": "smruntime.transport.requests_client",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smruntime.transport' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

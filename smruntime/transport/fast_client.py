@@ -1,0 +1,475 @@
+"""FastHTTPClient: the lowest-overhead HTTP client, on plain sockets.
+
+Each request goes out in one write, and the response is read with recv_into into one buffer per
+connection and parsed by the sans-IO reader in :mod:`smruntime.transport.http11`. Pooled
+connections are checked for a server close before they are reused. http.client is imported only
+to tunnel through a proxy, and requests only to resolve a proxy the environment names, so a
+direct connection costs neither import.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import select
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol, cast
+
+from smruntime.errors import ConnectTimeoutError
+from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
+from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, phase_of, tag
+from smruntime.transport.http11 import ResponseHead, ResponseReader
+from smruntime.transport.shared import (
+    BAD_VALUE,
+    READ1_SIZE,
+    TOKEN,
+    LiveBody,
+    PreparedBody,
+    environ_ca_bundle,
+    proxy_for,
+    split_url,
+)
+
+if TYPE_CHECKING:
+    import ssl  # imported when an https origin is first used
+
+__all__ = ["FastHTTPClient"]
+
+
+_COALESCE_LIMIT = 64 * 1024
+"""Bodies up to this size go out in the same write as the head."""
+
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+
+
+class _Connection(Protocol):
+    """A socket to an origin, connected on demand: an http.client connection fits."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _DirectConnection:
+    """A TCP (and TLS) connection to the origin itself, set up as http.client would."""
+
+    __slots__ = ("_context", "_host", "_port", "_timeout", "sock")
+
+    def __init__(self, host: str, port: int, timeout: float, context: ssl.SSLContext | None) -> None:
+        self._host = host
+        self._port = port
+        self._timeout = timeout
+        self._context = context
+        self.sock: socket.socket | None = None
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._host, self._port), self._timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the head and body go in one write anyway
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _host_and_port(address: str, default_port: int) -> tuple[str, int]:
+    """``host[:port]`` (``[v6]:port`` too) as ``(host, port)``."""
+    host, colon, port = address.rpartition(":")
+    if not colon or "]" in port:  # no port, or a bare IPv6 literal's last group
+        host, port = address, ""
+    if port and not port.isdigit():
+        raise ValueError(f"invalid port in {describe_url(address)}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port) if port else default_port
+
+
+class _Conn:
+    """A pooled connection, its response reader, and what we know about it."""
+
+    __slots__ = ("exchanges", "http", "reader", "reusable")
+
+    def __init__(self, connection: _Connection) -> None:
+        self.http = connection
+        self.reader = ResponseReader()
+        self.exchanges = 0  # responses received since the socket connected
+        self.reusable = True
+
+
+class _Origin:
+    """The connections to one origin: idle ones (LIFO) and a cap on how many exist."""
+
+    __slots__ = ("_cond", "_idle", "_live", "_lock", "_waiting", "absolute", "closed", "extra_headers", "host", "limit", "new_connection")
+
+    def __init__(
+        self,
+        new_connection: Callable[[], _Connection],
+        limit: int,
+        *,
+        host: str,
+        absolute: bool,
+        extra_headers: str,
+    ) -> None:
+        self.new_connection = new_connection
+        self.limit = limit
+        self.host = host  # the Host header value
+        self.absolute = absolute  # through a plain HTTP proxy, the target is the absolute URL
+        self.extra_headers = extra_headers  # header lines the proxy needs, already formatted
+        self.closed = False
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._idle: list[_Conn] = []
+        self._live = 0
+        self._waiting = 0
+
+    def acquire(self, timeout: float) -> _Conn:
+        deadline: float | None = None
+        with self._lock:
+            while not self._idle and self._live >= self.limit:
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                left = deadline - time.monotonic()
+                self._waiting += 1
+                try:
+                    if left <= 0 or not self._cond.wait(left):
+                        raise ConnectTimeoutError(
+                            f"timed out after {timeout:g} s waiting for one of {self.limit} pooled connections",
+                            request_sent=False,
+                        )
+                finally:
+                    self._waiting -= 1
+            if self._idle:
+                return self._idle.pop()
+            self._live += 1
+        try:
+            return _Conn(self.new_connection())
+        except BaseException:
+            self._forget_one()
+            raise
+
+    def _forget_one(self) -> None:
+        with self._lock:
+            self._live -= 1
+            if self._waiting:
+                self._cond.notify()
+
+    def release(self, conn: _Conn, reusable: bool) -> None:
+        keep = reusable and conn.reusable and not self.closed and conn.http.sock is not None
+        if not keep:
+            conn.http.close()
+        if not keep:
+            self._forget_one()
+            return
+        with self._lock:
+            self._idle.append(conn)
+            if self._waiting:
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            idle, self._idle = self._idle, []
+            self._live -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.http.close()
+
+
+class _ConnBody(LiveBody):
+    """A response body still on its connection, read through the connection's ResponseReader."""
+
+    __slots__ = ("_conn", "_origin", "_reader", "_sock")
+
+    def __init__(self, conn: _Conn, origin: _Origin) -> None:
+        super().__init__()
+        self._conn = conn
+        self._origin = origin
+        self._reader = conn.reader
+        self._sock = cast(socket.socket, conn.http.sock)  # connected by the exchange that made this body
+
+    def _read_rest(self) -> bytes:
+        return b"".join(self._pieces(None))
+
+    def _chunks(self) -> Iterator[bytes]:
+        return self._pieces(READ1_SIZE)  # whole chunks where the server chunks, as they arrive
+
+    def _pieces(self, max_size: int | None) -> Iterator[bytes]:
+        reader, sock = self._reader, self._sock
+        while True:
+            piece = reader.read_body(max_size)
+            if piece is None:
+                reader.received(sock.recv_into(reader.receive_buffer()))
+            elif piece:
+                yield piece
+            else:
+                return
+
+    def _complete(self) -> bool:
+        return self._reader.complete
+
+    def _release(self) -> None:
+        self._origin.release(self._conn, reusable=self._reader.reusable)
+
+    def _discard(self) -> None:
+        self._origin.release(self._conn, reusable=False)
+
+
+class FastHTTPClient:
+    """An :class:`HTTPClient` on plain sockets, for the lowest overhead.
+
+    It has the same contract as :class:`RequestsHTTPClient`: exact wire headers, blocking
+    per-origin pools of ``max_pool_connections``, live streams, one error mapping. It also
+    takes proxies from ``proxies`` or the environment (plain ``http://`` proxies only: a
+    tunnel for https, the absolute URL for http) and the CA bundle from ``verify`` or the
+    environment. Each request goes out in one write, and a pooled connection is polled for a
+    server close before every reuse (one zero-timeout select). Use RequestsHTTPClient for
+    SOCKS or https:// proxies.
+    """
+
+    def __init__(
+        self,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 70.0,
+        max_pool_connections: int = 10,
+        proxies: Mapping[str, str] | None = None,
+        verify: bool | str | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_pool_connections = max_pool_connections
+        self._proxies = dict(proxies) if proxies is not None else None
+        self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+        self._context: ssl.SSLContext | None = None
+        self._origins: dict[tuple[str, str], _Origin] = {}
+        self._lock = threading.Lock()
+
+    def send(self, request: HTTPRequest, *, stream: bool = False) -> HTTPResponse:
+        try:
+            scheme, netloc, target = split_url(request.url)
+            origin = self._origins.get((scheme, netloc))
+            if origin is None or origin.closed:
+                origin = self._origin(scheme, netloc)
+            if origin.absolute:
+                target = f"{scheme}://{netloc}{target}"
+            body = PreparedBody(request.body)
+            head = _request_head(request, target, body, origin)
+        except Exception as exc:
+            tag(exc, "prepare")
+            raise map_transport_error(exc) from exc
+        conn, response = self._exchange(origin, request.method, head, body)
+        try:
+            headers = Headers()
+            for name, value in response.headers:
+                known = headers.get(name)
+                headers[name] = value if known is None else f"{known}, {value}"  # as HTTP allows
+            live = _ConnBody(conn, origin)
+        except BaseException:
+            origin.release(conn, reusable=False)
+            raise
+        content: LiveBody | BytesBody = live if stream else BytesBody(live.read())
+        return HTTPResponse(response.status, headers, content, response.reason)
+
+    def close(self) -> None:
+        """Close every pooled connection. The client opens new ones if it is used again."""
+        with self._lock:
+            origins = list(self._origins.values())
+            self._origins.clear()
+        for origin in origins:
+            origin.close()
+
+    def __enter__(self) -> FastHTTPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _exchange(self, origin: _Origin, method: str, head: bytes, body: PreparedBody) -> tuple[_Conn, ResponseHead]:
+        """Write the request and read the response head; resend once on a stale connection."""
+        for attempt in (1, 2):
+            conn = origin.acquire(self.connect_timeout)
+            try:
+                return conn, self._roundtrip(conn, method, head, body)
+            except Exception as exc:
+                origin.release(conn, reusable=False)
+                if attempt == 1 and phase_of(exc) == "idle" and body.rewind():
+                    continue  # the server closed that pooled connection and never saw the request
+                raise map_transport_error(exc) from exc
+            except BaseException:
+                origin.release(conn, reusable=False)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _roundtrip(self, conn: _Conn, method: str, head: bytes, body: PreparedBody) -> ResponseHead:
+        connection = conn.http
+        sock = connection.sock
+        reused = sock is not None and conn.exchanges > 0
+        if sock is not None and reused and _dropped(sock):
+            connection.close()
+            sock, reused = None, False
+        if sock is None:
+            try:
+                connection.connect()
+                sock = cast(socket.socket, connection.sock)
+                sock.settimeout(self.read_timeout)
+            except BaseException as exc:
+                tag(exc, "connect")
+                raise
+            conn.exchanges = 0
+        write_error: BaseException | None = None
+        try:
+            _write(sock, head, body)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            write_error = exc  # the server may have answered early (a 413…): read that answer
+            conn.reusable = False
+        except BaseException as exc:
+            tag(exc, "send")
+            raise
+        reader = conn.reader
+        reader.start(method)
+        try:
+            while True:  # the reader starts empty: receive first
+                reader.received(sock.recv_into(reader.receive_buffer()))
+                if (response := reader.next_head()) is not None:
+                    break
+        except BaseException as exc:
+            tag(exc, failure_phase(write_error is not None, reused))
+            raise
+        conn.exchanges += 1
+        return response
+
+    def _origin(self, scheme: str, netloc: str) -> _Origin:
+        """How to reach an origin (directly or through a proxy), resolved once."""
+        address = netloc.rpartition("@")[2]
+        default_port = ":443" if scheme == "https" else ":80"
+        host = address[: -len(default_port)] if address.endswith(default_port) else address
+        context = self._ssl_context() if scheme == "https" else None
+        timeout = self.connect_timeout
+        proxy = proxy_for(scheme, netloc, self._proxies)
+        extra_headers = ""
+        absolute = False
+        if proxy is None:
+            target_host, port = _host_and_port(address, 443 if context is not None else 80)
+            factory: Callable[[], _Connection] = lambda: _DirectConnection(target_host, port, timeout, context)  # noqa: E731
+        else:
+            import http.client
+
+            parts = urllib.parse.urlsplit(proxy)
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError(
+                    f"FastHTTPClient supports http:// proxies only, not {describe_url(proxy)}; use RequestsHTTPClient"
+                )
+            proxy_address = parts.netloc.rpartition("@")[2]
+            auth = {}
+            if parts.username is not None:
+                credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+                auth["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode("latin-1")).decode("ascii")
+            if context is not None:
+                tunnel_context = context
+
+                def factory() -> _Connection:
+                    connection = http.client.HTTPSConnection(proxy_address, timeout=timeout, context=tunnel_context)
+                    connection.set_tunnel(address, headers=auth)
+                    return connection
+            else:
+                factory = lambda: http.client.HTTPConnection(proxy_address, timeout=timeout)  # noqa: E731
+                absolute = True
+                extra_headers = "".join(f"{name}: {value}\r\n" for name, value in auth.items())
+        origin = _Origin(factory, self.max_pool_connections, host=host, absolute=absolute, extra_headers=extra_headers)
+        with self._lock:
+            known = self._origins.get((scheme, netloc))
+            if known is not None and not known.closed:
+                return known  # another thread got here first: one pool per origin
+            self._origins[(scheme, netloc)] = origin
+        return origin
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            import ssl
+
+            verify = self._verify
+            if verify is False:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            else:
+                location = verify if isinstance(verify, str) else _certifi_bundle()
+                if os.path.isdir(location):
+                    context = ssl.create_default_context(capath=location)
+                else:
+                    context = ssl.create_default_context(cafile=location)
+            context.set_alpn_protocols(["http/1.1"])
+            self._context = context
+        return self._context
+
+
+def _request_head(request: HTTPRequest, target: str, body: PreparedBody, origin: _Origin) -> bytes:
+    """The request line and headers, validated so that nothing can smuggle a header in."""
+    method = request.method
+    if not TOKEN.fullmatch(method) or _BAD_TARGET.search(target):
+        raise ValueError(f"invalid method or request target: {method!r} {target[:100]!r}")
+    lines = [f"{method} {target} HTTP/1.1"]
+    headers = request.headers
+    if "host" not in headers:
+        lines.append(f"Host: {origin.host}")
+    for name, value in headers.items():
+        if not TOKEN.fullmatch(name) or BAD_VALUE.search(value):
+            raise ValueError(f"invalid header {name[:100]!r}")
+        lines.append(f"{name}: {value}")
+    if "content-length" not in headers:
+        if body.length is not None:
+            lines.append(f"Content-Length: {body.length}")
+        elif method in _METHODS_WITH_BODY:
+            lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n" + origin.extra_headers + "\r\n").encode("latin-1")
+
+
+def _write(sock: socket.socket, head: bytes, body: PreparedBody) -> None:
+    data = body.data
+    if data is None:
+        sock.sendall(head)
+    elif isinstance(data, bytes):
+        if len(data) <= _COALESCE_LIMIT:
+            sock.sendall(head + data)  # one write: no head/body packet split
+        else:
+            sock.sendall(head)
+            sock.sendall(data)
+    else:
+        sock.sendall(head)
+        left = cast(int, body.length)
+        while left > 0:  # never more than the Content-Length we announced
+            block = data.read(min(left, READ1_SIZE))
+            if not block:
+                raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
+            sock.sendall(block)
+            left -= len(block)
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """True if an idle connection has something to read: the server's close (or stray bytes)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _certifi_bundle() -> str:
+    """The CA bundle requests uses by default: certifi's."""
+    import certifi
+
+    return str(certifi.where())

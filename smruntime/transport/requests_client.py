@@ -1,0 +1,283 @@
+"""The default HTTP client: requests' adapter and urllib3's pools, without a Session."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
+
+import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.connectionpool
+from urllib3.util import SKIP_HEADER
+
+from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
+from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
+from smruntime.transport.shared import (
+    BAD_VALUE,
+    READ1_SIZE,
+    LiveBody,
+    PreparedBody,
+    environ_ca_bundle,
+    proxy_for,
+    split_url,
+)
+
+__all__ = ["RequestsHTTPClient"]
+
+
+class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Tags its failures with the phase they happened in, for ``request_sent``."""
+
+    _sm_exchanges = 0  # responses received since this socket connected
+    _sm_reused = False
+    _sm_write_failed = False
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except BaseException as exc:
+            tag(exc, "connect")
+            raise
+        self._sm_exchanges = 0
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._sm_reused = self.sock is not None and self._sm_exchanges > 0
+        self._sm_write_failed = False
+        try:
+            super().request(*args, **kwargs)
+        except BaseException as exc:
+            # urllib3 swallows a broken pipe here and reads the answer; remember the failure.
+            self._sm_write_failed = True
+            tag(exc, "send")
+            raise
+
+    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
+        try:
+            response = super().getresponse()
+        except BaseException as exc:
+            tag(exc, failure_phase(self._sm_write_failed, self._sm_reused))
+            raise
+        self._sm_exchanges += 1
+        return response
+
+
+class _TrackedHTTPSConnection(_TrackedHTTPConnection, urllib3.connection.HTTPSConnection):
+    """The TLS variant (the MRO wraps HTTPSConnection's methods in the tracking)."""
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
+_NO_RETRIES = urllib3.Retry(total=False, redirect=False, raise_on_status=False)
+"""Retries belong to the stack: urllib3 raises the first error unchanged."""
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections that tag their failures (see ``_Tracked…``)."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        new = proxy not in self.proxy_manager
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if new and not proxy.lower().startswith("socks"):  # SOCKS pools have their own classes
+            manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        return manager
+
+
+class _Route:
+    """Where requests for one origin go: a urllib3 pool, and whether to send the whole URL."""
+
+    __slots__ = ("absolute", "pool")
+
+    def __init__(self, pool: urllib3.connectionpool.HTTPConnectionPool, absolute: bool) -> None:
+        self.pool = pool
+        self.absolute = absolute  # through a plain HTTP proxy, the target is the absolute URL
+
+
+class _Urllib3Body(LiveBody):
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: urllib3.HTTPResponse) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def _read_rest(self) -> bytes:
+        return self._raw.read(decode_content=False)
+
+    def _chunks(self) -> Iterator[bytes]:
+        raw = self._raw
+        if raw.chunked and raw.supports_chunked_reads():
+            for chunk in raw.read_chunked(decode_content=False):
+                if chunk:
+                    yield chunk
+        else:
+            # read1 returns what one socket read brings; it never waits for a full buffer.
+            while data := raw.read1(READ1_SIZE, decode_content=False):
+                yield data
+
+    def _complete(self) -> bool:
+        return bool(self._raw.closed)  # urllib3 closes the http.client response at the end
+
+    def _release(self) -> None:
+        self._raw.release_conn()  # a no-op when urllib3 already did it
+
+    def _discard(self) -> None:
+        # Close the socket, then hand the (now empty) slot back so the pool does not shrink.
+        try:
+            self._raw.close()
+        finally:
+            self._raw.release_conn()
+
+
+class RequestsHTTPClient:
+    """The default HTTP client: requests' adapter and urllib3's pools, without a Session.
+
+    Each origin gets one pool of ``max_pool_connections`` connections. When all are busy, a
+    call waits for one (up to ``connect_timeout``) instead of opening extras, so many threads
+    never churn through "Connection pool is full" discards. Proxies come from ``proxies`` or
+    the environment (``HTTP(S)_PROXY``, ``NO_PROXY``). The CA bundle comes from ``verify`` or
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, as in requests. Both are resolved once per
+    origin. No Session, cookies, hooks or default headers run per call. urllib3 never retries
+    (the stack does); a pooled connection is checked for a server close before it is reused,
+    and a request is sent again only when its write failed on a connection the server had
+    already closed — never once it was written whole.
+    """
+
+    def __init__(
+        self,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 70.0,
+        max_pool_connections: int = 10,
+        proxies: Mapping[str, str] | None = None,
+        verify: bool | str | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_pool_connections = max_pool_connections
+        self._proxies = dict(proxies) if proxies is not None else None
+        self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._adapter = _Adapter(
+            pool_connections=10, pool_maxsize=max_pool_connections, max_retries=_NO_RETRIES, pool_block=True
+        )
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._lock = threading.Lock()
+
+    def send(self, request: HTTPRequest, *, stream: bool = False) -> HTTPResponse:
+        try:
+            scheme, netloc, target = split_url(request.url)
+            route = self._routes.get((scheme, netloc))
+            if route is None or route.pool.pool is None:  # a new origin, or its pool was closed
+                route = self._route(scheme, netloc)
+            body = PreparedBody(request.body)
+            headers = _urllib3_headers(request, body)
+        except Exception as exc:
+            tag(exc, "prepare")
+            raise map_transport_error(exc) from exc
+        if route.absolute:
+            target = f"{scheme}://{netloc}{target}"
+        raw = self._urlopen(route.pool, request.method, target, body, headers, stream)
+        if not stream:  # urllib3 read the body and gave the connection back
+            return HTTPResponse(raw.status, Headers(raw.headers.itermerged()), BytesBody(raw.data), raw.reason or "")
+        live = _Urllib3Body(raw)
+        try:
+            response_headers = Headers(raw.headers.itermerged())
+        except BaseException:
+            live.close()
+            raise
+        return HTTPResponse(raw.status, response_headers, live, raw.reason or "")
+
+    def close(self) -> None:
+        """Close every pooled connection. The client opens new ones if it is used again."""
+        with self._lock:
+            routes = list(self._routes.values())
+            self._routes.clear()
+            # urllib3 2's PoolManager.clear() only forgets its pools; closing them is up to us.
+            for route in routes:
+                route.pool.close()
+            self._adapter.close()
+
+    def __enter__(self) -> RequestsHTTPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _urlopen(
+        self,
+        pool: urllib3.connectionpool.HTTPConnectionPool,
+        method: str,
+        target: str,
+        body: PreparedBody,
+        headers: dict[str, str],
+        stream: bool,
+    ) -> urllib3.HTTPResponse:
+        for attempt in (1, 2):
+            try:
+                raw = pool.urlopen(
+                    method,
+                    target,
+                    body=body.data,
+                    headers=headers,
+                    retries=_NO_RETRIES,
+                    redirect=False,
+                    assert_same_host=False,
+                    timeout=self._timeout,
+                    pool_timeout=self.connect_timeout,  # type: ignore[arg-type]  # any float works
+                    release_conn=not stream,
+                    chunked=False,
+                    preload_content=not stream,
+                    decode_content=False,
+                )
+                return cast(urllib3.HTTPResponse, raw)
+            except Exception as exc:
+                if attempt == 1 and phase_of(exc) == "idle" and body.rewind():
+                    continue  # the server closed that pooled connection and never saw the request
+                raise map_transport_error(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _route(self, scheme: str, netloc: str) -> _Route:
+        """Resolve proxy, TLS settings and pool for an origin through requests, once."""
+        origin = f"{scheme}://{netloc}/"
+        proxy = proxy_for(scheme, netloc, self._proxies)
+        proxies = {scheme: proxy} if proxy else {}
+        prepared = requests.PreparedRequest()
+        prepared.url = origin
+        with self._lock:
+            pool = self._adapter.get_connection_with_tls_context(prepared, self._verify, proxies=proxies)
+            self._adapter.cert_verify(pool, origin, self._verify, None)  # type: ignore[no-untyped-call]
+            absolute = bool(proxy) and scheme == "http" and not str(proxy).lower().startswith("socks")
+            route = _Route(cast(urllib3.connectionpool.HTTPConnectionPool, pool), absolute)
+            self._routes[(scheme, netloc)] = route
+        return route
+
+
+def _urllib3_headers(request: HTTPRequest, body: PreparedBody) -> dict[str, str]:
+    """The request's headers, a Content-Length when the body needs one, and markers that stop
+    http.client and urllib3 from adding their defaults."""
+    given = request.headers
+    headers = dict(given.items())
+    if BAD_VALUE.search("".join(headers.values())):
+        # Refused here, not by http.client: its error quotes the value, which may be a token.
+        bad = next(name for name, value in headers.items() if BAD_VALUE.search(value))
+        raise ValueError(f"invalid header {bad[:100]!r}: its value contains CR, LF or NUL")
+    if body.length is not None and "content-length" not in given:
+        headers["Content-Length"] = str(body.length)
+    if "user-agent" not in given:
+        headers["User-Agent"] = SKIP_HEADER
+    if "accept-encoding" not in given:
+        headers["Accept-Encoding"] = SKIP_HEADER
+    return headers

@@ -1,0 +1,208 @@
+"""What both real HTTP clients share: URL splitting, request bodies ready for the wire,
+proxy and CA-bundle resolution as requests does it, and live response bodies."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from typing import IO, cast
+
+from smruntime.errors import ConnectionClosedError
+from smruntime.http import Body
+from smruntime.transport.error_mapping import describe_url, map_transport_error
+
+__all__ = [
+    "BAD_VALUE",
+    "READ1_SIZE",
+    "TOKEN",
+    "LiveBody",
+    "PreparedBody",
+    "environ_ca_bundle",
+    "proxy_for",
+    "split_url",
+]
+
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name or method (RFC 9110 token)."""
+BAD_VALUE = re.compile(r"[\r\n\x00]")
+"""What no header value may contain: it would end the header, or the head."""
+
+READ1_SIZE = 65536
+"""At most this much per ``iter_chunks`` item when the server does not chunk its reply."""
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``(scheme, netloc, path?query)`` of an absolute URL, without the fragment."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ValueError(f"not an absolute http(s) URL: {describe_url(url)}")
+    cut = len(rest)
+    for mark in "/?#":
+        index = rest.find(mark)
+        if 0 <= index < cut:
+            cut = index
+    netloc, target = rest[:cut], rest[cut:].partition("#")[0]
+    scheme = scheme.lower()
+    if scheme not in ("http", "https") or not netloc:
+        raise ValueError(f"not an absolute http(s) URL: {describe_url(url)}")
+    if not target.startswith("/"):
+        target = "/" + target
+    return scheme, netloc, target
+
+
+class PreparedBody:
+    """A request body ready for the wire: its length, and how to rewind it for a resend."""
+
+    __slots__ = ("data", "length", "start")
+
+    def __init__(self, body: Body) -> None:
+        self.start: int | None = None
+        if body is None:
+            self.data: bytes | IO[bytes] | None = None
+            self.length: int | None = None
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            self.data = bytes(body) if not isinstance(body, bytes) else body
+            self.length = len(self.data)
+        else:
+            length = _remaining_length(body)
+            if length is None:  # not seekable: read it, so it goes with a Content-Length
+                self.data = bytes(body.read())
+                self.length = len(self.data)
+            else:
+                self.data, self.length, self.start = body, length, body.tell()
+
+    def rewind(self) -> bool:
+        """Put a file body back where it started; False if that is impossible."""
+        if self.start is None:
+            return True
+        try:
+            cast(IO[bytes], self.data).seek(self.start)
+        except (AttributeError, OSError, ValueError):
+            return False
+        return True
+
+
+def _remaining_length(body: IO[bytes]) -> int | None:
+    """Bytes left in a file object from its current position, or None if it cannot tell."""
+    try:
+        position = body.tell()
+        end = body.seek(0, os.SEEK_END)
+        body.seek(position)
+        return max(end - position, 0)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def proxy_for(scheme: str, netloc: str, proxies: Mapping[str, str] | None) -> str | None:
+    """The proxy URL for an origin: from ``proxies``, else the environment, as requests decides."""
+    if proxies is None and not _proxies_configured():
+        return None
+    import requests.utils
+
+    origin = f"{scheme}://{netloc}/"
+    chosen = dict(proxies) if proxies is not None else requests.utils.get_environ_proxies(origin)
+    proxy: str | None = requests.utils.select_proxy(origin, chosen)
+    if not proxy:
+        return None
+    return str(requests.utils.prepend_scheme_if_needed(proxy, "http"))  # type: ignore[no-untyped-call]
+
+
+def _proxies_configured() -> bool:
+    """Whether the environment may name a proxy.
+
+    Elsewhere than macOS and Windows, proxies come only from ``*_proxy`` variables; there,
+    checking for none spares FastHTTPClient the import of requests.
+    """
+    if sys.platform in ("darwin", "win32"):  # system settings too: let requests decide
+        return True
+    return any(name.lower().endswith("_proxy") for name in os.environ)
+
+
+def environ_ca_bundle() -> bool | str:
+    """requests' rule: ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``, else certifi's bundle."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+class LiveBody:
+    """A response body still on its connection (``smruntime.http.ResponseBody``).
+
+    Reading to the end gives the connection back to its pool; closing it earlier, or any
+    failure, drops the connection instead.
+    """
+
+    __slots__ = ("_done", "_released")
+
+    def __init__(self) -> None:
+        self._done = False  # read to the end
+        self._released = False  # the connection went back to the pool, or was dropped
+
+    def read(self) -> bytes:
+        if self._released:
+            return self._after_release()
+        try:
+            data = self._read_rest()
+        except Exception as exc:
+            self._drop()
+            raise map_transport_error(exc, request_sent=True) from exc
+        except BaseException:
+            self._drop()
+            raise
+        self._finish()
+        return data
+
+    def iter_chunks(self) -> Iterator[bytes]:
+        if self._released:
+            self._after_release()
+            return
+        try:
+            yield from self._chunks()
+        except Exception as exc:
+            self._drop()
+            raise map_transport_error(exc, request_sent=True) from exc
+        except BaseException:  # GeneratorExit too: the consumer stopped early
+            self._drop()
+            raise
+        self._finish()
+
+    def close(self) -> None:
+        if not self._released:
+            self._drop()
+
+    @property
+    def closed(self) -> bool:
+        return self._released
+
+    def _after_release(self) -> bytes:
+        if self._done:
+            return b""
+        raise ConnectionClosedError("the response body was closed before it was read to the end", request_sent=True)
+
+    def _finish(self) -> None:
+        """The reader reached the end: pool the connection if the transfer really is over."""
+        if not self._complete():
+            self._drop()
+            return
+        self._done = self._released = True
+        self._release()
+
+    def _drop(self) -> None:
+        self._released = True
+        self._discard()
+
+    # What each connection kind provides.
+    def _read_rest(self) -> bytes:
+        raise NotImplementedError
+
+    def _chunks(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def _complete(self) -> bool:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _discard(self) -> None:
+        raise NotImplementedError
