@@ -39,9 +39,11 @@ def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
                 f"{call['fastest_vs_floor']:.2f} x http.client", call["fastest_vs_floor"] <= 1.3),
         _target("In-process cost, default stack", "≤ 50 µs", inproc["smruntime_us"],
                 f"{inproc['smruntime_us']:.1f} µs (boto3 {inproc['boto3_us']:.0f} µs)", inproc["smruntime_us"] <= 50),
-        _target("Cold start to first answer, default client", "≤ 0.5 x boto3", cold["smruntime_vs_boto3"],
-                f"{cold['smruntime_vs_boto3']:.2f} x boto3 (fastest: {cold['fastest_vs_boto3']:.2f}x)",
-                cold["smruntime_vs_boto3"] <= 0.5),
+        *(
+            _target(f"Cold start to first answer, {label}", "≤ 0.5 x boto3", cold[key], f"{cold[key]:.2f} x boto3",
+                    cold[key] <= 0.5)
+            for label, key in (("fastest configuration", "fastest_vs_boto3"), ("default client", "smruntime_vs_boto3"))
+        ),
         _target("Event-stream decoding, 64-byte PayloadParts", "≥ 3 x botocore msgs/s",
                 events["small_payloadpart"]["speedup"], f"{events['small_payloadpart']['speedup']:.1f} x botocore",
                 events["small_payloadpart"]["speedup"] >= 3),

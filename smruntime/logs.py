@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
 from smruntime import keys
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
@@ -10,14 +10,21 @@ from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, N
 from smruntime.options import LogMode
 from smruntime.redaction import redact_headers, redact_text
 
-LOGGER = logging.getLogger("smruntime")
+if TYPE_CHECKING:
+    import logging
+
 BODY_LOG_LIMIT = 1024
 """Bytes of a body shown in a log line; the rest is summarized."""
 
 
 def logger_for(ctx: Context) -> logging.Logger:
+    """The call's logger, else the ``smruntime`` logger (logging loads when a call first logs)."""
     logger: logging.Logger | None = getattr(ctx.options, "logger", None)
-    return logger or LOGGER
+    if logger is None:
+        import logging
+
+        logger = logging.getLogger("smruntime")
+    return logger
 
 
 def _show_body(body: object) -> str:

@@ -26,6 +26,7 @@ from smruntime.transport.error_mapping import describe_url, failure_phase, map_t
 from smruntime.transport.http11 import ResponseHead, ResponseReader
 from smruntime.transport.shared import (
     BAD_VALUE,
+    COALESCE_LIMIT,
     READ1_SIZE,
     TOKEN,
     LiveBody,
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["FastHTTPClient"]
 
 
-_COALESCE_LIMIT = 64 * 1024
-"""Bodies up to this size go out in the same write as the head."""
 
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
@@ -443,7 +442,7 @@ def _write(sock: socket.socket, head: bytes, body: PreparedBody) -> None:
     if data is None:
         sock.sendall(head)
     elif isinstance(data, bytes):
-        if len(data) <= _COALESCE_LIMIT:
+        if len(data) <= COALESCE_LIMIT:
             sock.sendall(head + data)  # one write: no head/body packet split
         else:
             sock.sendall(head)

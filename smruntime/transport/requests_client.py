@@ -17,6 +17,7 @@ from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.shared import (
     BAD_VALUE,
+    COALESCE_LIMIT,
     READ1_SIZE,
     LiveBody,
     PreparedBody,
@@ -29,11 +30,14 @@ __all__ = ["RequestsHTTPClient"]
 
 
 class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
-    """Tags its failures with the phase they happened in, for ``request_sent``."""
+    """Tags its failures with the phase they happened in, for ``request_sent``, and writes a
+    small body in the same system call as the head."""
 
     _sm_exchanges = 0  # responses received since this socket connected
     _sm_reused = False
     _sm_write_failed = False
+    _sm_hold_head = False  # the request's body is small bytes: hold the head back for it
+    _sm_head: bytes | None = None
 
     def connect(self) -> None:
         try:
@@ -43,16 +47,36 @@ class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
             raise
         self._sm_exchanges = 0
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
         self._sm_reused = self.sock is not None and self._sm_exchanges > 0
         self._sm_write_failed = False
+        # urllib3 writes the head, then the body: two system calls, each handing the GIL over,
+        # which many threads sharing a client feel. Its first send() is the head (http.client's
+        # endheaders); send() holds that back and writes it with the body.
+        self._sm_hold_head = isinstance(body, bytes) and 0 < len(body) <= COALESCE_LIMIT
         try:
-            super().request(*args, **kwargs)
+            super().request(method, url, body=body, headers=headers, **kwargs)
+            if self._sm_head is not None:  # no body was sent after all
+                head, self._sm_head = self._sm_head, None
+                super().send(head)
         except BaseException as exc:
             # urllib3 swallows a broken pipe here and reads the answer; remember the failure.
             self._sm_write_failed = True
             tag(exc, "send")
             raise
+        finally:
+            self._sm_hold_head = False
+            self._sm_head = None
+
+    def send(self, data: Any) -> None:
+        if self._sm_hold_head:
+            if self._sm_head is None:
+                self._sm_head = bytes(data)
+                return
+            data = self._sm_head + data
+            self._sm_hold_head = False
+            self._sm_head = None
+        super().send(data)
 
     def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
         try:

@@ -15,6 +15,7 @@ from smruntime.transport.error_mapping import describe_url, map_transport_error
 
 __all__ = [
     "BAD_VALUE",
+    "COALESCE_LIMIT",
     "READ1_SIZE",
     "TOKEN",
     "LiveBody",
@@ -26,6 +27,8 @@ __all__ = [
 
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 """A header name or method (RFC 9110 token)."""
+COALESCE_LIMIT = 64 * 1024
+"""Request bodies up to this size go out in the same write as the head."""
 BAD_VALUE = re.compile(r"[\r\n\x00]")
 """What no header value may contain: it would end the header, or the head."""
 
