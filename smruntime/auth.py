@@ -325,13 +325,15 @@ class _BotocoreErrors:
 # -- SigV4, sans-IO -----------------------------------------------------------------
 
 
+# %-formatting: strftime and f-string format specs cost 2-4 times more, once per attempt.
+_AMZ_DATE: Final = "%04d%02d%02dT%02d%02d%02dZ"
+
+
 def format_amz_date(when: datetime) -> str:
     """``YYYYMMDDTHHMMSSZ`` in UTC; a naive datetime is taken to be UTC."""
     if when.tzinfo is not None and when.tzinfo is not UTC:
         when = when.astimezone(UTC)
-    # %-formatting: strftime and f-string format specs cost 2-4 times more, once per attempt.
-    fields = (when.year, when.month, when.day, when.hour, when.minute, when.second)
-    return "%04d%02d%02dT%02d%02d%02dZ" % fields  # noqa: UP031
+    return _AMZ_DATE % (when.year, when.month, when.day, when.hour, when.minute, when.second)
 
 
 def credential_scope(date: str, region: str, service: str) -> str:
@@ -431,8 +433,12 @@ def _canonical_request(
 
 def string_to_sign(*, canonical_request: str, amz_date: str, region: str, service: str) -> str:
     """The SigV4 string to sign for a canonical request."""
+    return _string_to_sign(canonical_request, amz_date, credential_scope(amz_date[:8], region, service))
+
+
+def _string_to_sign(canonical_request: str, amz_date: str, scope: str) -> str:
     digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
-    return f"{ALGORITHM}\n{amz_date}\n{credential_scope(amz_date[:8], region, service)}\n{digest}"
+    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
 def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
@@ -699,6 +705,18 @@ def _signed_headers(names: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     return signed, ";".join(signed)
 
 
+@functools.lru_cache(maxsize=64)
+def _scope_and_prefix(access_key_id: str, date: str, region: str, service: str) -> tuple[str, str]:
+    """The credential scope and the ``Authorization`` value up to its signed headers list
+    (:func:`format_authorization`'s text); they change only with the day or the key."""
+    scope = credential_scope(date, region, service)
+    return scope, f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders="
+
+
+_MAX_REMEMBERED_LINES = 64
+"""Header names a signer remembers a canonical line for (a request carries fewer than ten)."""
+
+
 class SigV4Signer:
     """The default signer: AWS Signature Version 4 with an ``Authorization`` header.
 
@@ -707,10 +725,12 @@ class SigV4Signer:
     botocore's ``SigV4Auth`` for the same request. Thread-safe; one per client is enough.
     """
 
-    __slots__ = ("key_cache",)
+    __slots__ = ("_last_date", "_lines", "key_cache")
 
     def __init__(self, *, key_cache: SigningKeyCache | None = None) -> None:
         self.key_cache = key_cache if key_cache is not None else SigningKeyCache()
+        self._lines: dict[str, tuple[str, str]] = {}  # header name → (value, canonical line)
+        self._last_date: tuple[tuple[int, ...], str] = ((), "")  # (UTC date and time fields, X-Amz-Date)
 
     def sign_http(
         self,
@@ -726,7 +746,7 @@ class SigV4Signer:
         headers = request.headers
         if "authorization" in headers:
             del headers["authorization"]  # a previous attempt's signature
-        amz_date = format_amz_date(signing_time)
+        amz_date = self._amz_date(signing_time)
         headers["X-Amz-Date"] = amz_date
         if credentials.session_token:
             headers["X-Amz-Security-Token"] = credentials.session_token
@@ -741,16 +761,47 @@ class SigV4Signer:
                 raise SigningError(f"cannot sign a request whose URL has no host: {request.url[:100]!r}")
             values["host"] = host
         signed, signed_list = _signed_headers(tuple(values))
-        canonical_headers = "".join([f"{name}:{' '.join(values[name].split())}\n" for name in signed])
-        creq = f"{request_line}{canonical_headers}\n{signed_list}\n{payload_hash}"
-        sts = string_to_sign(canonical_request=creq, amz_date=amz_date, region=region, service=service)
+        creq = f"{request_line}{self._canonical_headers(values, signed)}\n{signed_list}\n{payload_hash}"
         date = amz_date[:8]
+        scope, authorization_prefix = _scope_and_prefix(credentials.access_key_id, date, region, service)
+        sts = _string_to_sign(creq, amz_date, scope)
         signature = self.key_cache.get(credentials.secret_access_key, date, region, service).sign(sts)
         if trace is not None:
             trace(creq, sts)
-        headers["Authorization"] = format_authorization(
-            credentials.access_key_id, credential_scope(date, region, service), signed, signature
-        )
+        headers["Authorization"] = f"{authorization_prefix}{signed_list}, Signature={signature}"
+
+    def _canonical_headers(self, values: dict[str, str], signed: tuple[str, ...]) -> str:
+        """``name:value\\n`` per signed header, each value trimmed and its inner whitespace collapsed.
+
+        Most values repeat from call to call (content type, length, host, date within a second),
+        so each name keeps the last line it made and the value it made it from.
+        """
+        lines = self._lines
+        if len(lines) > _MAX_REMEMBERED_LINES:  # a caller inventing header names: start over
+            lines.clear()
+        parts = []
+        for name in signed:
+            value = values[name]
+            known = lines.get(name)
+            if known is not None and known[0] == value:
+                parts.append(known[1])
+            else:
+                line = f"{name}:{' '.join(value.split())}\n"
+                lines[name] = (value, line)
+                parts.append(line)
+        return "".join(parts)
+
+    def _amz_date(self, when: datetime) -> str:
+        """:func:`format_amz_date`, formatted once per second: calls in a row share their second."""
+        if when.tzinfo is not None and when.tzinfo is not UTC:
+            return format_amz_date(when)
+        fields = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+        last_fields, last_text = self._last_date  # one tuple: threads never see a torn pair
+        if fields == last_fields:
+            return last_text
+        text = _AMZ_DATE % fields
+        self._last_date = (fields, text)
+        return text
 
     def __repr__(self) -> str:
         return f"SigV4Signer(key_cache={self.key_cache!r})"
@@ -779,8 +830,12 @@ class ComputePayloadHash:
         return next(ctx, in_)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+_NOT_LOGGING: Final = LogMode.NONE
+"""Read per attempt: an enum member looked up on its class goes through the metaclass's
+``__getattr__`` hook, several times the cost of a module global."""
+
+_utc_now: Final = functools.partial(datetime.now, UTC)
+"""The signing clock: ``datetime.now(UTC)``, as a partial so that calling it adds no Python frame."""
 
 
 @attrs.frozen
@@ -799,9 +854,11 @@ class Signing:
 
     def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
         options = ctx.options
-        provider = _provider_of(options)
-        if provider is None:
-            return next(ctx, in_)
+        provider: Any = getattr(options, "credentials", None)
+        if not callable(getattr(provider, "retrieve", None)):  # a raw value, or ANONYMOUS: rare
+            provider = _provider_of(options)
+            if provider is None:
+                return next(ctx, in_)
         credentials = _retrieve(provider, ctx)
         if credentials is None:
             return next(ctx, in_)
@@ -822,8 +879,8 @@ class Signing:
             if offset:
                 signing_time += timedelta(seconds=offset)
             signer: HTTPSigner = getattr(options, "signer", None) or self.default_signer
-            mode: LogMode = getattr(options, "log_mode", LogMode.NONE)
-            if mode is not LogMode.NONE and mode & LogMode.SIGNING:
+            mode: LogMode = getattr(options, "log_mode", _NOT_LOGGING)
+            if mode is not _NOT_LOGGING and mode & LogMode.SIGNING:
                 _signed_with_log(ctx, signer, request, credentials, payload_hash, service, region, signing_time, mode)
             else:
                 signer.sign_http(request, credentials, payload_hash, service, region, signing_time)

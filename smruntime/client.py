@@ -231,8 +231,12 @@ class Client:
         if self._closed:
             raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
         operation = get_operation(operation_name)
-        options = self._call_options(option_fns)
-        chain = self._chain(operation, options)
+        if option_fns:
+            options = self._call_options(option_fns)
+            chain = self._chain(operation, options)
+        else:  # most calls: the client's own options and the chain composed for them
+            options = self._options
+            chain = self._chains.get(operation.name) or self._chain(operation, options)
         ctx = Context(operation.name, SERVICE_ID, options)
         if operation.streams_response:
             ctx.set(keys.STREAM_RESPONSE, True)
@@ -316,9 +320,10 @@ def _with_defaults(options: Options) -> Options:
     """Fill the pluggable parts the user left empty (in place; returns ``options``)."""
     from smruntime.auth import ANONYMOUS, SigV4Signer, credentials_provider
     from smruntime.retry import new_retryer
-    from smruntime.transport import RequestsHTTPClient
 
     if options.http_client is None:
+        from smruntime.transport import RequestsHTTPClient
+
         options.http_client = RequestsHTTPClient(
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,

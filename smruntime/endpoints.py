@@ -361,6 +361,9 @@ class ResolveEndpoint:
         return next(ctx, in_)
 
 
+_SCHEMES = ("https://", "http://")
+
+
 def _resolve(options: Any, region: str | None, operation: str) -> Endpoint:
     fips = bool(options.use_fips_endpoint)
     dual = bool(options.use_dualstack_endpoint)
@@ -389,7 +392,8 @@ def _resolve(options: Any, region: str | None, operation: str) -> Endpoint:
         raise EndpointResolutionError(
             f"endpoint resolver {resolver!r} returned {type(endpoint).__name__}, not an Endpoint", operation=operation
         )
-    if not endpoint.url[:8].lower().startswith(("https://", "http://")):
+    url = endpoint.url  # lower-case schemes (every resolver here writes them) pass without a copy
+    if not url.startswith(_SCHEMES) and not url[:8].lower().startswith(_SCHEMES):
         raise EndpointResolutionError(
             f"resolved endpoint URL {endpoint.url!r} is not an http(s) URL", operation=operation
         )

@@ -10,61 +10,82 @@ Body = bytes | IO[bytes] | None
 """A request body: bytes, a binary file object (seekable for retries), or nothing."""
 
 
+_LOWERCASE: dict[str, str] = {}
+"""Header names → their lower-case form. A client sets the same few names on every request, and
+``str.lower`` makes a new string each time, whose hash every dict then computes again: the
+methods below read this first (``_LOWERCASE.get(name) or _lowercase(name)``)."""
+
+_MAX_LOWERCASE = 1024
+
+
+def _lowercase(name: str) -> str:
+    lowered = name.lower()
+    if len(_LOWERCASE) < _MAX_LOWERCASE:  # beyond it names are still lowered, just not remembered
+        _LOWERCASE[name] = lowered
+    return lowered
+
+
 class Headers(MutableMapping[str, str]):
     """A case-insensitive header mapping that keeps the first spelling of each name."""
 
-    __slots__ = ("_store",)
+    # Two dicts keyed by lower-case name, always with the same keys in the same order: the
+    # values, and each name's first spelling. Lookups, and the lower-case snapshots signing and
+    # deserializing take, are then plain dict operations (a request makes some twenty of them).
+    __slots__ = ("_names", "_values")
 
     def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
-        self._store: dict[str, tuple[str, str]] = {}
+        self._names: dict[str, str] = {}
+        self._values: dict[str, str] = {}
         if items is not None:
             pairs = items.items() if isinstance(items, Mapping) else items
             for name, value in pairs:
                 self[name] = value
 
     def __setitem__(self, name: str, value: str) -> None:
-        key = name.lower()
-        previous = self._store.get(key)
-        self._store[key] = (previous[0] if previous else name, value)
+        key = _LOWERCASE.get(name) or _lowercase(name)
+        self._values[key] = value
+        self._names.setdefault(key, name)
 
     def __getitem__(self, name: str) -> str:
-        return self._store[name.lower()][1]
+        return self._values[_LOWERCASE.get(name) or _lowercase(name)]
 
     def __delitem__(self, name: str) -> None:
-        del self._store[name.lower()]
+        key = _LOWERCASE.get(name) or _lowercase(name)
+        del self._values[key]
+        del self._names[key]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._store
+        return isinstance(name, str) and (_LOWERCASE.get(name) or _lowercase(name)) in self._values
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._store.values())
+        return iter(self._names.values())
 
     def __len__(self) -> int:
-        return len(self._store)
+        return len(self._values)
 
     def items(self) -> ItemsView[str, str]:
         return _HeaderItems(self)
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        item = self._store.get(name.lower())
-        return item[1] if item is not None else default
+        return self._values.get(_LOWERCASE.get(name) or _lowercase(name), default)
 
     def lower_items(self) -> Iterator[tuple[str, str]]:
         """``(lowercase name, value)`` pairs, as signing wants them."""
-        return ((key, item[1]) for key, item in self._store.items())
+        return iter(self._values.items())
 
     def lower_dict(self) -> dict[str, str]:
         """``{lowercase name: value}``: a snapshot, as signing wants it."""
-        return {key: item[1] for key, item in self._store.items()}
+        return self._values.copy()
 
     def copy(self) -> Headers:
-        clone = Headers()
-        clone._store = dict(self._store)
+        clone = object.__new__(Headers)  # both dicts are copied in: skip __init__'s empty ones
+        clone._names = self._names.copy()
+        clone._values = self._values.copy()
         return clone
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Mapping):
-            return dict(self.lower_items()) == {str(k).lower(): v for k, v in other.items()}
+            return self._values == {str(k).lower(): v for k, v in other.items()}
         return NotImplemented
 
     def __repr__(self) -> str:
@@ -74,13 +95,14 @@ class Headers(MutableMapping[str, str]):
 
 
 class _HeaderItems(ItemsView[str, str]):
-    """``headers.items()`` read straight from the store: the generic view looks every name up
+    """``headers.items()`` read straight from the dicts: the generic view looks every name up
     again, and HTTP clients iterate the headers of every request and response."""
 
     _mapping: Headers
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._mapping._store.values())
+        headers = self._mapping
+        return zip(headers._names.values(), headers._values.values(), strict=True)
 
 
 HeadersInput = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]

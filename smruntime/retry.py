@@ -26,6 +26,7 @@ not pay, and tenacity is imported only when a first retry is considered.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random as _random
@@ -486,11 +487,15 @@ def _uuid4(getrandbits: Callable[[int], int] = _random.getrandbits) -> str:
     """A random (version 4) UUID string: ``str(uuid.uuid4())`` at a third of the cost.
 
     An invocation ID only has to be unique, not secret, so ``random`` (re-seeded in a forked
-    child) serves instead of ``os.urandom``'s system call.
+    child) serves instead of ``os.urandom``'s system call. The version digit is written in
+    and the variant digit picked from ``8 9 a b``, as uuid4 sets their bits.
     """
-    bits = getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48)
-    text = "%032x" % bits  # noqa: UP031
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    text = "%032x" % getrandbits(128)  # noqa: UP031
+    return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT_DIGIT[text[16]]}{text[17:20]}-{text[20:]}"
+
+
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+"""A random hex digit → the RFC 4122 variant digit with the same two low bits."""
 
 
 class ClientRequestID:
@@ -506,6 +511,12 @@ class ClientRequestID:
         return next(ctx, in_)
 
 
+@functools.lru_cache(maxsize=64)
+def _retry_metrics(attempt: int, max_attempts: int) -> str:
+    """The ``amz-sdk-request`` value; a client sends the same few, so each is formatted once."""
+    return f"attempt={attempt}; max={max_attempts}"
+
+
 class RetryMetricsHeader:
     """Finalize step, after Retry and before Signing: ``amz-sdk-request: attempt=N; max=M``.
 
@@ -517,7 +528,7 @@ class RetryMetricsHeader:
     def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
         attempt = ctx.get(keys.ATTEMPT, 1)
         max_attempts = ctx.get(keys.MAX_ATTEMPTS, 1)
-        in_.request.headers[RETRY_METRICS_HEADER] = f"attempt={attempt}; max={max_attempts}"
+        in_.request.headers[RETRY_METRICS_HEADER] = _retry_metrics(attempt, max_attempts)
         return next(ctx, in_)
 
 
@@ -556,7 +567,8 @@ class Retry:
             max_attempts = retryer.max_attempts
             if options.max_attempts and retryer.per_call_max_attempts:
                 max_attempts = options.max_attempts
-            max_attempts = max(max_attempts, 1)
+            if max_attempts < 1:
+                max_attempts = 1
         request = in_.request
         body = request.body
         position: int | None = _NOTHING_TO_REWIND

@@ -107,6 +107,40 @@ def body(problems: Problems, field: str, value: Any, *, max_bytes: int = MAX_BOD
         problems.append(FieldProblem(field, "size", f"must be at most {max_bytes} bytes, got {size}"))
 
 
+class PassedValues:
+    """A bounded memo of member values that passed their checks.
+
+    Checking is a pure function of the values, and a client repeats most members (the
+    endpoint name, the content type) call after call: an operation remembers the tuples that
+    passed and checks a tuple again only when one of its values changed. Only tuples of exact
+    ``str`` or ``None`` values are kept, so a value of another type is never taken for one that
+    passed; when full, the memo starts over.
+    """
+
+    __slots__ = ("_passed", "maxsize")
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self.maxsize = maxsize
+        self._passed: set[tuple[str | None, ...]] = set()
+
+    def __contains__(self, values: tuple[Any, ...]) -> bool:
+        try:
+            return values in self._passed
+        except TypeError:  # an unhashable value (a list, say): never remembered
+            return False
+
+    def add(self, values: tuple[Any, ...]) -> None:
+        """Remember ``values`` (which must have passed every check)."""
+        if any(value is not None and type(value) is not str for value in values):
+            return
+        if len(self._passed) >= self.maxsize:
+            self._passed.clear()
+        self._passed.add(values)
+
+    def __len__(self) -> int:
+        return len(self._passed)
+
+
 def _remaining_size(stream: Any) -> int | None:
     try:
         if not stream.seekable():

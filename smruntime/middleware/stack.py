@@ -108,36 +108,56 @@ def _link(middleware: Middleware[InT, OutT], next_fn: Next[InT, OutT]) -> Next[I
     return call
 
 
+Handle = Callable[[Context, InT, Next[InT, OutT]], OutT]
+"""A middleware's ``handle``: ``handle(ctx, in_, next)``."""
+
+
+def _entry(step: Step[InT, OutT], last: Next[InT, OutT]) -> tuple[Handle[InT, OutT], Next[InT, OutT]]:
+    """``(handle, next)``: the step's first middleware and the chain after it.
+
+    The hand-off into a step calls ``handle(ctx, in_, next)`` itself rather than through a
+    link of its own: one call fewer per step, on every call.
+    """
+    middlewares = list(step)
+    if not middlewares:
+        return _pass_through, last
+    return middlewares[0].handle, _chain(middlewares[1:], last)
+
+
+def _pass_through(ctx: Context, in_: Any, next: Next[Any, Any]) -> Any:
+    return next(ctx, in_)
+
+
 def compose(stack: Stack, terminal: Handler) -> Callable[[Context, Any], Any]:
     """Compose ``stack`` around ``terminal`` into one callable."""
 
     def send(ctx: Context, in_: DeserializeInput) -> DeserializeOutput:
-        return DeserializeOutput(raw_response=terminal(ctx, in_.request))
+        return DeserializeOutput(terminal(ctx, in_.request))
 
-    deserialize = _chain(list(stack.deserialize), send)
+    deserialize, after_deserialize = _entry(stack.deserialize, send)
 
     def to_deserialize(ctx: Context, in_: FinalizeInput) -> FinalizeOutput:
-        return FinalizeOutput(deserialize(ctx, DeserializeInput(in_.request)).result)
+        return FinalizeOutput(deserialize(ctx, DeserializeInput(in_.request), after_deserialize).result)
 
-    finalize = _chain(list(stack.finalize), to_deserialize)
+    finalize, after_finalize = _entry(stack.finalize, to_deserialize)
 
     def to_finalize(ctx: Context, in_: BuildInput) -> BuildOutput:
-        return BuildOutput(finalize(ctx, FinalizeInput(in_.request)).result)
+        return BuildOutput(finalize(ctx, FinalizeInput(in_.request), after_finalize).result)
 
-    build = _chain(list(stack.build), to_finalize)
+    build, after_build = _entry(stack.build, to_finalize)
 
     def to_build(ctx: Context, in_: SerializeInput) -> SerializeOutput:
-        return SerializeOutput(build(ctx, BuildInput(in_.request)).result)
+        return SerializeOutput(build(ctx, BuildInput(in_.request), after_build).result)
 
-    serialize = _chain(list(stack.serialize), to_build)
+    serialize, after_serialize = _entry(stack.serialize, to_build)
     new_request = stack.new_request
 
     def to_serialize(ctx: Context, in_: InitializeInput) -> InitializeOutput:
-        return InitializeOutput(serialize(ctx, SerializeInput(in_.parameters, new_request())).result)
+        return InitializeOutput(serialize(ctx, SerializeInput(in_.parameters, new_request()), after_serialize).result)
 
-    initialize = _chain(list(stack.initialize), to_serialize)
+    initialize, after_initialize = _entry(stack.initialize, to_serialize)
 
     def run(ctx: Context, parameters: Any) -> Any:
-        return initialize(ctx, InitializeInput(parameters)).result
+        return initialize(ctx, InitializeInput(parameters), after_initialize).result
 
     return run

@@ -87,3 +87,8 @@ def session_id(problems: Problems, value: Any, *, allow_new: bool) -> None:
     else:
         v.string(problems, "session_id", value, min_len=1, max_len=256, pattern=v.STREAM_SESSION_PATTERN,
                  pattern_text="^[a-zA-Z0-9](-*[a-zA-Z0-9])*$ (start sessions with InvokeEndpoint)")
+
+
+def in_member_order(problems: Problems, members: tuple[str, ...]) -> None:
+    """Sort ``problems`` into the input's member order (each member reports at most one)."""
+    problems.sort(key=lambda problem: members.index(problem.field) if problem.field in members else len(members))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from smruntime import errors
+from smruntime import validation as v
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status
@@ -25,22 +26,58 @@ HEADERS = (
 )
 
 
+MEMBERS = (
+    "endpoint_name",
+    "body",
+    "content_type",
+    "accept",
+    "custom_attributes",
+    "target_model",
+    "target_variant",
+    "target_container_hostname",
+    "inference_id",
+    "enable_explanations",
+    "inference_component_name",
+    "session_id",
+)
+"""The input's members in the service model's order, the order problems are reported in."""
+
+# The members that name the endpoint, the formats and the target repeat from call to call, so
+# each distinct combination is checked once; the body and the per-request members (custom
+# attributes, inference id, session id) are checked on every call.
+_PASSED = v.PassedValues()
+
+
 def validate(params: InvokeEndpointInput, operation: str) -> None:
     """Every constraint of the service model, reported together."""
     problems: list[errors.FieldProblem] = []
-    fields.endpoint_name(problems, params.endpoint_name)
+    repeated = (
+        params.endpoint_name,
+        params.content_type,
+        params.accept,
+        params.target_model,
+        params.target_variant,
+        params.target_container_hostname,
+        params.enable_explanations,
+        params.inference_component_name,
+    )
+    if repeated not in _PASSED:
+        fields.endpoint_name(problems, params.endpoint_name)
+        fields.content_type(problems, "content_type", params.content_type)
+        fields.content_type(problems, "accept", params.accept)
+        fields.target_model(problems, params.target_model)
+        fields.name_field(problems, "target_variant", params.target_variant)
+        fields.name_field(problems, "target_container_hostname", params.target_container_hostname)
+        fields.enable_explanations(problems, params.enable_explanations)
+        fields.inference_component_name(problems, params.inference_component_name)
+        if not problems:
+            _PASSED.add(repeated)
     fields.body(problems, params.body)
-    fields.content_type(problems, "content_type", params.content_type)
-    fields.content_type(problems, "accept", params.accept)
     fields.custom_attributes(problems, params.custom_attributes)
-    fields.target_model(problems, params.target_model)
-    fields.name_field(problems, "target_variant", params.target_variant)
-    fields.name_field(problems, "target_container_hostname", params.target_container_hostname)
     fields.inference_id(problems, params.inference_id)
-    fields.enable_explanations(problems, params.enable_explanations)
-    fields.inference_component_name(problems, params.inference_component_name)
     fields.session_id(problems, params.session_id, allow_new=True)
     if problems:
+        fields.in_member_order(problems, MEMBERS)
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
@@ -52,15 +89,15 @@ class Deserializer:
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
         response = check_status(ctx, out)
-        headers = response.headers
+        headers = response.headers.lower_dict()  # one pass; the lookups below are plain dict reads
         body = response.read()
         out.result = InvokeEndpointOutput(
             body=body,
-            content_type=headers.get("Content-Type"),
-            invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
-            custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-            new_session_id=_first(headers.get("X-Amzn-SageMaker-New-Session-Id")),
-            closed_session_id=_first(headers.get("X-Amzn-SageMaker-Closed-Session-Id")),
+            content_type=headers.get("content-type"),
+            invoked_production_variant=headers.get("x-amzn-invoked-production-variant"),
+            custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+            new_session_id=_first(headers.get("x-amzn-sagemaker-new-session-id")),
+            closed_session_id=_first(headers.get("x-amzn-sagemaker-closed-session-id")),
             metadata=ResultMetadata(ctx.metadata),
         )
         return out

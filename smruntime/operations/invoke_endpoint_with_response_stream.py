@@ -8,6 +8,7 @@ included); after that the caller owns the stream and nothing is retried.
 from __future__ import annotations
 
 from smruntime import errors
+from smruntime import validation as v
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
 from smruntime.http import HTTPResponse
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
@@ -31,19 +32,49 @@ HEADERS = (
 )
 
 
+MEMBERS = (
+    "endpoint_name",
+    "body",
+    "content_type",
+    "accept",
+    "custom_attributes",
+    "target_variant",
+    "target_container_hostname",
+    "inference_id",
+    "inference_component_name",
+    "session_id",
+)
+"""The input's members in the service model's order, the order problems are reported in."""
+
+# As for InvokeEndpoint: the repeated members are checked once per distinct combination.
+_PASSED = v.PassedValues()
+
+
 def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> None:
     problems: list[errors.FieldProblem] = []
-    fields.endpoint_name(problems, params.endpoint_name)
+    repeated = (
+        params.endpoint_name,
+        params.content_type,
+        params.accept,
+        params.target_variant,
+        params.target_container_hostname,
+        params.inference_component_name,
+    )
+    if repeated not in _PASSED:
+        fields.endpoint_name(problems, params.endpoint_name)
+        fields.content_type(problems, "content_type", params.content_type)
+        fields.content_type(problems, "accept", params.accept)
+        fields.name_field(problems, "target_variant", params.target_variant)
+        fields.name_field(problems, "target_container_hostname", params.target_container_hostname)
+        fields.inference_component_name(problems, params.inference_component_name)
+        if not problems:
+            _PASSED.add(repeated)
     fields.body(problems, params.body)
-    fields.content_type(problems, "content_type", params.content_type)
-    fields.content_type(problems, "accept", params.accept)
     fields.custom_attributes(problems, params.custom_attributes)
-    fields.name_field(problems, "target_variant", params.target_variant)
-    fields.name_field(problems, "target_container_hostname", params.target_container_hostname)
     fields.inference_id(problems, params.inference_id)
-    fields.inference_component_name(problems, params.inference_component_name)
     fields.session_id(problems, params.session_id, allow_new=False)
     if problems:
+        fields.in_member_order(problems, MEMBERS)
         raise errors.InvalidParamsError(problems, operation=operation)
 
 

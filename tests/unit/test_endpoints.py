@@ -572,6 +572,12 @@ def test_middleware_passes_smruntime_errors_through_unchanged() -> None:
     assert error.operation == "InvokeEndpoint"
 
 
+def test_middleware_accepts_an_upper_case_scheme_from_a_resolver() -> None:
+    resolver = EndpointResolverFunc(lambda r, o: Endpoint("HTTPS://Proxy.example/sm"))
+    _, next_, _ = run(Options(region="us-east-1", endpoint_resolver=resolver))
+    assert next_.seen[0][0] == "HTTPS://Proxy.example/sm"
+
+
 def test_middleware_rejects_what_is_not_an_endpoint() -> None:
     resolver = EndpointResolverFunc(lambda r, o: "https://x.example")  # type: ignore[arg-type,return-value]
     with pytest.raises(EndpointResolutionError, match="not an Endpoint"):

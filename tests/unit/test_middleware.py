@@ -548,6 +548,24 @@ def test_call_order_through_all_steps() -> None:
     assert trace == [*inward, "terminal", *outward]
 
 
+@pytest.mark.parametrize(
+    "counts",
+    [(1, 0, 1, 0, 1), (0, 1, 0, 1, 0), (1, 1, 1, 1, 1), (3, 0, 2, 0, 1)],
+    ids=lambda counts: "-".join(map(str, counts)),
+)
+def test_call_order_with_empty_and_single_middleware_steps(counts: tuple[int, ...]) -> None:
+    # Each step's first middleware is called by the hand-off itself; the order is the same.
+    trace: list[str] = []
+    stack = Stack("Op")
+    for name, count in zip(STEP_ATTRS, counts, strict=True):
+        for n in range(count):
+            getattr(stack, name).add(Recorder(f"{name}{n}", trace))
+    stack.handler(Terminal(trace=trace))(new_ctx(), "params")
+    inward = [f">{name}{n}" for name, count in zip(STEP_ATTRS, counts, strict=True) for n in range(count)]
+    outward = [f"<{name}{n}" for name, count in reversed(list(zip(STEP_ATTRS, counts, strict=True))) for n in reversed(range(count))]
+    assert trace == [*inward, "terminal", *outward]
+
+
 def test_every_middleware_sees_the_right_input_type_and_the_same_ctx() -> None:
     seen: list[tuple[str, type, Context]] = []
     stack = Stack("Op", new_request=lambda: "request")
