@@ -30,8 +30,8 @@ from smruntime.transport.shared import (
     READ1_SIZE,
     TOKEN,
     LiveBody,
+    PooledHTTPClient,
     PreparedBody,
-    environ_ca_bundle,
     proxy_for,
     split_url,
 )
@@ -228,7 +228,7 @@ class _ConnBody(LiveBody):
         self._origin.release(self._conn, reusable=False)
 
 
-class FastHTTPClient:
+class FastHTTPClient(PooledHTTPClient):
     """An :class:`HTTPClient` on plain sockets, for the lowest overhead.
 
     It has the same contract as :class:`RequestsHTTPClient`: exact wire headers, blocking
@@ -248,11 +248,7 @@ class FastHTTPClient:
         proxies: Mapping[str, str] | None = None,
         verify: bool | str | None = None,
     ) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_pool_connections = max_pool_connections
-        self._proxies = dict(proxies) if proxies is not None else None
-        self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+        super().__init__(connect_timeout, read_timeout, max_pool_connections, proxies, verify)
         self._context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._lock = threading.Lock()
@@ -290,12 +286,6 @@ class FastHTTPClient:
             self._origins.clear()
         for origin in origins:
             origin.close()
-
-    def __enter__(self) -> FastHTTPClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _exchange(self, origin: _Origin, method: str, head: bytes, body: PreparedBody) -> tuple[_Conn, ResponseHead]:
         """Write the request and read the response head; resend once on a stale connection."""

@@ -20,8 +20,8 @@ from smruntime.transport.shared import (
     COALESCE_LIMIT,
     READ1_SIZE,
     LiveBody,
+    PooledHTTPClient,
     PreparedBody,
-    environ_ca_bundle,
     proxy_for,
     split_url,
 )
@@ -166,7 +166,7 @@ class _Urllib3Body(LiveBody):
             self._raw.release_conn()
 
 
-class RequestsHTTPClient:
+class RequestsHTTPClient(PooledHTTPClient):
     """The default HTTP client: requests' adapter and urllib3's pools, without a Session.
 
     Each origin gets one pool of ``max_pool_connections`` connections. When all are busy, a
@@ -188,11 +188,7 @@ class RequestsHTTPClient:
         proxies: Mapping[str, str] | None = None,
         verify: bool | str | None = None,
     ) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_pool_connections = max_pool_connections
-        self._proxies = dict(proxies) if proxies is not None else None
-        self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+        super().__init__(connect_timeout, read_timeout, max_pool_connections, proxies, verify)
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._adapter = _Adapter(
             pool_connections=10, pool_maxsize=max_pool_connections, max_retries=_NO_RETRIES, pool_block=True
@@ -233,12 +229,6 @@ class RequestsHTTPClient:
             for route in routes:
                 route.pool.close()
             self._adapter.close()
-
-    def __enter__(self) -> RequestsHTTPClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _urlopen(
         self,

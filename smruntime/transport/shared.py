@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from typing import IO, cast
+from typing import IO, Self, cast
 
 from smruntime.errors import ConnectionClosedError
 from smruntime.http import Body
@@ -19,6 +19,7 @@ __all__ = [
     "READ1_SIZE",
     "TOKEN",
     "LiveBody",
+    "PooledHTTPClient",
     "PreparedBody",
     "environ_ca_bundle",
     "proxy_for",
@@ -209,3 +210,32 @@ class LiveBody:
 
     def _discard(self) -> None:
         raise NotImplementedError
+
+
+class PooledHTTPClient:
+    """What both real HTTP clients are configured with: timeouts, the pool size per origin,
+    proxies (else the environment's) and the CA bundle (else the environment's, as requests)."""
+
+    def __init__(
+        self,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 70.0,
+        max_pool_connections: int = 10,
+        proxies: Mapping[str, str] | None = None,
+        verify: bool | str | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_pool_connections = max_pool_connections
+        self._proxies = dict(proxies) if proxies is not None else None
+        self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+
+    def close(self) -> None:
+        """Close every pooled connection. The client opens new ones if it is used again."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
