@@ -553,7 +553,16 @@ def compute_signature(
 
 def format_authorization(access_key_id: str, scope: str, signed_headers: Sequence[str], signature: str) -> str:
     """The ``Authorization`` header value, spaced exactly as AWS SDKs write it."""
-    return f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={';'.join(signed_headers)}, Signature={signature}"
+    return _authorization(_authorization_prefix(access_key_id, scope), ";".join(signed_headers), signature)
+
+
+def _authorization_prefix(access_key_id: str, scope: str) -> str:
+    """The ``Authorization`` value up to its signed headers list: the same for a day and a key."""
+    return f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders="
+
+
+def _authorization(prefix: str, signed_list: str, signature: str) -> str:
+    return f"{prefix}{signed_list}, Signature={signature}"
 
 
 @attrs.frozen
@@ -707,10 +716,10 @@ def _signed_headers(names: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
 
 @functools.lru_cache(maxsize=64)
 def _scope_and_prefix(access_key_id: str, date: str, region: str, service: str) -> tuple[str, str]:
-    """The credential scope and the ``Authorization`` value up to its signed headers list
-    (:func:`format_authorization`'s text); they change only with the day or the key."""
+    """The credential scope and the ``Authorization`` value up to its signed headers list;
+    they change only with the day or the key."""
     scope = credential_scope(date, region, service)
-    return scope, f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders="
+    return scope, _authorization_prefix(access_key_id, scope)
 
 
 _MAX_REMEMBERED_LINES = 64
@@ -768,7 +777,7 @@ class SigV4Signer:
         signature = self.key_cache.get(credentials.secret_access_key, date, region, service).sign(sts)
         if trace is not None:
             trace(creq, sts)
-        headers["Authorization"] = f"{authorization_prefix}{signed_list}, Signature={signature}"
+        headers["Authorization"] = _authorization(authorization_prefix, signed_list, signature)
 
     def _canonical_headers(self, values: dict[str, str], signed: tuple[str, ...]) -> str:
         """``name:value\\n`` per signed header, each value trimmed and its inner whitespace collapsed.
