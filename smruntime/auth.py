@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import logging
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from smruntime.errors import (
     SigningError,
 )
 from smruntime.http import HTTPRequest
+from smruntime.logs import logger_for
 from smruntime.middleware import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next
 from smruntime.options import LogMode
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS, redact_text
@@ -956,7 +956,7 @@ def _signed_with_log(
     signing_time: datetime,
     mode: LogMode,
 ) -> None:
-    logger: logging.Logger = getattr(ctx.options, "logger", None) or logging.getLogger("smruntime")
+    logger = logger_for(ctx)
     hidden = SECRET_HEADERS if mode & LogMode.REQUEST_BODY else SECRET_HEADERS | SENSITIVE_HEADERS
 
     def trace(creq: str, sts: str) -> None:

@@ -6,10 +6,8 @@ variables, then the shared config file's profile, then the built-in defaults.
 
 from __future__ import annotations
 
-import configparser
 import copy
 import enum
-import logging
 import os
 import re
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -19,6 +17,8 @@ import attrs
 from smruntime.errors import FieldProblem, InvalidParamsError
 
 if TYPE_CHECKING:
+    import logging
+
     from smruntime.auth import HTTPSigner
     from smruntime.endpoints import EndpointResolver
     from smruntime.middleware import Stack
@@ -179,6 +179,8 @@ class _LazyProfile:
 
     def _load(self) -> dict[str, str]:
         path = self._env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+        import configparser  # only when a profile is read: kept off start-up
+
         parser = configparser.RawConfigParser()
         try:
             parser.read(path, encoding="utf-8")

@@ -27,7 +27,6 @@ not pay, and tenacity is imported only when a first retry is considered.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import random as _random
 import threading
@@ -46,6 +45,7 @@ from smruntime.errors import (
     RetryQuotaExceededError,
     SageMakerRuntimeError,
 )
+from smruntime.logs import logger_for
 from smruntime.middleware import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next
 from smruntime.options import LogMode
 
@@ -549,11 +549,15 @@ class Retry:
     ``retry_delays``. A streamed response is never retried once its events reach the caller:
     the stack has returned by then, so nothing here can see those errors.
 
-    ``now`` is the wall clock compared with the server's ``Date`` for clock skew.
+    ``now`` is the wall clock compared with the server's ``Date`` for clock skew. The offset a
+    clock-skew rejection reveals is kept here too, so later calls through this stack sign with
+    the server's clock from their first attempt (the Go SDK keeps it client-wide the same way);
+    a call that sets ``keys.CLOCK_OFFSET`` itself keeps its own.
     """
 
     now: Callable[[], float] = time.time
     id: str = attrs.field(default="Retry", init=False)
+    _clock_offset: float | None = attrs.field(default=None, init=False, repr=False)
     # One tenacity controller per retryer, reused by every call (tenacity keeps its per-run
     # state in thread-local storage, so concurrent calls may share it).
     _controller: tuple[Retryer, Retrying] | None = attrs.field(default=None, init=False, repr=False)
@@ -576,6 +580,9 @@ class Retry:
             position = _body_position(body)
         ctx.set(keys.ATTEMPT, 1)
         ctx.set(keys.MAX_ATTEMPTS, max_attempts)
+        learnt = self._clock_offset
+        if learnt is not None and ctx.get(keys.CLOCK_OFFSET) is None:
+            ctx.set(keys.CLOCK_OFFSET, learnt)
         raw_before = ctx.get(keys.RAW_RESPONSE)
         release_attempt = retryer.get_attempt_token()
         release = retryer.get_initial_token()
@@ -794,6 +801,7 @@ class _Loop:
                 pass
         if self.offset is not None:
             self.ctx.set(keys.CLOCK_OFFSET, self.offset)
+            self.middleware._clock_offset = self.offset
         self._log(
             "attempt %d/%d failed with %s; retrying in %.3f s%s",
             self.attempt,
@@ -872,8 +880,7 @@ class _Loop:
         options = self.ctx.options
         if options is None or not (options.log_mode & LogMode.RETRIES):
             return
-        logger = options.logger or logging.getLogger("smruntime")
-        logger.debug("%s: " + message, self.ctx.operation_name, *args)
+        logger_for(self.ctx).debug("%s: " + message, self.ctx.operation_name, *args)
 
 
 def _describe(error: BaseException) -> str:

@@ -670,6 +670,38 @@ def test_clock_skew_error_is_retried_with_the_servers_clock_offset() -> None:
     assert ctx.get(keys.CLOCK_OFFSET) == pytest.approx(3600, abs=1)
 
 
+def test_later_calls_start_with_the_clock_offset_an_earlier_call_learnt() -> None:
+    retry = Retry(now=lambda: NOW)
+    skewed = APIError("skewed", code="RequestTimeTooSkewed", http_status=403)
+    first = Script(Respond(HTTPResponse(403, headers=date_header(-3600)), skewed), "ok")
+    run(make_ctx(standard()), first, retry=retry)
+
+    later = Script("ok")
+    ctx = make_ctx(standard())
+    assert run(ctx, later, retry=retry).result == "ok"
+
+    assert later.calls == 1
+    assert later.seen[0].clock_offset == pytest.approx(-3600, abs=1)
+    assert ctx.metadata.get(keys.ATTEMPTS) == 1
+    # A call that sets its own offset keeps it.
+    own = Script("ok")
+    ctx = make_ctx(standard())
+    ctx.set(keys.CLOCK_OFFSET, 5.0)
+    run(ctx, own, retry=retry)
+    assert own.seen[0].clock_offset == 5.0
+
+
+def test_a_new_skew_replaces_the_learnt_offset() -> None:
+    retry = Retry(now=lambda: NOW)
+    for offset in (3600, 7200):
+        skewed = APIError("skewed", code="RequestTimeTooSkewed", http_status=403)
+        script = Script(Respond(HTTPResponse(403, headers=date_header(offset)), skewed), "ok")
+        run(make_ctx(standard()), script, retry=retry)
+        assert script.seen[1].clock_offset == pytest.approx(offset, abs=1)
+    assert run(make_ctx(standard()), later := Script("ok"), retry=retry).result == "ok"
+    assert later.seen[0].clock_offset == pytest.approx(7200, abs=1)
+
+
 def test_signature_error_is_retried_only_when_the_server_clock_is_far_off() -> None:
     def signature_error() -> APIError:
         return APIError("signature", code="InvalidSignatureException", http_status=403)
