@@ -61,12 +61,18 @@ class _Kinds(NamedTuple):
     empty_pool: tuple[type[BaseException], ...]
     new_connection: tuple[type[BaseException], ...]
     malformed_responses: tuple[type[BaseException], ...]
+    closed_early: tuple[type[BaseException], ...]
 
 
 # Exception classes by module and meaning. A module's classes count once it is loaded: none of
 # its exceptions can exist before, and looking them up this way imports nothing.
 _BY_MODULE: dict[str, dict[str, tuple[str, ...]]] = {
-    "http.client": {"invalid_request": ("InvalidURL",)},
+    "http.client": {
+        "invalid_request": ("InvalidURL",),
+        "malformed_responses": ("BadStatusLine", "LineTooLong", "UnknownProtocol", "UnknownTransferEncoding"),
+        # A BadStatusLine subclass, but the server sent nothing at all: not a malformed answer.
+        "closed_early": ("RemoteDisconnected",),
+    },
     "ssl": {"tls_failures": ("SSLError", "CertificateError")},
     "urllib3.exceptions": {
         "connect_timeouts": ("ConnectTimeoutError",),
@@ -167,7 +173,10 @@ def _classify(chain: list[BaseException], phase: Phase | None) -> tuple[BaseExce
         return culprit, ConnectionClosedError, "connection failed while sending the request"
     if phase == "idle":
         return culprit, ConnectionClosedError, "the server had closed the idle keep-alive connection"
-    if malformed := first(kinds.malformed_responses):
+    malformed = next(
+        (e for e in chain if isinstance(e, kinds.malformed_responses) and not isinstance(e, kinds.closed_early)), None
+    )
+    if malformed is not None:
         return malformed, ConnectionClosedError, "the server's response is not valid HTTP/1.1"
     return culprit, ConnectionClosedError, "connection closed before the response was complete"
 

@@ -570,6 +570,8 @@ def test_oversize_or_malformed_heads_are_refused(server: HTTPTestServer, make_cl
     with pytest.raises(ConnectionClosedError) as caught:
         client.send(post(server.url + "/bad", b"{}"))
     assert caught.value.request_sent is True and not caught.value.retryable
+    if b"X-Many" not in answer:  # http.client reports too many headers as a plain HTTPException
+        assert "the server's response is not valid HTTP/1.1" in str(caught.value)
     assert len(server.requests) == 1  # never sent again
     assert client.send(post(server.url + "/next")).status_code == 200  # on a new connection
     assert server.connections_accepted == 2

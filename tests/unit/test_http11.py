@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
 
 import attrs
@@ -361,6 +362,10 @@ def test_the_reader_says_when_it_is_used_out_of_order() -> None:
     [
         (MalformedResponseError("not an HTTP/1.x status line: 'garbage'"), "not valid HTTP/1.1"),
         (IncompleteResponseError("the connection closed after 9 of 100 body bytes"), "before the response was complete"),
+        # The same meanings from http.client, which the requests-based client reads with.
+        (http.client.BadStatusLine("HTPT/1.1 200 OK"), "not valid HTTP/1.1"),
+        (http.client.LineTooLong("header line"), "not valid HTTP/1.1"),
+        (http.client.RemoteDisconnected("Remote end closed connection without response"), "before the response was complete"),
     ],
 )
 def test_reader_errors_map_to_connection_closed(error: Exception, summary: str) -> None:
