@@ -30,7 +30,7 @@ from smruntime.errors import (
     SigningError,
 )
 from smruntime.http import HTTPRequest
-from smruntime.logs import logger_for
+from smruntime.logs import NOT_LOGGING, logger_for
 from smruntime.middleware import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next
 from smruntime.options import LogMode
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS, redact_text
@@ -839,10 +839,6 @@ class ComputePayloadHash:
         return next(ctx, in_)
 
 
-_NOT_LOGGING: Final = LogMode.NONE
-"""Read per attempt: an enum member looked up on its class goes through the metaclass's
-``__getattr__`` hook, several times the cost of a module global."""
-
 _utc_now: Final = functools.partial(datetime.now, UTC)
 """The signing clock: ``datetime.now(UTC)``, as a partial so that calling it adds no Python frame."""
 
@@ -888,8 +884,8 @@ class Signing:
             if offset:
                 signing_time += timedelta(seconds=offset)
             signer: HTTPSigner = getattr(options, "signer", None) or self.default_signer
-            mode: LogMode = getattr(options, "log_mode", _NOT_LOGGING)
-            if mode is not _NOT_LOGGING and mode & LogMode.SIGNING:
+            mode: LogMode = getattr(options, "log_mode", NOT_LOGGING)
+            if mode is not NOT_LOGGING and mode & LogMode.SIGNING:
                 _signed_with_log(ctx, signer, request, credentials, payload_hash, service, region, signing_time, mode)
             else:
                 signer.sign_http(request, credentials, payload_hash, service, region, signing_time)
