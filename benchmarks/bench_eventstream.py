@@ -1,7 +1,7 @@
 """(4) Event-stream decoding: smruntime's EventStreamDecoder against botocore's EventStreamBuffer.
 
-Both decode the same bytes, fed in the same chunks, in interleaved rounds (ours, botocore's,
-ours, …); medians. Small messages: 20 000 frames with 64-byte payloads. Large: one frame with
+Both decode the same bytes, fed in the same chunks, in interleaved rounds (ours and botocore's,
+then botocore's and ours, …); medians. Small messages: 20 000 frames with 64-byte payloads. Large: one frame with
 a 16 MiB payload, fed in 16 KiB and in 64 KiB chunks.
 """
 

@@ -2,8 +2,8 @@
 
 The child times itself from just before the import to the first answer (interpreter start-up
 excluded, it is the same for all); the parent also records the whole process's wall time.
-Runs alternate smruntime default, smruntime fastest (``FastHTTPClient``), boto3, … against the
-same loopback server; medians.
+Runs alternate smruntime default, smruntime fastest (``FastHTTPClient``) and boto3 (in turned
+round order every other round) against the same loopback server; medians.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from benchmarks.common import (
     median,
     paired_ratio,
     ratio,
+    round_order,
     spread,
     standalone,
     subprocess_env,
@@ -105,7 +106,7 @@ def run(server: LoopbackServer | None = None, *, runs: int = RUNS) -> Section:
     compileall.compile_dir(str(REPO / "smruntime"), quiet=1)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in SCRIPTS}
     for index in range(runs + 1):  # the first round warms the page cache and is not kept
-        for name, script in SCRIPTS.items():
+        for name, script in round_order(SCRIPTS, index):
             figures = one_run(script, server.url)
             if index:
                 samples[name].append(figures)

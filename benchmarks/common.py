@@ -9,7 +9,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import attrs
 
@@ -78,14 +78,27 @@ def per_call(fn: Callable[[], object], calls: int) -> Batch:
     return batch
 
 
+T = TypeVar("T")
+
+
+def round_order(contenders: Mapping[str, T], index: int) -> list[tuple[str, T]]:
+    """The contenders in the order round ``index`` runs them: A B C, then C B A, and so on.
+
+    A contender inherits the CPU caches and the allocator's free memory its predecessor left,
+    so none should always follow the same one.
+    """
+    order = list(contenders.items())
+    return order if index % 2 == 0 else order[::-1]
+
+
 def interleave(batches: Mapping[str, Batch], rounds: int, *, warmup: int = 1) -> dict[str, list[float]]:
-    """Run the batches in rounds, A B C A B C …, so that drift and load spikes hit them all.
+    """Run the batches in rounds (in :func:`round_order`), so that drift and load spikes hit them all.
 
     The first ``warmup`` rounds are not kept.
     """
     samples: dict[str, list[float]] = {name: [] for name in batches}
     for index in range(warmup + rounds):
-        for name, batch in batches.items():
+        for name, batch in round_order(batches, index):
             value = batch()
             if index >= warmup:
                 samples[name].append(value)

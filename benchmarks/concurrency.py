@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable
 
 from benchmarks import clients
-from benchmarks.common import Section, median, paired_ratio, ratio, spread, standalone, table
+from benchmarks.common import Section, median, paired_ratio, ratio, round_order, spread, standalone, table
 from benchmarks.server import LoopbackServer
 
 THREADS = 16
@@ -83,7 +83,7 @@ def run(server: LoopbackServer | None = None, *, threads: int = THREADS, calls: 
     connections: dict[str, list[int]] = {name: [] for name in CONTENDERS}
     errors: dict[str, int] = dict.fromkeys(CONTENDERS, 0)
     for index in range(rounds + 1):  # round 0 warms up and is not kept
-        for name, factory in CONTENDERS.items():
+        for name, factory in round_order(CONTENDERS, index):
             rate, opened, failed = one_round(server, factory, threads, calls)
             if index:
                 rates[name].append(rate)
