@@ -28,7 +28,7 @@ import uvicorn
 from smruntime.local.app import LocalApp, create_app
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.counters import Counters
-from smruntime.local.credentials import CredentialsInput, resolve_credentials
+from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey, CredentialsInput, resolve_credentials
 from smruntime.local.faults import Faults
 from smruntime.local.state import LocalState
 
@@ -194,12 +194,20 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
           credentials: CredentialsInput | None = None) -> None:
     """Serve in the foreground until interrupted (``smruntime serve``)."""
     local = as_config(config)
-    state = LocalState(local, resolve_credentials(credentials))
+    keys = resolve_credentials(credentials)
+    state = LocalState(local, keys)
     sock = _bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     print(f"Local SageMaker Runtime endpoint on http://{shown_host}:{sock.getsockname()[1]} "
           f"(region {local.region}; endpoints: {', '.join(sorted(state.endpoints))}; "
           f"access keys: {', '.join(state.verifier.access_key_ids)})", file=sys.stderr, flush=True)
+    if keys == (AcceptedKey(*EXAMPLE_CREDENTIALS),):
+        # No credentials here, so none in the caller's shell either: say how to sign for it.
+        key_id, secret = EXAMPLE_CREDENTIALS
+        print("No AWS credentials found: it accepts the AWS documentation's example pair. Clients "
+              "(smruntime, boto3, the AWS CLI) sign with it after:\n"
+              f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={local.region}",
+              file=sys.stderr, flush=True)
     server = uvicorn.Server(_uvicorn_config(create_app(state=state), host=host, port=port, quiet=False))
     try:
         server.run(sockets=[sock])

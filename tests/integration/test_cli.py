@@ -132,6 +132,35 @@ def test_serve_runs_the_endpoint_for_boto3(tmp_path) -> None:
             process.stderr.close()
 
 
+def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smruntime", "serve", "--port", "0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
+    )
+    try:
+        assert process.stderr is not None
+        url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
+        assert "example pair" in process.stderr.readline()
+        exports = process.stderr.readline().split("export ", 1)[1].split()
+        caller = {**env, **dict(pair.split("=", 1) for pair in exports)}
+        # A second shell that has only what the hint says: the CLI signs with it and gets the answer.
+        done = subprocess.run(
+            [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-url", url, "--endpoint-name", "sum",
+             "--body", '{"numbers": [2, 4]}', "--content-type", "application/json", "-"],
+            capture_output=True, env=caller, text=True, timeout=60, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[0])["sum"] == 6
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
 def test_demo_runs_all_three_operations() -> None:
     import io
 
