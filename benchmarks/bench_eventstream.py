@@ -16,8 +16,8 @@ import smruntime.eventstream as es
 from benchmarks.common import Section, interleave, median, standalone, table
 
 SMALL_MESSAGES = 20_000
-SMALL_ROUNDS = 7
-LARGE_ROUNDS = 5
+SMALL_ROUNDS = 8
+LARGE_ROUNDS = 6
 
 # What SageMaker's InvokeEndpointWithResponseStream sends for each PayloadPart.
 PART_HEADERS: dict[str, es.HeaderValue] = {

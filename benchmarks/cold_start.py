@@ -32,7 +32,7 @@ from benchmarks.common import (
 )
 from benchmarks.server import LoopbackServer
 
-RUNS = 9
+RUNS = 10
 
 _PRELUDE = """
 import json, sys, time

@@ -85,7 +85,8 @@ def round_order(contenders: Mapping[str, T], index: int) -> list[tuple[str, T]]:
     """The contenders in the order round ``index`` runs them: A B C, then C B A, and so on.
 
     A contender inherits the CPU caches and the allocator's free memory its predecessor left,
-    so none should always follow the same one.
+    so none should always follow the same one; with an even number of kept rounds, each order
+    runs equally often.
     """
     order = list(contenders.items())
     return order if index % 2 == 0 else order[::-1]

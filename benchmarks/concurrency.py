@@ -18,7 +18,7 @@ from benchmarks.server import LoopbackServer
 
 THREADS = 16
 CALLS_PER_THREAD = 60
-ROUNDS = 7
+ROUNDS = 8
 POOL = 10
 
 Factory = Callable[[str], tuple[Any, clients.Call]]

@@ -20,7 +20,7 @@ from smruntime.timing import STEP_ORDER, record_timings
 
 SMRUNTIME_CALLS = 2000
 BOTO3_CALLS = 200
-ROUNDS = 15
+ROUNDS = 16
 TIMED_CALLS = 3000
 
 _RESPONSE_HEADERS = {

@@ -12,7 +12,7 @@ from benchmarks.common import Section, interleave, median, paired_ratio, per_cal
 from benchmarks.server import LoopbackServer
 
 CALLS = 400
-ROUNDS = 15
+ROUNDS = 16
 
 
 def run(server: LoopbackServer | None = None, *, calls: int = CALLS, rounds: int = ROUNDS) -> Section:
