@@ -12,6 +12,7 @@ from smruntime.operations import Operation
 from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID, new_stack
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
+from smruntime.retry import ClockOffset
 from smruntime.types import (
     BodyInput,
     InvokeEndpointAsyncInput,
@@ -43,6 +44,7 @@ class Client:
         self._chains: dict[str, Chain] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._clock_offset = ClockOffset()  # what clock-skew rejections taught every operation
 
     @property
     def options(self) -> Options:
@@ -268,7 +270,7 @@ class Client:
         return chain
 
     def _build_stack(self, operation: Operation, options: Options) -> Stack:
-        stack = new_stack(operation)
+        stack = new_stack(operation, clock_offset=self._clock_offset)
         for api_option in options.api_options:
             api_option(stack)
         return stack

@@ -69,6 +69,7 @@ __all__ = [
     "AdaptiveRetryer",
     "ClientRateLimiter",
     "ClientRequestID",
+    "ClockOffset",
     "NoRetryer",
     "ReleaseToken",
     "Retry",
@@ -537,6 +538,15 @@ _NOTHING_TO_REWIND = -1  # the body is bytes or absent
 
 
 @attrs.define(slots=True, eq=False)
+class ClockOffset:
+    """The server's clock minus ours, in seconds, as the last clock-skew rejection revealed
+    (None until one does). A client shares one among its operations' Retry middleware."""
+
+    seconds: float | None = None
+
+
+
+@attrs.define(slots=True, eq=False)
 class Retry:
     """Finalize step: runs the rest of the chain once per attempt until success or give-up.
 
@@ -550,14 +560,14 @@ class Retry:
     the stack has returned by then, so nothing here can see those errors.
 
     ``now`` is the wall clock compared with the server's ``Date`` for clock skew. The offset a
-    clock-skew rejection reveals is kept here too, so later calls through this stack sign with
-    the server's clock from their first attempt (the Go SDK keeps it client-wide the same way);
-    a call that sets ``keys.CLOCK_OFFSET`` itself keeps its own.
+    clock-skew rejection reveals goes into ``clock_offset``, so later calls sign with the
+    server's clock from their first attempt (the client gives all its operations one, as the Go
+    SDK keeps one per client); a call that sets ``keys.CLOCK_OFFSET`` itself keeps its own.
     """
 
     now: Callable[[], float] = time.time
+    clock_offset: ClockOffset = attrs.field(factory=ClockOffset, repr=False)
     id: str = attrs.field(default="Retry", init=False)
-    _clock_offset: float | None = attrs.field(default=None, init=False, repr=False)
     # One tenacity controller per retryer, reused by every call (tenacity keeps its per-run
     # state in thread-local storage, so concurrent calls may share it).
     _controller: tuple[Retryer, Retrying] | None = attrs.field(default=None, init=False, repr=False)
@@ -580,7 +590,7 @@ class Retry:
             position = _body_position(body)
         ctx.set(keys.ATTEMPT, 1)
         ctx.set(keys.MAX_ATTEMPTS, max_attempts)
-        learnt = self._clock_offset
+        learnt = self.clock_offset.seconds
         if learnt is not None and ctx.get(keys.CLOCK_OFFSET) is None:
             ctx.set(keys.CLOCK_OFFSET, learnt)
         raw_before = ctx.get(keys.RAW_RESPONSE)
@@ -801,7 +811,7 @@ class _Loop:
                 pass
         if self.offset is not None:
             self.ctx.set(keys.CLOCK_OFFSET, self.offset)
-            self.middleware._clock_offset = self.offset
+            self.middleware.clock_offset.seconds = self.offset
         self._log(
             "attempt %d/%d failed with %s; retrying in %.3f s%s",
             self.attempt,

@@ -25,6 +25,7 @@ from smruntime.version import __version__
 
 if TYPE_CHECKING:
     from smruntime.operations.spec import Operation
+    from smruntime.retry import ClockOffset
 
 SERVICE_ID = "SageMaker Runtime"
 SIGNING_NAME = "sagemaker"
@@ -181,12 +182,15 @@ class RequestIDRetriever:
         return out
 
 
-def new_stack(operation: Operation) -> Stack:
-    """The operation's default stack (DESIGN §2), before any api option runs."""
+def new_stack(operation: Operation, *, clock_offset: ClockOffset | None = None) -> Stack:
+    """The operation's default stack (DESIGN §2), before any api option runs.
+
+    ``clock_offset`` is the client's, shared by its operations (a fresh one without).
+    """
     from smruntime.auth import ComputePayloadHash, Signing
     from smruntime.endpoints import ResolveEndpoint
     from smruntime.logs import RequestResponseLogger
-    from smruntime.retry import ClientRequestID, Retry, RetryMetricsHeader
+    from smruntime.retry import ClientRequestID, ClockOffset, Retry, RetryMetricsHeader
 
     stack = Stack(operation.name, HTTPRequest)
     stack.initialize.add(RegisterServiceMetadata())
@@ -197,7 +201,7 @@ def new_stack(operation: Operation) -> Stack:
     stack.build.add(ComputeContentLength())
     stack.build.add(ComputePayloadHash())
     stack.build.add(UserAgent())
-    stack.finalize.add(Retry())
+    stack.finalize.add(Retry(clock_offset=clock_offset or ClockOffset()))
     stack.finalize.add(RetryMetricsHeader())
     stack.finalize.add(Signing())
     stack.deserialize.add(ErrorCloseResponseBody())

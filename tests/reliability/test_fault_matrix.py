@@ -408,18 +408,23 @@ def test_server_clock_far_from_ours_is_corrected_by_one_retry(endpoint: LocalEnd
         now = time.time()
         out = client.invoke_endpoint(endpoint_name="echo", body=b"what time is it")
         first, second = (_amz_date(r.header("X-Amz-Date")) for r in gateway.requests)
-        # The client keeps the correction: the next call is signed with the server's clock at once.
+        # The client keeps the correction: the next calls, of any operation, are signed with the
+        # server's clock at once.
         again = client.invoke_endpoint(endpoint_name="echo", body=b"and now")
         third = _amz_date(gateway.requests[2].header("X-Amz-Date"))
+        with client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b") as stream:
+            streamed = b"".join(part.bytes for part in stream)
+        assert stream.metadata.attempts == 1 and streamed.split() == [b"a", b"b"]
     assert out.body == b"what time is it"
     assert out.metadata.attempts == 2
     assert abs(first - now) < 60  # signed with our clock: rejected
     assert abs(second - (now + offset)) < 60  # signed with the server's clock (its Date header)
     assert again.metadata.attempts == 1
     assert abs(third - (now + offset)) < 60
-    assert len(gateway.requests) == 3
+    assert len(gateway.requests) == 4
     assert endpoint.counters("echo").model_runs == 2  # once per call
     assert statuses(endpoint) == {403: 1, 200: 2}
+    assert statuses(endpoint, "tokens") == {200: 1}
 
 
 # --- request bodies across retries ---------------------------------------------------------

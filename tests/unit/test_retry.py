@@ -50,6 +50,7 @@ from smruntime.retry import (
     AdaptiveRetryer,
     ClientRateLimiter,
     ClientRequestID,
+    ClockOffset,
     NoRetryer,
     Retry,
     RetryMetricsHeader,
@@ -689,6 +690,18 @@ def test_later_calls_start_with_the_clock_offset_an_earlier_call_learnt() -> Non
     ctx.set(keys.CLOCK_OFFSET, 5.0)
     run(ctx, own, retry=retry)
     assert own.seen[0].clock_offset == 5.0
+
+
+def test_retry_middleware_sharing_a_clock_offset_share_what_one_learnt() -> None:
+    shared = ClockOffset()
+    invoke, stream = Retry(now=lambda: NOW, clock_offset=shared), Retry(now=lambda: NOW, clock_offset=shared)
+    skewed = APIError("skewed", code="RequestTimeTooSkewed", http_status=403)
+    run(make_ctx(standard()), Script(Respond(HTTPResponse(403, headers=date_header(600)), skewed), "ok"), retry=invoke)
+
+    other = Script("ok")
+    run(make_ctx(standard()), other, retry=stream)
+    assert shared.seconds == pytest.approx(600, abs=1)
+    assert other.seen[0].clock_offset == pytest.approx(600, abs=1)
 
 
 def test_a_new_skew_replaces_the_learnt_offset() -> None:
