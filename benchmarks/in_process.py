@@ -133,6 +133,7 @@ def run(*, rounds: int = ROUNDS) -> Section:
     data = {
         "smruntime_us": ours * 1e6,
         "boto3_us": theirs * 1e6,
+        "smruntime_vs_boto3": versus,
         "samples_us": {name: [v * 1e6 for v in values] for name, values in samples.items()},
         "steps_us": {name: value * 1e6 for name, value in parts["steps"].items()},
         "middleware_us": {name: value * 1e6 for name, value in parts["middleware"].items()},
