@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol, cast
 
 from smruntime.errors import ConnectTimeoutError
@@ -240,15 +240,7 @@ class FastHTTPClient(PooledHTTPClient):
     SOCKS or https:// proxies.
     """
 
-    def __init__(
-        self,
-        connect_timeout: float = 60.0,
-        read_timeout: float = 70.0,
-        max_pool_connections: int = 10,
-        proxies: Mapping[str, str] | None = None,
-        verify: bool | str | None = None,
-    ) -> None:
-        super().__init__(connect_timeout, read_timeout, max_pool_connections, proxies, verify)
+    def _start_pools(self) -> None:
         self._context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._lock = threading.Lock()

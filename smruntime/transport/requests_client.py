@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, cast
 
 import requests
@@ -180,18 +180,10 @@ class RequestsHTTPClient(PooledHTTPClient):
     already closed — never once it was written whole.
     """
 
-    def __init__(
-        self,
-        connect_timeout: float = 60.0,
-        read_timeout: float = 70.0,
-        max_pool_connections: int = 10,
-        proxies: Mapping[str, str] | None = None,
-        verify: bool | str | None = None,
-    ) -> None:
-        super().__init__(connect_timeout, read_timeout, max_pool_connections, proxies, verify)
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+    def _start_pools(self) -> None:
+        self._timeout = urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout)
         self._adapter = _Adapter(
-            pool_connections=10, pool_maxsize=max_pool_connections, max_retries=_NO_RETRIES, pool_block=True
+            pool_connections=10, pool_maxsize=self.max_pool_connections, max_retries=_NO_RETRIES, pool_block=True
         )
         self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()

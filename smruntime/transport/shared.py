@@ -214,7 +214,11 @@ class LiveBody:
 
 class PooledHTTPClient:
     """What both real HTTP clients are configured with: timeouts, the pool size per origin,
-    proxies (else the environment's) and the CA bundle (else the environment's, as requests)."""
+    proxies (else the environment's) and the CA bundle (else the environment's, as requests).
+
+    The constructor, and so its defaults, is this one; a client sets up its own pools in
+    :meth:`_start_pools`.
+    """
 
     def __init__(
         self,
@@ -229,6 +233,11 @@ class PooledHTTPClient:
         self.max_pool_connections = max_pool_connections
         self._proxies = dict(proxies) if proxies is not None else None
         self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+        self._start_pools()
+
+    def _start_pools(self) -> None:
+        """Set up the client's own (empty) pools from the settings above."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Close every pooled connection. The client opens new ones if it is used again."""
