@@ -149,7 +149,7 @@ class ResponseBody(Protocol):
         """The rest of the body; the connection is released once it is all read."""
 
     def iter_chunks(self) -> Iterator[bytes]:
-        """Chunks as they arrive (one per transfer chunk where the server chunks)."""
+        """Pieces as they arrive; none straddles two transfer chunks where the server chunks."""
 
     def close(self) -> None:
         """Idempotent: release the connection (back to the pool only if fully read)."""

@@ -224,7 +224,7 @@ class ResponseReader:
         if self._sink is None:
             unread = self._end - self._start
             unit = 0  # what the reader waits for whole: the rest of a chunk, or of a body read whole
-            if self._state == _CHUNK_DATA:
+            if self._state == _CHUNK_DATA and self._whole:
                 unit = self._chunk_left
             elif self._state == _LENGTH and self._whole:
                 unit = self._remaining
@@ -283,10 +283,12 @@ class ResponseReader:
     def read_body(self, max_size: int | None = None) -> bytes | None:
         """The next piece of the body; ``b""`` once it has all been read; None when more input is needed.
 
-        A chunked body comes one whole chunk at a time, as the server framed it. Otherwise, with
-        ``max_size``, a piece is whatever has arrived, up to that many bytes (for streaming);
-        without it, a Content-Length body comes whole (past 64 MiB, in 64 MiB pieces) and a body
-        that ends with the connection in pieces of about 1 MiB (for reading a body whole).
+        With ``max_size`` (for streaming), a piece is whatever has arrived, up to that many bytes
+        and never across a chunk boundary: how the server chunks its body does not make the
+        reader wait, nor buffer a declared chunk. Without it, a chunked body comes one whole
+        chunk at a time (longer than 64 MiB, gathered), a Content-Length body whole (past
+        64 MiB, in 64 MiB pieces) and a body that ends with the connection in pieces of about
+        1 MiB (for reading a body whole).
 
         Raises:
             MalformedResponseError: the chunked framing is invalid or over the limits.
@@ -302,7 +304,7 @@ class ResponseReader:
             return self._read_until_close(max_size)
         if state in (_IDLE, _HEAD):
             raise RuntimeError("read_body() called before next_head() returned the head")
-        return self._read_chunked()
+        return self._read_chunked(max_size)
 
     @property
     def complete(self) -> bool:
@@ -406,23 +408,28 @@ class ResponseReader:
             return b""
         return None
 
-    def _read_chunked(self) -> bytes | None:
+    def _read_chunked(self, max_size: int | None) -> bytes | None:
         while True:
             state = self._state
             if state == _CHUNK_DATA:
                 left = self._chunk_left
+                available = self._end - self._start
                 if self._sink is not None:
                     piece = self._sink_piece()
-                elif self._end - self._start >= left:
-                    piece = self._take(left)
+                elif available >= left:
+                    piece = self._take(left if max_size is None else min(left, max_size))
+                elif max_size is not None and available:
+                    piece = self._take(min(available, max_size))
                 else:
                     piece = None
                 if piece is None:
                     self._check_chunked_eof()
                     return None
                 self._chunk_left = left - len(piece)
-                if self._chunk_left:  # a chunk longer than the largest sink: gather it
-                    self._chunk_parts.append(piece)
+                if self._chunk_left:
+                    if max_size is not None:
+                        return piece
+                    self._chunk_parts.append(piece)  # a chunk longer than the largest sink: gather it
                     continue
                 self._state = _CHUNK_END
                 if self._chunk_parts:

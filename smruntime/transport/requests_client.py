@@ -143,14 +143,11 @@ class _Urllib3Body(LiveBody):
 
     def _chunks(self) -> Iterator[bytes]:
         raw = self._raw
-        if raw.chunked and raw.supports_chunked_reads():
-            for chunk in raw.read_chunked(decode_content=False):
-                if chunk:
-                    yield chunk
-        else:
-            # read1 returns what one socket read brings; it never waits for a full buffer.
-            while data := raw.read1(READ1_SIZE, decode_content=False):
-                yield data
+        # read1 returns what one socket read brings, never waiting for a full buffer, nor for
+        # the rest of an HTTP chunk (http.client stops a read1 at a chunk's end): a declared
+        # chunk is never buffered whole before the reader sees its first bytes.
+        while data := raw.read1(READ1_SIZE, decode_content=False):
+            yield data
 
     def _complete(self) -> bool:
         return bool(self._raw.closed)  # urllib3 closes the http.client response at the end

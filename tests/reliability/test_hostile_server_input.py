@@ -13,17 +13,24 @@ import random
 import re
 import socket
 import struct
+import threading
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from smruntime import Client
+from smruntime.errors import EventStreamError
 from smruntime.local import LocalEndpoint
+from smruntime.transport import FastHTTPClient
 from tests.reliability.support import (
     CREDENTIALS,
     MIB,
     RawResponse,
     exchange,
+    make_client,
     raw_request,
     read_response,
     signed_headers,
@@ -402,3 +409,79 @@ def test_a_broken_body_on_a_route_that_does_not_read_it(endpoint: LocalEndpoint,
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     caplog.clear()  # reported here; the autouse check after the test must not fail on it too
     assert errors == []
+
+
+# --- hostile servers, seen from the client -------------------------------------------------
+# The tests above attack the local endpoint; these turn it around: a server that answers the
+# client with hostile bytes. The client must fail with a SageMakerRuntimeError, early, bounded
+# in memory, and drop the connection.
+
+CLIENT_KINDS = ("requests", "fast")
+
+
+def _client_for(url: str, kind: str, **fields: Any) -> Client:
+    if kind == "fast":
+        fields["http_client"] = FastHTTPClient(read_timeout=fields.pop("read_timeout", TIMEOUT))
+    else:
+        fields.setdefault("read_timeout", TIMEOUT)
+    return make_client(url, max_attempts=1, **fields)
+
+
+class FloodingServer:
+    """Answers one request with ``head``, then sends filler until the client hangs up (or
+    ``cap`` bytes went out); ``sent`` counts the bytes the kernel took after the head."""
+
+    def __init__(self, head: bytes, cap: int) -> None:
+        self.head = head
+        self.cap = cap
+        self.sent = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with self._listener:
+            connection, _ = self._listener.accept()
+        with connection:
+            connection.settimeout(TIMEOUT)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                body += connection.recv(65536)
+            filler = b"\0" * 65536
+            try:
+                connection.sendall(self.head)
+                while self.sent < self.cap:
+                    self.sent += connection.send(filler)
+            except OSError:
+                pass  # the client hung up: what the test waits for
+
+    def join(self) -> int:
+        self._thread.join(TIMEOUT)
+        assert not self._thread.is_alive()
+        return self.sent
+
+
+def _prelude(total_length: int, headers_length: int = 0) -> bytes:
+    fields = struct.pack(">II", total_length, headers_length)
+    return fields + struct.pack(">I", zlib.crc32(fields))
+
+
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+def test_an_oversized_frame_in_a_huge_http_chunk_fails_before_the_chunk_is_buffered(kind: str) -> None:
+    # One 1 GiB HTTP chunk whose first bytes are a frame prelude claiming 2 GiB: the decoder
+    # must see the prelude as it arrives, not once the client has buffered the chunk.
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n40000000\r\n" + _prelude(2**31)
+    )
+    server = FloodingServer(head, cap=256 * MIB)
+    with _client_for(server.url, kind) as client, pytest.raises(EventStreamError, match="over the .*-byte limit"):
+        with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
+            list(stream)
+    assert server.join() < 16 * MIB  # socket buffers, not the chunk
