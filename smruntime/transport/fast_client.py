@@ -236,7 +236,7 @@ class FastHTTPClient(PooledHTTPClient):
     takes proxies from ``proxies`` or the environment (plain ``http://`` proxies only: a
     tunnel for https, the absolute URL for http) and the CA bundle from ``verify`` or the
     environment. Each request goes out in one write, and a pooled connection is polled for a
-    server close before every reuse (one zero-timeout select). Use RequestsHTTPClient for
+    server close before every reuse (one zero-timeout poll). Use RequestsHTTPClient for
     SOCKS or https:// proxies.
     """
 
@@ -441,12 +441,23 @@ def _write(sock: socket.socket, head: bytes, body: PreparedBody) -> None:
 
 
 def _dropped(sock: socket.socket) -> bool:
-    """True if an idle connection has something to read: the server's close (or stray bytes)."""
+    """True if an idle connection has something to read: the server's close (or stray bytes).
+
+    poll, not select: select cannot watch a descriptor numbered 1024 or more, which any
+    process with many files open hands out.
+    """
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        if _HAS_POLL:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)  # Windows: no poll, and no such limit
     except (OSError, ValueError):
         return True
     return bool(readable)
+
+
+_HAS_POLL = hasattr(select, "poll")
 
 
 def _certifi_bundle() -> str:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import re
+import resource
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -36,6 +39,7 @@ from tests.reliability.support import (
     signed_headers,
     signed_request,
 )
+from tests.servers import HTTPTestServer, respond
 
 ECHO = "/endpoints/echo/invocations"
 TIMEOUT = 10.0
@@ -485,3 +489,33 @@ def test_an_oversized_frame_in_a_huge_http_chunk_fails_before_the_chunk_is_buffe
         with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
             list(stream)
     assert server.join() < 16 * MIB  # socket buffers, not the chunk
+
+
+_MANY_FDS_CHILD = """
+import os, resource, sys
+from smruntime.http import HTTPRequest
+from smruntime.transport import FastHTTPClient
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # every new socket's fd is >= 1024
+with FastHTTPClient(read_timeout=10) as client:
+    for _ in range(3):
+        assert client.send(HTTPRequest("POST", sys.argv[1], {}, b"x")).body.read() == b"ok"
+"""
+
+
+@pytest.mark.skipif(
+    resource.getrlimit(resource.RLIMIT_NOFILE)[1] not in (resource.RLIM_INFINITY,)
+    and resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1200,
+    reason="the hard RLIMIT_NOFILE is too low to open 1100 files",
+)
+def test_the_fast_client_reuses_connections_in_a_process_with_over_1024_open_files() -> None:
+    # select() cannot watch an fd >= 1024: the liveness check before reuse must not depend on it.
+    with HTTPTestServer(default=respond(200, b"ok")) as server:
+        result = subprocess.run(
+            [sys.executable, "-c", _MANY_FDS_CHILD, server.url + "/x"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert len(server.requests) == 3
+        assert server.connections_accepted == 1
