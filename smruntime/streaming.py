@@ -51,7 +51,7 @@ def message_error(message: Message, operation: str, request_id: str | None) -> e
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
         document = json.loads(payload) if payload else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return {"Message": payload.decode("utf-8", "replace")}
     return document if isinstance(document, dict) else {}
 

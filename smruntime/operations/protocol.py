@@ -114,7 +114,7 @@ def parse_error(response: HTTPResponse, operation: str) -> errors.APIError:
     if raw_body.strip():
         try:
             parsed = json.loads(raw_body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             parsed = None
         if isinstance(parsed, dict):
             document = parsed

@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from smruntime import Client
-from smruntime.errors import EventStreamError
+from smruntime.errors import DeserializationError, EventStreamError, ModelStreamError, SageMakerRuntimeError
+from smruntime.eventstream import encode_message
 from smruntime.local import LocalEndpoint
 from smruntime.transport import FastHTTPClient
 from tests.reliability.support import (
@@ -39,7 +40,7 @@ from tests.reliability.support import (
     signed_headers,
     signed_request,
 )
-from tests.servers import HTTPTestServer, respond
+from tests.servers import HTTPTestServer, chunked, respond
 
 ECHO = "/endpoints/echo/invocations"
 TIMEOUT = 10.0
@@ -519,3 +520,39 @@ def test_the_fast_client_reuses_connections_in_a_process_with_over_1024_open_fil
         assert result.returncode == 0, result.stderr
         assert len(server.requests) == 3
         assert server.connections_accepted == 1
+
+
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+def _exception_frame(payload: bytes) -> bytes:
+    headers = {":message-type": "exception", ":exception-type": "ModelStreamError", ":content-type": "application/json"}
+    return encode_message(headers, payload)
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("error body", DeserializationError),
+        ("async-inference body", DeserializationError),
+        ("ModelStreamError frame", ModelStreamError),
+    ],
+)
+def test_deeply_nested_json_from_the_server_is_mapped_like_any_malformed_body(
+    where: str, expected: type[SageMakerRuntimeError]
+) -> None:
+    with HTTPTestServer() as server:
+        if where == "error body":
+            server.enqueue(respond(400, DEEP_JSON, headers=[("Content-Type", "application/json")]))
+        elif where == "async-inference body":
+            server.enqueue(respond(202, DEEP_JSON, headers=[("Content-Type", "application/json")]))
+        else:
+            server.enqueue(chunked([_exception_frame(DEEP_JSON)], headers=[("Content-Type", "application/vnd.amazon.eventstream")]))
+        with _client_for(server.url, "requests") as client, pytest.raises(expected):
+            if where == "async-inference body":
+                client.invoke_endpoint_async(endpoint_name="echo", input_location="s3://bucket/key")
+            elif where == "error body":
+                client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+            else:
+                with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
+                    list(stream)
