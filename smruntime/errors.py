@@ -15,7 +15,8 @@
     │   ├── ConnectError
     │   ├── ConnectTimeoutError
     │   ├── ReadTimeoutError
-    │   └── ConnectionClosedError
+    │   ├── ConnectionClosedError
+    │   └── ClientClosedError         the HTTP client was closed while the call waited
     ├── APIError                      a service error: code, message, status, request id
     │   ├── ValidationError
     │   ├── ModelError
@@ -46,6 +47,7 @@ Fault = Literal["client", "server"]
 __all__ = [
     "APIError",
     "AsyncInferenceFailedError",
+    "ClientClosedError",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
@@ -218,6 +220,19 @@ class ReadTimeoutError(TransportError):
 
 class ConnectionClosedError(TransportError):
     """The connection was closed or reset before a complete response arrived."""
+
+
+class ClientClosedError(TransportError):
+    """The HTTP client was closed while the call waited for one of its pooled connections.
+
+    The request was never sent, but it is not retried: the client is shutting down.
+    """
+
+    request_sent = False
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 class APIError(SageMakerRuntimeError):

@@ -20,12 +20,13 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol, cast
 
-from smruntime.errors import ConnectTimeoutError
+from smruntime.errors import ClientClosedError, ConnectTimeoutError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.http11 import ResponseHead, ResponseReader
 from smruntime.transport.shared import (
     BAD_VALUE,
+    CLOSED_WHILE_WAITING,
     COALESCE_LIMIT,
     READ1_SIZE,
     TOKEN,
@@ -140,6 +141,8 @@ class _Origin:
         deadline: float | None = None
         with self._lock:
             while not self._idle and self._live >= self.limit:
+                if self.closed:
+                    raise ClientClosedError(CLOSED_WHILE_WAITING)
                 if deadline is None:
                     deadline = time.monotonic() + timeout
                 left = deadline - time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 from collections.abc import Iterator
 from typing import Any, cast
@@ -11,12 +13,15 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
 from urllib3.util import SKIP_HEADER
 
+from smruntime.errors import ClientClosedError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.shared import (
     BAD_VALUE,
+    CLOSED_WHILE_WAITING,
     COALESCE_LIMIT,
     READ1_SIZE,
     LiveBody,
@@ -92,11 +97,39 @@ class _TrackedHTTPSConnection(_TrackedHTTPConnection, urllib3.connection.HTTPSCo
     """The TLS variant (the MRO wraps HTTPSConnection's methods in the tracking)."""
 
 
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+class _ClosingPool(urllib3.connectionpool.HTTPConnectionPool):
+    """A pool whose close() also fails the calls waiting for one of its connections, at once:
+    urllib3 leaves them asleep until their pool timeout (the connect timeout)."""
+
+    _closed_slots: queue.LifoQueue[Any] | None = None  # the slots close() took away
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        try:
+            return super()._get_conn(timeout)
+        except urllib3.exceptions.ClosedPoolError:
+            raise ClientClosedError(CLOSED_WHILE_WAITING) from None
+
+    def _new_conn(self) -> Any:
+        slots = self._closed_slots
+        if slots is not None:  # close() woke this call with an empty slot: pass it on to the next
+            slots.put_nowait(None)
+            raise ClientClosedError(CLOSED_WHILE_WAITING)
+        return super()._new_conn()
+
+    def close(self) -> None:
+        slots = self.pool
+        super().close()
+        if slots is not None:
+            self._closed_slots = slots
+            with contextlib.suppress(queue.Full):
+                slots.put_nowait(None)
+
+
+class _HTTPPool(_ClosingPool):
     ConnectionCls = _TrackedHTTPConnection
 
 
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+class _HTTPSPool(_ClosingPool, urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
 
 
@@ -246,6 +279,8 @@ class RequestsHTTPClient(PooledHTTPClient):
                     decode_content=False,
                 )
                 return cast(urllib3.HTTPResponse, raw)
+            except ClientClosedError:
+                raise
             except Exception as exc:
                 if attempt == 1 and phase_of(exc) == "idle" and body.rewind():
                     continue  # the server closed that pooled connection and never saw the request

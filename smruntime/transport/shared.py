@@ -15,6 +15,7 @@ from smruntime.transport.error_mapping import describe_url, map_transport_error
 
 __all__ = [
     "BAD_VALUE",
+    "CLOSED_WHILE_WAITING",
     "COALESCE_LIMIT",
     "READ1_SIZE",
     "TOKEN",
@@ -32,6 +33,9 @@ COALESCE_LIMIT = 64 * 1024
 """Request bodies up to this size go out in the same write as the head."""
 BAD_VALUE = re.compile(r"[\r\n\x00]")
 """What no header value may contain: it would end the header, or the head."""
+
+CLOSED_WHILE_WAITING = "the client was closed while this call waited for a pooled connection; the request was not sent"
+"""The message of the :class:`ClientClosedError` a call waiting for a connection gets."""
 
 READ1_SIZE = 65536
 """At most this much per ``iter_chunks`` item when the server does not chunk its reply."""

@@ -25,7 +25,13 @@ from typing import Any
 import pytest
 
 from smruntime import Client
-from smruntime.errors import DeserializationError, EventStreamError, ModelStreamError, SageMakerRuntimeError
+from smruntime.errors import (
+    ClientClosedError,
+    DeserializationError,
+    EventStreamError,
+    ModelStreamError,
+    SageMakerRuntimeError,
+)
 from smruntime.eventstream import encode_message
 from smruntime.local import LocalEndpoint
 from smruntime.transport import FastHTTPClient
@@ -39,6 +45,7 @@ from tests.reliability.support import (
     read_response,
     signed_headers,
     signed_request,
+    wait_until,
 )
 from tests.servers import HTTPTestServer, chunked, respond
 
@@ -556,3 +563,54 @@ def test_deeply_nested_json_from_the_server_is_mapped_like_any_malformed_body(
             else:
                 with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
                     list(stream)
+
+
+def _blocked_in(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return bool(names) and names[0] == "wait" and function in names
+
+
+@pytest.mark.parametrize(("kind", "waits_in"), [("requests", "_get_conn"), ("fast", "acquire")])
+def test_closing_the_client_wakes_calls_waiting_for_a_pooled_connection(kind: str, waits_in: str) -> None:
+    # More threads than pooled connections: the extra ones wait for one. Closing the client
+    # must fail them at once with a clear error, not after the whole connect timeout.
+    release = threading.Event()
+    outcomes: dict[int, object] = {}
+    with HTTPTestServer(default=respond(200, b"ok", wait=release)) as server:
+        if kind == "fast":
+            http_client = FastHTTPClient(connect_timeout=60.0, max_pool_connections=1)
+            client = make_client(server.url, max_attempts=1, http_client=http_client)
+            close = http_client.close  # the client closes only an HTTP client it created
+        else:
+            client = make_client(server.url, max_attempts=1, connect_timeout=60.0, max_pool_connections=1)
+            close = client.close
+
+        def call(index: int) -> None:
+            try:
+                outcomes[index] = client.invoke_endpoint(endpoint_name="echo", body=b"{}").body
+            except Exception as exc:
+                outcomes[index] = exc
+
+        threads = [threading.Thread(target=call, args=(index,)) for index in range(3)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(server.requests) == 1, what="the first call to reach the server")
+        wait_until(lambda: sum(_blocked_in(thread, waits_in) for thread in threads) == 2, what="two calls waiting")
+        waiting = [thread for thread in threads if _blocked_in(thread, waits_in)]
+        close()
+        for thread in waiting:
+            thread.join(TIMEOUT)  # far less than the connect timeout
+            assert not thread.is_alive()
+        release.set()
+        for thread in threads:
+            thread.join(TIMEOUT)
+            assert not thread.is_alive()
+        client.close()
+    closed = [outcome for outcome in outcomes.values() if isinstance(outcome, ClientClosedError)]
+    assert len(closed) == 2, outcomes
+    assert all("closed" in str(error) and not error.retryable for error in closed)
+    assert b"ok" in outcomes.values()
