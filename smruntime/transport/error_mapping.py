@@ -23,6 +23,7 @@ from smruntime.errors import (
     ConnectTimeoutError,
     ReadTimeoutError,
     TransportError,
+    server_text,
 )
 from smruntime.redaction import REDACTED, redact_text
 
@@ -248,7 +249,7 @@ def _describe(exc: BaseException) -> str:
         text = ""
     text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     text = _SECRET_PARAMS.sub(rf"\1{REDACTED}", redact_text(text))
-    text = _SECRET_HEADERS.sub(rf"\1\2{REDACTED}", text)
+    text = server_text(_SECRET_HEADERS.sub(rf"\1\2{REDACTED}", text), 1000)  # may quote what the server sent
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 

@@ -33,6 +33,7 @@ from smruntime.transport.shared import (
     LiveBody,
     PooledHTTPClient,
     PreparedBody,
+    body_too_large,
     proxy_for,
     split_url,
 )
@@ -197,15 +198,28 @@ class _ConnBody(LiveBody):
 
     __slots__ = ("_conn", "_origin", "_reader", "_sock")
 
-    def __init__(self, conn: _Conn, origin: _Origin) -> None:
-        super().__init__()
+    def __init__(self, conn: _Conn, origin: _Origin, limit: int) -> None:
+        super().__init__(limit)
         self._conn = conn
         self._origin = origin
         self._reader = conn.reader
         self._sock = cast(socket.socket, conn.http.sock)  # connected by the exchange that made this body
 
-    def _read_rest(self) -> bytes:
-        return b"".join(self._pieces(None))
+    def _read_rest(self, limit: int) -> bytes:
+        declared = self._reader.remaining_length
+        if declared is not None:
+            if declared > limit:
+                raise body_too_large(limit)
+            return b"".join(self._pieces(None))  # whole, in one piece up to 64 MiB
+        # Chunked, or until the connection closes: counted as it arrives, however it is framed.
+        pieces = []
+        size = 0
+        for piece in self._pieces(READ1_SIZE):
+            size += len(piece)
+            if size > limit:
+                raise body_too_large(limit)
+            pieces.append(piece)
+        return b"".join(pieces)
 
     def _chunks(self) -> Iterator[bytes]:
         return self._pieces(READ1_SIZE)  # whole chunks where the server chunks, as they arrive
@@ -267,7 +281,7 @@ class FastHTTPClient(PooledHTTPClient):
             for name, value in response.headers:
                 known = headers.get(name)
                 headers[name] = value if known is None else f"{known}, {value}"  # as HTTP allows
-            live = _ConnBody(conn, origin)
+            live = _ConnBody(conn, origin, self.max_response_body_size)
         except BaseException:
             origin.release(conn, reusable=False)
             raise

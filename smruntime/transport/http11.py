@@ -307,6 +307,14 @@ class ResponseReader:
         return self._read_chunked(max_size)
 
     @property
+    def remaining_length(self) -> int | None:
+        """How many bytes of a Content-Length body are still to be read; None for a chunked
+        body or one that ends with the connection."""
+        if self._state == _LENGTH:
+            return self._remaining
+        return 0 if self._state == _DONE else None
+
+    @property
     def complete(self) -> bool:
         """The whole response has been read."""
         return self._state == _DONE

@@ -27,6 +27,7 @@ from smruntime.transport.shared import (
     LiveBody,
     PooledHTTPClient,
     PreparedBody,
+    body_too_large,
     proxy_for,
     split_url,
 )
@@ -167,12 +168,25 @@ class _Route:
 class _Urllib3Body(LiveBody):
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: urllib3.HTTPResponse) -> None:
-        super().__init__()
+    def __init__(self, raw: urllib3.HTTPResponse, limit: int) -> None:
+        super().__init__(limit)
         self._raw = raw
 
-    def _read_rest(self) -> bytes:
-        return self._raw.read(decode_content=False)
+    def _read_rest(self, limit: int) -> bytes:
+        raw = self._raw
+        declared = raw.length_remaining  # the Content-Length still to come; None if the body has none
+        if declared is not None:
+            if declared > limit:
+                raise body_too_large(limit)
+            return raw.read(decode_content=False)
+        pieces = []
+        size = 0
+        while data := raw.read1(READ1_SIZE, decode_content=False):
+            size += len(data)
+            if size > limit:
+                raise body_too_large(limit)
+            pieces.append(data)
+        return b"".join(pieces)
 
     def _chunks(self) -> Iterator[bytes]:
         raw = self._raw
@@ -231,16 +245,15 @@ class RequestsHTTPClient(PooledHTTPClient):
             raise map_transport_error(exc) from exc
         if route.absolute:
             target = f"{scheme}://{netloc}{target}"
-        raw = self._urlopen(route.pool, request.method, target, body, headers, stream)
-        if not stream:  # urllib3 read the body and gave the connection back
-            return HTTPResponse(raw.status, Headers(raw.headers.itermerged()), BytesBody(raw.data), raw.reason or "")
-        live = _Urllib3Body(raw)
+        raw = self._urlopen(route.pool, request.method, target, body, headers)
+        live = _Urllib3Body(raw, self.max_response_body_size)
         try:
             response_headers = Headers(raw.headers.itermerged())
         except BaseException:
             live.close()
             raise
-        return HTTPResponse(raw.status, response_headers, live, raw.reason or "")
+        # Not streamed: read here (bounded; urllib3's preload is not), which pools the connection.
+        return HTTPResponse(raw.status, response_headers, live if stream else BytesBody(live.read()), raw.reason or "")
 
     def close(self) -> None:
         """Close every pooled connection. The client opens new ones if it is used again."""
@@ -259,7 +272,6 @@ class RequestsHTTPClient(PooledHTTPClient):
         target: str,
         body: PreparedBody,
         headers: dict[str, str],
-        stream: bool,
     ) -> urllib3.HTTPResponse:
         for attempt in (1, 2):
             try:
@@ -273,9 +285,9 @@ class RequestsHTTPClient(PooledHTTPClient):
                     assert_same_host=False,
                     timeout=self._timeout,
                     pool_timeout=self.connect_timeout,  # type: ignore[arg-type]  # any float works
-                    release_conn=not stream,
+                    release_conn=False,
                     chunked=False,
-                    preload_content=not stream,
+                    preload_content=False,
                     decode_content=False,
                 )
                 return cast(urllib3.HTTPResponse, raw)

@@ -8,6 +8,7 @@ Every socket has a timeout, so a server that hung would fail the test rather tha
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -26,10 +27,12 @@ import pytest
 
 from smruntime import Client
 from smruntime.errors import (
+    APIError,
     ClientClosedError,
     DeserializationError,
     EventStreamError,
     ModelStreamError,
+    ResponseTooLargeError,
     SageMakerRuntimeError,
 )
 from smruntime.eventstream import encode_message
@@ -431,11 +434,16 @@ def test_a_broken_body_on_a_route_that_does_not_read_it(endpoint: LocalEndpoint,
 CLIENT_KINDS = ("requests", "fast")
 
 
+_HTTP_CLIENT_FIELDS = ("connect_timeout", "read_timeout", "max_pool_connections", "max_response_body_size")
+
+
 def _client_for(url: str, kind: str, **fields: Any) -> Client:
+    """A client on the default HTTP client ("requests") or on FastHTTPClient ("fast"); the
+    fields that configure an HTTP client go to the FastHTTPClient's constructor for "fast"."""
+    fields.setdefault("read_timeout", TIMEOUT)
     if kind == "fast":
-        fields["http_client"] = FastHTTPClient(read_timeout=fields.pop("read_timeout", TIMEOUT))
-    else:
-        fields.setdefault("read_timeout", TIMEOUT)
+        settings = {name: fields.pop(name) for name in _HTTP_CLIENT_FIELDS if name in fields}
+        fields["http_client"] = FastHTTPClient(**settings)
     return make_client(url, max_attempts=1, **fields)
 
 
@@ -581,13 +589,9 @@ def test_closing_the_client_wakes_calls_waiting_for_a_pooled_connection(kind: st
     release = threading.Event()
     outcomes: dict[int, object] = {}
     with HTTPTestServer(default=respond(200, b"ok", wait=release)) as server:
-        if kind == "fast":
-            http_client = FastHTTPClient(connect_timeout=60.0, max_pool_connections=1)
-            client = make_client(server.url, max_attempts=1, http_client=http_client)
-            close = http_client.close  # the client closes only an HTTP client it created
-        else:
-            client = make_client(server.url, max_attempts=1, connect_timeout=60.0, max_pool_connections=1)
-            close = client.close
+        client = _client_for(server.url, kind, connect_timeout=60.0, max_pool_connections=1)
+        # The client closes only an HTTP client it created: close a FastHTTPClient directly.
+        close = client.close if kind == "requests" else client.options.http_client.close
 
         def call(index: int) -> None:
             try:
@@ -614,3 +618,55 @@ def test_closing_the_client_wakes_calls_waiting_for_a_pooled_connection(kind: st
     assert len(closed) == 2, outcomes
     assert all("closed" in str(error) and not error.retryable for error in closed)
     assert b"ok" in outcomes.values()
+
+
+HOSTILE_TEXT = "\x1b[2J\r\nFAKE LOG LINE\x00\u202e" + "A" * 10_000_000
+
+
+@pytest.mark.parametrize("where", ["error body", "ModelStreamError frame"])
+def test_a_huge_service_error_message_is_capped_and_its_control_characters_escaped(where: str) -> None:
+    body = json.dumps({"message": HOSTILE_TEXT}).encode()
+    with HTTPTestServer() as server:
+        if where == "error body":
+            server.enqueue(respond(400, body, headers=[("X-Amzn-ErrorType", "ValidationError")]))
+        else:
+            server.enqueue(chunked([_exception_frame(body)], headers=[("Content-Type", "application/vnd.amazon.eventstream")]))
+        with _client_for(server.url, "requests") as client, pytest.raises(APIError) as caught:
+            if where == "error body":
+                client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+            else:
+                with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
+                    list(stream)
+    for text in (str(caught.value), caught.value.message, repr(caught.value)):
+        assert len(text) < 4096
+        assert not re.search("[\x00-\x1f\x7f\u202e]", text)
+    assert caught.value.message.startswith("\\x1b[2J\\r\\nFAKE LOG LINE\\x00\\u202eAAA")
+    assert "characters more" in caught.value.message
+
+
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "until close"])
+def test_a_response_body_over_the_limit_is_refused_naming_the_option(kind: str, framing: str) -> None:
+    limit = 64 * 1024
+    replies = {
+        "content-length": lambda size: respond(200, b"x" * size),
+        "chunked": lambda size: chunked([b"x" * (size // 2), b"x" * (size - size // 2)]),
+        "until close": lambda size: respond(200, b"x" * size, omit_content_length=True),
+    }
+    with HTTPTestServer() as server:
+        server.enqueue(replies[framing](limit), replies[framing](limit + 1))
+        with _client_for(server.url, kind, max_response_body_size=limit) as client:
+            assert len(client.invoke_endpoint(endpoint_name="echo", body=b"{}").body) == limit  # the limit itself is fine
+            with pytest.raises(ResponseTooLargeError, match=f"max_response_body_size \\({limit} bytes\\)") as caught:
+                client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+def test_the_error_body_of_a_stream_call_is_bounded_too(kind: str) -> None:
+    limit = 64 * 1024
+    with HTTPTestServer() as server:
+        server.enqueue(chunked([b"{" + b" " * limit, b"}"], status=400))
+        with _client_for(server.url, kind, max_response_body_size=limit) as client:
+            with pytest.raises(ResponseTooLargeError, match="max_response_body_size"):
+                client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}")
