@@ -290,6 +290,7 @@ class APIError(SageMakerRuntimeError):
         throttling: bool = False,
         transient: bool = False,
         fields: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
         # The message and code come from the server: no 10 MB message, no terminal escapes.
         super().__init__(server_text(message), operation=operation)
@@ -300,6 +301,7 @@ class APIError(SageMakerRuntimeError):
         self.throttling = throttling
         self.transient = transient
         self.fields = dict(fields or {})
+        self.url = url  # the endpoint that answered, when known
 
     @property
     def retryable(self) -> bool:
@@ -307,9 +309,15 @@ class APIError(SageMakerRuntimeError):
 
     def describe(self) -> str:
         detail = f"{self.code}: {self.message}" if self.message else self.code
-        parts = [f"https response error StatusCode: {self.http_status}"]
+        scheme = "http" if self.url is not None and self.url.startswith("http://") else "https"
+        parts = [f"{scheme} response error StatusCode: {self.http_status}"]
         if self.request_id:
             parts.append(f"RequestID: {self.request_id}")
+        elif self.url is not None:
+            # SageMaker always sends a request ID: without one, say who answered.
+            parts.append(f"URL: {self.url}")
+            if self.code == "UnknownError":
+                detail += " (the answer names no error code: is this a SageMaker Runtime endpoint?)"
         return ", ".join(parts) + f", {detail}"
 
     def __repr__(self) -> str:

@@ -670,3 +670,20 @@ def test_the_error_body_of_a_stream_call_is_bounded_too(kind: str) -> None:
         with _client_for(server.url, kind, max_response_body_size=limit) as client:
             with pytest.raises(ResponseTooLargeError, match="max_response_body_size"):
                 client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}")
+
+
+# --- error messages that say where the answer came from -------------------------------------
+
+
+def test_a_404_from_a_server_that_is_not_sagemaker_names_its_url_and_scheme() -> None:
+    with HTTPTestServer() as server:
+        server.enqueue(respond(404, b"<html>Not Found</html>", headers=[("Content-Type", "text/html")]))
+        server.enqueue(respond(404, b"", headers=[("Content-Type", "text/html")]))
+        with _client_for(server.url, "requests") as client:
+            for _ in range(2):
+                with pytest.raises(SageMakerRuntimeError) as caught:
+                    client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+                text = str(caught.value)
+                assert "https" not in text
+                assert "http response error StatusCode: 404" in text or "HTTP 404" in text
+                assert server.url in text
