@@ -30,12 +30,12 @@ from smruntime.errors import (
     APIError,
     ClientClosedError,
     DeserializationError,
-    EventStreamError,
     ModelStreamError,
+    ReadTimeoutError,
     ResponseTooLargeError,
     SageMakerRuntimeError,
 )
-from smruntime.eventstream import encode_message
+from smruntime.eventstream import InvalidLengthError, TruncatedStreamError, encode_message
 from smruntime.local import LocalEndpoint
 from smruntime.transport import FastHTTPClient
 from tests.reliability.support import (
@@ -50,7 +50,7 @@ from tests.reliability.support import (
     signed_request,
     wait_until,
 )
-from tests.servers import HTTPTestServer, chunked, respond
+from tests.servers import HTTPTestServer, Wait, chunked, respond
 
 ECHO = "/endpoints/echo/invocations"
 TIMEOUT = 10.0
@@ -501,7 +501,7 @@ def test_an_oversized_frame_in_a_huge_http_chunk_fails_before_the_chunk_is_buffe
         b"Transfer-Encoding: chunked\r\n\r\n40000000\r\n" + _prelude(2**31)
     )
     server = FloodingServer(head, cap=256 * MIB)
-    with _client_for(server.url, kind) as client, pytest.raises(EventStreamError, match="over the .*-byte limit"):
+    with _client_for(server.url, kind) as client, pytest.raises(InvalidLengthError, match="over the .*-byte limit"):
         with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
             list(stream)
     assert server.join() < 16 * MIB  # socket buffers, not the chunk
@@ -687,3 +687,19 @@ def test_a_404_from_a_server_that_is_not_sagemaker_names_its_url_and_scheme() ->
                 assert "https" not in text
                 assert "http response error StatusCode: 404" in text or "HTTP 404" in text
                 assert server.url in text
+
+
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+def test_a_stream_that_stalls_past_the_read_timeout_says_it_stalled(kind: str) -> None:
+    part = encode_message({":message-type": "event", ":event-type": "PayloadPart"}, b"first")
+    resume = threading.Event()
+    with HTTPTestServer() as server:
+        server.enqueue(chunked([part, Wait(resume), part], headers=[("Content-Type", "application/vnd.amazon.eventstream")]))
+        with _client_for(server.url, kind, read_timeout=0.2) as client:
+            with client.invoke_endpoint_with_response_stream(endpoint_name="echo", body=b"{}") as stream:
+                assert next(stream).bytes == b"first"
+                with pytest.raises(TruncatedStreamError, match="stalled") as caught:
+                    next(stream)
+        resume.set()
+    assert caught.value.timeout
+    assert isinstance(caught.value.__cause__, ReadTimeoutError)
