@@ -50,6 +50,7 @@ import attrs
 Fault = Literal["client", "server"]
 
 __all__ = [
+    "MAX_SERVER_TEXT",
     "APIError",
     "AsyncInferenceFailedError",
     "ClientClosedError",
@@ -66,7 +67,6 @@ __all__ = [
     "InternalFailure",
     "InternalStreamFailure",
     "InvalidParamsError",
-    "MAX_SERVER_TEXT",
     "MaxAttemptsExceededError",
     "ModelError",
     "ModelNotReadyException",
