@@ -9,6 +9,10 @@ import attrs
 Body = bytes | IO[bytes] | None
 """A request body: bytes, a binary file object (seekable for retries), or nothing."""
 
+DEFAULT_MAX_RESPONSE_BODY_SIZE = 64 * 1024 * 1024
+"""The longest response body an HTTP client reads whole by default: far above SageMaker's 6 MB
+payloads, far below what would hurt a process."""
+
 
 _LOWERCASE: dict[str, str] = {}
 """Header names → their lower-case form. A client sets the same few names on every request, and

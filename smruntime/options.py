@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import attrs
 
 from smruntime.errors import FieldProblem, InvalidParamsError
+from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE
 
 if TYPE_CHECKING:
     import logging
@@ -80,7 +81,7 @@ class Options:
     connect_timeout: float = 60.0
     read_timeout: float = 70.0
     max_pool_connections: int = 10
-    max_response_body_size: int = 64 * 1024 * 1024
+    max_response_body_size: int = DEFAULT_MAX_RESPONSE_BODY_SIZE
     api_options: list[APIOption] = attrs.field(factory=list, converter=list)
     log_mode: LogMode = LogMode.NONE
     logger: logging.Logger | None = None

@@ -9,11 +9,14 @@ partition's regions: a region in none of those lists is unknown to them. It is s
 
 from __future__ import annotations
 
+import functools
+
 from smruntime.errors import ConnectError, SageMakerRuntimeError
 
 __all__ = ["note_unknown_region"]
 
 
+@functools.cache
 def known_regions() -> frozenset[str] | None:
     """Every region botocore's partitions data lists; None when it cannot be read."""
     try:

@@ -34,6 +34,7 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     body_too_large,
+    gather,
     proxy_for,
     split_url,
 )
@@ -207,22 +208,14 @@ class _ConnBody(LiveBody):
 
     def _read_rest(self, limit: int) -> bytes:
         declared = self._reader.remaining_length
-        if declared is not None:
-            if declared > limit:
-                raise body_too_large(limit)
-            return b"".join(self._pieces(None))  # whole, in one piece up to 64 MiB
-        # Chunked, or until the connection closes: counted as it arrives, however it is framed.
-        pieces = []
-        size = 0
-        for piece in self._pieces(READ1_SIZE):
-            size += len(piece)
-            if size > limit:
-                raise body_too_large(limit)
-            pieces.append(piece)
-        return b"".join(pieces)
+        if declared is None:  # chunked, or until the connection closes: counted as it arrives
+            return gather(self._pieces(READ1_SIZE), limit)
+        if declared > limit:
+            raise body_too_large(limit)
+        return b"".join(self._pieces(None))  # whole, in one piece up to 64 MiB
 
     def _chunks(self) -> Iterator[bytes]:
-        return self._pieces(READ1_SIZE)  # whole chunks where the server chunks, as they arrive
+        return self._pieces(READ1_SIZE)  # as they arrive, never two chunks in one piece
 
     def _pieces(self, max_size: int | None) -> Iterator[bytes]:
         reader, sock = self._reader, self._sock

@@ -28,6 +28,7 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     body_too_large,
+    gather,
     proxy_for,
     split_url,
 )
@@ -175,18 +176,11 @@ class _Urllib3Body(LiveBody):
     def _read_rest(self, limit: int) -> bytes:
         raw = self._raw
         declared = raw.length_remaining  # the Content-Length still to come; None if the body has none
-        if declared is not None:
-            if declared > limit:
-                raise body_too_large(limit)
-            return raw.read(decode_content=False)
-        pieces = []
-        size = 0
-        while data := raw.read1(READ1_SIZE, decode_content=False):
-            size += len(data)
-            if size > limit:
-                raise body_too_large(limit)
-            pieces.append(data)
-        return b"".join(pieces)
+        if declared is None:
+            return gather(iter(lambda: raw.read1(READ1_SIZE, decode_content=False), b""), limit)
+        if declared > limit:
+            raise body_too_large(limit)
+        return raw.read(decode_content=False)
 
     def _chunks(self) -> Iterator[bytes]:
         raw = self._raw

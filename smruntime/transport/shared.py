@@ -10,14 +10,13 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Self, cast
 
 from smruntime.errors import ConnectionClosedError, ResponseTooLargeError
-from smruntime.http import Body
+from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
 from smruntime.transport.error_mapping import describe_url, map_transport_error
 
 __all__ = [
     "BAD_VALUE",
     "CLOSED_WHILE_WAITING",
     "COALESCE_LIMIT",
-    "DEFAULT_MAX_RESPONSE_BODY_SIZE",
     "READ1_SIZE",
     "TOKEN",
     "LiveBody",
@@ -25,6 +24,7 @@ __all__ = [
     "PreparedBody",
     "body_too_large",
     "environ_ca_bundle",
+    "gather",
     "proxy_for",
     "split_url",
 ]
@@ -38,10 +38,6 @@ BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 CLOSED_WHILE_WAITING = "the client was closed while this call waited for a pooled connection; the request was not sent"
 """The message of the :class:`ClientClosedError` a call waiting for a connection gets."""
-
-DEFAULT_MAX_RESPONSE_BODY_SIZE = 64 * 1024 * 1024
-"""The longest response body read whole: far above what SageMaker returns (6 MB), far below
-what would hurt a process."""
 
 READ1_SIZE = 65536
 """At most this much per ``iter_chunks`` item when the server does not chunk its reply."""
@@ -145,6 +141,18 @@ def body_too_large(limit: int) -> ResponseTooLargeError:
         "raise that option (of the client or its HTTP client) to read it",
         request_sent=True,
     )
+
+
+def gather(pieces: Iterator[bytes], limit: int) -> bytes:
+    """A body of unknown length, joined; :func:`body_too_large` as soon as it passes ``limit``."""
+    gathered = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > limit:
+            raise body_too_large(limit)
+        gathered.append(piece)
+    return b"".join(gathered)
 
 
 class LiveBody:
