@@ -153,7 +153,8 @@ class ResponseBody(Protocol):
         """The rest of the body; the connection is released once it is all read."""
 
     def iter_chunks(self) -> Iterator[bytes]:
-        """Pieces as they arrive; none straddles two transfer chunks where the server chunks."""
+        """Pieces as they arrive; where the server chunks, one per chunk up to 1 MiB (longer
+        chunks come in pieces, so a declared size never makes the client buffer more)."""
 
     def close(self) -> None:
         """Idempotent: release the connection (back to the pool only if fully read)."""

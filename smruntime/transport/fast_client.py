@@ -215,7 +215,7 @@ class _ConnBody(LiveBody):
         return b"".join(self._pieces(None))  # whole, in one piece up to 64 MiB
 
     def _chunks(self) -> Iterator[bytes]:
-        return self._pieces(READ1_SIZE)  # as they arrive, never two chunks in one piece
+        return self._pieces(READ1_SIZE)  # as they arrive; a chunk up to 1 MiB whole (see read_body)
 
     def _pieces(self, max_size: int | None) -> Iterator[bytes]:
         reader, sock = self._reader, self._sock

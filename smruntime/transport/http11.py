@@ -35,6 +35,7 @@ import attrs
 __all__ = [
     "MAX_HEADERS",
     "MAX_LINE",
+    "WHOLE_CHUNK_LIMIT",
     "IncompleteResponseError",
     "MalformedResponseError",
     "ResponseHead",
@@ -53,6 +54,10 @@ _LARGEST_SINK = 64 * 1024 * 1024
 """A body or chunk longer than the buffer is received straight into a bytes object of its size,
 but one of at most this size: a declared length allocates no more than this before data arrives
 (longer ones come in pieces of this size)."""
+WHOLE_CHUNK_LIMIT = 1024 * 1024
+"""When streaming, a chunk up to this size is handed over whole (an event stream's server sends
+one event per chunk, which the decoder then takes in one piece); a longer one as it arrives, so
+that a chunk's declared size never makes the reader buffer more than this."""
 _LARGEST_PIECE = 1024 * 1024
 """A body that ends with the connection is handed over this much at a time when read whole."""
 _MIN_FREE = 16 * 1024
@@ -160,6 +165,7 @@ class ResponseReader:
         "_buffer_size",
         "_chunk_left",
         "_chunk_parts",
+        "_chunk_whole",
         "_end",
         "_eof",
         "_head_lines",
@@ -179,10 +185,14 @@ class ResponseReader:
         "_trailer_lines",
         "_view",
         "_whole",
+        "_whole_chunk_limit",
     )
 
-    def __init__(self, buffer_size: int = _BUFFER_SIZE, largest_sink: int = _LARGEST_SINK) -> None:
+    def __init__(
+        self, buffer_size: int = _BUFFER_SIZE, largest_sink: int = _LARGEST_SINK, whole_chunk_limit: int = WHOLE_CHUNK_LIMIT
+    ) -> None:
         self._buffer_size = buffer_size
+        self._whole_chunk_limit = whole_chunk_limit
         self._min_free = min(_MIN_FREE, buffer_size // 4)
         self._largest_sink = largest_sink
         self._use_buffer(bytearray(buffer_size))
@@ -193,6 +203,7 @@ class ResponseReader:
         self._keep_alive = False
         self._length = self._remaining = 0  # Content-Length, and how much of it is still to come
         self._chunk_left = 0
+        self._chunk_whole = True  # the current chunk is handed over whole, even when streaming
         self._chunk_parts: list[bytes] = []  # a chunk longer than the largest sink, so far
         self._trailer_lines = 0
         self._scanned = self._line_offset = self._head_lines = 0
@@ -224,7 +235,7 @@ class ResponseReader:
         if self._sink is None:
             unread = self._end - self._start
             unit = 0  # what the reader waits for whole: the rest of a chunk, or of a body read whole
-            if self._state == _CHUNK_DATA and self._whole:
+            if self._state == _CHUNK_DATA and (self._whole or self._chunk_whole):
                 unit = self._chunk_left
             elif self._state == _LENGTH and self._whole:
                 unit = self._remaining
@@ -283,12 +294,12 @@ class ResponseReader:
     def read_body(self, max_size: int | None = None) -> bytes | None:
         """The next piece of the body; ``b""`` once it has all been read; None when more input is needed.
 
-        With ``max_size`` (for streaming), a piece is whatever has arrived, up to that many bytes
-        and never across a chunk boundary: how the server chunks its body does not make the
-        reader wait, nor buffer a declared chunk. Without it, a chunked body comes one whole
-        chunk at a time (longer than 64 MiB, gathered), a Content-Length body whole (past
-        64 MiB, in 64 MiB pieces) and a body that ends with the connection in pieces of about
-        1 MiB (for reading a body whole).
+        With ``max_size`` (for streaming), a piece is whatever has arrived, up to that many
+        bytes, except that a chunk of at most ``whole_chunk_limit`` bytes (1 MiB) comes whole,
+        as the server framed it; a piece never spans two chunks. Without ``max_size``, a
+        chunked body comes one whole chunk at a time (longer than 64 MiB, gathered), a
+        Content-Length body whole (past 64 MiB, in 64 MiB pieces) and a body that ends with the
+        connection in pieces of about 1 MiB (for reading a body whole).
 
         Raises:
             MalformedResponseError: the chunked framing is invalid or over the limits.
@@ -424,10 +435,10 @@ class ResponseReader:
                 available = self._end - self._start
                 if self._sink is not None:
                     piece = self._sink_piece()
-                elif available >= left:
-                    piece = self._take(left if max_size is None else min(left, max_size))
-                elif max_size is not None and available:
-                    piece = self._take(min(available, max_size))
+                elif available >= left and (max_size is None or self._chunk_whole):
+                    piece = self._take(left)
+                elif max_size is not None and not self._chunk_whole and available:
+                    piece = self._take(min(available, left, max_size))
                 else:
                     piece = None
                 if piece is None:
@@ -455,6 +466,7 @@ class ResponseReader:
                 if not _HEX.fullmatch(size_field):
                     raise MalformedResponseError(f"invalid chunk-size line: {bytes(line[:100])!r}")
                 self._chunk_left = int(size_field, 16)
+                self._chunk_whole = self._chunk_left <= self._whole_chunk_limit
                 self._state = _CHUNK_DATA if self._chunk_left else _TRAILERS
                 self._trailer_lines = 0
             elif state == _CHUNK_END:

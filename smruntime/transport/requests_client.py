@@ -19,6 +19,7 @@ from urllib3.util import SKIP_HEADER
 from smruntime.errors import ClientClosedError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
+from smruntime.transport.http11 import WHOLE_CHUNK_LIMIT
 from smruntime.transport.shared import (
     BAD_VALUE,
     CLOSED_WHILE_WAITING,
@@ -184,11 +185,17 @@ class _Urllib3Body(LiveBody):
 
     def _chunks(self) -> Iterator[bytes]:
         raw = self._raw
-        # read1 returns what one socket read brings, never waiting for a full buffer, nor for
-        # the rest of an HTTP chunk (http.client stops a read1 at a chunk's end): a declared
-        # chunk is never buffered whole before the reader sees its first bytes.
-        while data := raw.read1(READ1_SIZE, decode_content=False):
-            yield data
+        if raw.chunked and raw.supports_chunked_reads():
+            # A chunk up to WHOLE_CHUNK_LIMIT whole, as the server framed it (an event stream's
+            # server sends an event a chunk); a longer one in pieces of that size, so a chunk's
+            # declared size never makes the client buffer more before the reader sees its bytes.
+            for chunk in raw.read_chunked(WHOLE_CHUNK_LIMIT, decode_content=False):
+                if chunk:
+                    yield chunk
+        else:
+            # read1 returns what one socket read brings; it never waits for a full buffer.
+            while data := raw.read1(READ1_SIZE, decode_content=False):
+                yield data
 
     def _complete(self) -> bool:
         return bool(self._raw.closed)  # urllib3 closes the http.client response at the end
