@@ -73,7 +73,13 @@ class _DirectConnection:
         self.sock: socket.socket | None = None
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._host, self._port), self._timeout)
+        try:
+            sock = socket.create_connection((self._host, self._port), self._timeout)
+        except OSError as error:
+            if error.errno is None or not error.strerror:
+                raise
+            # socket's errors do not say where: name the address, as urllib3's do
+            raise type(error)(error.errno, f"{error.strerror} ({self._host}:{self._port})") from error
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the head and body go in one write anyway
             if self._context is not None:

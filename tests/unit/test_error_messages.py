@@ -71,3 +71,21 @@ def test_a_connect_timeout_shows_urllib3s_message_not_its_connection_object() ->
     failure = urllib3.exceptions.ConnectTimeoutError(connection, "Connection to runtime.example.invalid timed out.")
     text = str(map_transport_error(failure))
     assert text == "timed out connecting: ConnectTimeoutError: Connection to runtime.example.invalid timed out."
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["requests", "fast"])
+def test_a_refused_connection_names_the_address_not_a_class(fast: bool) -> None:
+    from smruntime.transport import FastHTTPClient
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now: the connection is refused
+    fields: dict[str, object] = {"http_client": FastHTTPClient()} if fast else {}
+    client = Client(
+        region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}", credentials=CREDENTIALS, max_attempts=1, **fields
+    )
+    with client, pytest.raises(ConnectError) as caught:
+        client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+    text = str(caught.value)
+    assert "_Tracked" not in text and "_HTTP" not in text and " object at 0x" not in text
+    assert "refused" in text and f"127.0.0.1:{port}" in text
