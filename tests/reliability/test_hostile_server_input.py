@@ -685,13 +685,15 @@ def test_a_404_from_a_server_that_is_not_sagemaker_names_its_url_and_scheme() ->
         server.enqueue(respond(404, b"<html>Not Found</html>", headers=[("Content-Type", "text/html")]))
         server.enqueue(respond(404, b"", headers=[("Content-Type", "text/html")]))
         with _client_for(server.url, "requests") as client:
-            for _ in range(2):
-                with pytest.raises(SageMakerRuntimeError) as caught:
-                    client.invoke_endpoint(endpoint_name="echo", body=b"{}")
-                text = str(caught.value)
-                assert "https" not in text
-                assert "http response error StatusCode: 404" in text or "HTTP 404" in text
-                assert server.url in text
+            with pytest.raises(DeserializationError) as not_json:
+                client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+            with pytest.raises(APIError) as no_code:
+                client.invoke_endpoint(endpoint_name="echo", body=b"{}")
+    assert f"error body of an HTTP 404 response from {server.url} as a JSON object" in str(not_json.value)
+    assert str(no_code.value) == (
+        f"operation error SageMaker Runtime: InvokeEndpoint, http response error StatusCode: 404, URL: {server.url}, "
+        "UnknownError (the answer names no error code: is this a SageMaker Runtime endpoint?)"
+    )
 
 
 @pytest.mark.parametrize("kind", CLIENT_KINDS)
