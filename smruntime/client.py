@@ -293,7 +293,7 @@ def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
 
 
 _BUILT_FROM = (
-    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections")),
+    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections", "max_response_body_size")),
     ("retryer", ("retry_mode",)),
 )
 """Fields that configured a component the client built once, by that component."""
@@ -330,6 +330,7 @@ def _with_defaults(options: Options) -> Options:
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             max_pool_connections=options.max_pool_connections,
+            max_response_body_size=options.max_response_body_size,
         )
     if options.retryer is None:
         options.retryer = new_retryer(

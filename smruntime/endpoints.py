@@ -358,7 +358,14 @@ class ResolveEndpoint:
             signing_region = endpoint.signing_region or region
             if signing_region:  # a local server with anonymous calls needs no region
                 ctx.set(keys.SIGNING_REGION, signing_region)
-        return next(ctx, in_)
+        try:
+            return next(ctx, in_)
+        except SageMakerRuntimeError as error:
+            if endpoint.source == "default" and region:
+                from smruntime.regions import note_unknown_region
+
+                note_unknown_region(error, _strip_fips_pseudo_region(region, False)[0])
+            raise
 
 
 _SCHEMES = ("https://", "http://")

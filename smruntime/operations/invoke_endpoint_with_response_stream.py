@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
+from smruntime.eventstream import EventStreamDecoder, Message
 from smruntime.http import HTTPResponse
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, request_id
 from smruntime.operations.spec import Operation
-from smruntime.streaming import ResponseStream, message_error
+from smruntime.streaming import ResponseStream, message_error, stream_cut_off
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
 
 NAME = "InvokeEndpointWithResponseStream"
@@ -129,7 +129,7 @@ def _first_messages(decoder: EventStreamDecoder, chunks: object) -> list[Message
             if messages:
                 return messages
     except errors.TransportError as error:
-        raise TruncatedStreamError(f"the event stream was cut off: {error.message}") from error
+        raise stream_cut_off(error) from error
     decoder.end()
     return []
 
