@@ -21,7 +21,6 @@ from smruntime.file_locations import MAX_ASYNC_PAYLOAD_BYTES
 from tests.reliability.support import make_client
 from tests.servers import HTTPTestServer, respond
 
-
 NO_SUCH_KEY = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code>'
                b"<Message>The specified key does not exist.</Message></Error>")
 
