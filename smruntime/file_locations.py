@@ -48,12 +48,24 @@ def file_path(location: str) -> str:
 
 
 def resolve_within(path: str | os.PathLike[str], roots: Iterable[str | os.PathLike[str]]) -> Path | None:
-    """``path`` resolved (symlinks, ``..``) if that lies inside one of ``roots`` (resolved too), else None."""
-    resolved = Path(os.path.realpath(path))
-    for root in roots:
-        if resolved.is_relative_to(os.path.realpath(root)):
-            return resolved
+    """``path`` resolved (symlinks, ``..``) if that lies inside one of ``roots`` (resolved too), else None.
+
+    A path not inside a root even as written (``..`` folded) is refused without touching the
+    file system, so a caller's path elsewhere (a hung mount, say) is never even looked at.
+    """
+    written = os.path.normpath(path)
+    roots = [root for root in roots
+             if _inside(written, os.path.normpath(root)) or _inside(written, os.path.realpath(root))]
+    if not roots:
+        return None
+    resolved = os.path.realpath(written)
+    if any(_inside(resolved, os.path.realpath(root)) for root in roots):
+        return Path(resolved)
     return None
+
+
+def _inside(path: str, folder: str) -> bool:
+    return Path(path).is_relative_to(folder)
 
 
 def read_confined(path: str | os.PathLike[str], roots: Iterable[str | os.PathLike[str]], *, max_bytes: int) -> bytes:

@@ -184,7 +184,7 @@ def test_an_s3_object_over_the_limit_is_a_failure(client: Client, tree: Path, s3
     assert "more than the 1024 allowed" in _failure(client, out, tree)
 
 
-def test_an_s3_object_longer_than_it_declared_is_cut_at_the_limit(client: Client, tree: Path,
+def test_an_s3_object_streamed_past_the_limit_is_refused(client: Client, tree: Path,
                                                                  s3_server: HTTPTestServer) -> None:
     body = b"y" * 4096
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
