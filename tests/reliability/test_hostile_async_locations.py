@@ -213,24 +213,24 @@ def test_a_stalled_s3_read_gives_up_within_the_invocation_timeout(client: Client
 
 # --- serve stops on Ctrl-C whatever the reads are doing ----------------------------------------
 
-def test_serve_stops_on_sigint_with_an_async_read_of_a_fifo_pending(tmp_path: Path) -> None:
-    inputs, out = tmp_path / "inputs", tmp_path / "out"
-    inputs.mkdir()
-    os.mkfifo(inputs / "stuck.fifo")
+def _serve(tmp_path: Path, async_inference: str) -> subprocess.Popen[str]:
     config = tmp_path / "endpoints.toml"
     config.write_text(f'[[endpoints]]\nname = "echo-async"\nmodel = "echo"\n[endpoints.async_inference]\n'
-                      f's3_output_path = "{out.as_uri()}"\ninput_root = "{inputs.as_uri()}"\n')
+                      f's3_output_path = "{(tmp_path / "out").as_uri()}"\n{async_inference}')
     env = {**os.environ, "AWS_ACCESS_KEY_ID": CREDENTIALS[0], "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
            "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "config"),
            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials")}
-    process = subprocess.Popen([sys.executable, "-m", "smruntime", "serve", "--port", "0", "--config", str(config)],
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+    return subprocess.Popen([sys.executable, "-m", "smruntime", "serve", "--port", "0", "--config", str(config)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+
+
+def _interrupt_while_reading(process: subprocess.Popen[str], location: str) -> None:
     try:
         assert process.stderr is not None
         url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
         with Client(region=REGION, endpoint_url=url, credentials=CREDENTIALS, retry_mode="none") as caller:
-            caller.invoke_endpoint_async(endpoint_name="echo-async", input_location=(inputs / "stuck.fifo").as_uri())
-        time.sleep(0.3)  # the worker has picked the job up
+            caller.invoke_endpoint_async(endpoint_name="echo-async", input_location=location)
+        time.sleep(0.5)  # the worker has started reading
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) is not None
@@ -240,3 +240,23 @@ def test_serve_stops_on_sigint_with_an_async_read_of_a_fifo_pending(tmp_path: Pa
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_serve_stops_on_sigint_with_an_async_read_of_a_fifo_pending(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    os.mkfifo(inputs / "stuck.fifo")
+    process = _serve(tmp_path, f'input_root = "{inputs.as_uri()}"\n')
+    _interrupt_while_reading(process, (inputs / "stuck.fifo").as_uri())
+
+
+def test_serve_stops_on_sigint_while_an_s3_read_is_stuck(tmp_path: Path) -> None:
+    release = threading.Event()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nabc"
+    with HTTPTestServer(default=Reply([Send(head), Wait(release, timeout=30)])) as stalling_s3:
+        process = _serve(tmp_path, f's3_endpoint_url = "{stalling_s3.url}"\n')
+        try:
+            _interrupt_while_reading(process, "s3://inputs/stalled.bin")
+            assert len(stalling_s3.requests) == 1  # the read had started and was stuck
+        finally:
+            release.set()
