@@ -2,28 +2,58 @@
 
 Locations are ``s3://bucket/key`` (read with botocore's S3 client, so any S3-compatible
 server works through ``s3_endpoint_url``) or ``file://`` paths for local use.
+
+The locations come from the endpoint's answer, so the endpoint (or anything between it and
+the client) chooses what is read. The service only ever names ``s3://`` objects; a ``file://``
+location is read only when the caller named a folder it trusts (``file_root``), and only a
+regular file inside it. No read returns more than the service's 1 GB payload limit.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import time
-from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
 
 from smruntime import errors
+from smruntime.file_locations import (
+    MAX_ASYNC_PAYLOAD_BYTES,
+    UnsafeFileError,
+    file_path,
+    in_daemon_thread,
+    read_confined,
+    read_stream_bounded,
+)
 from smruntime.types import InvokeEndpointAsyncOutput
 
 Reader = Callable[[str], "bytes | None"]
 """Returns a location's bytes, or None while it does not exist yet."""
 
 
-def read_file_location(location: str) -> bytes | None:
-    path = Path(unquote(urlsplit(location).path))
+def read_file_location(location: str, root: str | os.PathLike[str], timeout: float) -> bytes | None:
+    """A ``file://`` location's bytes if it is a regular file inside ``root``; None if it does not exist yet.
+
+    The read runs in a daemon thread and is given up after ``timeout`` seconds (a stale mount).
+    """
+    path = file_path(location)
+    future = in_daemon_thread(lambda: read_confined(path, (root,), max_bytes=MAX_ASYNC_PAYLOAD_BYTES),
+                              name="smruntime-async-result")
     try:
-        return path.read_bytes()
+        return future.result(timeout=timeout)
     except FileNotFoundError:
         return None
+    except concurrent.futures.TimeoutError:
+        raise errors.WaitTimeoutError(f"reading {_shown(location)} took longer than {timeout:g} s") from None
+    except UnsafeFileError as error:
+        raise errors.SageMakerRuntimeError(f"will not read the endpoint's location: {error}") from None
+    except OSError as error:
+        raise errors.SageMakerRuntimeError(f"could not read {_shown(location)}: {error.strerror or error}") from None
+
+
+def _shown(location: str) -> str:
+    # The endpoint chose this text: quoted, and only its start.
+    return repr(location[:256])
 
 
 class S3Reader:
@@ -56,10 +86,11 @@ class S3Reader:
             raise errors.SageMakerRuntimeError(f"could not read {location}: {error}") from error
         body = response["Body"]
         try:
-            data: bytes = body.read()
+            return read_stream_bounded(body, response.get("ContentLength"), MAX_ASYNC_PAYLOAD_BYTES)
+        except UnsafeFileError as error:
+            raise errors.SageMakerRuntimeError(f"will not read {location}: {error}") from None
         finally:
             body.close()
-        return data
 
 
 def wait(
@@ -68,10 +99,15 @@ def wait(
     read_s3: Reader,
     timeout: float,
     poll_interval: float,
+    file_root: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bytes:
-    """The result bytes; raises the failure, or :class:`WaitTimeoutError`."""
+    """The result bytes; raises the failure, or :class:`WaitTimeoutError`.
+
+    ``file://`` locations are read only inside ``file_root``; without one, such a location is
+    refused before anything is read.
+    """
     if output.output_location is None and output.failure_location is None:
         raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
     if poll_interval <= 0 or timeout < 0:
@@ -82,12 +118,16 @@ def wait(
     def read(location: str | None) -> bytes | None:
         if location is None:
             return None
-        scheme = urlsplit(location).scheme
-        if scheme == "file":
-            return read_file_location(location)
-        if scheme == "s3":
+        if location.startswith("s3://"):
             return read_s3(location)
-        raise errors.SageMakerRuntimeError(f"cannot read location {location!r}: only s3:// and file:// are supported")
+        if not location.startswith("file://"):
+            raise errors.SageMakerRuntimeError(
+                f"cannot read location {_shown(location)}: only s3:// and file:// are supported")
+        if file_root is None:
+            raise errors.SageMakerRuntimeError(
+                f"the endpoint named the local file {_shown(location)} as a result location; the service only names "
+                "s3:// objects. Pass file_root= (a folder you trust) to read file:// results from it.")
+        return read_file_location(location, file_root, max(deadline - clock(), poll_interval))
 
     deadline = clock() + timeout
     while True:

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--invocation-timeout-seconds", type=int)
     queue.add_argument("--s3-output-path-extension")
     queue.add_argument("--filename")
+    queue.add_argument("--file-root", type=Path,
+                       help="with --wait: a folder you trust; file:// results are read only inside it")
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
     queue.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --wait")
     queue.add_argument("--poll-interval", type=float, default=5.0, help="seconds between checks with --wait")
@@ -224,7 +226,8 @@ def _invoke_async(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4), flush=True)
         if args.wait:
             result = client.wait_for_async_inference(
-                out, timeout=args.timeout, poll_interval=args.poll_interval, s3_endpoint_url=args.s3_endpoint_url
+                out, timeout=args.timeout, poll_interval=args.poll_interval, s3_endpoint_url=args.s3_endpoint_url,
+                file_root=args.file_root,
             )
             sys.stdout.buffer.write(result)
             sys.stdout.flush()

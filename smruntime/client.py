@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -173,19 +174,22 @@ class Client:
         poll_interval: float = 5.0,
         s3_endpoint_url: str | None = None,
         s3_client: Any = None,
+        file_root: str | os.PathLike[str] | None = None,
     ) -> bytes:
         """Poll an async inference's locations; return the result bytes or raise its failure.
 
         Raises :class:`~smruntime.errors.AsyncInferenceFailedError` when the failure location
         appears first and :class:`~smruntime.errors.WaitTimeoutError` after ``timeout`` seconds.
         ``s3://`` locations are read with a botocore S3 client made from this client's region
-        and credentials (or ``s3_client``); ``file://`` locations from the local disk.
+        and credentials (or ``s3_client``). ``file://`` locations (the local endpoint's) are
+        read only as regular files inside ``file_root``; without it they are refused.
         """
         from smruntime import async_results
 
         reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
         try:
-            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval)
+            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval,
+                                      file_root=file_root)
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
 

@@ -235,6 +235,42 @@ def test_signed_but_invalid_input_is_a_validation_error(endpoint: LocalEndpoint,
     assert echo_runs(endpoint) == runs
 
 
+# --- the built-in sum model: bad numbers are a 400 from the model, never a crash -----------------
+
+SUM_INPUTS = {
+    "finite-overflowing": (b'{"numbers": [1e308, 1e308]}', "overflows"),
+    "int-too-large-for-a-float": (b'{"numbers": [1' + b"0" * 400 + b']}', "finite numbers"),
+    "int-sum-too-large-for-a-float": (b'{"numbers": [' + b", ".join([b"9" * 308] * 20) + b']}', "overflows"),
+    "deeply-nested": (b'{"numbers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    "infinity": (b'{"numbers": [Infinity]}', "finite numbers"),
+}
+
+
+@pytest.mark.parametrize("kind", list(SUM_INPUTS))
+def test_bad_numbers_for_the_sum_model_are_a_400_model_error(endpoint: LocalEndpoint, kind: str) -> None:
+    body, reason = SUM_INPUTS[kind]
+    request = signed_request(endpoint.port, "/endpoints/sum/invocations", body=body,
+                             headers=[("Content-Type", "application/json")])
+    answer = exchange(endpoint.port, request, timeout=TIMEOUT)
+    assert answer is not None
+    assert (answer.status, answer.error_type) == (424, "ModelError")
+    document = json.loads(answer.body)
+    assert document["OriginalStatusCode"] == 400
+    assert reason in document["OriginalMessage"]
+
+
+def test_the_sum_model_answers_strict_json(endpoint: LocalEndpoint) -> None:
+    request = signed_request(endpoint.port, "/endpoints/sum/invocations", body=b'{"numbers": [1e308, -1e308, 5]}',
+                             headers=[("Content-Type", "application/json")])
+    answer = exchange(endpoint.port, request, timeout=TIMEOUT)
+    assert answer is not None and answer.status == 200
+    assert json.loads(answer.body, parse_constant=_no_constants)["sum"] == 5
+
+
+def _no_constants(name: str) -> object:
+    raise AssertionError(f"{name} is not JSON")
+
+
 # --- fuzzing -------------------------------------------------------------------------------
 
 TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
