@@ -1,8 +1,10 @@
 """The SageMaker Runtime wire format as the local endpoint speaks it: headers, inputs, errors.
 
-Errors go out like the service's: a JSON body ``{"message": ...}`` (ModelError adds
-``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``), the code in
-``X-Amzn-ErrorType`` and the request id in ``x-amzn-RequestId``. Input validation messages
+Errors go out like the service's: a JSON body ``{"Message": ...}`` (ModelError adds
+``ErrorCode``, ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``), the code in
+``X-Amzn-ErrorType`` and the request id in ``x-amzn-RequestId``. Errors the service model does not
+declare (authentication, throttling, an oversized body) come from AWS's front end, whose
+bodies spell it ``{"message": ...}``. Input validation messages
 follow the AWS shape ``1 validation error detected: Value 'x' at 'member' failed to satisfy
 constraint: ...``; values of sensitive members are left out.
 """
@@ -20,7 +22,9 @@ __all__ = [
     "INVOKE_ENDPOINT_HEADERS",
     "STREAM_HEADERS",
     "InvokeParams",
+    "MODELED_ERRORS",
     "ServiceError",
+    "error_document",
     "model_error",
     "parse_invoke_params",
     "service_error_for_status",
@@ -31,6 +35,17 @@ __all__ = [
 
 MAX_MESSAGE = 2048
 """Message and OriginalMessage are at most 2048 characters in the service model."""
+
+MODELED_ERRORS = frozenset({
+    "ValidationError", "ModelError", "ModelNotReadyException", "InternalFailure", "ServiceUnavailable",
+    "InternalDependencyException",
+})
+"""The service model's error shapes; their bodies carry the model's ``Message`` member."""
+
+
+def error_document(message: str, fields: Mapping[str, Any] | None = None, *, key: str = "Message") -> bytes:
+    """An error's JSON body: the message under ``key``, then the error's other members."""
+    return json.dumps({key: message, **(fields or {})}).encode()
 
 
 class ServiceError(Exception):
@@ -44,8 +59,9 @@ class ServiceError(Exception):
         self.fields = dict(fields or {})
 
     def body(self) -> bytes:
-        """The JSON error document."""
-        return json.dumps({"message": self.message, **self.fields}).encode()
+        """The JSON error document, spelled as whoever answers this error spells it."""
+        key = "Message" if self.code in MODELED_ERRORS else "message"
+        return error_document(self.message, self.fields, key=key)
 
 
 def validation_error(message: str) -> ServiceError:
@@ -71,8 +87,14 @@ def service_error_for_status(status: int, message: str | None = None) -> Service
     if status not in _STATUS_ERRORS:
         raise ValueError(f"no service error for status {status}; use one of {sorted(_STATUS_ERRORS)}")
     code, default = _STATUS_ERRORS[status]
-    fields = {"OriginalStatusCode": 500, "OriginalMessage": "injected fault"} if status == 424 else None
-    return ServiceError(status, code, message or default, fields=fields)
+    fields = {"ErrorCode": _model_error_code(500), "OriginalStatusCode": 500, "OriginalMessage": "injected fault"}
+    return ServiceError(status, code, message or default, fields=fields if status == 424 else None)
+
+
+def _model_error_code(status: int) -> str:
+    # CLIENT_ERROR_FROM_MODEL is what the service sends for a container's 4xx; the server
+    # side's code is assumed to be its counterpart.
+    return "CLIENT_ERROR_FROM_MODEL" if 400 <= status < 500 else "SERVER_ERROR_FROM_MODEL"
 
 
 def model_error(*, status: int, original: str, container: str, endpoint: str, region: str, account: str) -> ServiceError:
@@ -90,6 +112,7 @@ def model_error(*, status: int, original: str, container: str, endpoint: str, re
         "ModelError",
         prefix + shown + suffix,
         fields={
+            "ErrorCode": _model_error_code(status),
             "OriginalStatusCode": status,
             "OriginalMessage": original[:MAX_MESSAGE],
             "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",

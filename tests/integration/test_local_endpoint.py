@@ -233,6 +233,7 @@ def test_model_failure_is_model_error_with_original_status(client: Any) -> None:
     assert "not valid JSON" in response["OriginalMessage"]
     assert response["LogStreamArn"] == "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/sum"
     assert response["Error"]["Message"].startswith("Received client error (400) from primary with message ")
+    assert response["Message"] == response["Error"]["Message"]  # the modeled member: spelled ``Message``
 
 
 def test_long_container_message_is_truncated_to_2048(client: Any) -> None:
@@ -266,6 +267,7 @@ def test_unknown_endpoint_is_validation_error(client: Any) -> None:
     with pytest.raises(client.exceptions.ValidationError) as excinfo:
         _call(client, EndpointName="nope", Body=b"x")
     assert _error(excinfo) == (400, "ValidationError", "Endpoint nope of account 123456789012 not found.")
+    assert excinfo.value.response["Message"] == "Endpoint nope of account 123456789012 not found."
 
 
 def test_invalid_names_and_headers_are_validated_like_the_service(client: Any) -> None:
@@ -537,8 +539,8 @@ def test_wrong_region(endpoint: LocalEndpoint, clients: Callable[..., Any]) -> N
     assert re.search(r"expects the scope '\d{8}/us-east-1/sagemaker/aws4_request'", message)
 
 
-def _signed(url: str, service: str = "sagemaker", body: bytes = b"x") -> requests.Response:
-    request = AWSRequest("POST", f"{url}/endpoints/echo/invocations", data=body)
+def _signed(url: str, service: str = "sagemaker", body: bytes = b"x", endpoint_name: str = "echo") -> requests.Response:
+    request = AWSRequest("POST", f"{url}/endpoints/{endpoint_name}/invocations", data=body)
     SigV4Auth(BotoCredentials(KEY_ID, SECRET), service, "us-east-1").add_auth(request)
     return requests.post(request.url, data=body, headers=dict(request.headers.items()), timeout=5)
 
@@ -549,6 +551,20 @@ def test_wrong_service(endpoint: LocalEndpoint) -> None:
     assert response.status_code == 403
     assert response.headers["X-Amzn-ErrorType"] == "InvalidSignatureException"
     assert response.json() == {"message": "Credential should be scoped to correct service: 'sagemaker'. "}
+
+
+def test_error_bodies_have_the_service_shape(endpoint: LocalEndpoint) -> None:
+    """The service's errors spell ``Message`` as its model does; a ModelError also says ``ErrorCode``."""
+    failed = _signed(endpoint.url, body=b"{not json", endpoint_name="sum")
+    assert (failed.status_code, failed.headers["X-Amzn-ErrorType"]) == (424, "ModelError")
+    document = failed.json()
+    assert list(document) == ["Message", "ErrorCode", "OriginalStatusCode", "OriginalMessage", "LogStreamArn"]
+    assert document["ErrorCode"] == "CLIENT_ERROR_FROM_MODEL"
+    assert document["Message"].startswith("Received client error (400) from primary with message ")
+    crashed = _signed(endpoint.url, endpoint_name="crash").json()
+    assert (crashed["ErrorCode"], crashed["OriginalStatusCode"]) == ("SERVER_ERROR_FROM_MODEL", 500)
+    unknown = _signed(endpoint.url, endpoint_name="nope")
+    assert unknown.json() == {"Message": "Endpoint nope of account 123456789012 not found."}
 
 
 @pytest.mark.parametrize("tamper", ["body", "header"])

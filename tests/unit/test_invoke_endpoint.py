@@ -247,6 +247,18 @@ def test_model_error_carries_its_modeled_fields():
     assert "operation error SageMaker Runtime: InvokeEndpoint" in str(error)
 
 
+@pytest.mark.parametrize("key", ["Message", "message"])
+def test_the_message_is_read_whichever_way_it_is_spelled(key):
+    """The service spells it ``Message``; other servers in front of it (and older ones) ``message``."""
+    body = {key: "Received client error (400) from primary", "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+            "OriginalStatusCode": 400}
+    client, _ = make_client(error_response(424, body, {"X-Amzn-ErrorType": "ModelError"}))
+    with pytest.raises(ModelError) as caught:
+        client.invoke_endpoint(endpoint_name="ep", body=b"x")
+    assert caught.value.message == "Received client error (400) from primary"
+    assert caught.value.fields == {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": 400}
+
+
 @pytest.mark.parametrize(
     "status, header, body, cls, code",
     [
