@@ -136,6 +136,7 @@ class InvokeParams:
     enable_explanations: str | None = None
     inference_component: str | None = None
     session_id: str | None = None
+    prefix_aware_id: str | None = None
 
 
 INVOKE_ENDPOINT_HEADERS = {
@@ -149,6 +150,7 @@ INVOKE_ENDPOINT_HEADERS = {
     "enable_explanations": "X-Amzn-SageMaker-Enable-Explanations",
     "inference_component": "X-Amzn-SageMaker-Inference-Component",
     "session_id": "X-Amzn-SageMaker-Session-Id",
+    "prefix_aware_id": "X-Amzn-SageMaker-Prefix-Aware-Id",
 }
 """InvokeEndpoint: InvokeParams field -> request header."""
 
@@ -195,6 +197,7 @@ _RULES = {
     "enable_explanations": _Rule("enableExplanations", 64, ".*", min_length=1),
     "inference_component": _Rule("inferenceComponentName", 63, _COMPONENT),
     "session_id": _Rule("sessionId", 256, _SESSION),
+    "prefix_aware_id": _Rule("prefixAwareId", 64, _PRINT, min_length=1),
 }
 _ENDPOINT_NAME = _Rule("endpointName", 63, _NAME)
 

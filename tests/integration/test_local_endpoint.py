@@ -200,15 +200,16 @@ def test_every_input_header_reaches_the_model(client: Any) -> None:
     out = _call(
         client, EndpointName="inspect", Body=b"payload", ContentType="text/csv", Accept="application/json",
         CustomAttributes="trace=abc", TargetModel="m.tar.gz", TargetVariant="AllTraffic",
-        InferenceId="inf-1", EnableExplanations="`true`", SessionId="NEW_SESSION",
+        InferenceId="inf-1", EnableExplanations="`true`", SessionId="NEW_SESSION", PrefixAwareId="chat-app-1",
     )
     seen = json.loads(out["Body"])
     assert {key: seen[key] for key in ("content_type", "accept", "custom_attributes", "target_model",
                                        "target_variant", "inference_id", "enable_explanations", "session_id",
-                                       "endpoint_name", "variant_name", "container", "body")} == {
+                                       "prefix_aware_id", "endpoint_name", "variant_name", "container", "body")} == {
         "content_type": "text/csv", "accept": "application/json", "custom_attributes": "trace=abc",
         "target_model": "m.tar.gz", "target_variant": "AllTraffic", "inference_id": "inf-1",
-        "enable_explanations": "`true`", "session_id": "NEW_SESSION", "endpoint_name": "inspect",
+        "enable_explanations": "`true`", "session_id": "NEW_SESSION", "prefix_aware_id": "chat-app-1",
+        "endpoint_name": "inspect",
         "variant_name": "AllTraffic", "container": "primary", "body": "payload",
     }
     assert out["CustomAttributes"] == "trace=abc"
@@ -282,6 +283,11 @@ def test_invalid_names_and_headers_are_validated_like_the_service(client: Any) -
     message = _error(excinfo)[2]
     assert message.startswith("2 validation errors detected: Value at 'customAttributes' failed")
     assert "a" * 1025 not in message  # a sensitive member's value is never echoed
+    with pytest.raises(client.exceptions.ValidationError) as excinfo:
+        _call(client, EndpointName="echo", Body=b"x", PrefixAwareId="p" * 65)  # boto3 checks only the minimum
+    assert _error(excinfo)[2] == (
+        f"1 validation error detected: Value '{'p' * 65}' at 'prefixAwareId' failed to satisfy constraint: "
+        "Member must have length less than or equal to 64")
 
 
 def test_body_limit_is_6_mib(client: Any) -> None:

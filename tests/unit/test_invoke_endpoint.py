@@ -60,6 +60,7 @@ def test_every_input_member_reaches_the_wire_and_every_output_member_comes_back(
         enable_explanations="`true`",
         inference_component_name="component-1",
         session_id="NEW_SESSION",
+        prefix_aware_id="chat-app-1",
     )
     (sent,) = http.requests
     assert sent.method == "POST"
@@ -76,6 +77,7 @@ def test_every_input_member_reaches_the_wire_and_every_output_member_comes_back(
         "X-Amzn-SageMaker-Enable-Explanations": "`true`",
         "X-Amzn-SageMaker-Inference-Component": "component-1",
         "X-Amzn-SageMaker-Session-Id": "NEW_SESSION",
+        "X-Amzn-SageMaker-Prefix-Aware-Id": "chat-app-1",
         "Content-Length": "8",
     }
     for name, value in expected.items():
@@ -191,6 +193,10 @@ def never(request: HTTPRequest) -> HTTPResponse:
         ({"inference_component_name": "ends-"}, "inference_component_name", "pattern"),
         ({"session_id": "NEW_SESSION2"}, "session_id", "pattern"),
         ({"session_id": "s" * 257}, "session_id", "length"),
+        ({"prefix_aware_id": ""}, "prefix_aware_id", "length"),
+        ({"prefix_aware_id": "p" * 65}, "prefix_aware_id", "length"),
+        ({"prefix_aware_id": " app"}, "prefix_aware_id", "pattern"),
+        ({"prefix_aware_id": "app\n1"}, "prefix_aware_id", "pattern"),
         ({"endpoint_name": 5}, "endpoint_name", "type"),
     ],
 )
