@@ -19,10 +19,12 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "HEADER_RULES",
     "INVOKE_ENDPOINT_HEADERS",
-    "STREAM_HEADERS",
-    "InvokeParams",
     "MODELED_ERRORS",
+    "STREAM_HEADERS",
+    "HeaderRule",
+    "InvokeParams",
     "ServiceError",
     "error_document",
     "model_error",
@@ -178,7 +180,9 @@ _PYTHON_PATTERNS = {
 
 
 @attrs.frozen
-class _Rule:
+class HeaderRule:
+    """A member's constraints as the service model states them (its Java pattern included)."""
+
     member: str
     max_length: int
     pattern: str
@@ -186,23 +190,24 @@ class _Rule:
     sensitive: bool = False
 
 
-_RULES = {
-    "content_type": _Rule("contentType", 1024, _ASCII),
-    "accept": _Rule("accept", 1024, _ASCII),
-    "custom_attributes": _Rule("customAttributes", 1024, _ASCII, sensitive=True),
-    "target_model": _Rule("targetModel", 1024, _PRINT, min_length=1),
-    "target_variant": _Rule("targetVariant", 63, _NAME),
-    "target_container_hostname": _Rule("targetContainerHostname", 63, _NAME),
-    "inference_id": _Rule("inferenceId", 64, _PRINT, min_length=1),
-    "enable_explanations": _Rule("enableExplanations", 64, ".*", min_length=1),
-    "inference_component": _Rule("inferenceComponentName", 63, _COMPONENT),
-    "session_id": _Rule("sessionId", 256, _SESSION),
-    "prefix_aware_id": _Rule("prefixAwareId", 64, _PRINT, min_length=1),
+HEADER_RULES: dict[str, HeaderRule] = {
+    "content_type": HeaderRule("contentType", 1024, _ASCII),
+    "accept": HeaderRule("accept", 1024, _ASCII),
+    "custom_attributes": HeaderRule("customAttributes", 1024, _ASCII, sensitive=True),
+    "target_model": HeaderRule("targetModel", 1024, _PRINT, min_length=1),
+    "target_variant": HeaderRule("targetVariant", 63, _NAME),
+    "target_container_hostname": HeaderRule("targetContainerHostname", 63, _NAME),
+    "inference_id": HeaderRule("inferenceId", 64, _PRINT, min_length=1),
+    "enable_explanations": HeaderRule("enableExplanations", 64, ".*", min_length=1),
+    "inference_component": HeaderRule("inferenceComponentName", 63, _COMPONENT),
+    "session_id": HeaderRule("sessionId", 256, _SESSION),
+    "prefix_aware_id": HeaderRule("prefixAwareId", 64, _PRINT, min_length=1),
 }
-_ENDPOINT_NAME = _Rule("endpointName", 63, _NAME)
+"""InvokeParams field -> its rule (the stream's SessionId, which refuses NEW_SESSION, is checked there)."""
+_ENDPOINT_NAME = HeaderRule("endpointName", 63, _NAME)
 
 
-def _problems(rule: _Rule, value: str) -> list[str]:
+def _problems(rule: HeaderRule, value: str) -> list[str]:
     shown = "Value" if rule.sensitive else f"Value '{value}'"
     where = f"{shown} at '{rule.member}' failed to satisfy constraint: Member must"
     found = []
@@ -235,7 +240,7 @@ def parse_invoke_params(headers: Mapping[str, str], names: Mapping[str, str] = I
         value = headers.get(header)
         if value is None:
             continue
-        problems.extend(_problems(_RULES[field], value))
+        problems.extend(_problems(HEADER_RULES[field], value))
         values[field] = value
     _raise_if(problems)
     return InvokeParams(**values)
