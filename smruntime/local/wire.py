@@ -89,13 +89,14 @@ def service_error_for_status(status: int, message: str | None = None) -> Service
     if status not in _STATUS_ERRORS:
         raise ValueError(f"no service error for status {status}; use one of {sorted(_STATUS_ERRORS)}")
     code, default = _STATUS_ERRORS[status]
-    fields = {"ErrorCode": _model_error_code(500), "OriginalStatusCode": 500, "OriginalMessage": "injected fault"}
-    return ServiceError(status, code, message or default, fields=fields if status == 424 else None)
+    fields = ({"ErrorCode": _model_error_code(500), "OriginalStatusCode": 500, "OriginalMessage": "injected fault"}
+              if status == 424 else None)
+    return ServiceError(status, code, message or default, fields=fields)
 
 
 def _model_error_code(status: int) -> str:
-    # CLIENT_ERROR_FROM_MODEL is what the service sends for a container's 4xx; the server
-    # side's code is assumed to be its counterpart.
+    # The service answers a container's 4xx with CLIENT_ERROR_FROM_MODEL; for a 5xx (or no
+    # answer) its counterpart is assumed, as no published answer shows one.
     return "CLIENT_ERROR_FROM_MODEL" if 400 <= status < 500 else "SERVER_ERROR_FROM_MODEL"
 
 
@@ -203,7 +204,7 @@ HEADER_RULES: dict[str, HeaderRule] = {
     "session_id": HeaderRule("sessionId", 256, _SESSION),
     "prefix_aware_id": HeaderRule("prefixAwareId", 64, _PRINT, min_length=1),
 }
-"""InvokeParams field -> its rule (the stream's SessionId, which refuses NEW_SESSION, is checked there)."""
+"""InvokeParams field -> its rule (the stream's SessionId, which refuses NEW_SESSION, is checked in ``streaming``)."""
 _ENDPOINT_NAME = HeaderRule("endpointName", 63, _NAME)
 
 
