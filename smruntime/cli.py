@@ -137,6 +137,7 @@ def _add_common_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-container-hostname")
     parser.add_argument("--inference-id")
     parser.add_argument("--inference-component-name")
+    parser.add_argument("--prefix-aware-id", help="a routing hint: requests with the same prefix and id go to the same instance")
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -165,7 +166,7 @@ def _inputs(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
 
 
 _COMMON = ("content_type", "custom_attributes", "target_variant", "target_container_hostname", "inference_id",
-           "inference_component_name", "accept", "session_id")
+           "inference_component_name", "accept", "session_id", "prefix_aware_id")
 
 
 def _invoke_endpoint(args: argparse.Namespace) -> int:

@@ -73,6 +73,7 @@ class Client:
         enable_explanations: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         options: Sequence[OptionFunc] = (),
     ) -> InvokeEndpointOutput:
         """Invoke a real-time endpoint and return the model's answer."""
@@ -90,6 +91,7 @@ class Client:
                 enable_explanations=enable_explanations,
                 inference_component_name=inference_component_name,
                 session_id=session_id,
+                prefix_aware_id=prefix_aware_id,
             )
         result: InvokeEndpointOutput = self._invoke("InvokeEndpoint", input, options)
         return result
@@ -108,6 +110,7 @@ class Client:
         inference_id: str | None = None,
         inference_component_name: str | None = None,
         session_id: str | None = None,
+        prefix_aware_id: str | None = None,
         options: Sequence[OptionFunc] = (),
     ) -> ResponseStream:
         """Invoke an endpoint and stream its answer: iterate the result for ``PayloadPart`` events.
@@ -126,6 +129,7 @@ class Client:
                 inference_id=inference_id,
                 inference_component_name=inference_component_name,
                 session_id=session_id,
+                prefix_aware_id=prefix_aware_id,
             )
         result: ResponseStream = self._invoke("InvokeEndpointWithResponseStream", input, options)
         return result

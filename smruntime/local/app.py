@@ -134,7 +134,7 @@ def wire_response(state: LocalState, status: int, body: bytes, headers: Sequence
 
 
 def error_response(state: LocalState, error: ServiceError, request_id: str) -> Response:
-    """The service's error shape: JSON ``message`` (+ fields) and ``X-Amzn-ErrorType``."""
+    """The error's JSON body (see ``ServiceError.body``) and its code in ``X-Amzn-ErrorType``."""
     headers = [("Content-Type", "application/json")]
     if error.code is not None:
         headers.append(("X-Amzn-ErrorType", error.code))

@@ -14,8 +14,8 @@ rest wait in the queue (first come, first served). A job:
    error to the failure location.
 
 Failure documents are JSON, the body the service would answer the same error with:
-``{"message": ...}``, plus ``OriginalStatusCode``/``OriginalMessage``/``LogStreamArn`` for a
-model error. Durations are multiplied by the endpoint's ``time_scale`` (tests use a small one).
+``{"Message": ...}``, plus ``ErrorCode``/``OriginalStatusCode``/``OriginalMessage``/``LogStreamArn``
+for a model error. Durations are multiplied by the endpoint's ``time_scale`` (tests use a small one).
 
 Shutdown: when the server stops, its event loop cancels the jobs still queued (nothing is
 written for them) and waits for model threads already running; their results are dropped.
@@ -26,7 +26,6 @@ from exiting.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from smruntime.local.invoke import Invocation, join_chunks, run_invocation
 from smruntime.local.routing import Target
 from smruntime.local.state import EndpointRuntime
 from smruntime.local.storage import JobStorage, Location, S3ClientFactory, StorageError
-from smruntime.local.wire import InvokeParams, ServiceError
+from smruntime.local.wire import InvokeParams, ServiceError, error_document
 
 __all__ = ["DEFAULT_INVOCATION_TIMEOUT_SECONDS", "DEFAULT_REQUEST_TTL_SECONDS", "AsyncJob", "AsyncWorker"]
 
@@ -163,7 +162,7 @@ class AsyncWorker:
 
     async def _fail(self, storage: JobStorage, job: AsyncJob, message: str,
                     fields: dict[str, object] | None = None) -> None:
-        document = json.dumps({"message": message, **(fields or {})}).encode()
+        document = error_document(message, fields)
         logger.info("async inference %s of endpoint %s failed: %s", job.inference_id, job.endpoint.name, message)
         try:
             await _in_thread(lambda: storage.write(job.failure, document, "application/json"), WRITE_TIMEOUT_SECONDS,

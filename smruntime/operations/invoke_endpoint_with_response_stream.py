@@ -29,6 +29,7 @@ HEADERS = (
     ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
     ("inference_component_name", "X-Amzn-SageMaker-Inference-Component"),
     ("session_id", "X-Amzn-SageMaker-Session-Id"),
+    ("prefix_aware_id", "X-Amzn-SageMaker-Prefix-Aware-Id"),
 )
 
 
@@ -43,6 +44,7 @@ MEMBERS = (
     "inference_id",
     "inference_component_name",
     "session_id",
+    "prefix_aware_id",
 )
 """The input's members in the service model's order, the order problems are reported in."""
 
@@ -72,6 +74,7 @@ def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> N
     fields.body(problems, params.body)
     fields.custom_attributes(problems, params.custom_attributes)
     fields.inference_id(problems, params.inference_id)
+    fields.prefix_aware_id(problems, params.prefix_aware_id)
     fields.session_id(problems, params.session_id, allow_new=False)
     if problems:
         fields.in_member_order(problems, MEMBERS)

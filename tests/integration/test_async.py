@@ -193,7 +193,7 @@ def test_s3_failing_model_writes_the_error_and_the_helper_raises_it(client, s3, 
     document = json.loads(stored)
     assert document["OriginalStatusCode"] == 500
     assert document["OriginalMessage"] == "the model exploded"
-    assert document["message"].startswith('Received server error (500) from primary with message "the model exploded"')
+    assert document["Message"].startswith('Received server error (500) from primary with message "the model exploded"')
     listed = s3.list_objects_v2(Bucket=RESULTS, Prefix=f"async-out/{out.inference_id}")
     assert listed["KeyCount"] == 0  # no output next to the failure
 
@@ -204,7 +204,7 @@ def test_s3_input_that_does_not_exist_is_a_failure_not_a_request_error(client, m
     with pytest.raises(AsyncInferenceFailedError) as caught:
         client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, s3_endpoint_url=moto_url)
 
-    message = json.loads(caught.value.body)["message"]
+    message = json.loads(caught.value.body)["Message"]
     assert message.startswith(f"Could not read the input of inference {out.inference_id}: could not read s3://{INPUTS}")
     assert "NoSuchKey" in message
 
@@ -219,7 +219,7 @@ def test_a_result_that_cannot_be_written_is_recorded_as_a_failure(client, s3, mo
     with pytest.raises(SageMakerRuntimeError, match="NoSuchBucket"):
         client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, s3_endpoint_url=moto_url)
 
-    message = json.loads(caught.value.body)["message"]
+    message = json.loads(caught.value.body)["Message"]
     assert message.startswith(f"Could not write the result of inference {out.inference_id}: could not write "
                               f"s3://no-such-bucket/out/{out.inference_id}.out")
     assert "NoSuchBucket" in message
@@ -312,7 +312,7 @@ def test_request_ttl_expires_a_request_that_waited_too_long_in_the_queue(client,
         client.wait_for_async_inference(second, timeout=10, poll_interval=0.02, file_root=scratch)
     assert client.wait_for_async_inference(first, timeout=10, poll_interval=0.02, file_root=scratch) == b"rested: one"
 
-    message = json.loads(caught.value.body)["message"]
+    message = json.loads(caught.value.body)["Message"]
     assert message.startswith(f"Inference {second.inference_id} expired: it waited ")
     assert "RequestTTLSeconds (60 s x time_scale 0.005)" in message
     assert endpoint.counters("ttl").model_runs - before == 1  # the expired one never ran
@@ -327,7 +327,7 @@ def test_invocation_timeout_fails_a_model_that_runs_too_long(client, scratch) ->
 
     document = json.loads(caught.value.body)
     assert document["OriginalStatusCode"] == 0
-    assert "Your invocation timed out while waiting for a response from container primary" in document["message"]
+    assert "Your invocation timed out while waiting for a response from container primary" in document["Message"]
     assert not Path(parse_location(str(out.output_location)).key).exists()
 
 

@@ -590,6 +590,7 @@ def test_new_session_is_refused_by_the_server_for_streams(endpoint: LocalEndpoin
     error = caught.value.response["Error"]
     assert error["Code"] == "ValidationError"
     assert "Value 'NEW_SESSION' at 'sessionId' failed to satisfy constraint" in error["Message"]
+    assert caught.value.response["Message"] == error["Message"]  # the modeled member, spelled ``Message``
     assert endpoint.counters("tokens").model_runs == 0
 
 
