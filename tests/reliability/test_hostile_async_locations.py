@@ -82,7 +82,7 @@ def _queue(client: Client, endpoint: str, location: str, **params: Any) -> Any:
 def _failure(client: Client, out: Any, tree: Path) -> str:
     with pytest.raises(AsyncInferenceFailedError) as caught:
         client.wait_for_async_inference(out, timeout=20, poll_interval=0.02, file_root=tree)
-    return str(json.loads(caught.value.body)["message"])
+    return str(json.loads(caught.value.body)["Message"])
 
 
 # --- confinement: refused before anything is read ----------------------------------------------
