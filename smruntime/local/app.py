@@ -39,7 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.credentials import CredentialsInput, resolve_credentials
-from smruntime.local.hosts import HostPolicy
+from smruntime.local.hosts import ANY_HOST, HostPolicy
 from smruntime.local.invoke import Invocation, join_chunks, run_invocation
 from smruntime.local.routing import route
 from smruntime.local.sessions import NEW_SESSION, format_new_session_header
@@ -64,13 +64,14 @@ TRANSPORT_KEY = "smruntime.transport"
 class LocalApp(Starlette):
     """A Starlette app holding the endpoint state; also exposes the transport for resets.
 
-    ``hosts`` is the Host policy (loopback names unless the server sets its own).
+    ``hosts`` is the Host policy; None answers any Host (an app mounted in process, where
+    no browser can reach it; ``LocalEndpoint`` and ``serve`` pass the names they serve).
     """
 
     def __init__(self, state: LocalState, routes: Sequence[Route], hosts: HostPolicy | None = None) -> None:
         super().__init__(routes=list(routes))
         self.local_state = state
-        self.hosts = hosts if hosts is not None else HostPolicy.serving("127.0.0.1")
+        self.hosts = hosts if hosts is not None else HostPolicy(names={ANY_HOST})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -108,7 +109,7 @@ def create_app(
     state: LocalState | None = None, hosts: HostPolicy | None = None,
 ) -> LocalApp:
     """The ASGI app for ``config`` (default: echo, sum, tokens), accepting ``credentials``,
-    answering the Host names of ``hosts`` (default: loopback only)."""
+    answering the Host names of ``hosts`` (default: any, see LocalApp)."""
     if state is None:
         state = LocalState(as_config(config), resolve_credentials(credentials))
     live = state

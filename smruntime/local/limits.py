@@ -85,6 +85,18 @@ class _LimitedH11Protocol(H11Protocol):
         super().on_response_complete()
         self._track()
 
+    def send_400_response(self, msg: str) -> None:
+        super().send_400_response(msg)
+        # uvicorn answered a request it could not parse (a broken body after a good head) and
+        # closed; the app may be running for that head and must not answer too.
+        self._abandon_cycle()
+
+    def _abandon_cycle(self) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.response_complete = True
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
         super().connection_lost(exc)
@@ -132,8 +144,5 @@ class _LimitedH11Protocol(H11Protocol):
                 self.transport.write(self.conn.send(event) or b"")
         except h11.LocalProtocolError:
             pass  # the app answered in the meantime: closing is all that is left
-        if self.cycle is not None:
-            # The app still waits for the body: it is told the client left, and answers nothing.
-            self.cycle.response_complete = True
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
+        # The app still waits for the body: it is told the client left, and answers nothing.
+        self._abandon_cycle()
