@@ -35,7 +35,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.credentials import CredentialsInput, resolve_credentials
@@ -54,7 +54,7 @@ from smruntime.local.wire import (
     validation_error,
 )
 
-__all__ = ["Accepted", "LocalApp", "accept_call", "create_app", "error_response", "wire_response"]
+__all__ = ["Accepted", "LocalApp", "accept_call", "busy_app", "create_app", "error_response", "wire_response"]
 
 TRANSPORT_KEY = "smruntime.transport"
 """Scope key under which LocalApp leaves the connection's transport, to reset it on demand."""
@@ -95,13 +95,19 @@ class LocalApp(Starlette):
         except ClientDisconnect:
             pass  # the client left before its request was whole: nobody to answer, nothing broke
 
-    async def busy(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI: the answer to a connection over the server's limit (503, then the connection closes)."""
+
+
+def busy_app(state: LocalState) -> ASGIApp:
+    """The ASGI answer to a connection over the server's limit: 503, then the connection closes."""
+
+    async def busy(scope: Scope, receive: Receive, send: Send) -> None:
         error = ServiceError(503, "ServiceUnavailable", "The endpoint has too many open connections. "
                                                         "Try your request again.")
-        response = error_response(self.local_state, error, _request_id())
+        response = error_response(state, error, _request_id())
         response.raw_headers.append((b"connection", b"close"))
         await response(scope, receive, send)
+
+    return busy
 
 
 def create_app(

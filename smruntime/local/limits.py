@@ -58,7 +58,7 @@ def limited_protocol(limits: ServerLimits, busy_app: Any) -> type[H11Protocol]:
         pass
 
     LimitedH11Protocol.limits = limits
-    LimitedH11Protocol.busy_app = busy_app
+    LimitedH11Protocol.busy_app = staticmethod(busy_app)  # a plain function would become a method
     return LimitedH11Protocol
 
 

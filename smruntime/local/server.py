@@ -31,8 +31,9 @@ from types import TracebackType
 from collections.abc import Iterable
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from smruntime.local.app import LocalApp, create_app
+from smruntime.local.app import busy_app, create_app
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.counters import Counters
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey, CredentialsInput, resolve_credentials
@@ -61,12 +62,13 @@ def refuse_exposed_example_credentials(host: str, keys: Iterable[AcceptedKey], *
     )
 
 
-def _uvicorn_config(app: LocalApp, *, host: str, port: int, quiet: bool, limits: ServerLimits) -> uvicorn.Config:
+def _uvicorn_config(app: ASGIApp, state: LocalState, *, host: str, port: int, quiet: bool,
+                    limits: ServerLimits) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=limited_protocol(limits, app.busy),
+        http=limited_protocol(limits, busy_app(state)),
         loop="asyncio",
         ws="none",
         lifespan="off",
@@ -130,9 +132,10 @@ class LocalEndpoint:
         """Start serving and wait until connections are accepted; returns self."""
         if self._thread is not None:
             raise RuntimeError("LocalEndpoint is already started")
+        server = uvicorn.Server(_uvicorn_config(self.app, self.state, host=self.host, port=0, quiet=True,
+                                                limits=self.limits))
         sock = _bind(self.host, self._requested_port)
         self._port = sock.getsockname()[1]
-        server = uvicorn.Server(_uvicorn_config(self.app, host=self.host, port=0, quiet=True, limits=self.limits))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                   name=f"smruntime-local-endpoint-{self._port}", daemon=True)
         self._socket, self._server, self._thread = sock, server, thread
@@ -240,7 +243,7 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
               f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={local.region}",
               file=sys.stderr, flush=True)
     app = create_app(state=state, hosts=HostPolicy.serving(host, allowed_hosts))
-    server = uvicorn.Server(_uvicorn_config(app, host=host, port=port, quiet=False,
+    server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False,
                                             limits=limits if limits is not None else ServerLimits()))
     try:
         server.run(sockets=[sock])
