@@ -53,11 +53,15 @@ def _host_name(header: str) -> str:
     return value.rstrip(".").lower()
 
 
+def _names(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
 @attrs.frozen
 class HostPolicy:
     """The Host names a server answers; :meth:`allows` decides per request."""
 
-    names: frozenset[str] = attrs.field(converter=frozenset, factory=frozenset)
+    names: frozenset[str] = attrs.field(converter=_names, factory=frozenset)
     any_address: bool = False
     """Bound to every interface: any IP address is one of ours."""
 

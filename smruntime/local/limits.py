@@ -128,7 +128,7 @@ class _LimitedH11Protocol(H11Protocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        peer = "%s:%d" % self.client if self.client else "a client"
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         logger.warning("closing the connection from %s: its request %s did not arrive within %s s", peer, phase,
                        self.limits.header_timeout if phase == "head" else self.limits.body_timeout)
         if phase == "body" and self.conn.our_state is h11.SEND_RESPONSE:

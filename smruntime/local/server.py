@@ -26,9 +26,8 @@ import socket
 import sys
 import threading
 import time
-from types import TracebackType
-
 from collections.abc import Iterable
+from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
