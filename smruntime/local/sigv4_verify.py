@@ -148,12 +148,6 @@ class Verifier:
         """The accepted access key ids (never the secrets)."""
         return tuple(self._keys)
 
-    def verify(self, *, method: str, raw_path: str, raw_query: str, headers: Sequence[tuple[str, str]],
-               body: bytes) -> str:
-        """Both steps at once (a body already read); returns the access key id."""
-        signed = self.verify_headers(method=method, raw_path=raw_path, raw_query=raw_query, headers=headers)
-        return self.verify_body(signed, body)
-
     def verify_headers(self, *, method: str, raw_path: str, raw_query: str,
                        headers: Sequence[tuple[str, str]]) -> SignedHeaders:
         """Everything that can be checked before the body: raise the service's ServiceError, or
