@@ -60,7 +60,6 @@ TRANSPORT_KEY = "smruntime.transport"
 """Scope key under which LocalApp leaves the connection's transport, to reset it on demand."""
 
 
-
 class LocalApp(Starlette):
     """A Starlette app holding the endpoint state; also exposes the transport for resets.
 
@@ -94,7 +93,6 @@ class LocalApp(Starlette):
             await super().__call__(scope, receive, send)
         except ClientDisconnect:
             pass  # the client left before its request was whole: nobody to answer, nothing broke
-
 
 
 def busy_app(state: LocalState) -> ASGIApp:

@@ -68,14 +68,9 @@ class HostPolicy:
     @classmethod
     def serving(cls, bound_host: str, extra: Iterable[str] = ()) -> HostPolicy:
         """The policy for a server bound to ``bound_host``, also answering the ``extra`` names."""
-        bound = _host_name(bound_host) if bound_host not in _WILDCARDS else ""
-        names = {*_LOOPBACK_NAMES, *(_host_name(name) for name in extra)}
         wildcard = bound_host in _WILDCARDS
-        if wildcard:
-            names.add(socket.gethostname().lower())
-        elif bound:
-            names.add(bound)
-        return cls(names=names, any_address=wildcard)
+        bound = socket.gethostname().lower() if wildcard else _host_name(bound_host)
+        return cls(names={*_LOOPBACK_NAMES, bound, *(_host_name(name) for name in extra)}, any_address=wildcard)
 
     def allows(self, host: str | None) -> bool:
         """Whether a request with this Host header value (None: none) is answered."""
