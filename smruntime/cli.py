@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", type=Path, help="endpoints TOML file")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests whose Host is NAME (repeatable; * for any)")
+    serve.add_argument("--allow-example-credentials", action="store_true",
+                       help="start on a non-loopback --host even though the public example key pair is accepted")
+    serve.add_argument("--max-connections", type=int, default=64, help="connections held at once (more: 503)")
+    serve.add_argument("--header-timeout", type=float, default=20.0, help="seconds for a request head to arrive")
+    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a request body to arrive")
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", help="start the local endpoint in-process and run all three operations")
@@ -236,9 +243,12 @@ def _invoke_async(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from smruntime.local import serve
+    from smruntime.local import ServerLimits, serve
 
-    serve(config=args.config, host=args.host, port=args.port)
+    limits = ServerLimits(max_connections=args.max_connections, header_timeout=args.header_timeout,
+                          body_timeout=args.body_timeout)
+    serve(config=args.config, host=args.host, port=args.port, limits=limits, allowed_hosts=args.allowed_host,
+          allow_example_credentials=args.allow_example_credentials)
     return 0
 
 
