@@ -1,0 +1,239 @@
+"""The tracing and metrics middleware: one CLIENT span per call, retries as span events.
+
+``OTelOperationSpan`` (first in Initialize) opens the call's span and makes it current, so
+spans of HTTP instrumentation below nest under it; ``OTelAttempts`` (in Finalize, right after
+Retry) sees each attempt; ``OTelXRayTraceHeader`` (in Build, optional) writes the span's
+context into ``X-Amzn-Trace-Id``. Each has one sans-IO core (:class:`Call`) that the sync
+``handle`` shells call; the asyncio shells are the same calls around an ``await``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from smruntime import keys
+from smruntime.middleware import (
+    BuildInput,
+    BuildOutput,
+    Context,
+    FinalizeInput,
+    FinalizeOutput,
+    InitializeInput,
+    InitializeOutput,
+    Next,
+    StackKey,
+)
+from smruntime.otel import facts
+from smruntime.otel.xray import HEADER, trace_header
+from smruntime.streaming import ResponseStream
+
+if TYPE_CHECKING:
+    from smruntime.otel.instrument import Telemetry
+
+CALL: StackKey[Call] = StackKey("otel_call")
+"""The call being traced, for the middleware further down."""
+
+
+class Call:
+    """One traced call: its span, clock and metric attributes, until the call (or its stream) ends."""
+
+    __slots__ = ("attributes", "body", "ended", "events", "recording", "span", "start", "telemetry")
+
+    def __init__(self, telemetry: Telemetry, ctx: Context, parameters: Any) -> None:
+        self.telemetry = telemetry
+        self.attributes = facts.call_attributes(ctx.operation_name, parameters)
+        self.span = telemetry.tracer.start_span(
+            facts.span_name(ctx.operation_name), kind=SpanKind.CLIENT, attributes=self.attributes
+        )
+        self.recording = self.span.is_recording()
+        self.start = time.perf_counter()
+        self.events = 0
+        self.ended = False
+        self.body: bytearray | None = None
+        if self.recording:
+            span = self.span
+            span.set_attributes(facts.target_attributes(parameters))
+            if telemetry.genai_operation is not None:
+                span.set_attributes(facts.genai_attributes(parameters, telemetry.genai_operation))
+            if telemetry.capture_bodies:
+                span.set_attribute(facts.REQUEST_BODY, telemetry.body_text(getattr(parameters, "body", None)))
+
+    # -- the call ----------------------------------------------------------------------
+
+    def succeeded(self, ctx: Context, result: Any) -> Any:
+        """The stack returned: end the span, or hand the caller a stream that ends it."""
+        if self.recording:
+            span = self.span
+            span.set_attributes(facts.transport_attributes(ctx))
+            span.set_attributes(facts.result_attributes(result))
+        if isinstance(result, ResponseStream):
+            if self.telemetry.capture_bodies and self.recording:
+                self.body = bytearray()
+            result.__class__ = TracedResponseStream
+            result._otel_call = self  # type: ignore[attr-defined]  # set on the class swapped in
+            return result
+        if self.recording:
+            if self.telemetry.genai_operation is not None:
+                self.span.set_attributes(facts.token_usage(result))
+            if self.telemetry.capture_bodies:
+                self.span.set_attribute(facts.RESPONSE_BODY, self.telemetry.body_text(getattr(result, "body", None)))
+        self._end(ctx.metadata.get(keys.ATTEMPTS, 1), None)
+        return result
+
+    def failed(self, ctx: Context, error: BaseException) -> None:
+        if self.recording:
+            self.span.set_attributes(facts.transport_attributes(ctx))
+        self._end(ctx.metadata.get(keys.ATTEMPTS, 1) or getattr(error, "attempts", None) or 1, error)
+
+    # -- attempts ----------------------------------------------------------------------
+
+    def attempt_started(self, attempt: int) -> None:
+        if self.recording:
+            self.span.add_event("retry", {facts.ATTEMPTS: attempt})
+
+    def attempt_failed(self, attempt: int, error: BaseException) -> None:
+        if self.recording:
+            found = facts.error_attributes(error)
+            found[facts.ATTEMPTS] = attempt
+            self.span.add_event("attempt failed", found)
+
+    # -- a stream ----------------------------------------------------------------------
+
+    def stream_event(self, part: Any) -> None:
+        self.events += 1
+        if self.events == 1:
+            elapsed = time.perf_counter() - self.start
+            self.telemetry.time_to_first_event.record(elapsed, self.attributes)
+            if self.recording:
+                self.span.set_attribute(facts.STREAM_TTFE, elapsed)
+                self.span.add_event("first event")
+        body = self.body
+        if body is not None and len(body) <= self.telemetry.max_body_chars * 4:
+            body += part.bytes
+
+    def stream_ended(self, outcome: str, error: BaseException | None) -> None:
+        if self.ended:
+            return
+        if self.recording:
+            self.span.set_attributes({facts.STREAM_EVENTS: self.events, facts.STREAM_OUTCOME: outcome})
+            if self.body is not None:
+                self.span.set_attribute(facts.RESPONSE_BODY, self.telemetry.body_text(bytes(self.body)))
+        self._end(None, error)
+
+    # -- ending ------------------------------------------------------------------------
+
+    def _end(self, attempts: int | None, error: BaseException | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        telemetry = self.telemetry
+        attributes = self.attributes
+        if error is not None:
+            attributes = {**attributes, "error.type": facts.error_type(error)}
+            if self.recording:
+                self.span.set_attributes(facts.error_attributes(error))
+                self.span.set_status(Status(StatusCode.ERROR, attributes["error.type"]))
+            telemetry.errors.add(1, attributes)
+        telemetry.duration.record(time.perf_counter() - self.start, attributes)
+        if attempts is not None:
+            telemetry.attempts.add(attempts, self.attributes)
+        self.span.end()
+
+
+class OTelOperationSpan:
+    """Initialize step, first: the call's span, current while the stack runs."""
+
+    id = "OTelOperationSpan"
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+
+    def handle(self, ctx: Context, in_: InitializeInput, next: Next[InitializeInput, InitializeOutput]) -> InitializeOutput:
+        call = Call(self.telemetry, ctx, in_.parameters)
+        ctx.set(CALL, call)
+        token = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            out = next(ctx, in_)
+        except BaseException as error:
+            call.failed(ctx, error)
+            raise
+        finally:
+            otel_context.detach(token)
+        out.result = call.succeeded(ctx, out.result)
+        return out
+
+
+class OTelAttempts:
+    """Finalize step, right after Retry: each retry and each failed attempt as a span event."""
+
+    id = "OTelAttempts"
+
+    def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
+        call = ctx.get(CALL)
+        if call is None or not call.recording:
+            return next(ctx, in_)
+        attempt = ctx.get(keys.ATTEMPT, 1)
+        if attempt > 1:
+            call.attempt_started(attempt)
+        try:
+            return next(ctx, in_)
+        except Exception as error:
+            call.attempt_failed(attempt, error)
+            raise
+
+
+class OTelXRayTraceHeader:
+    """Build step: ``X-Amzn-Trace-Id`` from the call's span (or the current one), unless set.
+
+    The header is never signed, so it may sit before or after Signing; in Build every attempt
+    carries the same value.
+    """
+
+    id = "OTelXRayTraceHeader"
+
+    def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+        call = ctx.get(CALL)
+        span = call.span if call is not None else trace.get_current_span()
+        span_context = span.get_span_context()
+        headers = in_.request.headers
+        if span_context.is_valid and HEADER not in headers:
+            headers[HEADER] = trace_header(span_context.trace_id, span_context.span_id, span_context.trace_flags.sampled)
+        return next(ctx, in_)
+
+
+class TracedResponseStream(ResponseStream):
+    """A :class:`ResponseStream` that ends its call's span when it is exhausted, fails or is closed.
+
+    The traced call's stream becomes this class in place (its ``__class__`` is swapped), so the
+    caller still holds the ResponseStream the client made, with nothing copied.
+    """
+
+    _otel_call: Call
+    _otel_reading = False
+
+    def __next__(self) -> Any:
+        call = self._otel_call
+        self._otel_reading = True  # the stream closes itself at its end: that is not "closed"
+        try:
+            part = ResponseStream.__next__(self)
+        except StopIteration:
+            call.stream_ended("exhausted", None)
+            raise
+        except BaseException as error:
+            call.stream_ended("failed", error)
+            raise
+        finally:
+            self._otel_reading = False
+        call.stream_event(part)
+        return part
+
+    def close(self) -> None:
+        ResponseStream.close(self)
+        if not self._otel_reading:
+            self._otel_call.stream_ended("closed", None)
+
