@@ -9,7 +9,7 @@ smruntime's client, without the SDK::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator, Literal
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Generator, Literal
 
 import attrs
 
@@ -56,8 +56,7 @@ class Predictor:
         The call is made at once (errors before the first event raise here); the stream is
         closed when the iterator is exhausted, fails or is closed.
         """
-        if split not in ("lines", "parts"):
-            raise ValueError(f"split must be 'lines' or 'parts', got {split!r}")
+        _check_split(split)
         stream = self.client.invoke_endpoint_with_response_stream(
             endpoint_name=self.endpoint_name,
             body=self.serializer.serialize(data),
@@ -67,13 +66,58 @@ class Predictor:
         return _decoded(stream, split, self.stream_deserializer)
 
     def _media(self, call: dict[str, Any], deserializer: Deserializer) -> dict[str, Any]:
-        """content_type and accept from the serializer and deserializer, unless the call names them."""
-        media = {}
-        if "content_type" not in call:
-            media["content_type"] = self.serializer.content_type
-        if "accept" not in call:
-            media["accept"] = accept_header(deserializer.accept)
-        return media
+        return _media(self.serializer, call, deserializer)
+
+
+@attrs.define(eq=False)
+class AsyncPredictor:
+    """:class:`Predictor` for an ``AsyncClient``: ``await predict(data)``, and
+    ``async for item in await predict_stream(data)``."""
+
+    client: Any
+    endpoint_name: str
+    serializer: Serializer = attrs.field(factory=IdentitySerializer)
+    deserializer: Deserializer = attrs.field(factory=BytesDeserializer)
+    stream_deserializer: Deserializer = attrs.field(factory=BytesDeserializer)
+
+    async def predict(self, data: Any, **call: Any) -> Any:
+        """As :meth:`Predictor.predict`."""
+        out = await self.client.invoke_endpoint(
+            endpoint_name=self.endpoint_name,
+            body=self.serializer.serialize(data),
+            **_media(self.serializer, call, self.deserializer),
+            **call,
+        )
+        return self.deserializer.deserialize(out.body, out.content_type)
+
+    async def predict_stream(
+        self, data: Any, *, split: StreamSplit = "lines", **call: Any
+    ) -> AsyncGenerator[Any, None]:
+        """As :meth:`Predictor.predict_stream`: the call is made when this is awaited; close the
+        iterator (``aclose``) to drop a stream you stop reading."""
+        _check_split(split)
+        stream = await self.client.invoke_endpoint_with_response_stream(
+            endpoint_name=self.endpoint_name,
+            body=self.serializer.serialize(data),
+            **_media(self.serializer, call, self.stream_deserializer),
+            **call,
+        )
+        return _adecoded(stream, split, self.stream_deserializer)
+
+
+def _check_split(split: str) -> None:
+    if split not in ("lines", "parts"):
+        raise ValueError(f"split must be 'lines' or 'parts', got {split!r}")
+
+
+def _media(serializer: Serializer, call: dict[str, Any], deserializer: Deserializer) -> dict[str, Any]:
+    """content_type and accept from the serializer and deserializer, unless the call names them."""
+    media = {}
+    if "content_type" not in call:
+        media["content_type"] = serializer.content_type
+    if "accept" not in call:
+        media["accept"] = accept_header(deserializer.accept)
+    return media
 
 
 def _decoded(stream: Any, split: StreamSplit, deserializer: Deserializer) -> Generator[Any, None, None]:
@@ -82,4 +126,13 @@ def _decoded(stream: Any, split: StreamSplit, deserializer: Deserializer) -> Gen
         content_type = stream.content_type
         for item in items:
             if item or split == "parts":  # blank lines separate records (as in server-sent events)
+                yield deserializer.deserialize(item, content_type)
+
+
+async def _adecoded(stream: Any, split: StreamSplit, deserializer: Deserializer) -> AsyncGenerator[Any, None]:
+    async with stream:
+        items = stream.lines() if split == "lines" else stream.payloads()
+        content_type = stream.content_type
+        async for item in items:
+            if item or split == "parts":
                 yield deserializer.deserialize(item, content_type)

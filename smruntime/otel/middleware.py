@@ -10,13 +10,13 @@ context into ``X-Amzn-Trace-Id``. Each has one sans-IO core (:class:`Call`) that
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from smruntime import keys
+from smruntime import keys, streaming
 from smruntime.middleware import (
     BuildInput,
     BuildOutput,
@@ -31,6 +31,9 @@ from smruntime.middleware import (
 from smruntime.otel import facts
 from smruntime.otel.xray import HEADER, trace_header
 from smruntime.streaming import ResponseStream
+
+AsyncNext = Callable[[Context, Any], Awaitable[Any]]
+"""The rest of an asyncio chain (the framework's own alias where it has one)."""
 
 if TYPE_CHECKING:
     from smruntime.otel.instrument import Telemetry
@@ -71,11 +74,12 @@ class Call:
             span = self.span
             span.set_attributes(facts.transport_attributes(ctx))
             span.set_attributes(facts.result_attributes(result))
-        if isinstance(result, ResponseStream):
+        traced = _traced_class(result)
+        if traced is not None:
             if self.telemetry.capture_bodies and self.recording:
                 self.body = bytearray()
-            result.__class__ = TracedResponseStream
-            result._otel_call = self  # type: ignore[attr-defined]  # set on the class swapped in
+            result.__class__ = traced
+            result._otel_call = self
             return result
         if self.recording:
             if self.telemetry.genai_operation is not None:
@@ -167,6 +171,20 @@ class OTelOperationSpan:
         out.result = call.succeeded(ctx, out.result)
         return out
 
+    async def ahandle(self, ctx: Context, in_: InitializeInput, next: AsyncNext) -> InitializeOutput:
+        call = Call(self.telemetry, ctx, in_.parameters)
+        ctx.set(CALL, call)
+        token = otel_context.attach(trace.set_span_in_context(call.span))  # this task's context only
+        try:
+            out: InitializeOutput = await next(ctx, in_)
+        except BaseException as error:
+            call.failed(ctx, error)
+            raise
+        finally:
+            otel_context.detach(token)
+        out.result = call.succeeded(ctx, out.result)
+        return out
+
 
 class OTelAttempts:
     """Finalize step, right after Retry: each retry and each failed attempt as a span event."""
@@ -186,6 +204,21 @@ class OTelAttempts:
             call.attempt_failed(attempt, error)
             raise
 
+    async def ahandle(self, ctx: Context, in_: FinalizeInput, next: AsyncNext) -> FinalizeOutput:
+        call = ctx.get(CALL)
+        if call is None or not call.recording:
+            out: FinalizeOutput = await next(ctx, in_)
+            return out
+        attempt = ctx.get(keys.ATTEMPT, 1)
+        if attempt > 1:
+            call.attempt_started(attempt)
+        try:
+            out = await next(ctx, in_)
+        except Exception as error:
+            call.attempt_failed(attempt, error)
+            raise
+        return out
+
 
 class OTelXRayTraceHeader:
     """Build step: ``X-Amzn-Trace-Id`` from the call's span (or the current one), unless set.
@@ -197,13 +230,20 @@ class OTelXRayTraceHeader:
     id = "OTelXRayTraceHeader"
 
     def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+        return next(ctx, self._add(ctx, in_))
+
+    async def ahandle(self, ctx: Context, in_: BuildInput, next: AsyncNext) -> BuildOutput:
+        out: BuildOutput = await next(ctx, self._add(ctx, in_))
+        return out
+
+    def _add(self, ctx: Context, in_: BuildInput) -> BuildInput:
         call = ctx.get(CALL)
         span = call.span if call is not None else trace.get_current_span()
         span_context = span.get_span_context()
         headers = in_.request.headers
         if span_context.is_valid and HEADER not in headers:
             headers[HEADER] = trace_header(span_context.trace_id, span_context.span_id, span_context.trace_flags.sampled)
-        return next(ctx, in_)
+        return in_
 
 
 class TracedResponseStream(ResponseStream):
@@ -237,3 +277,51 @@ class TracedResponseStream(ResponseStream):
         if not self._otel_reading:
             self._otel_call.stream_ended("closed", None)
 
+
+
+_ASYNC_TRACED: list[type] = []
+"""The traced subclass of the asyncio stream, made once when a first asyncio stream is traced."""
+
+
+def _traced_class(result: Any) -> type | None:
+    """The traced class to swap a stream's class to; None for a result that is not a stream."""
+    if isinstance(result, ResponseStream):
+        return TracedResponseStream
+    async_stream = getattr(streaming, "AsyncResponseStream", None)
+    if async_stream is not None and isinstance(result, async_stream):
+        if not _ASYNC_TRACED:
+            _ASYNC_TRACED.append(_traced_async_class(async_stream))
+        return _ASYNC_TRACED[0]
+    return None
+
+
+def _traced_async_class(base: Any) -> type:
+    """TracedResponseStream's asyncio twin: ends the span when ``async for`` ends, fails or
+    the stream is closed with ``aclose``."""
+
+    class TracedAsyncResponseStream(base):  # type: ignore[misc]  # the asyncio stream's class
+        _otel_call: Call
+        _otel_reading = False
+
+        async def __anext__(self) -> Any:
+            call = self._otel_call
+            self._otel_reading = True
+            try:
+                part = await base.__anext__(self)
+            except StopAsyncIteration:
+                call.stream_ended("exhausted", None)
+                raise
+            except BaseException as error:
+                call.stream_ended("failed", error)
+                raise
+            finally:
+                self._otel_reading = False
+            call.stream_event(part)
+            return part
+
+        async def aclose(self) -> None:
+            await base.aclose(self)
+            if not self._otel_reading:
+                self._otel_call.stream_ended("closed", None)
+
+    return TracedAsyncResponseStream
