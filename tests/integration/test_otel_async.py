@@ -8,8 +8,9 @@ They run where the package has its AsyncClient.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -63,15 +64,25 @@ def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
     provider.shutdown()
 
 
-def client(endpoint: LocalEndpoint, provider: TracerProvider, **instrument: Any) -> Any:
+@contextlib.asynccontextmanager
+async def client(endpoint: LocalEndpoint, provider: TracerProvider, **instrument: Any) -> AsyncIterator[Any]:
+    """An instrumented AsyncClient on real sockets; it and its transport are closed on leaving."""
+    from tests.async_clients import HttpxAsyncHTTPClient, default_async_transport  # with the AsyncClient
+
     async def no_wait(seconds: float) -> None:
         return None
 
-    return AsyncClient(
-        region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET),
+    transport = (default_async_transport() or HttpxAsyncHTTPClient)()
+    made = AsyncClient(
+        region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET), http_client=transport,
         retryer=new_retryer("standard", 3, asleep=no_wait),
         api_options=[smruntime.otel.instrument(tracer_provider=provider, **instrument)],
     )
+    try:
+        async with made:
+            yield made
+    finally:
+        await transport.aclose()
 
 
 def test_a_call_with_retries_has_one_span_with_its_attempts(
