@@ -9,6 +9,11 @@ OpenTelemetry. ::
     client = smruntime.Client(region="us-east-1", api_options=[smruntime.otel.instrument()])
 """
 
+try:
+    import opentelemetry.trace  # noqa: F401  # the one dependency: say how to get it
+except ImportError as error:  # pragma: no cover - exercised in a subprocess
+    raise ImportError("smruntime.otel needs the OpenTelemetry API: pip install 'smruntime[otel]'") from error
+
 from smruntime.otel.bodies import REDACTED, SECRET_KEYS, redact_json
 from smruntime.otel.instrument import (
     CALL_ATTEMPTS,

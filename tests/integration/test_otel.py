@@ -406,3 +406,17 @@ def test_no_opentelemetry_import_when_unused() -> None:
                                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_missing_opentelemetry_api_says_which_extra_to_install() -> None:
+    program = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import smruntime.otel\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "smruntime.otel needs the OpenTelemetry API: pip install 'smruntime[otel]'"
