@@ -95,8 +95,17 @@ def transport_attributes(ctx: Context) -> dict[str, Any]:
     status = metadata.get(keys.HTTP_STATUS)
     if status is not None:
         found["http.response.status_code"] = status
-    found[ATTEMPTS] = metadata.get(keys.ATTEMPTS, 1)
+    found[ATTEMPTS] = attempts_made(ctx)
     return found
+
+
+def attempts_made(ctx: Context) -> int:
+    """Attempts the call made: as Retry recorded them; else 1 once one began or answered, 0 for
+    a call refused before its first attempt."""
+    recorded = ctx.metadata.get(keys.ATTEMPTS)
+    if recorded is not None:
+        return recorded
+    return 1 if ctx.has(keys.ATTEMPT) or ctx.metadata.has(keys.HTTP_STATUS) else 0
 
 
 def result_attributes(result: Any) -> dict[str, Any]:

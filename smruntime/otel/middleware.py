@@ -45,7 +45,7 @@ CALL: StackKey[Call] = StackKey("otel_call")
 class Call:
     """One traced call: its span, clock and metric attributes, until the call (or its stream) ends."""
 
-    __slots__ = ("attributes", "body", "ended", "events", "recording", "span", "start", "telemetry")
+    __slots__ = ("attempts", "attributes", "body", "ended", "events", "recording", "span", "start", "telemetry")
 
     def __init__(self, telemetry: Telemetry, ctx: Context, parameters: Any) -> None:
         self.telemetry = telemetry
@@ -56,6 +56,7 @@ class Call:
         self.recording = self.span.is_recording()
         self.start = time.perf_counter()
         self.events = 0
+        self.attempts = 0
         self.ended = False
         self.body: bytearray | None = None
         if self.recording:
@@ -70,6 +71,7 @@ class Call:
 
     def succeeded(self, ctx: Context, result: Any) -> Any:
         """The stack returned: end the span, or hand the caller a stream that ends it."""
+        self.attempts = facts.attempts_made(ctx)
         if self.recording:
             span = self.span
             span.set_attributes(facts.transport_attributes(ctx))
@@ -86,13 +88,14 @@ class Call:
                 self.span.set_attributes(facts.token_usage(result))
             if self.telemetry.capture_bodies:
                 self.span.set_attribute(facts.RESPONSE_BODY, self.telemetry.body_text(getattr(result, "body", None)))
-        self._end(ctx.metadata.get(keys.ATTEMPTS, 1), None)
+        self._end(None)
         return result
 
     def failed(self, ctx: Context, error: BaseException) -> None:
+        self.attempts = facts.attempts_made(ctx)
         if self.recording:
             self.span.set_attributes(facts.transport_attributes(ctx))
-        self._end(ctx.metadata.get(keys.ATTEMPTS, 1) or getattr(error, "attempts", None) or 1, error)
+        self._end(error)
 
     # -- attempts ----------------------------------------------------------------------
 
@@ -127,11 +130,11 @@ class Call:
             self.span.set_attributes({facts.STREAM_EVENTS: self.events, facts.STREAM_OUTCOME: outcome})
             if self.body is not None:
                 self.span.set_attribute(facts.RESPONSE_BODY, self.telemetry.body_text(bytes(self.body)))
-        self._end(None, error)
+        self._end(error)
 
     # -- ending ------------------------------------------------------------------------
 
-    def _end(self, attempts: int | None, error: BaseException | None) -> None:
+    def _end(self, error: BaseException | None) -> None:
         if self.ended:
             return
         self.ended = True
@@ -144,8 +147,7 @@ class Call:
                 self.span.set_status(Status(StatusCode.ERROR, attributes["error.type"]))
             telemetry.errors.add(1, attributes)
         telemetry.duration.record(time.perf_counter() - self.start, attributes)
-        if attempts is not None:
-            telemetry.attempts.add(attempts, self.attributes)
+        telemetry.attempts.add(self.attempts, self.attributes)
         self.span.end()
 
 

@@ -223,7 +223,10 @@ def test_a_call_refused_before_any_io_still_has_its_span(telemetry: Telemetry) -
 
     span = telemetry.only_span()
     assert span.attributes is not None and span.attributes["error.type"] == "InvalidParamsError"
+    assert span.attributes["smruntime.attempts"] == 0
     assert "server.address" not in span.attributes
+    [attempts] = telemetry.points(smruntime.otel.CALL_ATTEMPTS)
+    assert attempts.value == 0
 
 
 def test_the_callers_span_is_the_parent(telemetry: Telemetry) -> None:
@@ -258,6 +261,8 @@ def test_a_stream_span_ends_when_the_stream_is_exhausted(telemetry: Telemetry) -
     [first] = telemetry.points(smruntime.otel.TIME_TO_FIRST_EVENT)
     assert (first.count, first.sum) == (1, ttfe)
     assert dict(first.attributes)["rpc.method"] == "InvokeEndpointWithResponseStream"
+    [attempts] = telemetry.points(smruntime.otel.CALL_ATTEMPTS)
+    assert attempts.value == 1
 
 
 def test_a_broken_stream_fails_its_span(telemetry: Telemetry, endpoint: LocalEndpoint) -> None:
