@@ -20,13 +20,29 @@ REDACTED = "<redacted>"
 
 def redact_json(text: str) -> str:
     """The default redaction: in a JSON document, the value of every key named like a secret
-    (:data:`SECRET_KEYS`) becomes ``<redacted>``; text that is not whole JSON is kept as is
-    (a shortened document no longer parses, so shortening never leaks a secret it cut into:
-    bodies are redacted before they are shortened)."""
+    (:data:`SECRET_KEYS`) becomes ``<redacted>``. Text that is not one JSON document is taken
+    line by line, so JSON Lines and server-sent events (``data: {...}``) are redacted too; a
+    line that is not JSON is kept as it is. Bodies are redacted before they are shortened."""
+    whole = _redacted_document(text)
+    if whole is not None:
+        return whole
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        head, document = ("data: ", line[5:]) if line.startswith("data:") else ("", line)
+        found = _redacted_document(document)
+        if found is not None:
+            lines[index] = head + found
+    return "\n".join(lines)
+
+
+def _redacted_document(text: str) -> str | None:
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
     try:
-        document = json.loads(text)
+        document = json.loads(stripped)
     except (ValueError, RecursionError):
-        return text
+        return None
     return json.dumps(_redacted(document), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -39,6 +55,26 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, list):
         return [_redacted(item) for item in value]
     return value
+
+
+STREAM_CAPTURE_LIMIT = 1024 * 1024
+"""Bytes of a streamed answer kept for recording; past it the capture stops at a line's end."""
+
+
+def stream_capture(captured: bytearray, data: bytes) -> bool:
+    """Add a part of a streamed answer to what is kept; False once the capture is complete.
+
+    At most :data:`STREAM_CAPTURE_LIMIT` bytes are kept, and a capture cut short ends at its
+    last complete line, so every line kept can be redacted whole.
+    """
+    room = STREAM_CAPTURE_LIMIT - len(captured)
+    if len(data) < room:
+        captured += data
+        return True
+    cut = data.rfind(b"\n", 0, room)
+    if cut >= 0:
+        captured += data[: cut + 1]
+    return False
 
 
 def body_text(body: Any, limit: int, redact: Redactor) -> str:

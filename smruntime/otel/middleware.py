@@ -29,6 +29,7 @@ from smruntime.middleware import (
     StackKey,
 )
 from smruntime.otel import facts
+from smruntime.otel.bodies import stream_capture
 from smruntime.otel.xray import HEADER, trace_header
 from smruntime.streaming import ResponseStream
 
@@ -45,7 +46,9 @@ CALL: StackKey[Call] = StackKey("otel_call")
 class Call:
     """One traced call: its span, clock and metric attributes, until the call (or its stream) ends."""
 
-    __slots__ = ("attempts", "attributes", "body", "ended", "events", "recording", "span", "start", "telemetry")
+    __slots__ = (
+        "attempts", "attributes", "body", "capturing", "ended", "events", "recording", "span", "start", "telemetry",
+    )
 
     def __init__(self, telemetry: Telemetry, ctx: Context, parameters: Any) -> None:
         self.telemetry = telemetry
@@ -59,6 +62,7 @@ class Call:
         self.attempts = 0
         self.ended = False
         self.body: bytearray | None = None
+        self.capturing = False
         if self.recording:
             span = self.span
             span.set_attributes(facts.target_attributes(parameters))
@@ -80,6 +84,7 @@ class Call:
         if traced is not None:
             if self.telemetry.capture_bodies and self.recording:
                 self.body = bytearray()
+                self.capturing = True
             result.__class__ = traced
             result._otel_call = self
             return result
@@ -119,9 +124,8 @@ class Call:
             if self.recording:
                 self.span.set_attribute(facts.STREAM_TTFE, elapsed)
                 self.span.add_event("first event")
-        body = self.body
-        if body is not None and len(body) <= self.telemetry.max_body_chars * 4:
-            body += part.bytes
+        if self.capturing and self.body is not None:
+            self.capturing = stream_capture(self.body, part.bytes)
 
     def stream_ended(self, outcome: str, error: BaseException | None) -> None:
         if self.ended:

@@ -323,7 +323,8 @@ def test_bodies_are_recorded_only_when_asked_and_redacted(endpoint: LocalEndpoin
     body = json.dumps({"prompt": "hello", "api_key": "sk-SECRET", "max_tokens": 5, "pad": "x" * 100})
     try:
         telemetry.client.invoke_endpoint(endpoint_name="echo", body=body, content_type="application/json")
-        with telemetry.client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b") as stream:
+        streamed_body = b'{"text": "a b"}\n{"access_token": "tok-SECRET"}'
+        with telemetry.client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=streamed_body) as stream:
             list(stream)
     finally:
         telemetry.close()
@@ -336,7 +337,8 @@ def test_bodies_are_recorded_only_when_asked_and_redacted(endpoint: LocalEndpoin
         assert "sk-SECRET" not in text
         assert text.startswith('{"prompt":"hello","api_key":"<redacted>","max_tokens":5')
         assert re.search(r"…<\d+ more chars>$", text)
-    assert dict(streamed.attributes or {})["smruntime.response.body"] == "a b"
+    assert dict(streamed.attributes or {})["smruntime.response.body"] == (
+        '{"text":"a b"}\n{"access_token":"<redacted>"}')  # parts joined, then redacted line by line
 
 
 # --- trace context propagation ----------------------------------------------------------

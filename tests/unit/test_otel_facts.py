@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from smruntime import errors
-from smruntime.otel.bodies import body_text, redact_json
+from smruntime.otel.bodies import STREAM_CAPTURE_LIMIT, body_text, redact_json, stream_capture
 from smruntime.otel.facts import error_type, token_usage
 from smruntime.otel.xray import trace_header
 from smruntime.types import InvokeEndpointOutput
@@ -51,3 +51,21 @@ def test_token_usage_reads_openai_and_bedrock_spellings_only_from_json() -> None
     assert token_usage(output(b'{"usage": {"prompt_tokens": true}}')) == {}
     assert token_usage(output(b'{"usage": 1}', "text/plain")) == {}
     assert token_usage(output(b"[1]")) == {}
+
+
+def test_redaction_takes_json_lines_and_server_sent_events_line_by_line() -> None:
+    text = '{"token": "t1", "text": "a"}\ndata: {"api_key": "k"}\n\nplain line, secret=kept\n[1, {"password": 2}]'
+    assert redact_json(text) == (
+        '{"token":"<redacted>","text":"a"}\ndata: {"api_key":"<redacted>"}\n\nplain line, secret=kept\n'
+        '[1,{"password":"<redacted>"}]'
+    )
+
+
+def test_a_stream_capture_stops_at_its_limit_on_a_line_end() -> None:
+    captured = bytearray()
+    line = b'{"secret": "s"}\n'
+    while stream_capture(captured, line * 1000):
+        pass
+    assert len(captured) <= STREAM_CAPTURE_LIMIT
+    assert captured.endswith(b"\n") and len(captured) % len(line) == 0
+    assert "s\"" not in redact_json(captured.decode())
