@@ -10,6 +10,7 @@ context into ``X-Amzn-Trace-Id``. Each has one sans-IO core (:class:`Call`) that
 from __future__ import annotations
 
 import time
+from contextvars import Token
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from opentelemetry import context as otel_context
@@ -72,6 +73,14 @@ class Call:
                 span.set_attribute(facts.REQUEST_BODY, telemetry.body_text(getattr(parameters, "body", None)))
 
     # -- the call ----------------------------------------------------------------------
+
+    def attach(self) -> Token[otel_context.Context] | None:
+        """Make the span current while the stack runs; None (nothing to undo) for a span that is
+        not recording: what runs below would see the same trace and parent either way, so the
+        no-op case skips the context switch."""
+        if not self.recording:
+            return None
+        return otel_context.attach(trace.set_span_in_context(self.span))
 
     def succeeded(self, ctx: Context, result: Any) -> Any:
         """The stack returned: end the span, or hand the caller a stream that ends it."""
@@ -166,28 +175,30 @@ class OTelOperationSpan:
     def handle(self, ctx: Context, in_: InitializeInput, next: Next[InitializeInput, InitializeOutput]) -> InitializeOutput:
         call = Call(self.telemetry, ctx, in_.parameters)
         ctx.set(CALL, call)
-        token = otel_context.attach(trace.set_span_in_context(call.span))
+        token = call.attach()
         try:
             out = next(ctx, in_)
         except BaseException as error:
             call.failed(ctx, error)
             raise
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
         out.result = call.succeeded(ctx, out.result)
         return out
 
     async def ahandle(self, ctx: Context, in_: InitializeInput, next: AsyncNext) -> InitializeOutput:
         call = Call(self.telemetry, ctx, in_.parameters)
         ctx.set(CALL, call)
-        token = otel_context.attach(trace.set_span_in_context(call.span))  # this task's context only
+        token = call.attach()  # in this task's context only
         try:
             out: InitializeOutput = await next(ctx, in_)
         except BaseException as error:
             call.failed(ctx, error)
             raise
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
         out.result = call.succeeded(ctx, out.result)
         return out
 
