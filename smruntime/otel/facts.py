@@ -109,10 +109,15 @@ def attempts_made(ctx: Context) -> int:
 
 
 def result_attributes(result: Any) -> dict[str, Any]:
+    """What the answer says: the variant that served it; an async inference's id."""
+    found = {}
     variant = getattr(result, "invoked_production_variant", None)
     if isinstance(variant, str) and variant:
-        return {INVOKED_VARIANT: variant}
-    return {}
+        found[INVOKED_VARIANT] = variant
+    inference_id = getattr(result, "inference_id", None)
+    if isinstance(inference_id, str) and inference_id:
+        found["aws.sagemaker.inference_id"] = inference_id
+    return found
 
 
 def error_type(error: BaseException) -> str:

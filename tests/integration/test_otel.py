@@ -26,7 +26,7 @@ import smruntime.otel
 from smruntime import Client, Options
 from smruntime.errors import InvalidParamsError, MaxAttemptsExceededError, ModelError
 from smruntime.eventstream import TruncatedStreamError
-from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ModelFailure, ModelRequest, ModelResponse
+from smruntime.local import AsyncInferenceConfig, EndpointConfig, LocalConfig, LocalEndpoint, ModelFailure, ModelRequest, ModelResponse
 from smruntime.middleware import Stack
 from smruntime.otel.xray import HEADER
 from smruntime.retry import new_retryer
@@ -46,8 +46,10 @@ def llm(request: ModelRequest) -> ModelResponse:
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[LocalEndpoint]:
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
+    results = tmp_path_factory.mktemp("async-results")
     config = LocalConfig(endpoints=(
+        EndpointConfig.serving("sum-async", "sum", async_inference=AsyncInferenceConfig(s3_output_path=results.as_uri())),
         EndpointConfig.serving("sum", "sum"),
         EndpointConfig.serving("tokens", "tokens"),
         EndpointConfig.serving("echo", "echo"),
@@ -143,6 +145,18 @@ def test_one_client_span_per_call_with_the_aws_sdk_conventions_and_sagemaker_fac
     }
     assert not span.events
     assert "smruntime.request.body" not in attributes  # bodies are never recorded unless asked
+
+
+def test_an_async_inference_call_has_its_span_with_the_inference_id(telemetry: Telemetry) -> None:
+    out = telemetry.client.invoke_endpoint_async(endpoint_name="sum-async", body=b'{"numbers": [1]}',
+                                                 content_type="application/json")
+
+    span = telemetry.only_span()
+    assert span.name == "SageMaker Runtime.InvokeEndpointAsync"
+    attributes = dict(span.attributes or {})
+    assert (attributes["rpc.method"], attributes["http.response.status_code"]) == ("InvokeEndpointAsync", 202)
+    assert attributes["aws.sagemaker.inference_id"] == out.inference_id
+    assert attributes["aws.sagemaker.endpoint_name"] == "sum-async"
 
 
 def test_metrics_duration_attempts_and_no_errors(telemetry: Telemetry) -> None:
