@@ -26,7 +26,15 @@ import smruntime.otel
 from smruntime import Client, Options
 from smruntime.errors import InvalidParamsError, MaxAttemptsExceededError, ModelError
 from smruntime.eventstream import TruncatedStreamError
-from smruntime.local import AsyncInferenceConfig, EndpointConfig, LocalConfig, LocalEndpoint, ModelFailure, ModelRequest, ModelResponse
+from smruntime.local import (
+    AsyncInferenceConfig,
+    EndpointConfig,
+    LocalConfig,
+    LocalEndpoint,
+    ModelFailure,
+    ModelRequest,
+    ModelResponse,
+)
 from smruntime.middleware import Stack
 from smruntime.otel.xray import HEADER
 from smruntime.retry import new_retryer
