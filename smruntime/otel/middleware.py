@@ -295,7 +295,6 @@ class TracedResponseStream(ResponseStream):
             self._otel_call.stream_ended("closed", None)
 
 
-
 _ASYNC_TRACED: list[type] = []
 """The traced subclass of the asyncio stream, made once when a first asyncio stream is traced."""
 
