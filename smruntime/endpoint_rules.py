@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import string
 from importlib.util import find_spec
 from typing import Any, Mapping
 
@@ -21,7 +20,7 @@ import attrs
 SERVICE_NAME = "sagemaker-runtime"
 _TEMPLATE = re.compile(r"\{[a-zA-Z#]+\}")  # what the rules language counts as a template
 _INDEXED = re.compile(r"(\w*)\[(\d+)\]")
-_FORMATTER = string.Formatter()
+_REFERENCE = re.compile(r"\{([^{}]*)\}")
 
 
 class Unsupported(Exception):
@@ -131,15 +130,16 @@ class RuleSetEvaluator:
                 return scope.get(value["ref"])
             return value
         if isinstance(value, str) and _TEMPLATE.search(value):
-            parts = []
-            for literal, reference, _, _ in _FORMATTER.parse(value):
-                parts.append(literal)
-                if reference is not None:
-                    found: Any = scope
-                    for name in reference.split("#"):
-                        found = found[name]
-                    parts.append(str(found))
-            return "".join(parts)
+            if "{{" in value or "}}" in value:
+                raise Unsupported("escaped braces in a template")
+
+            def substitute(match: re.Match[str]) -> str:
+                found: Any = scope
+                for name in match.group(1).split("#"):
+                    found = found[name]
+                return str(found)
+
+            return _REFERENCE.sub(substitute, value)
         return value
 
     def _properties(self, value: Any, scope: Mapping[str, Any]) -> Any:
