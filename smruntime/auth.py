@@ -4,8 +4,8 @@ The SigV4 pieces are sans-IO: :func:`canonical_request`, :func:`string_to_sign` 
 :func:`compute_signature` are the one implementation shared by :class:`SigV4Signer` and the
 local endpoint's verifier, with :func:`parse_authorization` for the server side.
 
-botocore is imported only when the default credentials chain is first used: importing it
-costs more than the rest of the client's cold start.
+botocore is imported only when the default credentials chain is first used and the keys are
+not simply in the environment: importing it costs more than the rest of the client's cold start.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Where requests go and which region signs them: resolvers and the ResolveEndpoint middleware.
 
-The default resolver evaluates the service's own endpoint rule set with botocore's rule
-engine (every partition, FIPS, dual-stack), so no host name is typed here. botocore is
-imported and the rules are read only when a default endpoint is first resolved: clients
-that use ``endpoint_url`` (local servers, VPC endpoints, proxies) never pay for it.
+The default resolver evaluates the service's own endpoint rule set, as botocore ships it (every
+partition, FIPS, dual-stack), so no host name is typed here: with the small evaluator in
+:mod:`smruntime.endpoint_rules`, or botocore's rule engine for anything that one does not know.
+The rules are read only when a default endpoint is first resolved: clients that use
+``endpoint_url`` (local servers, VPC endpoints, proxies) never pay for it.
 """
 
 from __future__ import annotations
