@@ -13,7 +13,7 @@ import json
 import os
 import re
 from importlib.util import find_spec
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import attrs
 
@@ -148,6 +148,28 @@ class RuleSetEvaluator:
         if isinstance(value, dict):
             return {key: self._properties(item, scope) for key, item in value.items()}
         return self._value(value, scope)
+
+
+class WithFallback:
+    """The small evaluator, and botocore's (loaded on first need) for what it does not know."""
+
+    __slots__ = ("_evaluator", "_fallback", "_load_fallback")
+
+    def __init__(self, evaluator: RuleSetEvaluator, load_fallback: Callable[[], Any]) -> None:
+        self._evaluator = evaluator
+        self._load_fallback = load_fallback
+        self._fallback: Any = None
+
+    def resolve_endpoint(self, **params: Any) -> Any:
+        try:
+            return self._evaluator.resolve_endpoint(**params)
+        except RuleError:
+            raise
+        except (Unsupported, LookupError, TypeError, AttributeError):
+            # Something the small evaluator does not know: botocore's answer, whatever it is.
+            if self._fallback is None:
+                self._fallback = self._load_fallback()
+            return self._fallback.resolve_endpoint(**params)
 
 
 def _get_attr(value: Any, path: str) -> Any:

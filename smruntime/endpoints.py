@@ -104,14 +104,6 @@ class RulesProvider(Protocol):
 
 
 @attrs.frozen
-class _FunctionProvider:
-    resolve: Callable[..., Any]
-
-    def resolve_endpoint(self, **params: Any) -> Any:
-        return self.resolve(**params)
-
-
-@attrs.frozen
 class EndpointRules:
     """The service's endpoint rules: an evaluator and the region → partition lookup."""
 
@@ -121,30 +113,16 @@ class EndpointRules:
     @classmethod
     def load(cls) -> EndpointRules:
         """The bundled rules with the small evaluator, else :meth:`load_with_botocore`."""
-        from smruntime.endpoint_rules import load_bundled
+        from smruntime.endpoint_rules import WithFallback, load_bundled
 
         evaluator = load_bundled()
         if evaluator is None:
             return cls.load_with_botocore()
-        botocore_rules: list[EndpointRules] = []
-
-        def resolve_endpoint(**params: Any) -> Any:
-            from smruntime.endpoint_rules import RuleError, Unsupported
-
-            try:
-                return evaluator.resolve_endpoint(**params)
-            except RuleError:
-                raise
-            except (Unsupported, LookupError, TypeError, AttributeError):
-                # Something the small evaluator does not know: botocore's answer, whatever it is.
-                if not botocore_rules:
-                    botocore_rules.append(cls.load_with_botocore())
-                return botocore_rules[0].provider.resolve_endpoint(**params)
 
         def partition_of(region: str) -> str:
             return str(evaluator.partition(region)["name"])
 
-        return cls(_FunctionProvider(resolve_endpoint), partition_of)
+        return cls(WithFallback(evaluator, lambda: cls.load_with_botocore().provider), partition_of)
 
     @classmethod
     def load_with_botocore(cls) -> EndpointRules:
