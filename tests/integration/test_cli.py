@@ -92,12 +92,70 @@ def test_invalid_input_names_the_field(endpoint, tmp_path, capsys) -> None:
     assert "endpoint_name" in capsys.readouterr().err
 
 
-def test_debug_shows_the_traceback(endpoint, tmp_path) -> None:
+@pytest.mark.parametrize("where", ["before the command", "after the command"])
+def test_debug_shows_the_traceback(endpoint, tmp_path, where) -> None:
+    command = ["invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
+               "--endpoint-name", "nope", "--body", "x", str(tmp_path / "out")]
+    argv = ["--debug", *command] if where == "before the command" else [*command, "--debug"]
     with pytest.raises(Exception, match="ValidationError"):
-        main([
-            "--debug", "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
-            "--endpoint-name", "nope", "--body", "x", str(tmp_path / "out"),
-        ])
+        main(argv)
+
+
+def test_dash_outfile_writes_the_body_to_stdout_and_the_output_fields_to_stderr(endpoint, capfd) -> None:
+    status = main([
+        "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
+        "--endpoint-name", "sum", "--body", '{"numbers":[1,2,3]}', "--content-type", "application/json", "-",
+    ])
+    captured = capfd.readouterr()
+    assert status == 0
+    assert json.loads(captured.out)["sum"] == 6
+    fields = json.loads(captured.err)
+    assert fields["ContentType"] == "application/json"
+    assert fields["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_an_outfile_in_a_missing_folder_is_refused_before_the_model_runs(endpoint, tmp_path, capsys) -> None:
+    before = endpoint.counters("sum").snapshot().requests
+    status = main([
+        "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
+        "--endpoint-name", "sum", "--body", '{"numbers":[1]}', str(tmp_path / "missing" / "out.json"),
+    ])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "OUTFILE" in err and "does not exist" in err
+    assert endpoint.counters("sum").snapshot().requests == before
+
+
+def test_version_prints_the_package_version(capsys) -> None:
+    from smruntime.version import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"smruntime {__version__}"
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import argparse
+
+    from smruntime.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not action.help
+    ]
+    assert missing == []
+
+
+def test_serve_help_shows_its_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 127.0.0.1)" in out and "(default: 8080)" in out and "(default: 64)" in out
 
 
 @pytest.mark.parametrize("name", ["invoke-endpoint", "InvokeEndpoint"])
@@ -158,8 +216,9 @@ def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) 
         assert process.stderr is not None
         url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
         assert "example pair" in process.stderr.readline()
-        exports = process.stderr.readline().split("export ", 1)[1].split()
-        caller = {**env, **dict(pair.split("=", 1) for pair in exports)}
+        exports = dict(pair.split("=", 1) for pair in process.stderr.readline().split("export ", 1)[1].split())
+        assert exports["AWS_DEFAULT_REGION"] == exports["AWS_REGION"]  # boto3 and the AWS CLI v1 read the first
+        caller = {**env, **exports}
         # A second shell that has only what the hint says: the CLI signs with it and gets the answer.
         done = subprocess.run(
             [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-url", url, "--endpoint-name", "sum",
@@ -168,6 +227,18 @@ def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) 
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[0])["sum"] == 6
+        # boto3 in that shell too: it finds its region (AWS_DEFAULT_REGION) and keys there alone.
+        boto3_call = (
+            "import sys, boto3\n"
+            "client = boto3.client('sagemaker-runtime', endpoint_url=sys.argv[1])\n"
+            "answer = client.invoke_endpoint(EndpointName='sum', Body=b'{\"numbers\": [2, 4]}',"
+            " ContentType='application/json')\n"
+            "print(answer['Body'].read().decode())\n"
+        )
+        done = subprocess.run([sys.executable, "-c", boto3_call, url], capture_output=True, env=caller, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["sum"] == 6
     finally:
         process.terminate()
         process.wait(timeout=10)
