@@ -259,3 +259,67 @@ def test_demo_runs_all_three_operations() -> None:
     assert "HTTP exchange (transport)" in text
     assert text.count("ms  b'") == 11  # every token, each on its own line as it arrived
     assert '"sum": 60' in text  # the async result, read back from its file:// location
+
+
+def _serve_and_sum(config: Path, cwd: Path) -> tuple[int, str]:
+    """Start ``smruntime serve --config`` in ``cwd``; the status of one call to ``sum`` (or of the
+    server, if it exited) and what it printed."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smruntime", "serve", "--port", "0", "--config", str(config)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True, cwd=cwd,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        if " on http" not in first:
+            return process.wait(timeout=30), first + process.stderr.read()
+        url = first.split(" on ", 1)[1].split(" ", 1)[0]
+        done = subprocess.run(
+            [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-url", url, "--endpoint-name", "sum",
+             "--body", "[1, 2]", "-"],
+            capture_output=True, env=env, text=True, timeout=60, check=False,
+        )
+        return done.returncode, done.stdout
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+_MODEL = "import json\n\ndef add(request):\n    return json.dumps(sum(json.loads(request.body))).encode()\n"
+
+
+@pytest.mark.parametrize("beside", ["the config file", "the current directory"])
+def test_serve_loads_a_module_function_model_from_beside_the_config_or_the_current_directory(tmp_path, beside) -> None:
+    config_dir, work_dir = tmp_path / "conf", tmp_path / "work"
+    config_dir.mkdir()
+    work_dir.mkdir()
+    module = f"my_models_{beside.split()[1]}"
+    (config_dir if beside == "the config file" else work_dir).joinpath(f"{module}.py").write_text(_MODEL)
+    config = config_dir / "endpoints.toml"
+    config.write_text(f'[[endpoints]]\nname = "sum"\nmodel = "{module}:add"\n')
+
+    status, out = _serve_and_sum(config, cwd=work_dir)
+    assert status == 0, out
+    assert out.strip() == "3"
+
+
+@pytest.mark.parametrize(("reference", "missing"), [
+    ("no_such_models:add", "no module named 'no_such_models'"),
+    ("my_models_here:subtract", "has no attribute 'subtract'"),
+])
+def test_serve_names_the_config_endpoint_and_what_is_missing_in_one_line(tmp_path, reference, missing) -> None:
+    (tmp_path / "my_models_here.py").write_text(_MODEL)
+    config = tmp_path / "endpoints.toml"
+    config.write_text(f'[[endpoints]]\nname = "sum"\nmodel = "{reference}"\n')
+
+    status, out = _serve_and_sum(config, cwd=tmp_path)
+    assert status == 1
+    assert "Traceback" not in out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"smruntime: error: {config}: endpoint 'sum': model '{reference}'")
+    assert missing in lines[0]
