@@ -38,3 +38,26 @@ def test_the_quickstart_local_endpoint_example_works_whatever_the_environment_ho
     exec(compile(python_block("quickstart.md", "## Without AWS: the local endpoint"), "quickstart.md", "exec"), {})
 
     assert '"sum": 6' in capsys.readouterr().out
+
+
+def test_the_api_reference_covers_every_public_name() -> None:
+    import importlib
+
+    import smruntime
+
+    documented = {
+        line.removeprefix(":::").strip()
+        for page in (DOCS / "reference").glob("*.md")
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith(":::")
+    }
+    missing = []
+    for name in smruntime.__all__:
+        module = getattr(getattr(smruntime, name), "__module__", None)
+        if module is None:  # a constant such as __version__
+            continue
+        if not any(module == target or module.startswith(target + ".") for target in documented):
+            missing.append(f"{name} ({module})")
+    for module_name in documented:
+        importlib.import_module(module_name)  # every page names a module that exists
+    assert missing == []
