@@ -61,3 +61,15 @@ def test_the_api_reference_covers_every_public_name() -> None:
     for module_name in documented:
         importlib.import_module(module_name)  # every page names a module that exists
     assert missing == []
+
+
+def test_the_readme_middleware_example_adds_its_middleware_to_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    block = re.findall(r"```python\n(.*?)```", readme, re.S)[1]
+    assert "add_trace" in block
+
+    exec(compile(block, "README.md", "exec"), {})
+
+    printed = capsys.readouterr().out
+    assert printed.startswith("InvokeEndpoint\n")
+    assert "\t\tUserAgent\n\t\tAddTrace\n" in printed or "\t\tAddTrace\n" in printed.split("Build stack step")[1]
