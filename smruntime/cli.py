@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_bench)
 
+    from smruntime.batch_cli import add_batch_command
+
+    add_batch_command(commands)
+
     stack = commands.add_parser("stack", help="print an operation's middleware stack")
     stack.add_argument("operation", help="e.g. invoke-endpoint or InvokeEndpoint")
     stack.add_argument("--region", default="us-east-1")
