@@ -1,0 +1,45 @@
+"""The bulk scheduler: in-flight bound, reorder window, hand-out order. No I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from smruntime.bulk import BulkResult, BulkScheduler
+
+
+def send_all(scheduler: BulkScheduler) -> list[int]:
+    sent = []
+    while scheduler.can_send():
+        sent.append(scheduler.started())
+    return sent
+
+
+def test_at_most_concurrency_in_flight_and_results_as_they_complete() -> None:
+    scheduler = BulkScheduler(3)
+    assert send_all(scheduler) == [0, 1, 2]
+    assert scheduler.finished(BulkResult(2)) == [BulkResult(2)]
+    assert send_all(scheduler) == [3]
+    scheduler.input_exhausted()
+    for index in (0, 1, 3):
+        scheduler.finished(BulkResult(index))
+    assert scheduler.done
+
+
+def test_ordered_mode_holds_results_until_the_gap_fills_and_bounds_the_window() -> None:
+    scheduler = BulkScheduler(2, ordered=True, reorder_window=3)
+    assert send_all(scheduler) == [0, 1]
+    assert scheduler.finished(BulkResult(1)) == []
+    assert send_all(scheduler) == [2]
+    assert scheduler.finished(BulkResult(2)) == []
+    assert send_all(scheduler) == []  # record 0 is still out: three records behind it at most
+    assert [r.index for r in scheduler.finished(BulkResult(0))] == [0, 1, 2]
+    assert send_all(scheduler) == [3, 4]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"concurrency": 0}, "concurrency must be at least 1"),
+    ({"concurrency": 4, "ordered": True, "reorder_window": 2}, "reorder_window must be at least concurrency"),
+])
+def test_bad_bounds_are_refused(fields, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        BulkScheduler(**fields)
