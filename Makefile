@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test test-ray lint bench docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Ray is heavy (hundreds of MB with pyarrow), so the Ray Data test has its own target.
+test-ray: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	$(BIN)/python -m pytest -q tests/integration/test_batch_ray.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check smruntime tests benchmarks
