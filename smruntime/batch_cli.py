@@ -76,13 +76,13 @@ def read_records(path: Path, fmt: str) -> Iterator[Record]:
     elif fmt == "csv":
         with path.open(newline="", encoding="utf-8") as source:
             for index, row in enumerate(csv.reader(source)):
-                line = io.StringIO()
-                csv.writer(line, lineterminator="").writerow(row)
-                yield index, line.getvalue().encode("utf-8")
+                text = io.StringIO()
+                csv.writer(text, lineterminator="").writerow(row)
+                yield index, text.getvalue().encode("utf-8")
     else:
         with path.open("rb") as source:
-            for index, line in enumerate(source):
-                body = line.strip()
+            for index, raw in enumerate(source):
+                body = raw.strip()
                 try:
                     json.loads(body)
                 except ValueError as error:
@@ -203,7 +203,7 @@ class _PlainProgress:
 def _progress(enabled: bool) -> Any:
     if enabled:
         try:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]  # optional: the batch extra
         except ImportError:
             return _PlainProgress(sys.stderr, enabled)
         return tqdm(unit="rec", file=sys.stderr, dynamic_ncols=True)

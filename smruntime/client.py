@@ -216,7 +216,7 @@ class Client:
         ``content_type`` and ``accept``) or ``InvokeEndpointInput`` objects; it is read one
         record ahead, never whole. At most ``concurrency`` calls are in flight, bounded too by
         the client's ``max_pool_connections``. Results come as they complete, or in input order
-        with ``ordered=True`` (holding at most ``reorder_window`` records, default 4 ×
+        with ``ordered=True`` (holding at most ``reorder_window`` records, default 4 times
         concurrency). A failed record is a result with its typed ``error``; the run goes on.
         With ``adaptive`` (the default) every call of the run shares one client-side rate
         limiter that slows on throttling and climbs back on success.
