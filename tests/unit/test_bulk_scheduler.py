@@ -43,3 +43,4 @@ def test_ordered_mode_holds_results_until_the_gap_fills_and_bounds_the_window() 
 def test_bad_bounds_are_refused(fields, message) -> None:
     with pytest.raises(ValueError, match=message):
         BulkScheduler(**fields)
+
