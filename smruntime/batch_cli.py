@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -38,6 +39,8 @@ def add_batch_command(commands: Any) -> None:
     group.add_argument("--retry-mode", choices=("standard", "adaptive", "none"))
     group.add_argument("--read-timeout", type=float)
     group.add_argument("--connect-timeout", type=float)
+    group.add_argument("--http-client", choices=("fast", "requests"), default="fast",
+                       help="fast: plain sockets, least client CPU (default); requests: for SOCKS or https:// proxies")
     batch.add_argument("--endpoint-name", required=True)
     batch.add_argument("--input", required=True, type=Path, help="a .jsonl/.csv file, or a folder with one file per record")
     batch.add_argument("--input-format", choices=("jsonl", "csv", "folder"), help="default: from the path")
@@ -255,15 +258,22 @@ def _progress(enabled: bool) -> Any:
     return _PlainProgress(sys.stderr, False)
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, closing: contextlib.ExitStack) -> Any:
+    """The run's client; ``closing`` closes it and the HTTP client it was given."""
     from smruntime import Client
 
-    fields: dict[str, Any] = {"max_pool_connections": max(args.concurrency, 1)}
+    pool = max(args.concurrency, 1)
+    fields: dict[str, Any] = {"max_pool_connections": pool}
+    if args.http_client == "fast":
+        from smruntime.transport import FastHTTPClient
+
+        timeouts = {name: getattr(args, name) for name in ("connect_timeout", "read_timeout") if getattr(args, name) is not None}
+        fields["http_client"] = closing.enter_context(FastHTTPClient(max_pool_connections=pool, **timeouts))
     for name in ("region", "profile", "endpoint_url", "max_attempts", "retry_mode", "read_timeout", "connect_timeout"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
-    return Client(**fields)
+    return closing.enter_context(Client(**fields))
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -280,7 +290,8 @@ def run_batch(args: argparse.Namespace) -> int:
     tally = Tally(skipped=len(skip))
     progress = _progress(not args.no_progress and sys.stderr.isatty())
     start = time.monotonic()
-    with _client(args) as client, args.output.open("a", encoding="utf-8") as output:
+    with contextlib.ExitStack() as closing, args.output.open("a", encoding="utf-8") as output:
+        client = _client(args, closing)
         def write(line: dict[str, Any]) -> None:
             output.write(json.dumps(line, separators=(",", ":")) + "\n")
             output.flush()  # a crash loses at most the calls in flight, never a written result

@@ -8,32 +8,34 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from smruntime.bulk.scheduler import BulkResult, BulkScheduler, as_input
-from smruntime.options import Options
 from smruntime.retry import AdaptiveRetryer, StandardRetryer
 from smruntime.types import InvokeEndpointInput
 
 if TYPE_CHECKING:
     from smruntime.client import Client
-    from smruntime.options import OptionFunc
 
 
-def adaptive_options(options: Options) -> list[OptionFunc]:
-    """Per-call options that put every call of one bulk run behind one CUBIC rate limiter.
+def run_client(client: Client) -> Client:
+    """The client a bulk run calls through: ``client``, or a sibling behind one rate limiter.
 
-    A client already in adaptive mode has one: its own retryer gates every attempt. Otherwise
-    the run gets an adaptive retryer of its own with the client's attempt limit (and retry
-    quota), so throttling anywhere in the run slows every worker, and successes let it climb.
+    A client already in adaptive retry mode has a CUBIC rate limiter that gates every attempt:
+    the run shares it. Otherwise the run gets a sibling client on the same options and the same
+    HTTP client (the same connection pool; the sibling does not own or close it) with an
+    adaptive retryer of its own, keeping the client's attempt limit and retry quota, so
+    throttling anywhere in the run slows every worker and successes let it climb back. A
+    sibling rather than per-call options: copying and checking options on every call costs
+    more than the call's own client-side work in a fast loop.
     """
+    from smruntime.client import Client
+
+    options = client.options
     if isinstance(options.retryer, AdaptiveRetryer):
-        return []
+        return client
     quota = options.retryer.quota if isinstance(options.retryer, StandardRetryer) else None
     extra: dict[str, Any] = {"quota": quota} if quota is not None else {}
-    retryer = AdaptiveRetryer(max_attempts=options.max_attempts or 1, **extra)
-
-    def use_run_retryer(call: Options) -> None:
-        call.retryer = retryer
-
-    return [use_run_retryer]
+    options.retryer = AdaptiveRetryer(max_attempts=options.max_attempts or 1, **extra)
+    options.retry_mode = "adaptive"
+    return Client(options=options)
 
 
 def invoke_many(
@@ -53,14 +55,14 @@ def invoke_many(
     See ``Client.invoke_many``.
     """
     scheduler = BulkScheduler(concurrency, ordered=ordered, reorder_window=reorder_window)
-    call_options = adaptive_options(client.options) if adaptive else []
+    caller = run_client(client) if adaptive else client
     records = iter(inputs)
 
     def call(index: int, record: InvokeEndpointInput | bytes | str) -> BulkResult:
         start = time.perf_counter()
         try:
             params = as_input(record, endpoint_name=endpoint_name, content_type=content_type, accept=accept)
-            output = client.invoke_endpoint(params, options=call_options)
+            output = caller.invoke_endpoint(params)
         except Exception as error:  # one bad record never stops the run: it is its result
             attempts = getattr(error, "attempts", 1)
             return BulkResult(index, error=error, attempts=attempts, latency=time.perf_counter() - start)
