@@ -7,6 +7,10 @@
    --concurrency 64`` (a process of its own, timed from start to exit, so it pays its own
    import and start-up) against ``ThreadPoolExecutor(64)`` + boto3 (``max_pool_connections=64``)
    in this process. The limit is 64 calls / 20 ms = 3,200 records/s.
+3. Throttling: ``--throttled-records`` records (6,000) through the ``capped`` endpoint, which
+   throttles every request beyond 300 per second (``throttle_above``), with ``--max-attempts
+   10``. Reported: records answered, throttled attempts, the rate over the whole run and over
+   its second half (after the limiter settled), as a fraction of the 300/s allowed.
 2. Memory: ``--memory-records`` records (1,000,000) streamed from a file through the ``fast``
    model (no delay); the batch process's resident set is sampled every 0.1 s, and the growth
    is its peak minus the first sample after the first result was written.
@@ -30,6 +34,7 @@ from benchmarks.common import isolate_aws_env, subprocess_env
 
 CONCURRENCY = 64
 DELAY = 0.020
+CAPACITY = 300  # requests/s the "capped" endpoint allows; it throttles the rest
 CONFIG = """
 [[endpoints]]
 name = "slow"
@@ -40,6 +45,12 @@ latency = 0.02
 [[endpoints]]
 name = "fast"
 model = "echo"
+
+[[endpoints]]
+name = "capped"
+model = "echo"
+[endpoints.faults]
+throttle_above = %d
 """
 
 
@@ -55,7 +66,7 @@ class Server:
 
     def __init__(self, folder: Path) -> None:
         config = folder / "endpoints.toml"
-        config.write_text(CONFIG)
+        config.write_text(CONFIG % CAPACITY)
         self.url = f"http://127.0.0.1:{_free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self._process = subprocess.Popen(
@@ -82,11 +93,14 @@ def write_input(path: Path, records: int) -> None:
             out.write(json.dumps({"i": index}) + "\n")
 
 
-def run_batch(url: str, endpoint: str, source: Path, output: Path, sample_rss: bool = False) -> tuple[float, int]:
-    """Seconds ``smruntime batch`` took, and its RSS growth in bytes (when sampled)."""
+def run_batch(url: str, endpoint: str, source: Path, output: Path, sample_rss: bool = False,
+              extra: tuple[str, ...] = (), progress: list[tuple[float, int]] | None = None) -> tuple[float, int]:
+    """Seconds ``smruntime batch`` took, and its RSS growth in bytes (when sampled); with
+    ``progress``, (seconds, results written) samples."""
     output.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "smruntime", "batch", "--endpoint-url", url, "--endpoint-name", endpoint,
-            "--input", str(source), "--output", str(output), "--concurrency", str(CONCURRENCY), "--no-progress"]
+            "--input", str(source), "--output", str(output), "--concurrency", str(CONCURRENCY), "--no-progress",
+            *extra]
     start = time.perf_counter()
     process = subprocess.Popen(argv, env=subprocess_env(), stderr=subprocess.PIPE, text=True)
     baseline = peak = 0
@@ -96,6 +110,8 @@ def run_batch(url: str, endpoint: str, source: Path, output: Path, sample_rss: b
             if not baseline and output.exists() and output.stat().st_size:
                 baseline = rss
             peak = max(peak, rss)
+        if progress is not None and output.exists():
+            progress.append((time.perf_counter() - start, output.read_bytes().count(b"\n")))
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     summary = process.stderr.read().strip() if process.stderr else ""
@@ -128,10 +144,27 @@ def run_boto3(url: str, records: int) -> float:
     return time.perf_counter() - start
 
 
+def throttled_run(url: str, folder: Path, records: int) -> None:
+    source, output = folder / "capped.jsonl", folder / "capped-out.jsonl"
+    write_input(source, records)
+    samples: list[tuple[float, int]] = []
+    seconds, _ = run_batch(url, "capped", source, output, extra=("--max-attempts", "10"), progress=samples)
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    answered = sum(line["status"] == "ok" for line in lines)
+    retried = sum(line["attempts"] - 1 for line in lines)
+    half = [(t, n) for t, n in samples if n >= records // 2]
+    settled = (half[-1][1] - half[0][1]) / (half[-1][0] - half[0][0]) if len(half) > 1 and half[-1][0] > half[0][0] else 0.0
+    print(f"throttling, {records} records, endpoint allows {CAPACITY}/s:")
+    print(f"  {answered}/{records} answered, {retried} throttled attempts retried")
+    print(f"  {records / seconds:.0f} records/s over the run ({records / seconds / CAPACITY:.0%}),"
+          f" {settled:.0f}/s over its second half ({settled / CAPACITY:.0%})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bulk")
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--memory-records", type=int, default=1_000_000)
+    parser.add_argument("--throttled-records", type=int, default=6_000)
     args = parser.parse_args(argv)
     isolate_aws_env()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", clients.ACCESS_KEY)
@@ -141,15 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(scratch)
         server = Server(folder)
         try:
-            source = folder / "in.jsonl"
-            write_input(source, args.records)
-            boto3_seconds = run_boto3(server.url, args.records)
-            batch_seconds, _ = run_batch(server.url, "slow", source, folder / "out.jsonl")
-            batch_rate, boto3_rate = args.records / batch_seconds, args.records / boto3_seconds
-            print(f"throughput, {args.records} records, model 20 ms, {CONCURRENCY} in flight (limit {limit:.0f}/s):")
-            print(f"  smruntime batch        {batch_rate:8.0f} records/s  ({batch_rate / limit:.0%} of the limit)")
-            print(f"  ThreadPool(64)+boto3   {boto3_rate:8.0f} records/s  ({boto3_rate / limit:.0%} of the limit)")
-            print(f"  ratio                  {batch_rate / boto3_rate:8.2f}x")
+            if args.records:
+                source = folder / "in.jsonl"
+                write_input(source, args.records)
+                boto3_seconds = run_boto3(server.url, args.records)
+                batch_seconds, _ = run_batch(server.url, "slow", source, folder / "out.jsonl")
+                batch_rate, boto3_rate = args.records / batch_seconds, args.records / boto3_seconds
+                print(f"throughput, {args.records} records, model 20 ms, {CONCURRENCY} in flight (limit {limit:.0f}/s):")
+                print(f"  smruntime batch        {batch_rate:8.0f} records/s  ({batch_rate / limit:.0%} of the limit)")
+                print(f"  ThreadPool(64)+boto3   {boto3_rate:8.0f} records/s  ({boto3_rate / limit:.0%} of the limit)")
+                print(f"  ratio                  {batch_rate / boto3_rate:8.2f}x")
+            if args.throttled_records:
+                throttled_run(server.url, folder, args.throttled_records)
             if args.memory_records:
                 big = folder / "big.jsonl"
                 write_input(big, args.memory_records)

@@ -5,7 +5,10 @@ from the input and calls ``started(index)`` when it sends it, and reports each f
 with ``finished(result)``, which returns the results now ready for the caller (all of them as
 they complete, or the next run of consecutive indices in ordered mode).
 
-Bounds: at most ``concurrency`` calls in flight; in ordered mode at most ``reorder_window``
+Bounds: at most ``concurrency`` calls in flight, fewer while a send-rate limit applies (the
+shell passes the limiter's rate to ``can_send``): then the window is what that rate sustains
+at the observed latency (Little's law, rate x latency, plus one), so calls don't pile up
+waiting for send tokens reserved at a low rate, and the window grows back with the rate; in ordered mode at most ``reorder_window``
 records between the oldest result not yet handed out and the newest record sent, so a slow
 record holds back at most that many finished results in memory. The input is read only when
 a record can be sent, so read-ahead is one record.
@@ -13,6 +16,7 @@ a record can be sent, so read-ahead is one record.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -79,6 +83,7 @@ class BulkScheduler:
     in_flight: int = attrs.field(default=0, init=False)
     sent: int = attrs.field(default=0, init=False)
     exhausted: bool = attrs.field(default=False, init=False)
+    latency: float = attrs.field(default=0.0, init=False)  # smoothed seconds per call
     _next_out: int = attrs.field(default=0, init=False)
     _held: dict[int, BulkResult] = attrs.field(factory=dict, init=False)
 
@@ -88,9 +93,16 @@ class BulkScheduler:
         if self.reorder_window < self.concurrency:
             raise ValueError(f"reorder_window must be at least concurrency ({self.concurrency}), got {self.reorder_window}")
 
-    def can_send(self) -> bool:
-        """True when one more record may be read and sent now."""
-        if self.exhausted or self.in_flight >= self.concurrency:
+    def window(self, rate: float | None = None) -> int:
+        """Calls allowed in flight: ``concurrency``, or what a send ``rate`` (per second) sustains."""
+        if rate is None or self.latency <= 0:
+            return self.concurrency
+        return max(1, min(self.concurrency, math.ceil(rate * self.latency) + 1))
+
+    def can_send(self, rate: float | None = None) -> bool:
+        """True when one more record may be read and sent now (``rate``: the send-rate limit in
+        force, if any)."""
+        if self.exhausted or self.in_flight >= self.window(rate):
             return False
         return not self.ordered or self.sent - self._next_out < self.reorder_window
 
@@ -107,6 +119,7 @@ class BulkScheduler:
     def finished(self, result: BulkResult) -> list[BulkResult]:
         """Record one finished call; returns the results ready to hand out, in order."""
         self.in_flight -= 1
+        self.latency = result.latency if self.latency <= 0 else 0.8 * self.latency + 0.2 * result.latency
         if not self.ordered:
             self._next_out += 1
             return [result]

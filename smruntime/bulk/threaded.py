@@ -56,6 +56,8 @@ def invoke_many(
     """
     scheduler = BulkScheduler(concurrency, ordered=ordered, reorder_window=reorder_window)
     caller = run_client(client) if adaptive else client
+    retryer = caller.options.retryer
+    limiter = retryer.rate_limiter if isinstance(retryer, AdaptiveRetryer) else None
     records = iter(inputs)
 
     def call(index: int, record: InvokeEndpointInput | bytes | str) -> BulkResult:
@@ -72,7 +74,7 @@ def invoke_many(
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smruntime-bulk") as pool:
         try:
             while not scheduler.done:
-                while scheduler.can_send():
+                while scheduler.can_send(limiter.rate if limiter is not None and limiter.enabled else None):
                     try:
                         record = next(records)
                     except StopIteration:

@@ -44,3 +44,16 @@ def test_bad_bounds_are_refused(fields, message) -> None:
     with pytest.raises(ValueError, match=message):
         BulkScheduler(**fields)
 
+
+
+def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
+    scheduler = BulkScheduler(64)
+    scheduler.started()
+    scheduler.finished(BulkResult(0, latency=0.1))
+    assert scheduler.window() == 64
+    assert scheduler.window(rate=50.0) == 6  # 50/s x 0.1 s in flight, plus one waiting
+    assert scheduler.window(rate=0.5) == 2  # one call, and the next waiting for its token
+    assert scheduler.window(rate=10_000.0) == 64
+    for _ in range(6):
+        scheduler.started()
+    assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
