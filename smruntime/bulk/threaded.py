@@ -52,13 +52,25 @@ def invoke_many(
 ) -> Iterator[BulkResult]:
     """Invoke the endpoint once per record; yield a ``BulkResult`` per record.
 
-    See ``Client.invoke_many``.
+    See ``Client.invoke_many``. Bad bounds raise here, before the input is read.
     """
     scheduler = BulkScheduler(concurrency, ordered=ordered, reorder_window=reorder_window)
     caller = run_client(client) if adaptive else client
+    return _run(scheduler, caller, iter(inputs), endpoint_name=endpoint_name, content_type=content_type, accept=accept)
+
+
+def _run(
+    scheduler: BulkScheduler,
+    caller: Client,
+    records: Iterator[InvokeEndpointInput | bytes | str],
+    *,
+    endpoint_name: str | None,
+    content_type: str | None,
+    accept: str | None,
+) -> Iterator[BulkResult]:
     retryer = caller.options.retryer
     limiter = retryer.rate_limiter if isinstance(retryer, AdaptiveRetryer) else None
-    records = iter(inputs)
+    concurrency = scheduler.concurrency
 
     def call(index: int, record: InvokeEndpointInput | bytes | str) -> BulkResult:
         start = time.perf_counter()

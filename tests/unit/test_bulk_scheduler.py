@@ -57,3 +57,17 @@ def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
     for _ in range(6):
         scheduler.started()
     assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
+
+
+def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input() -> None:
+    from smruntime import Client, MockHTTPClient
+
+    def never_read():
+        raise AssertionError("the input was read")
+        yield b""
+
+    mock = MockHTTPClient(lambda request: None)
+    with Client(region="us-east-1", credentials=("AKID", "secret"), http_client=mock) as client, \
+            pytest.raises(ValueError, match="concurrency must be at least 1"):
+        client.invoke_many(never_read(), endpoint_name="ep", concurrency=0)
+    assert mock.requests == []
