@@ -292,6 +292,7 @@ def run_batch(args: argparse.Namespace) -> int:
     start = time.monotonic()
     with contextlib.ExitStack() as closing, args.output.open("a", encoding="utf-8") as output:
         client = _client(args, closing)
+
         def write(line: dict[str, Any]) -> None:
             output.write(json.dumps(line, separators=(",", ":")) + "\n")
             output.flush()  # a crash loses at most the calls in flight, never a written result
@@ -300,7 +301,6 @@ def run_batch(args: argparse.Namespace) -> int:
 
         # The bulk API numbers what it is given; map its indices back to input positions.
         positions: dict[int, int] = {}
-
         sent = 0
 
         def numbered() -> Iterator[bytes]:
