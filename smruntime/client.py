@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from smruntime import errors, keys
 from smruntime.http import HTTPRequest, HTTPResponse
@@ -24,6 +24,7 @@ from smruntime.types import (
 )
 
 if TYPE_CHECKING:
+    from smruntime.bulk import BulkResult
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 
 Chain = Callable[[Context, Any], Any]
@@ -196,6 +197,36 @@ class Client:
                                       file_root=file_root)
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
+
+    def invoke_many(
+        self,
+        inputs: Iterable[InvokeEndpointInput | bytes | str],
+        *,
+        endpoint_name: str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        concurrency: int = 16,
+        ordered: bool = False,
+        reorder_window: int = 0,
+        adaptive: bool = True,
+    ) -> Iterator[BulkResult]:
+        """Invoke the endpoint once per record of ``inputs``; yield one ``BulkResult`` each.
+
+        ``inputs`` is any iterable of bodies (bytes or str, sent with ``endpoint_name``,
+        ``content_type`` and ``accept``) or ``InvokeEndpointInput`` objects; it is read one
+        record ahead, never whole. At most ``concurrency`` calls are in flight, bounded too by
+        the client's ``max_pool_connections``. Results come as they complete, or in input order
+        with ``ordered=True`` (holding at most ``reorder_window`` records, default 4 times
+        concurrency). A failed record is a result with its typed ``error``; the run goes on.
+        With ``adaptive`` (the default) every call of the run shares one client-side rate
+        limiter that slows on throttling and climbs back on success.
+        """
+        from smruntime.bulk.threaded import invoke_many
+
+        return invoke_many(
+            self, inputs, endpoint_name=endpoint_name, content_type=content_type, accept=accept,
+            concurrency=concurrency, ordered=ordered, reorder_window=reorder_window, adaptive=adaptive,
+        )
 
     def _s3_client(self, endpoint_url: str | None) -> Any:
         import botocore.config
