@@ -320,8 +320,9 @@ class RequestsHTTPClient(PooledHTTPClient):
     def _direct_pool(self, scheme: str, netloc: str) -> urllib3.connectionpool.HTTPConnectionPool:
         """The pool requests' adapter would give this origin, with no proxy and no client certificate."""
         parts = urllib.parse.urlsplit(f"{scheme}://{netloc}/")
+        host, port = parts.hostname, parts.port  # a bad port fails here first, as in requests
         tls = tls_settings(self._verify) if scheme == "https" else {}
-        return self._pools.connection_from_host(parts.hostname, parts.port, scheme, pool_kwargs=tls)
+        return self._pools.connection_from_host(host, port, scheme, pool_kwargs=tls)
 
 
 def tls_settings(verify: bool | str) -> dict[str, Any]:
