@@ -321,16 +321,16 @@ class RequestsHTTPClient(PooledHTTPClient):
         """The pool requests' adapter would give this origin, with no proxy and no client certificate."""
         parts = urllib.parse.urlsplit(f"{scheme}://{netloc}/")
         host, port = parts.hostname, parts.port  # a bad port fails here first, as in requests
-        tls = tls_settings(self._verify) if scheme == "https" else {}
+        tls = _tls_settings(self._verify) if scheme == "https" else {}
         return self._pools.connection_from_host(host, port, scheme, pool_kwargs=tls)
 
 
-def tls_settings(verify: bool | str) -> dict[str, Any]:
+def _tls_settings(verify: bool | str) -> dict[str, Any]:
     """The certificate settings of an HTTPS pool, as requests' adapter makes them from ``verify``."""
     if not verify:
         return {"cert_reqs": "CERT_NONE", "ca_certs": None, "ca_cert_dir": None}
     if verify is True:
-        import certifi  # requests' default bundle
+        import certifi  # requests' default bundle (certifi is installed with requests)
 
         location = certifi.where()
     else:
