@@ -1,15 +1,23 @@
-"""The default HTTP client: requests' adapter and urllib3's pools, without a Session."""
+"""The default HTTP client: requests' engine (urllib3's pools) with requests' settings, without a Session.
+
+For an origin reached directly (no proxy) the client builds the urllib3 pool itself, with what
+requests' ``HTTPAdapter`` would configure: a blocking pool of ``max_pool_connections`` per
+origin, certificates required and checked against ``verify``, ``REQUESTS_CA_BUNDLE`` /
+``CURL_CA_BUNDLE`` or certifi's bundle. requests itself is imported only for an origin behind a
+proxy, whose pool comes from requests' adapter (:mod:`smruntime.transport.requests_proxy`): a
+cold start through no proxy, the common case, skips requests' own import.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any, cast
 
-import requests
-import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
@@ -142,21 +150,6 @@ _NO_RETRIES = urllib3.Retry(total=False, redirect=False, raise_on_status=False)
 """Retries belong to the stack: urllib3 raises the first error unchanged."""
 
 
-class _Adapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, with connections that tag their failures (see ``_Tracked…``)."""
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        new = proxy not in self.proxy_manager
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if new and not proxy.lower().startswith("socks"):  # SOCKS pools have their own classes
-            manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-        return manager
-
-
 class _Route:
     """Where requests for one origin go: a urllib3 pool, and whether to send the whole URL."""
 
@@ -212,24 +205,26 @@ class _Urllib3Body(LiveBody):
 
 
 class RequestsHTTPClient(PooledHTTPClient):
-    """The default HTTP client: requests' adapter and urllib3's pools, without a Session.
+    """The default HTTP client: urllib3's pools set up as requests' adapter does, without a Session.
 
     Each origin gets one pool of ``max_pool_connections`` connections. When all are busy, a
     call waits for one (up to ``connect_timeout``) instead of opening extras, so many threads
     never churn through "Connection pool is full" discards. Proxies come from ``proxies`` or
     the environment (``HTTP(S)_PROXY``, ``NO_PROXY``). The CA bundle comes from ``verify`` or
     ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, as in requests. Both are resolved once per
-    origin. No Session, cookies, hooks or default headers run per call. urllib3 never retries
-    (the stack does); a pooled connection is checked for a server close before it is reused,
-    and a request is sent again only when its write failed on a connection the server had
-    already closed — never once it was written whole.
+    origin; requests is imported only for an origin behind a proxy. No Session, cookies, hooks
+    or default headers run per call. urllib3 never retries (the stack does); a pooled
+    connection is checked for a server close before it is reused, and a request is sent again
+    only when its write failed on a connection the server had already closed — never once it
+    was written whole.
     """
 
     def _start_pools(self) -> None:
         self._timeout = urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout)
-        self._adapter = _Adapter(
-            pool_connections=10, pool_maxsize=self.max_pool_connections, max_retries=_NO_RETRIES, pool_block=True
-        )
+        # What requests' HTTPAdapter(pool_connections=10, pool_maxsize=…, pool_block=True) sets up.
+        self._pools = urllib3.PoolManager(num_pools=10, maxsize=self.max_pool_connections, block=True)
+        self._pools.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        self._adapter: Any = None  # requests' adapter, made for the first origin behind a proxy
         self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
 
@@ -264,7 +259,9 @@ class RequestsHTTPClient(PooledHTTPClient):
             # urllib3 2's PoolManager.clear() only forgets its pools; closing them is up to us.
             for route in routes:
                 route.pool.close()
-            self._adapter.close()
+            self._pools.clear()
+            if self._adapter is not None:
+                self._adapter.close()
 
     def _urlopen(
         self,
@@ -301,19 +298,48 @@ class RequestsHTTPClient(PooledHTTPClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _route(self, scheme: str, netloc: str) -> _Route:
-        """Resolve proxy, TLS settings and pool for an origin through requests, once."""
-        origin = f"{scheme}://{netloc}/"
+        """Resolve proxy, TLS settings and pool for an origin, once."""
         proxy = proxy_for(scheme, netloc, self._proxies)
-        proxies = {scheme: proxy} if proxy else {}
-        prepared = requests.PreparedRequest()
-        prepared.url = origin
         with self._lock:
-            pool = self._adapter.get_connection_with_tls_context(prepared, self._verify, proxies=proxies)
-            self._adapter.cert_verify(pool, origin, self._verify, None)  # type: ignore[no-untyped-call]
+            if proxy:
+                from smruntime.transport.requests_proxy import ProxyAdapter
+
+                if self._adapter is None:
+                    self._adapter = ProxyAdapter(
+                        _POOL_CLASSES, pool_connections=10, pool_maxsize=self.max_pool_connections,
+                        max_retries=_NO_RETRIES, pool_block=True,
+                    )
+                pool = self._adapter.pool_for(scheme, netloc, proxy, self._verify)
+            else:
+                pool = self._direct_pool(scheme, netloc)
             absolute = bool(proxy) and scheme == "http" and not str(proxy).lower().startswith("socks")
-            route = _Route(cast(urllib3.connectionpool.HTTPConnectionPool, pool), absolute)
+            route = _Route(pool, absolute)
             self._routes[(scheme, netloc)] = route
         return route
+
+    def _direct_pool(self, scheme: str, netloc: str) -> urllib3.connectionpool.HTTPConnectionPool:
+        """The pool requests' adapter would give this origin, with no proxy and no client certificate."""
+        parts = urllib.parse.urlsplit(f"{scheme}://{netloc}/")
+        host, port = parts.hostname, parts.port  # a bad port fails here first, as in requests
+        tls = _tls_settings(self._verify) if scheme == "https" else {}
+        return self._pools.connection_from_host(host, port, scheme, pool_kwargs=tls)
+
+
+def _tls_settings(verify: bool | str) -> dict[str, Any]:
+    """The certificate settings of an HTTPS pool, as requests' adapter makes them from ``verify``."""
+    if not verify:
+        return {"cert_reqs": "CERT_NONE", "ca_certs": None, "ca_cert_dir": None}
+    if verify is True:
+        import certifi  # requests' default bundle (certifi is installed with requests)
+
+        location = certifi.where()
+    else:
+        location = verify
+    if not os.path.exists(location):
+        raise OSError(f"Could not find a suitable TLS CA certificate bundle, invalid path: {location}")
+    if os.path.isdir(location):
+        return {"cert_reqs": "CERT_REQUIRED", "ca_certs": None, "ca_cert_dir": location}
+    return {"cert_reqs": "CERT_REQUIRED", "ca_certs": location, "ca_cert_dir": None}
 
 
 def _urllib3_headers(request: HTTPRequest, body: PreparedBody) -> dict[str, str]:

@@ -11,6 +11,8 @@ import logging
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -736,6 +738,29 @@ def test_http_proxy_from_the_environment(
     with pytest.raises(ConnectError):  # NO_PROXY: straight to a host that does not resolve
         make_client(connect_timeout=5).send(post("http://direct.example.invalid/x"))
     assert len(server.requests) == 1
+
+
+def test_requests_is_imported_only_for_an_origin_behind_a_proxy(server: HTTPTestServer) -> None:
+    # A fresh process: the default client reaches a direct origin without importing requests,
+    # then an origin behind a proxy (the same server, acting as an HTTP proxy) through it.
+    code = (
+        "import sys\n"
+        "from smruntime.http import HTTPRequest\n"
+        "from smruntime.transport import RequestsHTTPClient\n"
+        "url = sys.argv[1]\n"
+        "client = RequestsHTTPClient()\n"
+        "client.send(HTTPRequest('POST', url + '/direct', {}, b'{}')).read()\n"
+        "print('requests' in sys.modules)\n"
+        "proxied = RequestsHTTPClient(proxies={'http': url})\n"
+        "proxied.send(HTTPRequest('POST', 'http://runtime.example.invalid/proxied', {}, b'{}')).read()\n"
+        "print('requests' in sys.modules)\n"
+    )
+    env = {name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")}
+    done = subprocess.run([sys.executable, "-c", code, server.url], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
+    assert [seen.target for seen in server.requests] == ["/direct", "http://runtime.example.invalid/proxied"]
 
 
 # -- the mock ---------------------------------------------------------------------------------
