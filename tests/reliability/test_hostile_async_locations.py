@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,13 +224,17 @@ def _serve(tmp_path: Path, async_inference: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
 
 
-def _interrupt_while_reading(process: subprocess.Popen[str], location: str) -> None:
+def _interrupt_while_reading(process: subprocess.Popen[str], location: str,
+                             reading: Callable[[], bool] | None = None) -> None:
     try:
         assert process.stderr is not None
         url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
         with Client(region=REGION, endpoint_url=url, credentials=CREDENTIALS, retry_mode="none") as caller:
             caller.invoke_endpoint_async(endpoint_name="echo-async", input_location=location)
         time.sleep(0.5)  # the worker has started reading
+        deadline = time.monotonic() + 30  # a loaded machine can take longer to get there
+        while reading is not None and not reading() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) is not None
@@ -256,7 +260,7 @@ def test_serve_stops_on_sigint_while_an_s3_read_is_stuck(tmp_path: Path) -> None
     with HTTPTestServer(default=Reply([Send(head), Wait(release, timeout=30)])) as stalling_s3:
         process = _serve(tmp_path, f's3_endpoint_url = "{stalling_s3.url}"\n')
         try:
-            _interrupt_while_reading(process, "s3://inputs/stalled.bin")
+            _interrupt_while_reading(process, "s3://inputs/stalled.bin", lambda: len(stalling_s3.requests) == 1)
             assert len(stalling_s3.requests) == 1  # the read had started and was stuck
         finally:
             release.set()
