@@ -19,7 +19,7 @@ import attrs
 from smruntime import keys
 from smruntime.errors import EndpointNotFoundError, EndpointResolutionError, SageMakerRuntimeError
 from smruntime.http import HTTPRequest
-from smruntime.middleware import Context, Next, SerializeInput, SerializeOutput
+from smruntime.middleware import Context, SerializeInput, SerializeOutput, Transform
 
 __all__ = [
     "DEFAULT_SIGNING_NAME",
@@ -331,7 +331,7 @@ def _static_resolver(url: str) -> StaticEndpointResolver:
     return StaticEndpointResolver(url)
 
 
-class ResolveEndpoint:
+class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
     """Serialize step: resolves the endpoint, sets ``request.url`` and the signing name/region.
 
     The resolver comes from the call's options: ``endpoint_resolver``, else ``endpoint_url``
@@ -341,7 +341,7 @@ class ResolveEndpoint:
 
     id = "ResolveEndpoint"
 
-    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
+    def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
         request = in_.request
         if not isinstance(request, HTTPRequest):
             raise EndpointResolutionError(
@@ -358,7 +358,7 @@ class ResolveEndpoint:
             signing_region = endpoint.signing_region or region
             if signing_region:  # a local server with anonymous calls needs no region
                 ctx.set(keys.SIGNING_REGION, signing_region)
-        return next(ctx, in_)
+        return in_
 
 
 _SCHEMES = ("https://", "http://")

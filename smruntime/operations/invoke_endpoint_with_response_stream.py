@@ -2,20 +2,23 @@
 
 The response body is an event stream. The stack returns once the first message is in,
 so an error that arrives before any event takes the normal error path (retries
-included); after that the caller owns the stream and nothing is retried.
+included); after that the caller owns the stream and nothing is retried. Reading up to the
+first message waits, so the event-stream deserializer has a sync and an async shell; what
+the messages mean is shared.
 """
 
 from __future__ import annotations
 
+from typing import Any, AsyncIterator, Iterator
+
 from smruntime import errors
 from smruntime import validation as v
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
-from smruntime.http import HTTPResponse
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.middleware import AsyncNext, Context, DeserializeInput, DeserializeOutput, Next, Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, request_id
 from smruntime.operations.spec import Operation
-from smruntime.streaming import ResponseStream, message_error
+from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
 
 NAME = "InvokeEndpointWithResponseStream"
@@ -78,13 +81,12 @@ def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> N
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Deserializer:
+class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
     """Checks the status; a non-2xx response becomes a service error."""
 
     id = "OperationDeserializer"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        out = next(ctx, in_)
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         check_status(ctx, out)
         return out
 
@@ -96,42 +98,73 @@ class EventStreamDeserializer:
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
-        response: HTTPResponse = out.raw_response
-        rid = request_id(response)
         decoder = EventStreamDecoder()
-        chunks = response.body.iter_chunks()
-        first = _first_messages(decoder, chunks)
-        for message in first[:1]:
-            error = message_error(message, ctx.operation_name, rid)
-            if error is not None:
-                raise error
-        headers = response.headers
-        out.result = ResponseStream(
-            response,
-            operation=ctx.operation_name,
-            content_type=headers.get("X-Amzn-SageMaker-Content-Type"),
-            invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
-            custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-            metadata=ResultMetadata(ctx.metadata),
-            request_id=rid,
-            first=first,
-            decoder=decoder,
-            chunks=chunks,
-        )
+        chunks = iter(out.raw_response.body.iter_chunks())
+        first: list[Message] = []
+        try:
+            for chunk in chunks:
+                first = decoder.feed(chunk)
+                if first:
+                    break
+            else:
+                decoder.end()
+        except errors.TransportError as error:
+            raise _cut_off(error) from error
+        out.result = _opened(ResponseStream, ctx, out, decoder, first, chunks)
+        return out
+
+    async def ahandle(
+        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
+    ) -> DeserializeOutput:
+        out = await next(ctx, in_)
+        decoder = EventStreamDecoder()
+        chunks = out.raw_response.body.aiter_chunks()
+        first: list[Message] = []
+        try:
+            async for chunk in chunks:
+                first = decoder.feed(chunk)
+                if first:
+                    break
+            else:
+                decoder.end()
+        except errors.TransportError as error:
+            raise _cut_off(error) from error
+        out.result = _opened(AsyncResponseStream, ctx, out, decoder, first, chunks)
         return out
 
 
-def _first_messages(decoder: EventStreamDecoder, chunks: object) -> list[Message]:
-    iterator = iter(chunks)  # type: ignore[call-overload]
-    try:
-        for chunk in iterator:
-            messages = decoder.feed(chunk)
-            if messages:
-                return messages
-    except errors.TransportError as error:
-        raise TruncatedStreamError(f"the event stream was cut off: {error.message}") from error
-    decoder.end()
-    return []
+def _cut_off(error: errors.TransportError) -> TruncatedStreamError:
+    return TruncatedStreamError(f"the event stream was cut off: {error.message}")
+
+
+def _opened(
+    stream_type: type[Any],
+    ctx: Context,
+    out: DeserializeOutput,
+    decoder: EventStreamDecoder,
+    first: list[Message],
+    chunks: Iterator[bytes] | AsyncIterator[bytes],
+) -> Any:
+    """The stream handed to the caller, once the first message is known not to be an error."""
+    response = out.raw_response
+    rid = request_id(response)
+    for message in first[:1]:
+        error = message_error(message, ctx.operation_name, rid)
+        if error is not None:
+            raise error
+    headers = response.headers
+    return stream_type(
+        response,
+        operation=ctx.operation_name,
+        content_type=headers.get("X-Amzn-SageMaker-Content-Type"),
+        invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
+        custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+        metadata=ResultMetadata(ctx.metadata),
+        request_id=rid,
+        first=first,
+        decoder=decoder,
+        chunks=chunks,
+    )
 
 
 OPERATION = Operation(
