@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from smruntime import errors
@@ -72,29 +72,71 @@ def wait(
     sleep: Callable[[float], None] = time.sleep,
 ) -> bytes:
     """The result bytes; raises the failure, or :class:`WaitTimeoutError`."""
-    if output.output_location is None and output.failure_location is None:
-        raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
-    if poll_interval <= 0 or timeout < 0:
-        raise errors.InvalidParamsError(
-            [errors.FieldProblem("poll_interval" if poll_interval <= 0 else "timeout", "range", "must be positive")]
-        )
+    poll = _Poll(output, read_s3, timeout, poll_interval, clock)
+    while True:
+        result = poll.check()
+        if result is not None:
+            return result
+        sleep(poll.next_wait())
 
-    def read(location: str | None) -> bytes | None:
+
+async def await_result(
+    output: InvokeEndpointAsyncOutput,
+    *,
+    read_s3: Reader,
+    timeout: float,
+    poll_interval: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> bytes:
+    """:func:`wait` for asyncio: the reads run in a worker thread, the waits are awaited."""
+    import asyncio
+
+    asleep = sleep or asyncio.sleep
+    poll = _Poll(output, read_s3, timeout, poll_interval, clock)
+    while True:
+        result = await asyncio.to_thread(poll.check)
+        if result is not None:
+            return result
+        await asleep(poll.next_wait())
+
+
+class _Poll:
+    """One wait's state and rules, shared by both shells (no waiting here)."""
+
+    def __init__(
+        self, output: InvokeEndpointAsyncOutput, read_s3: Reader, timeout: float, poll_interval: float, clock: Callable[[], float]
+    ) -> None:
+        if output.output_location is None and output.failure_location is None:
+            raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
+        if poll_interval <= 0 or timeout < 0:
+            raise errors.InvalidParamsError(
+                [errors.FieldProblem("poll_interval" if poll_interval <= 0 else "timeout", "range", "must be positive")]
+            )
+        self.output = output
+        self.read_s3 = read_s3
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.deadline = clock() + timeout
+
+    def read(self, location: str | None) -> bytes | None:
         if location is None:
             return None
         scheme = urlsplit(location).scheme
         if scheme == "file":
             return read_file_location(location)
         if scheme == "s3":
-            return read_s3(location)
+            return self.read_s3(location)
         raise errors.SageMakerRuntimeError(f"cannot read location {location!r}: only s3:// and file:// are supported")
 
-    deadline = clock() + timeout
-    while True:
-        result = read(output.output_location)
+    def check(self) -> bytes | None:
+        """The result if it is there; raises the failure if that is; None to poll again."""
+        output = self.output
+        result = self.read(output.output_location)
         if result is not None:
             return result
-        failure = read(output.failure_location)
+        failure = self.read(output.failure_location)
         if failure is not None:
             text = failure.decode("utf-8", "replace")
             raise errors.AsyncInferenceFailedError(
@@ -103,10 +145,15 @@ def wait(
                 body=failure,
                 inference_id=output.inference_id,
             )
-        remaining = deadline - clock()
+        return None
+
+    def next_wait(self) -> float:
+        """Seconds until the next poll; raises :class:`WaitTimeoutError` when time is up."""
+        remaining = self.deadline - self.clock()
         if remaining <= 0:
+            output = self.output
             raise errors.WaitTimeoutError(
-                f"no result for async inference {output.inference_id} after {timeout:g} s "
+                f"no result for async inference {output.inference_id} after {self.timeout:g} s "
                 f"(output {output.output_location}, failure {output.failure_location})"
             )
-        sleep(min(poll_interval, remaining))
+        return min(self.poll_interval, remaining)

@@ -51,7 +51,16 @@ from smruntime.errors import (
     SageMakerRuntimeError,
 )
 from smruntime.logs import logger_for
-from smruntime.middleware import AsyncNext, BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next, Transform
+from smruntime.middleware import (
+    AsyncNext,
+    BuildInput,
+    BuildOutput,
+    Context,
+    FinalizeInput,
+    FinalizeOutput,
+    Next,
+    Transform,
+)
 from smruntime.options import LogMode
 
 if TYPE_CHECKING:

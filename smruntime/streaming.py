@@ -179,7 +179,7 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """The lines ``data`` completes, without their ``\\n`` (or ``\\r\\n``)."""
-        lines = []
+        lines: list[bytes] = []
         pending = self._pending
         start = 0
         while True:

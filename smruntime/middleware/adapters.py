@@ -7,7 +7,7 @@ one makes an async middleware (for ``AsyncClient``).
 from __future__ import annotations
 
 import inspect
-from typing import Awaitable, Callable, Generic, TypeVar, Union
+from typing import Awaitable, Callable, Generic, TypeVar, cast
 
 import attrs
 
@@ -55,14 +55,14 @@ class AsyncMiddlewareFunc(Generic[InT, OutT]):
         return await self.fn(ctx, in_, next)
 
 
-AnyFunc = Union[HandleFunc[InT, OutT], AsyncHandleFunc[InT, OutT]]
-AnyMiddlewareFunc = Union[MiddlewareFunc[InT, OutT], AsyncMiddlewareFunc[InT, OutT]]
+AnyFunc = HandleFunc[InT, OutT] | AsyncHandleFunc[InT, OutT]
+AnyMiddlewareFunc = MiddlewareFunc[InT, OutT] | AsyncMiddlewareFunc[InT, OutT]
 
 
 def _adapt(id: str, fn: AnyFunc[InT, OutT]) -> AnyMiddlewareFunc[InT, OutT]:
     if inspect.iscoroutinefunction(fn):
-        return AsyncMiddlewareFunc(id, fn)
-    return MiddlewareFunc(id, fn)  # type: ignore[arg-type]
+        return AsyncMiddlewareFunc(id, cast(AsyncHandleFunc[InT, OutT], fn))
+    return MiddlewareFunc(id, cast(HandleFunc[InT, OutT], fn))
 
 
 def initialize_middleware(

@@ -134,7 +134,7 @@ def _chain(step: Step[InT, OutT], last: Next[InT, OutT]) -> Next[InT, OutT]:
             continue
         next_fn = _run_of(run, next_fn)
         run = []
-        next_fn = _transform_link(*found, next_fn) if found is not None else _link(step, middleware, next_fn)
+        next_fn = _link(step, middleware, next_fn) if found is None else _transform_link(found[0], found[1], found[2], next_fn)
     return _run_of(run, next_fn)
 
 
@@ -237,7 +237,7 @@ def _achain(step: Step[Any, Any], last: AsyncNext[Any, Any]) -> AsyncNext[Any, A
             continue
         next_fn = _arun_of(run, next_fn)
         run = []
-        next_fn = _atransform_link(*found, next_fn) if found is not None else _alink(step, middleware, next_fn)
+        next_fn = _alink(step, middleware, next_fn) if found is None else _atransform_link(found[0], found[1], found[2], next_fn)
     return _arun_of(run, next_fn)
 
 

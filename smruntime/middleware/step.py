@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Awaitable, Callable, ClassVar, Generic, Iterator, Protocol, TypeVar, Union
+from typing import Any, Awaitable, Callable, ClassVar, Generic, Iterator, Protocol, TypeVar
 
 import attrs
 
@@ -58,7 +58,7 @@ class AsyncMiddleware(Protocol[InT, OutT]):
     async def ahandle(self, ctx: Context, in_: InT, next: AsyncNext[InT, OutT]) -> OutT: ...
 
 
-AnyMiddleware = Union[Middleware[InT, OutT], AsyncMiddleware[InT, OutT]]
+AnyMiddleware = Middleware[InT, OutT] | AsyncMiddleware[InT, OutT]
 """What a step holds: a sync middleware, an async one, or one with both shells."""
 
 

@@ -70,7 +70,7 @@ class Transform(Generic[InT, OutT]):
 def hooks(middleware: object) -> tuple[Before | None, After | None, Failed | None] | None:
     """``(before, after, failed)`` of a transform (None for a hook it does not override);
     None when ``middleware`` is not a plain transform (it overrides ``handle``/``ahandle``)."""
-    cls = type(middleware)
+    cls: type[Any] = type(middleware)
     if not isinstance(middleware, Transform) or cls.handle is not Transform.handle or cls.ahandle is not Transform.ahandle:
         return None
     found = []
