@@ -85,10 +85,6 @@ class AsyncClient(BaseClient):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _invoke(self, operation_name: str, params: Any, option_fns: Sequence[OptionFunc]) -> Any:
-        chain, ctx = self._prepare(operation_name, option_fns)
-        return await chain(ctx, params)
-
     def _new_http_client(self, options: Options) -> Any:
         raise errors.InvalidParamsError(
             [errors.FieldProblem("http_client", "required", "no default asyncio HTTP client is installed yet: pass an AsyncHTTPClient")]

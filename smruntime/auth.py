@@ -901,7 +901,9 @@ class Signing:
     default_signer: SigV4Signer = attrs.field(factory=SigV4Signer, repr=False)
 
     def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
-        provider = _call_provider(ctx)
+        provider: Any = getattr(ctx.options, "credentials", None)
+        if not callable(getattr(provider, "retrieve", None)):  # a raw value, or ANONYMOUS: rare
+            provider = _provider_of(ctx.options)
         if provider is not None:
             credentials = _retrieve(provider, ctx)
             if credentials is not None:
@@ -911,7 +913,9 @@ class Signing:
     async def ahandle(
         self, ctx: Context, in_: FinalizeInput, next: AsyncNext[FinalizeInput, FinalizeOutput]
     ) -> FinalizeOutput:
-        provider = _call_provider(ctx)
+        provider: Any = getattr(ctx.options, "credentials", None)
+        if not callable(getattr(provider, "retrieve", None)):
+            provider = _provider_of(ctx.options)
         if provider is not None:
             credentials = await _aretrieve(provider, ctx)
             if credentials is not None:
@@ -947,15 +951,6 @@ class Signing:
         except Exception as error:  # a signer's own failure: wrapped, secrets scrubbed
             detail = _scrub(f"{type(error).__name__}: {error}", credentials)
             raise SigningError(f"failed to sign request: {detail}", operation=ctx.operation_name) from None
-
-
-def _call_provider(ctx: Context) -> CredentialsProvider | None:
-    """The call's credentials provider; None when the call is not signed."""
-    options = ctx.options
-    provider: Any = getattr(options, "credentials", None)
-    if callable(getattr(provider, "retrieve", None)):
-        return provider  # type: ignore[no-any-return]
-    return _provider_of(options)  # a raw value, or ANONYMOUS: rare
 
 
 def _provider_of(options: Any) -> CredentialsProvider | None:

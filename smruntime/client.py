@@ -192,10 +192,6 @@ class Client(BaseClient):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _invoke(self, operation_name: str, params: Any, option_fns: Sequence[OptionFunc]) -> Any:
-        chain, ctx = self._prepare(operation_name, option_fns)
-        return chain(ctx, params)
-
     def _new_http_client(self, options: Options) -> Any:
         from smruntime.transport import RequestsHTTPClient
 

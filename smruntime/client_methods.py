@@ -37,7 +37,8 @@ def sync_method(
 
     def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
         input, options = params(*args, **kwargs)
-        result: R = self._invoke(operation, input, options)
+        chain, ctx = self._prepare(operation, options)
+        result: R = chain(ctx, input)
         return result
 
     return _like(method, params)
@@ -50,7 +51,8 @@ def async_method(
 
     async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
         input, options = params(*args, **kwargs)
-        result: R = await self._invoke(operation, input, options)
+        chain, ctx = self._prepare(operation, options)
+        result: R = await chain(ctx, input)
         return result
 
     return _like(method, params)

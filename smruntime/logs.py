@@ -51,8 +51,11 @@ class RequestResponseLogger(Transform[DeserializeInput, DeserializeOutput]):
 
     id = "RequestResponseLogger"
 
+    # The mode is read inline in both hooks: they run on every call, logging or not.
+
     def before(self, ctx: Context, in_: DeserializeInput) -> DeserializeInput:
-        mode = _mode(ctx)
+        options = ctx.options
+        mode: LogMode = options.log_mode if options is not None else NOT_LOGGING
         if mode is not NOT_LOGGING and mode & (LogMode.REQUEST | LogMode.REQUEST_BODY):
             request: HTTPRequest = in_.request
             line = f"{ctx.operation_name} request: {request.method} {request.url} headers={redact_headers(request.headers, sensitive=_with_bodies(mode))}"
@@ -62,7 +65,8 @@ class RequestResponseLogger(Transform[DeserializeInput, DeserializeOutput]):
         return in_
 
     def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
-        mode = _mode(ctx)
+        options = ctx.options
+        mode: LogMode = options.log_mode if options is not None else NOT_LOGGING
         if mode is not NOT_LOGGING and mode & (LogMode.RESPONSE | LogMode.RESPONSE_BODY):
             response: HTTPResponse = out.raw_response
             line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers, sensitive=_with_bodies(mode))}"
@@ -72,11 +76,6 @@ class RequestResponseLogger(Transform[DeserializeInput, DeserializeOutput]):
                 line += f" body={_show_body(data)}"
             logger_for(ctx).debug(redact_text(line))
         return out
-
-
-def _mode(ctx: Context) -> LogMode:
-    options = ctx.options
-    return options.log_mode if options is not None else NOT_LOGGING
 
 
 def _with_bodies(mode: LogMode) -> bool:

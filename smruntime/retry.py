@@ -502,8 +502,9 @@ def reserve_attempt(retryer: Retryer) -> tuple[float, ReleaseToken]:
     A retryer without ``reserve_attempt_token`` (one written before it existed) gets its
     ``get_attempt_token`` called, which may wait itself.
     """
-    reserve = getattr(retryer, "reserve_attempt_token", None)
-    if reserve is None:
+    try:
+        reserve = retryer.reserve_attempt_token  # type: ignore[attr-defined]
+    except AttributeError:
         return 0.0, retryer.get_attempt_token()
     found: tuple[float, ReleaseToken] = reserve()
     return found
@@ -654,7 +655,8 @@ class Retry:
             return _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).resume(error)
         release_attempt(None)
         release(None)
-        _first_attempt_succeeded(ctx)
+        ctx.metadata.set(keys.ATTEMPTS, 1)
+        ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
 
     async def ahandle(
@@ -673,7 +675,8 @@ class Retry:
             return await _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).aresume(error)
         release_attempt(None)
         release(None)
-        _first_attempt_succeeded(ctx)
+        ctx.metadata.set(keys.ATTEMPTS, 1)
+        ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
 
     def _start(self, ctx: Context, in_: FinalizeInput) -> tuple[Retryer, int, int | None, HTTPResponse | None]:
@@ -717,11 +720,6 @@ class Retry:
         controller = AsyncRetrying(sleep=async_sleep_of(retryer), **_STRATEGIES)
         self._async_controller = (retryer, controller)
         return controller
-
-
-def _first_attempt_succeeded(ctx: Context) -> None:
-    ctx.metadata.set(keys.ATTEMPTS, 1)
-    ctx.metadata.set(keys.RETRY_DELAYS, [])
 
 
 def _body_position(body: IO[bytes]) -> int | None:
