@@ -11,7 +11,7 @@ the response on, so the middleware there never wait.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys
@@ -19,7 +19,7 @@ from smruntime.client import BaseClient, Chain, is_async_http_client
 from smruntime.client_methods import async_method
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, Stack
-from smruntime.options import OptionFunc, Options
+from smruntime.options import Options
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
