@@ -26,6 +26,14 @@ from smruntime.http import HTTPRequest
 from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 KINDS = ("Client", "AsyncClient")
+
+
+def default_async_transport() -> type[Any] | None:
+    """The package's default asyncio HTTP client class, if one is installed."""
+    import smruntime.transport as transport
+
+    found: type[Any] | None = getattr(transport, "DEFAULT_ASYNC_HTTP_CLIENT", None)
+    return found
 T = TypeVar("T")
 
 SLOW_CALLBACK = 0.1
@@ -68,7 +76,7 @@ class HttpxAsyncHTTPClient:
 
     async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
         body = request.body
-        content = body if body is None or isinstance(body, bytes) else bytes(body.read())
+        content = body if body is None or isinstance(body, bytes) else b"".join(iter(lambda: body.read(65536), b""))
         built = self._client.build_request(request.method, request.url, headers=list(request.headers.items()), content=content)
         try:
             response = await self._client.send(built, stream=True)
@@ -132,7 +140,7 @@ class AsyncClientOnLoop:
 
     def __init__(self, **fields: Any) -> None:
         self.loop = LoopThread()
-        if "http_client" not in fields:
+        if "http_client" not in fields and default_async_transport() is None:
             fields["http_client"] = HttpxAsyncHTTPClient(
                 **{name: fields[name] for name in ("connect_timeout", "read_timeout", "max_pool_connections") if name in fields}
             )

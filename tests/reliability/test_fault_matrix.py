@@ -34,7 +34,9 @@ from smruntime.errors import (
 )
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ModelRequest, ModelResponse, create_app
 from smruntime.retry import RetryQuota
+from tests.async_clients import KINDS
 from tests.reliability.support import (
+    CLIENT_KIND,
     CREDENTIALS,
     MIB,
     Action,
@@ -117,6 +119,14 @@ needs_stream_route = pytest.mark.skipif(not STREAM_ROUTE, reason="the local endp
 def endpoint() -> Iterator[LocalEndpoint]:
     with LocalEndpoint(CONFIG, credentials=CREDENTIALS) as running:
         yield running
+
+
+@pytest.fixture(autouse=True, params=KINDS)
+def client_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every row runs on Client and on AsyncClient (``make_client`` reads the kind)."""
+    token = CLIENT_KIND.set(request.param)
+    yield request.param
+    CLIENT_KIND.reset(token)
 
 
 @pytest.fixture(autouse=True)

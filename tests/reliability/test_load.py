@@ -1,4 +1,4 @@
-"""One client shared by 32 threads, 500 calls each, against the local endpoint's echo model.
+"""One client shared by 32 threads, 500 calls each (on AsyncClient: 32 threads feeding one event loop), against the local endpoint's echo model.
 
 Every request carries a unique id in its body, content type and custom attributes; the echo
 model answers with all three, so a response handed to the wrong caller cannot go unnoticed.
@@ -18,7 +18,8 @@ import uuid
 import pytest
 
 from smruntime.local import LocalEndpoint
-from tests.reliability.support import CREDENTIALS, ConnectionCounter, make_client, open_fds, wait_until
+from tests.async_clients import default_async_transport
+from tests.reliability.support import CLIENT_KIND, CREDENTIALS, ConnectionCounter, make_client, open_fds, wait_until
 
 THREADS = 32
 CALLS = 500
@@ -31,7 +32,15 @@ def client_threads() -> set[threading.Thread]:
 
 
 @pytest.mark.slow
-def test_one_client_shared_by_32_threads(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("kind", [
+    "Client",
+    pytest.param("AsyncClient", marks=pytest.mark.skipif(
+        default_async_transport() is None,
+        reason="the pool bound is the asyncio transport's contract; the httpx stand-in does not keep it")),
+])
+def test_one_client_shared_by_32_threads(caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    # On AsyncClient the 32 threads hand their calls to the client's one event loop.
+    CLIENT_KIND.set(kind)
     caplog.set_level(logging.WARNING, logger="urllib3")
     endpoint = LocalEndpoint(credentials=CREDENTIALS)
     counter = ConnectionCounter(endpoint.app)
