@@ -7,6 +7,7 @@ backoff: retryers get a :class:`Sleeps` recorder instead of ``time.sleep``.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import http.client
 import os
@@ -18,8 +19,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
-
-import contextvars
 
 import attrs
 
