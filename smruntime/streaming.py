@@ -232,6 +232,9 @@ class AsyncResponseStream:
         self._ready: list[Message] = list(first or ())
         self._ended = False
         self._closed = False
+        import asyncio  # only asyncio programs make this stream
+
+        self._loop = asyncio.get_running_loop()
 
     def __aiter__(self) -> AsyncResponseStream:
         return self
@@ -286,6 +289,16 @@ class AsyncResponseStream:
     async def __aenter__(self) -> AsyncResponseStream:
         return self
 
+    def __del__(self) -> None:
+        # Abandoned without aclose: release the connection on the stream's loop (a finalizer
+        # cannot await, and may run on another thread).
+        if not getattr(self, "_closed", True) and not self._loop.is_closed():
+            self._closed = True
+            try:
+                self._loop.call_soon_threadsafe(_release_later, self._loop, self._response)
+            except RuntimeError:  # the loop closed meanwhile: its transports went with it
+                pass
+
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
@@ -294,6 +307,10 @@ class AsyncResponseStream:
             f"AsyncResponseStream(content_type={self.content_type!r}, "
             f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
         )
+
+
+def _release_later(loop: Any, response: AsyncHTTPResponse) -> None:
+    loop.create_task(response.aclose())
 
 
 def _cut_off_as_truncation(chunks: Iterator[bytes]) -> Iterator[bytes]:
