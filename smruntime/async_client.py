@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys
-from smruntime.client import BaseClient, Chain, is_async_http_client
+from smruntime.client import BaseClient, Chain, is_async_http_client, received, transport_failure
 from smruntime.client_methods import async_method
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, Stack
@@ -117,9 +117,5 @@ async def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse | AsyncHTTPR
     except errors.SageMakerRuntimeError:
         raise
     except Exception as error:  # a user's HTTP client: map its failure at this one boundary
-        from smruntime.transport import map_transport_error
-
-        raise map_transport_error(error) from error
-    ctx.set(keys.RAW_RESPONSE, response)
-    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
-    return response
+        raise transport_failure(error) from error
+    return received(ctx, response)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 
 Chain = Callable[[Context, Any], Any]
+R = TypeVar("R")
 
 
 class BaseClient:
@@ -227,11 +228,21 @@ def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
     except errors.SageMakerRuntimeError:
         raise
     except Exception as error:  # a user's HTTP client: map its failure at this one boundary
-        from smruntime.transport import map_transport_error
+        raise transport_failure(error) from error
+    return received(ctx, response)
 
-        raise map_transport_error(error) from error
+
+def transport_failure(error: Exception) -> errors.SageMakerRuntimeError:
+    """What an HTTP client's own exception means, as the library's error."""
+    from smruntime.transport import map_transport_error
+
+    return map_transport_error(error)
+
+
+def received(ctx: Context, response: R) -> R:
+    """Record the response the terminal handler hands to the Deserialize step."""
     ctx.set(keys.RAW_RESPONSE, response)
-    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
+    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)  # type: ignore[attr-defined]
     return response
 
 

@@ -650,11 +650,9 @@ class Retry:
         try:
             out = next(ctx, FinalizeInput(in_.request.copy()))
         except Exception as error:
-            release_attempt(error)
-            release(error)
+            _release(release_attempt, release, error)
             return _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).resume(error)
-        release_attempt(None)
-        release(None)
+        _release(release_attempt, release, None)
         ctx.metadata.set(keys.ATTEMPTS, 1)
         ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
@@ -670,11 +668,9 @@ class Retry:
         try:
             out = await next(ctx, FinalizeInput(in_.request.copy()))
         except Exception as error:
-            release_attempt(error)
-            release(error)
+            _release(release_attempt, release, error)
             return await _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).aresume(error)
-        release_attempt(None)
-        release(None)
+        _release(release_attempt, release, None)
         ctx.metadata.set(keys.ATTEMPTS, 1)
         ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
@@ -720,6 +716,12 @@ class Retry:
         controller = AsyncRetrying(sleep=async_sleep_of(retryer), **_STRATEGIES)
         self._async_controller = (retryer, controller)
         return controller
+
+
+def _release(release_attempt: ReleaseToken, release: ReleaseToken, error: BaseException | None) -> None:
+    """An attempt is over: give back its rate-limiter and quota tokens."""
+    release_attempt(error)
+    release(error)
 
 
 def _body_position(body: IO[bytes]) -> int | None:
@@ -876,11 +878,9 @@ class _Loop:
         try:
             out: FinalizeOutput = self.next(self.ctx, FinalizeInput(self.in_.request.copy()))
         except Exception as error:
-            release_attempt(error)
-            release(error)
+            _release(release_attempt, release, error)
             raise
-        release_attempt(None)
-        release(None)
+        _release(release_attempt, release, None)
         return out
 
     async def aattempt_once(self) -> FinalizeOutput:
@@ -890,11 +890,9 @@ class _Loop:
         try:
             out: FinalizeOutput = await self.next(self.ctx, FinalizeInput(self.in_.request.copy()))
         except Exception as error:
-            release_attempt(error)
-            release(error)
+            _release(release_attempt, release, error)
             raise
-        release_attempt(None)
-        release(None)
+        _release(release_attempt, release, None)
         return out
 
     def _next_attempt(self) -> tuple[float, ReleaseToken, ReleaseToken]:

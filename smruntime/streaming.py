@@ -61,16 +61,12 @@ def _json_object(payload: bytes) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-class ResponseStream:
-    """Iterate it for :class:`~smruntime.types.PayloadPart` events, in order, as they arrive.
-
-    Use it as a context manager (or call :meth:`close`, which is idempotent): a fully read
-    stream returns its connection to the pool, an abandoned one drops it.
-    """
+class _Stream:
+    """What both streams hold: the response's facts, the decoder and the messages decoded ahead."""
 
     def __init__(
         self,
-        response: HTTPResponse,
+        response: Any,
         *,
         operation: str,
         content_type: str | None,
@@ -80,7 +76,6 @@ class ResponseStream:
         request_id: str | None = None,
         first: list[Message] | None = None,
         decoder: EventStreamDecoder | None = None,
-        chunks: Iterator[bytes] | None = None,
     ) -> None:
         self.content_type = content_type
         self.invoked_production_variant = invoked_production_variant
@@ -90,10 +85,31 @@ class ResponseStream:
         self._operation = operation
         self._request_id = request_id
         self._decoder = decoder or EventStreamDecoder()
-        self._chunks = chunks
         self._ready: list[Message] = list(first or ())
-        self._events = self._generate()
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(content_type={self.content_type!r}, "
+            f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
+        )
+
+
+class ResponseStream(_Stream):
+    """Iterate it for :class:`~smruntime.types.PayloadPart` events, in order, as they arrive.
+
+    Use it as a context manager (or call :meth:`close`, which is idempotent): a fully read
+    stream returns its connection to the pool, an abandoned one drops it.
+    """
+
+    def __init__(self, response: HTTPResponse, *, chunks: Iterator[bytes] | None = None, **facts: Any) -> None:
+        super().__init__(response, **facts)
+        self._chunks = chunks
+        self._events = self._generate()
 
     def __iter__(self) -> Iterator[PayloadPart]:
         return self
@@ -121,21 +137,11 @@ class ResponseStream:
             self._closed = True
             self._response.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __enter__(self) -> ResponseStream:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"ResponseStream(content_type={self.content_type!r}, "
-            f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
-        )
 
     def _generate(self) -> Iterator[PayloadPart]:
         try:
@@ -199,39 +205,17 @@ class LineSplitter:
         return [rest] if rest else []
 
 
-class AsyncResponseStream:
+class AsyncResponseStream(_Stream):
     """The asyncio stream: ``async for`` it for :class:`~smruntime.types.PayloadPart` events.
 
     Use it with ``async with`` (or await :meth:`aclose`, which is idempotent): a fully read
     stream returns its connection to the pool; an abandoned, failed or cancelled one drops it.
     """
 
-    def __init__(
-        self,
-        response: AsyncHTTPResponse,
-        *,
-        operation: str,
-        content_type: str | None,
-        invoked_production_variant: str | None,
-        custom_attributes: str | None,
-        metadata: ResultMetadata,
-        request_id: str | None = None,
-        first: list[Message] | None = None,
-        decoder: EventStreamDecoder | None = None,
-        chunks: AsyncIterator[bytes] | None = None,
-    ) -> None:
-        self.content_type = content_type
-        self.invoked_production_variant = invoked_production_variant
-        self.custom_attributes = custom_attributes
-        self.metadata = metadata
-        self._response = response
-        self._operation = operation
-        self._request_id = request_id
-        self._decoder = decoder or EventStreamDecoder()
+    def __init__(self, response: AsyncHTTPResponse, *, chunks: AsyncIterator[bytes] | None = None, **facts: Any) -> None:
+        super().__init__(response, **facts)
         self._chunks = chunks if chunks is not None else response.body.aiter_chunks()
-        self._ready: list[Message] = list(first or ())
         self._ended = False
-        self._closed = False
         import asyncio  # only asyncio programs make this stream
 
         self._loop = asyncio.get_running_loop()
@@ -282,10 +266,6 @@ class AsyncResponseStream:
             self._closed = True
             await self._response.aclose()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def __aenter__(self) -> AsyncResponseStream:
         return self
 
@@ -301,12 +281,6 @@ class AsyncResponseStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return (
-            f"AsyncResponseStream(content_type={self.content_type!r}, "
-            f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
-        )
 
 
 def _release_later(loop: Any, response: AsyncHTTPResponse) -> None:

@@ -94,15 +94,17 @@ class HttpxAsyncHTTPClient:
         await self._client.aclose()
 
 
-class _SlowCallbacks(logging.Handler):
+class SlowCallbacks(logging.Handler):
+    """Records the slow callbacks asyncio's debug mode reports."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.records: list[str] = []
+        self.seen: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if "took" in message and "seconds" in message:
-            self.records.append(message)
+            self.seen.append(message)
 
 
 class LoopThread:
@@ -112,7 +114,7 @@ class LoopThread:
         self.loop = asyncio.new_event_loop()
         self.loop.set_debug(True)
         self.loop.slow_callback_duration = slow_callback
-        self.slow = _SlowCallbacks()
+        self.slow = SlowCallbacks()
         logging.getLogger("asyncio").addHandler(self.slow)
         self._thread = threading.Thread(target=self.loop.run_forever, name="async-client-loop", daemon=True)
         self._thread.start()

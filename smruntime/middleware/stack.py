@@ -123,8 +123,9 @@ def _with_hooks(step: Step[Any, Any]) -> list[tuple[AnyMiddleware[Any, Any], tup
     return [(middleware, hooks(middleware)) for middleware in step]
 
 
-def _chain(step: Step[InT, OutT], last: Next[InT, OutT]) -> Next[InT, OutT]:
-    """The step's middleware folded around ``last``, the first listed outermost."""
+def _fold(step: Step[Any, Any], last: Any, run_of: Any, transform_link: Any, link: Any) -> Any:
+    """The step's middleware folded around ``last``, the first listed outermost; the links
+    (sync or async) come from the three functions given."""
     next_fn = last
     run: list[Before] = []
     for middleware, found in reversed(_with_hooks(step)):
@@ -132,10 +133,15 @@ def _chain(step: Step[InT, OutT], last: Next[InT, OutT]) -> Next[InT, OutT]:
             if found[0] is not None:
                 run.insert(0, found[0])
             continue
-        next_fn = _run_of(run, next_fn)
+        next_fn = run_of(run, next_fn)
         run = []
-        next_fn = _link(step, middleware, next_fn) if found is None else _transform_link(found[0], found[1], found[2], next_fn)
-    return _run_of(run, next_fn)
+        next_fn = link(step, middleware, next_fn) if found is None else transform_link(found[0], found[1], found[2], next_fn)
+    return run_of(run, next_fn)
+
+
+def _chain(step: Step[InT, OutT], last: Next[InT, OutT]) -> Next[InT, OutT]:
+    chain: Next[InT, OutT] = _fold(step, last, _run_of, _transform_link, _link)
+    return chain
 
 
 def _run_of(befores: list[Before], next_fn: Next[Any, Any]) -> Next[Any, Any]:
@@ -238,18 +244,8 @@ def _link(step: Step[Any, Any], middleware: AnyMiddleware[Any, Any], next_fn: Ne
 
 
 def _achain(step: Step[Any, Any], last: AsyncNext[Any, Any]) -> AsyncNext[Any, Any]:
-    """The async twin of :func:`_chain`."""
-    next_fn = last
-    run: list[Before] = []
-    for middleware, found in reversed(_with_hooks(step)):
-        if found is not None and found[1] is None and found[2] is None:
-            if found[0] is not None:
-                run.insert(0, found[0])
-            continue
-        next_fn = _arun_of(run, next_fn)
-        run = []
-        next_fn = _alink(step, middleware, next_fn) if found is None else _atransform_link(found[0], found[1], found[2], next_fn)
-    return _arun_of(run, next_fn)
+    chain: AsyncNext[Any, Any] = _fold(step, last, _arun_of, _atransform_link, _alink)
+    return chain
 
 
 def _arun_of(befores: list[Before], next_fn: AsyncNext[Any, Any]) -> AsyncNext[Any, Any]:

@@ -98,39 +98,49 @@ class EventStreamDeserializer:
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
-        decoder = EventStreamDecoder()
+        first = _First()
         chunks = iter(out.raw_response.body.iter_chunks())
-        first: list[Message] = []
         try:
-            for chunk in chunks:
-                first = decoder.feed(chunk)
-                if first:
-                    break
-            else:
-                decoder.end()
+            if not any(first.feed(chunk) for chunk in chunks):  # stops at the first message
+                first.end()
         except errors.TransportError as error:
             raise _cut_off(error) from error
-        out.result = _opened(ResponseStream, ctx, out, decoder, first, chunks)
+        out.result = _opened(ResponseStream, ctx, out, first, chunks)
         return out
 
     async def ahandle(
         self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
     ) -> DeserializeOutput:
         out = await next(ctx, in_)
-        decoder = EventStreamDecoder()
+        first = _First()
         chunks = out.raw_response.body.aiter_chunks()
-        first: list[Message] = []
         try:
             async for chunk in chunks:
-                first = decoder.feed(chunk)
-                if first:
+                if first.feed(chunk):
                     break
             else:
-                decoder.end()
+                first.end()
         except errors.TransportError as error:
             raise _cut_off(error) from error
-        out.result = _opened(AsyncResponseStream, ctx, out, decoder, first, chunks)
+        out.result = _opened(AsyncResponseStream, ctx, out, first, chunks)
         return out
+
+
+class _First:
+    """Decodes chunks until the first message is complete (the sans-IO part of both shells)."""
+
+    __slots__ = ("decoder", "messages")
+
+    def __init__(self) -> None:
+        self.decoder = EventStreamDecoder()
+        self.messages: list[Message] = []
+
+    def feed(self, chunk: bytes) -> bool:
+        self.messages = self.decoder.feed(chunk)
+        return bool(self.messages)
+
+    def end(self) -> None:
+        self.decoder.end()  # raises on a stream cut off mid-message
 
 
 def _cut_off(error: errors.TransportError) -> TruncatedStreamError:
@@ -141,14 +151,13 @@ def _opened(
     stream_type: type[Any],
     ctx: Context,
     out: DeserializeOutput,
-    decoder: EventStreamDecoder,
-    first: list[Message],
+    first: _First,
     chunks: Iterator[bytes] | AsyncIterator[bytes],
 ) -> Any:
     """The stream handed to the caller, once the first message is known not to be an error."""
     response = out.raw_response
     rid = request_id(response)
-    for message in first[:1]:
+    for message in first.messages[:1]:
         error = message_error(message, ctx.operation_name, rid)
         if error is not None:
             raise error
@@ -161,8 +170,8 @@ def _opened(
         custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
         metadata=ResultMetadata(ctx.metadata),
         request_id=rid,
-        first=first,
-        decoder=decoder,
+        first=first.messages,
+        decoder=first.decoder,
         chunks=chunks,
     )
 

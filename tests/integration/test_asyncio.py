@@ -18,7 +18,7 @@ from benchmarks.server import LoopbackServer
 from smruntime import AsyncClient, PayloadPart
 from smruntime.errors import SageMakerRuntimeError
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint
-from tests.async_clients import HttpxAsyncHTTPClient, default_async_transport
+from tests.async_clients import HttpxAsyncHTTPClient, SlowCallbacks, default_async_transport
 from tests.servers import HTTPTestServer, respond
 
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -47,17 +47,6 @@ needs_default_transport = pytest.mark.skipif(
     default_async_transport() is None,
     reason="releasing a connection on cancellation or abandonment is the asyncio transport's part",
 )
-
-
-class SlowCallbacks(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "took" in message and "seconds" in message:
-            self.seen.append(message)
 
 
 @pytest.fixture
