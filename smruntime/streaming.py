@@ -264,6 +264,14 @@ class AsyncResponseStream(_Stream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            # The chunk iterator first: an async generator left to the garbage collector would
+            # be finalized by a task of its own, after the caller thinks the stream is done.
+            close_chunks = getattr(self._chunks, "aclose", None)
+            if close_chunks is not None:
+                try:
+                    await close_chunks()
+                except (RuntimeError, errors.SageMakerRuntimeError):  # running, or failed as it stopped
+                    pass
             await self._response.aclose()
 
     async def __aenter__(self) -> AsyncResponseStream:

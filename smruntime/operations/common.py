@@ -17,11 +17,9 @@ from smruntime.middleware import (
     DeserializeOutput,
     InitializeInput,
     InitializeOutput,
-    Next,
     Stack,
     Transform,
 )
-from smruntime.middleware.step import AsyncNext
 from smruntime.operations.protocol import request_id
 from smruntime.version import __version__
 
@@ -124,42 +122,20 @@ class UserAgent(Transform[BuildInput, BuildOutput]):
         return in_
 
 
-class ErrorCloseResponseBody:
+class ErrorCloseResponseBody(Transform[DeserializeInput, DeserializeOutput]):
     """On any error (cancellation included), releases the response so no connection leaks.
 
-    Releasing an asyncio response is awaited, so this middleware has both shells.
+    On an asyncio chain the responses here are in memory, except a live event stream, which
+    the event-stream deserializer owns and releases itself (releasing it is awaited).
     """
 
     id = "ErrorCloseResponseBody"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        try:
-            return next(ctx, in_)
-        except BaseException:
-            response = ctx.get(keys.RAW_RESPONSE)
-            if response is not None:
-                response.close()
-            raise
-
-    async def ahandle(
-        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
-    ) -> DeserializeOutput:
-        try:
-            return await next(ctx, in_)
-        except BaseException:
-            response = ctx.get(keys.RAW_RESPONSE)
-            if response is not None:
-                await release(response)
-            raise
-
-
-async def release(response: Any) -> None:
-    """Release a response of either client: an asyncio one is awaited, one already in memory is not."""
-    aclose = getattr(response, "aclose", None)
-    if aclose is not None:
-        await aclose()
-    else:
-        response.close()
+    def failed(self, ctx: Context, in_: DeserializeInput, error: BaseException) -> None:
+        response = ctx.get(keys.RAW_RESPONSE)
+        close = getattr(response, "close", None)
+        if close is not None:
+            close()
 
 
 class CloseResponseBody(Transform[DeserializeInput, DeserializeOutput]):

@@ -120,9 +120,14 @@ class EventStreamDeserializer:
                     break
             else:
                 first.end()
-        except errors.TransportError as error:
-            raise _cut_off(error) from error
-        out.result = _opened(AsyncResponseStream, ctx, out, first, chunks)
+            out.result = _opened(AsyncResponseStream, ctx, out, first, chunks)
+        except BaseException as error:
+            # The live body is this middleware's until the stream is handed out: releasing
+            # it is awaited, so it is released here rather than by ErrorCloseResponseBody.
+            await out.raw_response.aclose()
+            if isinstance(error, errors.TransportError):
+                raise _cut_off(error) from error
+            raise
         return out
 
 
