@@ -11,6 +11,7 @@ the response on, so the middleware there never wait.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from smruntime import client_methods as methods
@@ -53,6 +54,7 @@ class AsyncClient(BaseClient):
         poll_interval: float = 5.0,
         s3_endpoint_url: str | None = None,
         s3_client: Any = None,
+        file_root: str | os.PathLike[str] | None = None,
     ) -> bytes:
         """As :meth:`Client.wait_for_async_inference`, without blocking the event loop: each
         read runs in a worker thread and the waits between polls are ``asyncio.sleep``."""
@@ -61,7 +63,7 @@ class AsyncClient(BaseClient):
         reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
         try:
             return await async_results.await_result(
-                output, read_s3=reader, timeout=timeout, poll_interval=poll_interval
+                output, read_s3=reader, timeout=timeout, poll_interval=poll_interval, file_root=file_root
             )
         finally:
             reader.close()

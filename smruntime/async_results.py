@@ -2,28 +2,58 @@
 
 Locations are ``s3://bucket/key`` (read with botocore's S3 client, so any S3-compatible
 server works through ``s3_endpoint_url``) or ``file://`` paths for local use.
+
+The locations come from the endpoint's answer, so the endpoint (or anything between it and
+the client) chooses what is read. The service only ever names ``s3://`` objects; a ``file://``
+location is read only when the caller named a folder it trusts (``file_root``), and only a
+regular file inside it. No read returns more than the service's 1 GB payload limit.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import time
-from pathlib import Path
 from typing import Any, Awaitable, Callable
-from urllib.parse import unquote, urlsplit
 
 from smruntime import errors
+from smruntime.file_locations import (
+    MAX_ASYNC_PAYLOAD_BYTES,
+    UnsafeFileError,
+    file_path,
+    in_daemon_thread,
+    read_confined,
+    read_stream_bounded,
+)
 from smruntime.types import InvokeEndpointAsyncOutput
 
 Reader = Callable[[str], "bytes | None"]
 """Returns a location's bytes, or None while it does not exist yet."""
 
 
-def read_file_location(location: str) -> bytes | None:
-    path = Path(unquote(urlsplit(location).path))
+def read_file_location(location: str, root: str | os.PathLike[str], timeout: float) -> bytes | None:
+    """A ``file://`` location's bytes if it is a regular file inside ``root``; None if it does not exist yet.
+
+    The read runs in a daemon thread and is given up after ``timeout`` seconds (a stale mount).
+    """
+    path = file_path(location)
+    future = in_daemon_thread(lambda: read_confined(path, (root,), max_bytes=MAX_ASYNC_PAYLOAD_BYTES),
+                              name="smruntime-async-result")
     try:
-        return path.read_bytes()
+        return future.result(timeout=timeout)
     except FileNotFoundError:
         return None
+    except concurrent.futures.TimeoutError:
+        raise errors.WaitTimeoutError(f"reading {_shown(location)} took longer than {timeout:g} s") from None
+    except UnsafeFileError as error:
+        raise errors.SageMakerRuntimeError(f"will not read the endpoint's location: {error}") from None
+    except OSError as error:
+        raise errors.SageMakerRuntimeError(f"could not read {_shown(location)}: {error.strerror or error}") from None
+
+
+def _shown(location: str) -> str:
+    # The endpoint chose this text: quoted, and only its start.
+    return repr(location[:256])
 
 
 class S3Reader:
@@ -56,10 +86,11 @@ class S3Reader:
             raise errors.SageMakerRuntimeError(f"could not read {location}: {error}") from error
         body = response["Body"]
         try:
-            data: bytes = body.read()
+            return read_stream_bounded(body, response.get("ContentLength"), MAX_ASYNC_PAYLOAD_BYTES)
+        except UnsafeFileError as error:
+            raise errors.SageMakerRuntimeError(f"will not read {location}: {error}") from None
         finally:
             body.close()
-        return data
 
 
 def wait(
@@ -68,11 +99,16 @@ def wait(
     read_s3: Reader,
     timeout: float,
     poll_interval: float,
+    file_root: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bytes:
-    """The result bytes; raises the failure, or :class:`WaitTimeoutError`."""
-    poll = _Poll(output, read_s3, timeout, poll_interval, clock)
+    """The result bytes; raises the failure, or :class:`WaitTimeoutError`.
+
+    ``file://`` locations are read only inside ``file_root``; without one, such a location is
+    refused before anything is read.
+    """
+    poll = _Poll(output, read_s3, timeout, poll_interval, file_root, clock)
     while True:
         result = poll.check()
         if result is not None:
@@ -86,6 +122,7 @@ async def await_result(
     read_s3: Reader,
     timeout: float,
     poll_interval: float,
+    file_root: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> bytes:
@@ -93,7 +130,7 @@ async def await_result(
     import asyncio
 
     asleep = sleep or asyncio.sleep
-    poll = _Poll(output, read_s3, timeout, poll_interval, clock)
+    poll = _Poll(output, read_s3, timeout, poll_interval, file_root, clock)
     while True:
         result = await asyncio.to_thread(poll.check)
         if result is not None:
@@ -102,10 +139,16 @@ async def await_result(
 
 
 class _Poll:
-    """One wait's state and rules, shared by both shells (no waiting here)."""
+    """One wait's state and rules, shared by both shells (it reads, but never waits)."""
 
     def __init__(
-        self, output: InvokeEndpointAsyncOutput, read_s3: Reader, timeout: float, poll_interval: float, clock: Callable[[], float]
+        self,
+        output: InvokeEndpointAsyncOutput,
+        read_s3: Reader,
+        timeout: float,
+        poll_interval: float,
+        file_root: str | os.PathLike[str] | None,
+        clock: Callable[[], float],
     ) -> None:
         if output.output_location is None and output.failure_location is None:
             raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
@@ -117,18 +160,23 @@ class _Poll:
         self.read_s3 = read_s3
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self.file_root = file_root
         self.clock = clock
         self.deadline = clock() + timeout
 
     def read(self, location: str | None) -> bytes | None:
         if location is None:
             return None
-        scheme = urlsplit(location).scheme
-        if scheme == "file":
-            return read_file_location(location)
-        if scheme == "s3":
+        if location.startswith("s3://"):
             return self.read_s3(location)
-        raise errors.SageMakerRuntimeError(f"cannot read location {location!r}: only s3:// and file:// are supported")
+        if not location.startswith("file://"):
+            raise errors.SageMakerRuntimeError(
+                f"cannot read location {_shown(location)}: only s3:// and file:// are supported")
+        if self.file_root is None:
+            raise errors.SageMakerRuntimeError(
+                f"the endpoint named the local file {_shown(location)} as a result location; the service only names "
+                "s3:// objects. Pass file_root= (a folder you trust) to read file:// results from it.")
+        return read_file_location(location, self.file_root, max(self.deadline - self.clock(), self.poll_interval))
 
     def check(self) -> bytes | None:
         """The result if it is there; raises the failure if that is; None to poll again."""

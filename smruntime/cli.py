@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--invocation-timeout-seconds", type=int)
     queue.add_argument("--s3-output-path-extension")
     queue.add_argument("--filename")
+    queue.add_argument("--file-root", type=Path,
+                       help="with --wait: a folder you trust; file:// results are read only inside it")
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
     queue.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --wait")
     queue.add_argument("--poll-interval", type=float, default=5.0, help="seconds between checks with --wait")
@@ -93,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", type=Path, help="endpoints TOML file")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests whose Host is NAME (repeatable; * for any)")
+    serve.add_argument("--allow-example-credentials", action="store_true",
+                       help="start on a non-loopback --host even though the public example key pair is accepted")
+    serve.add_argument("--max-connections", type=int, default=64, help="connections held at once (more: 503)")
+    serve.add_argument("--header-timeout", type=float, default=20.0, help="seconds for a request head to arrive")
+    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a request body to arrive")
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", help="start the local endpoint in-process and run all three operations")
@@ -135,6 +144,7 @@ def _add_common_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-container-hostname")
     parser.add_argument("--inference-id")
     parser.add_argument("--inference-component-name")
+    parser.add_argument("--prefix-aware-id", help="a routing hint: requests with the same prefix and id go to the same instance")
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -163,7 +173,7 @@ def _inputs(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
 
 
 _COMMON = ("content_type", "custom_attributes", "target_variant", "target_container_hostname", "inference_id",
-           "inference_component_name", "accept", "session_id")
+           "inference_component_name", "accept", "session_id", "prefix_aware_id")
 
 
 def _invoke_endpoint(args: argparse.Namespace) -> int:
@@ -224,7 +234,8 @@ def _invoke_async(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4), flush=True)
         if args.wait:
             result = client.wait_for_async_inference(
-                out, timeout=args.timeout, poll_interval=args.poll_interval, s3_endpoint_url=args.s3_endpoint_url
+                out, timeout=args.timeout, poll_interval=args.poll_interval, s3_endpoint_url=args.s3_endpoint_url,
+                file_root=args.file_root,
             )
             sys.stdout.buffer.write(result)
             sys.stdout.flush()
@@ -232,9 +243,12 @@ def _invoke_async(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from smruntime.local import serve
+    from smruntime.local import ServerLimits, serve
 
-    serve(config=args.config, host=args.host, port=args.port)
+    limits = ServerLimits(max_connections=args.max_connections, header_timeout=args.header_timeout,
+                          body_timeout=args.body_timeout)
+    serve(config=args.config, host=args.host, port=args.port, limits=limits, allowed_hosts=args.allowed_host,
+          allow_example_credentials=args.allow_example_credentials)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
@@ -162,19 +163,22 @@ class Client(BaseClient):
         poll_interval: float = 5.0,
         s3_endpoint_url: str | None = None,
         s3_client: Any = None,
+        file_root: str | os.PathLike[str] | None = None,
     ) -> bytes:
         """Poll an async inference's locations; return the result bytes or raise its failure.
 
         Raises :class:`~smruntime.errors.AsyncInferenceFailedError` when the failure location
         appears first and :class:`~smruntime.errors.WaitTimeoutError` after ``timeout`` seconds.
         ``s3://`` locations are read with a botocore S3 client made from this client's region
-        and credentials (or ``s3_client``); ``file://`` locations from the local disk.
+        and credentials (or ``s3_client``). ``file://`` locations (the local endpoint's) are
+        read only as regular files inside ``file_root``; without it they are refused.
         """
         from smruntime import async_results
 
         reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
         try:
-            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval)
+            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval,
+                                      file_root=file_root)
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
 
@@ -200,6 +204,7 @@ class Client(BaseClient):
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             max_pool_connections=options.max_pool_connections,
+            max_response_body_size=options.max_response_body_size,
         )
 
     def _check_http_client(self, http_client: Any) -> None:
@@ -247,7 +252,7 @@ def received(ctx: Context, response: R) -> R:
 
 
 _BUILT_FROM = (
-    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections")),
+    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections", "max_response_body_size")),
     ("retryer", ("retry_mode",)),
 )
 """Fields that configured a component the client built once, by that component."""

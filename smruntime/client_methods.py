@@ -87,6 +87,7 @@ def invoke_endpoint(
     enable_explanations: str | None = None,
     inference_component_name: str | None = None,
     session_id: str | None = None,
+    prefix_aware_id: str | None = None,
     options: Sequence[OptionFunc] = (),
 ) -> Call:
     """Invoke a real-time endpoint and return the model's answer."""
@@ -104,6 +105,7 @@ def invoke_endpoint(
             enable_explanations=enable_explanations,
             inference_component_name=inference_component_name,
             session_id=session_id,
+            prefix_aware_id=prefix_aware_id,
         )
     return input, options
 
@@ -121,6 +123,7 @@ def invoke_endpoint_with_response_stream(
     inference_id: str | None = None,
     inference_component_name: str | None = None,
     session_id: str | None = None,
+    prefix_aware_id: str | None = None,
     options: Sequence[OptionFunc] = (),
 ) -> Call:
     """Invoke an endpoint and stream its answer: iterate the result for ``PayloadPart`` events.
@@ -139,6 +142,7 @@ def invoke_endpoint_with_response_stream(
             inference_id=inference_id,
             inference_component_name=inference_component_name,
             session_id=session_id,
+            prefix_aware_id=prefix_aware_id,
         )
     return input, options
 

@@ -81,7 +81,7 @@ def run(out: TextIO = sys.stdout) -> int:
             )
             say(f"inference id:     {queued.inference_id}")
             say(f"output location:  {queued.output_location}")
-            answer = client.wait_for_async_inference(queued, timeout=30, poll_interval=0.05)
+            answer = client.wait_for_async_inference(queued, timeout=30, poll_interval=0.05, file_root=scratch)
             say(f"result:           {answer.decode()}")
     return 0
 

@@ -360,6 +360,14 @@ class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
                 ctx.set(keys.SIGNING_REGION, signing_region)
         return in_
 
+    def failed(self, ctx: Context, in_: SerializeInput, error: BaseException) -> None:
+        endpoint = ctx.get(keys.ENDPOINT)
+        region: str | None = ctx.options.region
+        if isinstance(error, SageMakerRuntimeError) and endpoint is not None and endpoint.source == "default" and region:
+            from smruntime.regions import note_unknown_region
+
+            note_unknown_region(error, _strip_fips_pseudo_region(region, False)[0])
+
 
 _SCHEMES = ("https://", "http://")
 

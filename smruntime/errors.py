@@ -15,7 +15,9 @@
     │   ├── ConnectError
     │   ├── ConnectTimeoutError
     │   ├── ReadTimeoutError
-    │   └── ConnectionClosedError
+    │   ├── ConnectionClosedError
+    │   ├── ResponseTooLargeError     a body read whole is over ``max_response_body_size``
+    │   └── ClientClosedError         the HTTP client was closed while the call waited
     ├── APIError                      a service error: code, message, status, request id
     │   ├── ValidationError
     │   ├── ModelError
@@ -31,13 +33,17 @@
     ├── AsyncInferenceFailedError     an async inference wrote its failure location
     └── WaitTimeoutError              no async result appeared in time
 
+Text a server sent (a service error's message and code) is kept to
+:data:`MAX_SERVER_TEXT` characters, control characters escaped, by :func:`server_text`.
+
 Errors carry retry facts (``retryable``, ``throttling``, ``timeout``) so that retry
 policies never parse messages, and ``operation`` names the call that raised them.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, Literal
+import re
+from typing import Any, ClassVar, Final, Iterable, Literal
 
 import attrs
 
@@ -46,8 +52,10 @@ from smruntime.middleware import errors as _middleware_errors
 Fault = Literal["client", "server"]
 
 __all__ = [
+    "MAX_SERVER_TEXT",
     "APIError",
     "AsyncInferenceFailedError",
+    "ClientClosedError",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
@@ -65,6 +73,7 @@ __all__ = [
     "ModelError",
     "ModelNotReadyException",
     "ModelStreamError",
+    "ResponseTooLargeError",
     "RetryQuotaExceededError",
     "SageMakerRuntimeError",
     "SerializationError",
@@ -75,7 +84,31 @@ __all__ = [
     "ValidationError",
     "WaitTimeoutError",
     "error_class_for_code",
+    "server_text",
 ]
+
+MAX_SERVER_TEXT: Final = 2048
+"""The most characters of a server's text (an error message, a code) an error keeps."""
+
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides and
+# isolates that can make a log line read as something else.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in "\t\n\r":
+        return repr(char)[1:-1]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def server_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """``text`` from a server, fit for an error message or a log line: control characters
+    escaped (``\\x1b``, ``\\u202e``…) and at most ``limit`` characters of it kept."""
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text) - limit} characters more)"
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 class SageMakerRuntimeError(Exception):
@@ -227,6 +260,24 @@ class ConnectionClosedError(TransportError):
     """The connection was closed or reset before a complete response arrived."""
 
 
+class ResponseTooLargeError(TransportError):
+    """A response body read whole (not streamed) is longer than the client's
+    ``max_response_body_size``; the connection was dropped without reading the rest."""
+
+
+class ClientClosedError(TransportError):
+    """The HTTP client was closed while the call waited for one of its pooled connections.
+
+    The request was never sent, but it is not retried: the client is shutting down.
+    """
+
+    request_sent = False
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
 class APIError(SageMakerRuntimeError):
     """An error answered by the service (or an unmodeled error code)."""
 
@@ -246,15 +297,18 @@ class APIError(SageMakerRuntimeError):
         throttling: bool = False,
         transient: bool = False,
         fields: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
-        super().__init__(message, operation=operation)
-        self.code = code or type(self).__name__
+        # The message and code come from the server: no 10 MB message, no terminal escapes.
+        super().__init__(server_text(message), operation=operation)
+        self.code = server_text(code, 256) if code else type(self).__name__
         self.http_status = http_status if http_status is not None else self.default_status
         self.request_id = request_id
         self.fault: Fault = fault or self.default_fault
         self.throttling = throttling
         self.transient = transient
         self.fields = dict(fields or {})
+        self.url = url  # the endpoint that answered, when known
 
     @property
     def retryable(self) -> bool:
@@ -262,9 +316,15 @@ class APIError(SageMakerRuntimeError):
 
     def describe(self) -> str:
         detail = f"{self.code}: {self.message}" if self.message else self.code
-        parts = [f"https response error StatusCode: {self.http_status}"]
+        scheme = "http" if self.url is not None and self.url.startswith("http://") else "https"
+        parts = [f"{scheme} response error StatusCode: {self.http_status}"]
         if self.request_id:
             parts.append(f"RequestID: {self.request_id}")
+        elif self.url is not None:
+            # SageMaker always sends a request ID: without one, say who answered.
+            parts.append(f"URL: {self.url}")
+            if self.code == "UnknownError":
+                detail += " (the answer names no error code: is this a SageMaker Runtime endpoint?)"
         return ", ".join(parts) + f", {detail}"
 
     def __repr__(self) -> str:

@@ -108,7 +108,8 @@ class InvalidHeaderError(EventStreamError):
 
 
 class TruncatedStreamError(EventStreamError):
-    """The stream ended in the middle of a frame."""
+    """The stream ended in the middle of a frame, or its connection was lost or stalled
+    (then the transport error is ``__cause__``; a stall past ``read_timeout`` sets ``timeout``)."""
 
 
 # --------------------------------------------------------------------------------------------

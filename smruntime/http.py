@@ -9,6 +9,10 @@ import attrs
 Body = bytes | IO[bytes] | None
 """A request body: bytes, a binary file object (seekable for retries), or nothing."""
 
+DEFAULT_MAX_RESPONSE_BODY_SIZE = 64 * 1024 * 1024
+"""The longest response body an HTTP client reads whole by default: far above SageMaker's 6 MB
+payloads, far below what would hurt a process."""
+
 
 _LOWERCASE: dict[str, str] = {}
 """Header names → their lower-case form. A client sets the same few names on every request, and
@@ -149,7 +153,8 @@ class ResponseBody(Protocol):
         """The rest of the body; the connection is released once it is all read."""
 
     def iter_chunks(self) -> Iterator[bytes]:
-        """Chunks as they arrive (one per transfer chunk where the server chunks)."""
+        """Pieces as they arrive; where the server chunks, one per chunk up to 1 MiB (longer
+        chunks come in pieces, so a declared size never makes the client buffer more)."""
 
     def close(self) -> None:
         """Idempotent: release the connection (back to the pool only if fully read)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from smruntime import keys
+from smruntime.errors import server_text
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
 from smruntime.options import LogMode
@@ -20,6 +21,8 @@ Every mode whose value is 0 is this very member."""
 
 BODY_LOG_LIMIT = 1024
 """Bytes of a body shown in a log line; the rest is summarized."""
+RESPONSE_LOG_LIMIT = 16 * 1024
+"""Characters of a response line: its headers are the server's, up to megabytes of them."""
 
 
 def logger_for(ctx: Context) -> logging.Logger:
@@ -74,7 +77,7 @@ class RequestResponseLogger(Transform[DeserializeInput, DeserializeOutput]):
                 data = response.read()
                 response.body = BytesBody(data)  # read once for the log; the deserializer reads the copy
                 line += f" body={_show_body(data)}"
-            logger_for(ctx).debug(redact_text(line))
+            logger_for(ctx).debug(redact_text(server_text(line, RESPONSE_LOG_LIMIT)))
         return out
 
 

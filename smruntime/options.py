@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import attrs
 
 from smruntime.errors import FieldProblem, InvalidParamsError
+from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE
 
 if TYPE_CHECKING:
     import logging
@@ -58,6 +59,10 @@ class Options:
     :class:`~smruntime.auth.Credentials`, a credentials provider (anything with
     ``retrieve()``), or :data:`~smruntime.auth.ANONYMOUS` (requests are not signed);
     ``None`` means botocore's default chain, resolved on first use.
+
+    ``max_response_body_size`` bounds a response body read whole (64 MiB by default, far
+    above SageMaker's 6 MB payloads); a longer one raises ``ResponseTooLargeError``. Streams
+    are not bounded: each event is, by the event-stream limits.
     """
 
     region: str | None = None
@@ -76,6 +81,7 @@ class Options:
     connect_timeout: float = 60.0
     read_timeout: float = 70.0
     max_pool_connections: int = 10
+    max_response_body_size: int = DEFAULT_MAX_RESPONSE_BODY_SIZE
     api_options: list[APIOption] = attrs.field(factory=list, converter=list)
     log_mode: LogMode = LogMode.NONE
     logger: logging.Logger | None = None
@@ -149,6 +155,10 @@ def validate_options(options: Options) -> None:
         problems.append(FieldProblem("user_agent_extra", "pattern", "must be printable US-ASCII (no line breaks)"))
     if options.max_pool_connections < 1:
         problems.append(FieldProblem("max_pool_connections", "range", f"must be at least 1, got {options.max_pool_connections}"))
+    if options.max_response_body_size < 1:
+        problems.append(
+            FieldProblem("max_response_body_size", "range", f"must be at least 1, got {options.max_response_body_size}")
+        )
     if problems:
         raise InvalidParamsError(problems)
 

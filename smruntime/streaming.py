@@ -56,7 +56,7 @@ def message_error(message: Message, operation: str, request_id: str | None) -> e
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
         document = json.loads(payload) if payload else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return {"Message": payload.decode("utf-8", "replace")}
     return document if isinstance(document, dict) else {}
 
@@ -148,7 +148,7 @@ class ResponseStream(_Stream):
             yield from self._parts(self._ready)
             self._ready = []
             chunks = self._chunks if self._chunks is not None else self._response.body.iter_chunks()
-            for chunk in _cut_off_as_truncation(chunks):
+            for chunk in _cut_off_as_truncation(chunks, self._operation):
                 yield from self._parts(self._decoder.feed(chunk))
             self._decoder.end()
         except BaseException:
@@ -239,7 +239,7 @@ class AsyncResponseStream(_Stream):
                     self._decoder.end()
                     continue
                 except errors.TransportError as error:
-                    raise TruncatedStreamError(f"the event stream was cut off: {error.message}") from error
+                    raise stream_cut_off(error, self._operation) from error
                 self._ready = self._decoder.feed(chunk)
         except BaseException:
             await self.aclose()  # an error, a cancellation: the connection is dropped
@@ -295,12 +295,24 @@ def _release_later(loop: Any, response: AsyncHTTPResponse) -> None:
     loop.create_task(response.aclose())
 
 
-def _cut_off_as_truncation(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Report a connection lost mid-stream as what it means here: a truncated stream."""
+def _cut_off_as_truncation(chunks: Iterator[bytes], operation: str) -> Iterator[bytes]:
     try:
         yield from chunks
     except errors.TransportError as error:
-        raise TruncatedStreamError(f"the event stream was cut off: {error.message}") from error
+        raise stream_cut_off(error, operation) from error
+
+
+def stream_cut_off(error: errors.TransportError, operation: str | None = None) -> TruncatedStreamError:
+    """A connection lost mid-stream, as what it means here: a truncated stream. A stream that
+    sent nothing for ``read_timeout`` stalled: that error has ``timeout`` set. Raise it
+    ``from error``."""
+    if isinstance(error, errors.ReadTimeoutError):
+        truncated = TruncatedStreamError(
+            f"the event stream stalled: no data within the read timeout ({error.message})", operation=operation
+        )
+        truncated.timeout = True
+        return truncated
+    return TruncatedStreamError(f"the event stream was cut off: {error.message}", operation=operation)
 
 
 def _strip_cr(line: bytes) -> bytes:

@@ -88,6 +88,7 @@ class InvokeEndpointInput:
     enable_explanations: str | None = None
     inference_component_name: str | None = None
     session_id: str | None = None
+    prefix_aware_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -117,6 +118,7 @@ class InvokeEndpointWithResponseStreamInput:
     inference_id: str | None = None
     inference_component_name: str | None = None
     session_id: str | None = None
+    prefix_aware_id: str | None = None
 
 
 @attrs.frozen

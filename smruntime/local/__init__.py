@@ -21,6 +21,8 @@ from smruntime.local.container import RemoteContainer
 from smruntime.local.counters import Counters, CounterSnapshot
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey
 from smruntime.local.faults import Faults
+from smruntime.local.hosts import HostPolicy
+from smruntime.local.limits import ServerLimits
 from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
 from smruntime.local.server import LocalEndpoint, serve
 
@@ -33,6 +35,7 @@ __all__ = [
     "EndpointConfig",
     "FaultConfig",
     "Faults",
+    "HostPolicy",
     "InferenceComponentConfig",
     "LocalApp",
     "LocalConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "RemoteContainer",
+    "ServerLimits",
     "TokenStreamer",
     "VariantConfig",
     "create_app",

@@ -1,11 +1,15 @@
 """The Starlette app that speaks the SageMaker Runtime wire protocol.
 
-``POST /endpoints/{EndpointName}/invocations`` (InvokeEndpoint) goes through, in order:
+Every request first has its ``Host`` header checked (see ``hosts``; a name this server does
+not serve: 400). ``POST /endpoints/{EndpointName}/invocations`` (InvokeEndpoint) then goes
+through, in order:
 
-1. the body is read (more than ``max_body_bytes``: 413, body
+1. a declared ``Content-Length`` over ``max_body_bytes`` is answered 413 at once, body
    ``{"message": "HTTP content length exceeded 6291456 bytes."}`` and no error code, as the
-   service answers);
-2. the SigV4 signature is verified (see ``sigv4_verify``; off with ``verify_signatures``);
+   service answers;
+2. the SigV4 headers are authenticated before any of the body is read (see ``sigv4_verify``;
+   off with ``verify_signatures``), then the body is read (past ``max_body_bytes``: 413, and
+   nothing more is kept) and the signature settled with its SHA-256;
 3. the endpoint name and the API headers are validated, the endpoint looked up
    (``Endpoint X of account 123456789012 not found.``: 400 ValidationError);
 4. faults armed on the endpoint apply (latency, reset, scheduled errors);
@@ -31,13 +35,15 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.credentials import CredentialsInput, resolve_credentials
+from smruntime.local.hosts import ANY_HOST, HostPolicy
 from smruntime.local.invoke import Invocation, join_chunks, run_invocation
 from smruntime.local.routing import route
 from smruntime.local.sessions import NEW_SESSION, format_new_session_header
+from smruntime.local.sigv4_verify import SignedHeaders
 from smruntime.local.state import EndpointRuntime, LocalState
 from smruntime.local.wire import (
     INVOKE_ENDPOINT_HEADERS,
@@ -48,24 +54,36 @@ from smruntime.local.wire import (
     validation_error,
 )
 
-__all__ = ["Accepted", "LocalApp", "accept_call", "create_app", "error_response", "wire_response"]
+__all__ = ["Accepted", "LocalApp", "accept_call", "busy_app", "create_app", "error_response", "wire_response"]
 
 TRANSPORT_KEY = "smruntime.transport"
 """Scope key under which LocalApp leaves the connection's transport, to reset it on demand."""
 
-_DRAIN_LIMIT = 64 * 1024 * 1024
-"""An oversized body is read (and dropped) up to this size so the client sees the 413."""
-
 
 class LocalApp(Starlette):
-    """A Starlette app holding the endpoint state; also exposes the transport for resets."""
+    """A Starlette app holding the endpoint state; also exposes the transport for resets.
 
-    def __init__(self, state: LocalState, routes: Sequence[Route]) -> None:
+    ``hosts`` is the Host policy; None answers any Host (an app mounted in process, where
+    no browser can reach it; ``LocalEndpoint`` and ``serve`` pass the names they serve).
+    """
+
+    def __init__(self, state: LocalState, routes: Sequence[Route], hosts: HostPolicy | None = None) -> None:
         super().__init__(routes=list(routes))
         self.local_state = state
+        self.hosts = hosts if hosts is not None else HostPolicy(names={ANY_HOST})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            host = next((value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"host"), None)
+            if not self.hosts.allows(host):
+                # Before routing and before any of the body: a page driving a loopback endpoint
+                # through DNS rebinding gets nothing but this.
+                shown = (host or "")[:100]
+                error = ServiceError(400, None, f"Host '{shown}' is not a name this endpoint serves "
+                                                f"(it serves {self.hosts.describe()}); allow more names with "
+                                                "allowed_hosts (smruntime serve --allowed-host NAME).")
+                await error_response(self.local_state, error, _request_id())(scope, receive, send)
+                return
             # Starlette wraps ``send`` below this point; uvicorn's own send knows its transport.
             owner = getattr(send, "__self__", None)
             transport = getattr(owner, "transport", None)
@@ -77,11 +95,25 @@ class LocalApp(Starlette):
             pass  # the client left before its request was whole: nobody to answer, nothing broke
 
 
+def busy_app(state: LocalState) -> ASGIApp:
+    """The ASGI answer to a connection over the server's limit: 503, then the connection closes."""
+
+    async def busy(scope: Scope, receive: Receive, send: Send) -> None:
+        error = ServiceError(503, "ServiceUnavailable", "The endpoint has too many open connections. "
+                                                        "Try your request again.")
+        response = error_response(state, error, _request_id())
+        response.raw_headers.append((b"connection", b"close"))
+        await response(scope, receive, send)
+
+    return busy
+
+
 def create_app(
     config: LocalConfig | str | os.PathLike[str] | None = None, credentials: CredentialsInput | None = None, *,
-    state: LocalState | None = None,
+    state: LocalState | None = None, hosts: HostPolicy | None = None,
 ) -> LocalApp:
-    """The ASGI app for ``config`` (default: echo, sum, tokens), accepting ``credentials``."""
+    """The ASGI app for ``config`` (default: echo, sum, tokens), accepting ``credentials``,
+    answering the Host names of ``hosts`` (default: any, see LocalApp)."""
     if state is None:
         state = LocalState(as_config(config), resolve_credentials(credentials))
     live = state
@@ -108,7 +140,7 @@ def create_app(
         return error_response(live, error, _request_id())
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-    return LocalApp(state, [
+    return LocalApp(state, hosts=hosts, routes=[
         Route("/endpoints/{endpoint_name:path}/invocations", invoke_endpoint, methods=["POST"]),
         Route("/endpoints/{endpoint_name:path}/invocations-response-stream", invoke_stream, methods=["POST"]),
         Route("/endpoints/{endpoint_name:path}/async-invocations", async_invocations.handle, methods=["POST"]),
@@ -134,7 +166,7 @@ def wire_response(state: LocalState, status: int, body: bytes, headers: Sequence
 
 
 def error_response(state: LocalState, error: ServiceError, request_id: str) -> Response:
-    """The service's error shape: JSON ``message`` (+ fields) and ``X-Amzn-ErrorType``."""
+    """The error's JSON body (see ``ServiceError.body``) and its code in ``X-Amzn-ErrorType``."""
     headers = [("Content-Type", "application/json")]
     if error.code is not None:
         headers.append(("X-Amzn-ErrorType", error.code))
@@ -160,16 +192,11 @@ async def accept_call(state: LocalState, request: Request, header_names: dict[st
     if runtime is not None:
         runtime.counters.request_received()
     limit = state.config.max_body_bytes if max_body_bytes is None else max_body_bytes
+    _refuse_declared_oversize(request, limit)
+    signed = _verify_headers(state, request) if state.config.verify_signatures else None
     body = await _read_body(request, limit)
-    if state.config.verify_signatures:
-        scope = request.scope
-        state.verifier.verify(
-            method=request.method,
-            raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
-            raw_query=scope.get("query_string", b"").decode("latin-1"),
-            headers=[(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]],
-            body=body,
-        )
+    if signed is not None:
+        state.verifier.verify_body(signed, body)
     validate_endpoint_name(name)
     params = parse_invoke_params(request.headers, header_names)
     if runtime is None:
@@ -177,17 +204,35 @@ async def accept_call(state: LocalState, request: Request, header_names: dict[st
     return Accepted(endpoint=runtime, params=params, body=body)
 
 
+def _too_large(limit: int) -> ServiceError:
+    return ServiceError(413, None, f"HTTP content length exceeded {limit} bytes.")
+
+
+def _refuse_declared_oversize(request: Request, limit: int) -> None:
+    # Answered before a byte of the body is read; the server drops the rest as it arrives.
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+
+
+def _verify_headers(state: LocalState, request: Request) -> SignedHeaders:
+    scope = request.scope
+    return state.verifier.verify_headers(
+        method=request.method,
+        raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+        raw_query=scope.get("query_string", b"").decode("latin-1"),
+        headers=[(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]],
+    )
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        elif size > _DRAIN_LIMIT:
-            break  # stop reading; uvicorn closes the connection after the 413
-    if size > limit:
-        raise ServiceError(413, None, f"HTTP content length exceeded {limit} bytes.")
+        if size > limit:
+            raise _too_large(limit)  # nothing more is read or kept
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -25,7 +25,10 @@ called. An inference id that is not a plain file name (it may hold any printable
 included) is not used as one: such a request's files are named by a fresh UUID instead.
 
 Local extension: ``InputLocation`` may also be a ``file://`` path, and the result paths may
-be ``file://`` directories (see ``storage``).
+be ``file://`` directories (see ``storage``). A ``file://`` input must lie, symlinks and ``..``
+resolved, inside the endpoint's ``input_root`` or its ``file://`` result folders; any other is
+a ValidationError before anything is read (with no such folder configured, the service's own
+pattern error).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smruntime.file_locations import resolve_within
 from smruntime.local.app import (
     ConnectionResetOnPurpose,
     accept_call,
@@ -159,6 +163,20 @@ def result_locations(config: AsyncInferenceConfig, inference_id: str, extension:
             join_location(failure_root, extension or "", f"{stem}-error.out"))
 
 
+def _check_file_input(config: AsyncInferenceConfig, location: str, path: str) -> None:
+    roots = config.file_roots
+    if not roots:  # nothing local to read from: refused as the service refuses any file:// location
+        raise validation_error(
+            f"1 validation error detected: Value '{location}' at 'inputLocation' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {_INPUT_LOCATION}"
+        )
+    if resolve_within(path, roots) is None:
+        raise validation_error(
+            f"InputLocation {location} is outside the folders this endpoint reads file:// inputs from "
+            "(its async_inference input_root and file:// result folders)."
+        )
+
+
 class AsyncInvocations:
     """The async route of one server: validates, answers 202 and queues the job on its worker."""
 
@@ -198,6 +216,8 @@ class AsyncInvocations:
             source = None if extra.input_location is None else parse_location(extra.input_location)
         except ValueError as error:
             raise validation_error(f"Invalid InputLocation: {error}.") from None
+        if source is not None and source.scheme == "file":
+            _check_file_input(config, source.uri, source.key)
         await apply_faults(runtime, request)
         inference_id = params.inference_id or str(uuid.uuid4())
         target = route(runtime, params, state.sessions, account=state.config.account_id)

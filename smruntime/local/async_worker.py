@@ -6,36 +6,40 @@ rest wait in the queue (first come, first served). A job:
 
 1. waits for a slot; if it waited longer than its RequestTTLSeconds, it has expired and the
    expiry is written to its failure location;
-2. reads its input (``InputLocation``, or the inline ``Body``) in a worker thread;
+2. reads its input (``InputLocation``, or the inline ``Body``) in a daemon thread, giving up
+   after InvocationTimeoutSeconds (a hung mount or S3 server must not hold a slot forever);
 3. runs the model as InvokeEndpoint does (``invoke.run_invocation``), with
    InvocationTimeoutSeconds as the time budget;
 4. writes the model's answer to the output location (with the model's content type), or the
    error to the failure location.
 
 Failure documents are JSON, the body the service would answer the same error with:
-``{"message": ...}``, plus ``OriginalStatusCode``/``OriginalMessage``/``LogStreamArn`` for a
-model error. Durations are multiplied by the endpoint's ``time_scale`` (tests use a small one).
+``{"Message": ...}``, plus ``ErrorCode``/``OriginalStatusCode``/``OriginalMessage``/``LogStreamArn``
+for a model error. Durations are multiplied by the endpoint's ``time_scale`` (tests use a small one).
 
 Shutdown: when the server stops, its event loop cancels the jobs still queued (nothing is
 written for them) and waits for model threads already running; their results are dropped.
+Reads and writes run in daemon threads, so one stuck in the kernel never keeps the process
+from exiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 
+from smruntime.file_locations import in_daemon_thread
 from smruntime.local.config import AsyncInferenceConfig
 from smruntime.local.invoke import Invocation, join_chunks, run_invocation
 from smruntime.local.routing import Target
 from smruntime.local.state import EndpointRuntime
 from smruntime.local.storage import JobStorage, Location, S3ClientFactory, StorageError
-from smruntime.local.wire import InvokeParams, ServiceError
+from smruntime.local.wire import InvokeParams, ServiceError, error_document
 
 __all__ = ["DEFAULT_INVOCATION_TIMEOUT_SECONDS", "DEFAULT_REQUEST_TTL_SECONDS", "AsyncJob", "AsyncWorker"]
 
@@ -47,6 +51,11 @@ DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 """InvocationTimeoutSeconds when the request gives none (the service's default, 15 min)."""
 
 OPERATION = "InvokeEndpointAsync"
+
+WRITE_TIMEOUT_SECONDS = 60.0
+"""How long writing a result or failure may take before the job gives up on it."""
+
+T = TypeVar("T")
 
 
 @attrs.frozen(eq=False)
@@ -106,16 +115,19 @@ class AsyncWorker:
                                  job.inference_id, job.endpoint.name)
 
     async def _process(self, job: AsyncJob, config: AsyncInferenceConfig) -> None:
-        storage = JobStorage(self._s3_factory(config.s3_endpoint_url))
+        storage = JobStorage(self._s3_factory(config.s3_endpoint_url), file_roots=config.file_roots,
+                             max_bytes=config.max_input_bytes)
+        budget = job.invocation_timeout_seconds * config.time_scale
         try:
             waited = self.clock() - job.queued_at
             ttl = job.request_ttl_seconds * config.time_scale
             if waited > ttl:
                 await self._fail(storage, job, _expired_message(job, waited, config.time_scale))
                 return
-            if job.input is not None:
+            source = job.input
+            if source is not None:
                 try:
-                    body = await asyncio.to_thread(storage.read, job.input)
+                    body = await _in_thread(lambda: storage.read(source), budget, f"read {source}")
                 except StorageError as error:
                     await self._fail(storage, job, f"Could not read the input of inference {job.inference_id}: {error}")
                     return
@@ -126,7 +138,7 @@ class AsyncWorker:
                     endpoint=job.endpoint.name,
                     region=self.region,
                     account=self.account,
-                    timeout=job.invocation_timeout_seconds * config.time_scale,
+                    timeout=budget,
                     params=job.params,
                     body=body,
                     target=job.target,
@@ -137,22 +149,24 @@ class AsyncWorker:
                 await self._fail(storage, job, error.message, error.fields)
                 return
             try:
-                await asyncio.to_thread(storage.write, job.output, join_chunks(result.body), result.content_type)
+                data = join_chunks(result.body)
+                await _in_thread(lambda: storage.write(job.output, data, result.content_type), WRITE_TIMEOUT_SECONDS,
+                                 f"write {job.output}")
             except StorageError as error:
                 await self._fail(storage, job, f"Could not write the result of inference {job.inference_id}: {error}")
                 return
             logger.debug("async inference %s of endpoint %s: result at %s", job.inference_id, job.endpoint.name,
                          job.output)
         finally:
-            # In a thread: close() waits for a read or write a cancelled job left running.
-            await asyncio.shield(asyncio.to_thread(storage.close))
+            storage.close()  # never waits: an operation still running closes the client when it ends
 
     async def _fail(self, storage: JobStorage, job: AsyncJob, message: str,
                     fields: dict[str, object] | None = None) -> None:
-        document = json.dumps({"message": message, **(fields or {})}).encode()
+        document = error_document(message, fields)
         logger.info("async inference %s of endpoint %s failed: %s", job.inference_id, job.endpoint.name, message)
         try:
-            await asyncio.to_thread(storage.write, job.failure, document, "application/json")
+            await _in_thread(lambda: storage.write(job.failure, document, "application/json"), WRITE_TIMEOUT_SECONDS,
+                             f"write {job.failure}")
         except StorageError as error:
             logger.error("async inference %s: the failure could not be recorded either: %s", job.inference_id, error)
 
@@ -161,6 +175,15 @@ class AsyncWorker:
         if factory is None:
             factory = self._s3[endpoint_url] = S3ClientFactory(endpoint_url, self.region)
         return factory
+
+
+async def _in_thread(operation: Callable[[], T], timeout: float, what: str) -> T:
+    """``operation``'s result, run in a daemon thread; StorageError if it takes longer than ``timeout``."""
+    future = in_daemon_thread(operation, name=f"async-inference-{what.split()[0]}")
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+    except TimeoutError:
+        raise StorageError(f"could not {what}: no answer within {timeout:g} s") from None
 
 
 def _expired_message(job: AsyncJob, waited: float, scale: float) -> str:

@@ -27,18 +27,23 @@ def echo(request: ModelRequest) -> ModelResponse:
 
 
 def sum_model(request: ModelRequest) -> ModelResponse:
-    """``{"numbers": [...]}`` -> ``{"sum", "mean", "count", "min", "max"}``; bad input is a 400."""
+    """``{"numbers": [...]}`` -> ``{"sum", "mean", "count", "min", "max"}``; bad input is a 400.
+
+    Numbers must be finite doubles (an integer too large for one is refused), and so must the
+    sum: the answer is always strict JSON.
+    """
     try:
         document = json.loads(request.body)
+    except RecursionError:
+        raise _bad_input("body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelFailure(400, json.dumps({"error": f"body is not valid JSON: {exc}"})) from None
+        raise _bad_input(f"body is not valid JSON: {exc}") from None
     numbers = document.get("numbers") if isinstance(document, dict) else None
-    # bool is an int subclass, but true/false are not numbers to a caller.
-    if not isinstance(numbers, list) or not all(
-        isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in numbers
-    ):
-        raise ModelFailure(400, json.dumps({"error": 'expected {"numbers": [finite numbers...]}'}))
+    if not isinstance(numbers, list) or not all(_is_finite_number(n) for n in numbers):
+        raise _bad_input('expected {"numbers": [finite numbers...]}')
     total = sum(numbers)
+    if not _is_finite_number(total):
+        raise _bad_input("the sum of the numbers overflows a double")
     result = {
         "sum": total,
         "mean": total / len(numbers) if numbers else None,
@@ -46,7 +51,21 @@ def sum_model(request: ModelRequest) -> ModelResponse:
         "min": min(numbers) if numbers else None,
         "max": max(numbers) if numbers else None,
     }
-    return ModelResponse(body=json.dumps(result).encode(), content_type=JSON)
+    return ModelResponse(body=json.dumps(result, allow_nan=False).encode(), content_type=JSON)
+
+
+def _is_finite_number(value: object) -> bool:
+    # bool is an int subclass, but true/false are not numbers to a caller.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond a double's range
+        return False
+
+
+def _bad_input(message: str) -> ModelFailure:
+    return ModelFailure(400, json.dumps({"error": message}))
 
 
 _WORD = re.compile(r"\s*\S+")

@@ -54,6 +54,7 @@ A TOML file::
     s3_output_path = "s3://my-bucket/async-output"
     s3_failure_path = "s3://my-bucket/async-failures"   # default: under s3_output_path
     s3_endpoint_url = "http://127.0.0.1:5000"          # any S3-compatible server; omit for AWS
+    input_root = "file:///srv/async-inputs"            # the one folder file:// inputs may come from
     max_concurrent_invocations = 4
 
 Model references are strings (a built-in name, ``module:function``, or an ``http(s)://``
@@ -72,6 +73,7 @@ from typing import Any, Literal
 
 import attrs
 
+from smruntime.file_locations import MAX_ASYNC_PAYLOAD_BYTES, file_path
 from smruntime.local.models import ModelSpec
 
 __all__ = [
@@ -192,6 +194,10 @@ class AsyncInferenceConfig:
     in the queue. ``time_scale`` multiplies RequestTTLSeconds and InvocationTimeoutSeconds
     (and their defaults, 6 h and 900 s): a test sets ``0.01`` to make a 60 s TTL expire after
     0.6 s, since the API does not allow less than 60 s.
+
+    A ``file://`` InputLocation is read only inside ``input_root`` (a ``file://`` folder) or
+    the ``file://`` output and failure folders; any other is a ValidationError. No input is
+    read past ``max_input_bytes`` (the service's 1 GB).
     """
 
     s3_output_path: str
@@ -199,15 +205,28 @@ class AsyncInferenceConfig:
     s3_endpoint_url: str | None = None
     max_concurrent_invocations: int = 4
     time_scale: float = attrs.field(default=1.0, converter=float)
+    input_root: str | None = None
+    max_input_bytes: int = MAX_ASYNC_PAYLOAD_BYTES
 
     def __attrs_post_init__(self) -> None:
         for name, path in (("s3_output_path", self.s3_output_path), ("s3_failure_path", self.s3_failure_path)):
             if path is not None and not path.startswith(("s3://", "file://")):
                 raise ValueError(f"async_inference.{name} must be an s3:// or file:// location, got {path!r}")
+        if self.input_root is not None and not (self.input_root.startswith("file://")
+                                                and file_path(self.input_root).startswith("/")):
+            raise ValueError(f"async_inference.input_root must be a file:/// folder, got {self.input_root!r}")
+        if self.max_input_bytes < 1:
+            raise ValueError("async_inference.max_input_bytes must be >= 1")
         if self.max_concurrent_invocations < 1:
             raise ValueError("async_inference.max_concurrent_invocations must be >= 1")
         if self.time_scale <= 0:
             raise ValueError("async_inference.time_scale must be > 0")
+
+    @property
+    def file_roots(self) -> tuple[str, ...]:
+        """The folders a ``file://`` InputLocation may name: the input root and ``file://`` result folders."""
+        locations = (self.input_root, self.s3_output_path, self.s3_failure_path)
+        return tuple(file_path(location) for location in locations if location and location.startswith("file://"))
 
 
 def _variant_tuple(value: Iterable[VariantConfig]) -> tuple[VariantConfig, ...]:
@@ -293,13 +312,14 @@ def default_config() -> LocalConfig:
 
 def demo_config(scratch: str | os.PathLike[str]) -> LocalConfig:
     """The default endpoints (``tokens`` paced at 0.12 s a word) plus ``sum-async``, which
-    writes async results under ``scratch``."""
+    reads ``file://`` inputs from ``scratch`` and writes async results under it."""
     root = Path(scratch)
     sum_async = EndpointConfig.serving(
         "sum-async",
         "sum",
         async_inference=AsyncInferenceConfig(
-            s3_output_path=(root / "async-output").as_uri(), s3_failure_path=(root / "async-failures").as_uri()
+            s3_output_path=(root / "async-output").as_uri(), s3_failure_path=(root / "async-failures").as_uri(),
+            input_root=root.as_uri(),
         ),
     )
     # Tokens paced like a model generating them, so the demo shows them arriving one by one.

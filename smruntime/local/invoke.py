@@ -127,6 +127,7 @@ def _model_request(invocation: Invocation, container: str, body: bytes, content_
         enable_explanations=params.enable_explanations,
         inference_component=params.inference_component,
         session_id=params.session_id,
+        prefix_aware_id=params.prefix_aware_id,
         endpoint_name=invocation.endpoint,
         variant_name=invocation.target.variant,
         container=container,

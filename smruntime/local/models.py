@@ -50,6 +50,8 @@ class ModelRequest:
     inference_component: str | None = None
     session_id: str | None = None
     """The caller's session: ``NEW_SESSION``, an open session's id, or None."""
+    prefix_aware_id: str | None = None
+    """The caller's routing hint for prefix-aware routing (one instance locally: nothing to route)."""
     endpoint_name: str = ""
     variant_name: str = ""
     container: str = "primary"

@@ -12,6 +12,11 @@
 
 Also usable without ``with`` (a notebook): ``endpoint = LocalEndpoint().start()`` ...
 ``endpoint.stop()``. ``serve()`` runs the same app in the foreground (``smruntime serve``).
+
+Both bound connections and request time (``limits``, see ``smruntime.local.limits``), answer
+only the Host names they serve (``allowed_hosts`` adds names, see ``smruntime.local.hosts``),
+and refuse to start on an address other machines can reach while the AWS documentation's
+public example key pair is accepted, unless ``allow_example_credentials`` says so.
 """
 
 from __future__ import annotations
@@ -21,29 +26,48 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from smruntime.local.app import LocalApp, create_app
+from smruntime.local.app import busy_app, create_app
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.counters import Counters
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey, CredentialsInput, resolve_credentials
 from smruntime.local.faults import Faults
+from smruntime.local.hosts import HostPolicy, is_loopback
+from smruntime.local.limits import ServerLimits, limited_protocol
 from smruntime.local.state import LocalState
 
-__all__ = ["LocalEndpoint", "serve"]
+__all__ = ["LocalEndpoint", "refuse_exposed_example_credentials", "serve"]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
 
-def _uvicorn_config(app: LocalApp, *, host: str, port: int, quiet: bool) -> uvicorn.Config:
+_EXAMPLE_KEY = AcceptedKey(*EXAMPLE_CREDENTIALS)
+
+
+def refuse_exposed_example_credentials(host: str, keys: Iterable[AcceptedKey], *, allow: bool) -> None:
+    """ValueError (one line) if ``host`` is reachable from other machines and the public example pair is accepted."""
+    if allow or is_loopback(host) or _EXAMPLE_KEY not in tuple(keys):
+        return
+    raise ValueError(
+        f"refusing to serve on {host}: it would accept the AWS documentation's public example key pair "
+        f"({EXAMPLE_CREDENTIALS[0]}), so anyone who can reach the port could call it; set AWS credentials, "
+        "or pass --allow-example-credentials (allow_example_credentials=True) if that is what you want"
+    )
+
+
+def _uvicorn_config(app: ASGIApp, state: LocalState, *, host: str, port: int, quiet: bool,
+                    limits: ServerLimits) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http="h11",
+        http=limited_protocol(limits, busy_app(state)),
         loop="asyncio",
         ws="none",
         lifespan="off",
@@ -84,12 +108,18 @@ class LocalEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         credentials: CredentialsInput | None = None,
+        limits: ServerLimits | None = None,
+        allowed_hosts: Iterable[str] = (),
+        allow_example_credentials: bool = False,
     ) -> None:
         self.config = as_config(config)
         self.host = host
         self._requested_port = port
-        self.state = LocalState(self.config, resolve_credentials(credentials))
-        self.app = create_app(state=self.state)
+        self.limits = limits if limits is not None else ServerLimits()
+        keys = resolve_credentials(credentials)
+        refuse_exposed_example_credentials(host, keys, allow=allow_example_credentials)
+        self.state = LocalState(self.config, keys)
+        self.app = create_app(state=self.state, hosts=HostPolicy.serving(host, allowed_hosts))
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -101,9 +131,10 @@ class LocalEndpoint:
         """Start serving and wait until connections are accepted; returns self."""
         if self._thread is not None:
             raise RuntimeError("LocalEndpoint is already started")
+        server = uvicorn.Server(_uvicorn_config(self.app, self.state, host=self.host, port=0, quiet=True,
+                                                limits=self.limits))
         sock = _bind(self.host, self._requested_port)
         self._port = sock.getsockname()[1]
-        server = uvicorn.Server(_uvicorn_config(self.app, host=self.host, port=0, quiet=True))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                   name=f"smruntime-local-endpoint-{self._port}", daemon=True)
         self._socket, self._server, self._thread = sock, server, thread
@@ -191,10 +222,12 @@ class LocalEndpoint:
 
 
 def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: str = "127.0.0.1", port: int = 8080,
-          credentials: CredentialsInput | None = None) -> None:
-    """Serve in the foreground until interrupted (``smruntime serve``)."""
+          credentials: CredentialsInput | None = None, limits: ServerLimits | None = None,
+          allowed_hosts: Iterable[str] = (), allow_example_credentials: bool = False) -> None:
+    """Serve in the foreground until interrupted (``smruntime serve``); the keywords are LocalEndpoint's."""
     local = as_config(config)
     keys = resolve_credentials(credentials)
+    refuse_exposed_example_credentials(host, keys, allow=allow_example_credentials)
     state = LocalState(local, keys)
     sock = _bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
@@ -208,7 +241,9 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
               "(smruntime, boto3, the AWS CLI) sign with it after:\n"
               f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={local.region}",
               file=sys.stderr, flush=True)
-    server = uvicorn.Server(_uvicorn_config(create_app(state=state), host=host, port=port, quiet=False))
+    app = create_app(state=state, hosts=HostPolicy.serving(host, allowed_hosts))
+    server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False,
+                                            limits=limits if limits is not None else ServerLimits()))
     try:
         server.run(sockets=[sock])
     finally:

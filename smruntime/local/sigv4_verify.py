@@ -2,9 +2,22 @@
 
 One implementation signs (the client) and verifies (this module): the canonical request is
 computed by ``smruntime.auth`` from the path exactly as it arrived on the wire, the raw
-query, the raw header list and the payload hash: the ``X-Amz-Content-Sha256`` header's value
-when the request carries one (``UNSIGNED-PAYLOAD`` included), as AWS does, else the SHA-256
-of the received body.
+query, the raw header list and the payload hash, which is always the SHA-256 of the body
+received.
+
+Verification runs in two steps, so that nothing is read for a caller who is not
+authenticated: :meth:`Verifier.verify_headers` checks everything but the payload before the
+body is read, :meth:`Verifier.verify_body` the rest once it is. A request that declares its
+payload hash in ``X-Amz-Content-SHA256`` has its signature checked in the first step with
+that value, and its body must then hash to it.
+
+SageMaker Runtime's operations sign their payload: their service model has no
+``unsignedPayload`` trait, and the SDKs (botocore, the Go and Java SDKs) hash the body for
+them. ``UNSIGNED-PAYLOAD`` and the ``STREAMING-*`` values of ``X-Amz-Content-SHA256`` are an
+Amazon S3 feature (and ``STREAMING-AWS4-HMAC-SHA256-EVENTS`` belongs to the bidirectional
+stream, which this server does not serve); a service that does not take them computes the
+canonical request from the body, so the signature does not match. Here such a value, or
+anything but a SHA-256 in lowercase hex, is refused the same way, before the body is read.
 
 What each failure is answered with. Every authentication failure is a 403, as AWS's REST-JSON
 services (Lambda, API Gateway) answer them; JSON 1.1 services answer 400 for some. Codes are
@@ -29,7 +42,10 @@ X-Amz-Date > 5 min in the past          403     InvalidSignatureException       
 X-Amz-Date > 5 min in the future        403     InvalidSignatureException       Signature not yet current: D is still
                                                                                 later than E (N + 5 min.)
 signature mismatch (tampered header,    403     InvalidSignatureException       The request signature we calculated does
-body, path or wrong secret)                                                     not match the signature you provided. ...
+body, path or wrong secret; a body                                              not match the signature you provided. ...
+that is not the X-Amz-Content-SHA256
+declared; an unsigned or streaming
+payload)
 ======================================  ======  ==============================  ==========================================
 
 The mismatch message goes on, as the service's does, with the canonical request and string
@@ -41,8 +57,11 @@ from __future__ import annotations
 
 import calendar
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+
+import attrs
 
 from smruntime import auth
 from smruntime.errors import SigningError
@@ -50,7 +69,7 @@ from smruntime.local.credentials import AcceptedKey
 from smruntime.local.wire import ServiceError
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS
 
-__all__ = ["MAX_SKEW_SECONDS", "SIGNING_NAME", "Verifier"]
+__all__ = ["MAX_SKEW_SECONDS", "SIGNING_NAME", "SignedHeaders", "Verifier"]
 
 SIGNING_NAME = "sagemaker"
 MAX_SKEW_SECONDS = 5 * 60
@@ -91,10 +110,28 @@ def _parse_amz_date(value: str) -> float:
     return float(calendar.timegm(parsed))
 
 
-def _payload_hash(values: dict[str, str], body: bytes) -> str:
-    # A declared hash is what the client signed (UNSIGNED-PAYLOAD for a body it did not hash).
-    declared = values.get("x-amz-content-sha256")
-    return declared.strip() if declared else auth.payload_sha256(body)
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _shown(value: str) -> str:
+    # The value is the caller's: shown cut short, never as a wall of text in an error message.
+    return value if len(value) <= 80 else value[:77] + "..."
+
+
+@attrs.frozen
+class SignedHeaders:
+    """A request whose headers were authenticated; its signature is settled by the body."""
+
+    access_key_id: str
+    secret_access_key: str = attrs.field(repr=False)
+    parsed: auth.Authorization = attrs.field(repr=False)
+    amz_date: str
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: Sequence[tuple[str, str]] = attrs.field(repr=False)
+    declared_hash: str | None
+    """The X-Amz-Content-SHA256 the signature was checked with already, if the request declared one."""
 
 
 class Verifier:
@@ -111,9 +148,10 @@ class Verifier:
         """The accepted access key ids (never the secrets)."""
         return tuple(self._keys)
 
-    def verify(self, *, method: str, raw_path: str, raw_query: str, headers: Sequence[tuple[str, str]],
-               body: bytes) -> str:
-        """Raise the service's ServiceError unless the request is signed right; returns the access key id."""
+    def verify_headers(self, *, method: str, raw_path: str, raw_query: str,
+                       headers: Sequence[tuple[str, str]]) -> SignedHeaders:
+        """Everything that can be checked before the body: raise the service's ServiceError, or
+        return what :meth:`verify_body` needs. With a declared payload hash, that includes the signature."""
         values = {name.lower(): value for name, value in headers}
         authorization = values.get("authorization")
         if not authorization:
@@ -134,23 +172,50 @@ class Verifier:
         if key.session_token is not None and values.get("x-amz-security-token") != key.session_token:
             raise _unrecognized()
         self._check_scope(parsed, amz_date, signed_at)
-        payload_hash = _payload_hash(values, body)
+        declared = values.get("x-amz-content-sha256")
+        if declared is not None:
+            declared = declared.strip()
+            if not _SHA256_HEX.fullmatch(declared):
+                raise _invalid(
+                    f"{_MISMATCH} X-Amz-Content-SHA256 is '{_shown(declared)}': this operation's payload is signed "
+                    "with its SHA-256 in lowercase hex (unsigned and streaming payloads are for Amazon S3)."
+                )
+        signed = SignedHeaders(
+            access_key_id=parsed.access_key_id, secret_access_key=key.secret_access_key, parsed=parsed,
+            amz_date=amz_date, method=method, raw_path=raw_path, raw_query=raw_query, headers=tuple(headers),
+            declared_hash=declared,
+        )
+        if declared is not None:
+            self._check_signature(signed, declared)
+        return signed
+
+    def verify_body(self, signed: SignedHeaders, body: bytes) -> str:
+        """The rest, once the body is read; returns the access key id."""
+        actual = auth.payload_sha256(body)
+        if signed.declared_hash is None:
+            self._check_signature(signed, actual)
+        elif not hmac.compare_digest(actual, signed.declared_hash):
+            raise _invalid(f"{_MISMATCH} The body received does not hash to the X-Amz-Content-SHA256 declared.")
+        return signed.access_key_id
+
+    def _check_signature(self, signed: SignedHeaders, payload_hash: str) -> None:
+        parsed = signed.parsed
         expected = auth.compute_signature(
-            secret_key=key.secret_access_key,
-            method=method,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers=headers,
+            secret_key=signed.secret_access_key,
+            method=signed.method,
+            raw_path=signed.raw_path,
+            raw_query=signed.raw_query,
+            headers=signed.headers,
             signed_headers=parsed.signed_headers,
             payload_hash=payload_hash,
-            amz_date=amz_date,
+            amz_date=signed.amz_date,
             region=parsed.region,
             service=parsed.service,
             key_cache=self._key_cache,
         )
         if not hmac.compare_digest(expected, parsed.signature):
-            raise _invalid(self._mismatch_message(method, raw_path, raw_query, headers, parsed, amz_date, payload_hash))
-        return parsed.access_key_id
+            raise _invalid(self._mismatch_message(signed.method, signed.raw_path, signed.raw_query, signed.headers,
+                                                  parsed, signed.amz_date, payload_hash))
 
     def _check_scope(self, parsed: auth.Authorization, amz_date: str, signed_at: float) -> None:
         if parsed.date != amz_date[:8]:

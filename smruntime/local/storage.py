@@ -3,7 +3,9 @@
 ``s3://`` (and S3's own ``https://`` URLs) go through botocore's S3 client, so any
 S3-compatible server works through an endpoint URL; the client is created on first use
 and closed with the :class:`JobStorage` that made it. ``file://`` paths are local files,
-written atomically (a reader never sees half a result).
+read only inside the folders the endpoint's configuration declares (see ``file_locations``)
+and written atomically (a reader never sees half a result), readable by their owner only.
+Every read stops at ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import attrs
+
+from smruntime.file_locations import MAX_ASYNC_PAYLOAD_BYTES, read_confined, read_stream_bounded
 
 __all__ = [
     "JobStorage",
@@ -28,6 +32,9 @@ __all__ = [
     "join_location",
     "parse_location",
 ]
+
+
+_T = TypeVar("_T")
 
 
 class StorageError(Exception):
@@ -133,14 +140,21 @@ class S3ClientFactory:
 class JobStorage:
     """Reads and writes locations for one job; its S3 client is created on first use, closed by ``close``.
 
-    ``close`` waits for a read or write in progress, so a job cancelled mid-read (server
-    shutdown) never closes the client under a thread still using it.
+    ``file://`` inputs are read only inside ``file_roots``; no read returns more than
+    ``max_bytes``. ``close`` never waits: with a read or write in progress (a job given up
+    on, a server stopping), that operation closes the client when it ends, so the client is
+    never closed under a thread still using it.
     """
 
-    def __init__(self, s3_factory: Callable[[], S3Client]) -> None:
+    def __init__(self, s3_factory: Callable[[], S3Client], *, file_roots: Sequence[str] = (),
+                 max_bytes: int = MAX_ASYNC_PAYLOAD_BYTES) -> None:
         self._factory = s3_factory
+        self.file_roots = tuple(file_roots)
+        self.max_bytes = max_bytes
         self._s3: S3Client | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the three below
+        self._busy = 0
+        self._closed = False
 
     def __enter__(self) -> JobStorage:
         return self
@@ -149,33 +163,51 @@ class JobStorage:
         self.close()
 
     def _client(self) -> S3Client:
-        if self._s3 is None:
-            self._s3 = self._factory()
-        return self._s3
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = self._factory()
+            return self._s3
 
     def read(self, location: Location) -> bytes:
-        """The whole object or file; StorageError if it cannot be read."""
-        with self._lock:
-            return self._read(location)
+        """The whole object or file (at most ``max_bytes``); StorageError if it cannot be read."""
+        return self._one_operation(lambda: self._read(location))
 
     def _read(self, location: Location) -> bytes:
         try:
             if location.scheme == "file":
-                return Path(location.key).read_bytes()
+                return read_confined(location.key, self.file_roots, max_bytes=self.max_bytes)
             response = self._client().get_object(Bucket=location.bucket, Key=location.key)
             body = response["Body"]
             try:
-                data: bytes = body.read()
+                return read_stream_bounded(body, response.get("ContentLength"), self.max_bytes)
             finally:
                 body.close()
-            return data
         except Exception as error:  # botocore's and the OS's errors alike become one message
             raise StorageError(f"could not read {location}: {_describe(error)}") from error
 
     def write(self, location: Location, data: bytes, content_type: str) -> None:
         """Create or replace the object or file; StorageError if it cannot be written."""
+        self._one_operation(lambda: self._write(location, data, content_type))
+
+    def _one_operation(self, operation: Callable[[], _T]) -> _T:
         with self._lock:
-            self._write(location, data, content_type)
+            if self._closed:
+                raise StorageError("the job's storage is closed")
+            self._busy += 1
+        try:
+            return operation()
+        finally:
+            with self._lock:
+                self._busy -= 1
+                client = self._take_client_if_done()
+            if client is not None:
+                client.close()
+
+    def _take_client_if_done(self) -> S3Client | None:
+        if not self._closed or self._busy:
+            return None
+        client, self._s3 = self._s3, None
+        return client
 
     def _write(self, location: Location, data: bytes, content_type: str) -> None:
         try:
@@ -187,19 +219,23 @@ class JobStorage:
             raise StorageError(f"could not write {location}: {_describe(error)}") from error
 
     def close(self) -> None:
-        """Close the S3 client's connections, if one was made."""
+        """Close the S3 client's connections now, or when the operation in progress ends."""
         with self._lock:
-            client, self._s3 = self._s3, None
+            self._closed = True
+            client = self._take_client_if_done()
         if client is not None:
             client.close()
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Results may hold anything a model answers: only their owner may read them.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Written beside the target and renamed: a poller sees the whole file or nothing.
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        partial.write_bytes(data)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

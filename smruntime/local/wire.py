@@ -1,8 +1,10 @@
 """The SageMaker Runtime wire format as the local endpoint speaks it: headers, inputs, errors.
 
-Errors go out like the service's: a JSON body ``{"message": ...}`` (ModelError adds
-``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``), the code in
-``X-Amzn-ErrorType`` and the request id in ``x-amzn-RequestId``. Input validation messages
+Errors go out like the service's: a JSON body ``{"Message": ...}`` (ModelError adds
+``ErrorCode``, ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``), the code in
+``X-Amzn-ErrorType`` and the request id in ``x-amzn-RequestId``. Errors the service model does not
+declare (authentication, throttling, an oversized body) come from AWS's front end, whose
+bodies spell it ``{"message": ...}``. Input validation messages
 follow the AWS shape ``1 validation error detected: Value 'x' at 'member' failed to satisfy
 constraint: ...``; values of sensitive members are left out.
 """
@@ -17,10 +19,14 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "HEADER_RULES",
     "INVOKE_ENDPOINT_HEADERS",
+    "MODELED_ERRORS",
     "STREAM_HEADERS",
+    "HeaderRule",
     "InvokeParams",
     "ServiceError",
+    "error_document",
     "model_error",
     "parse_invoke_params",
     "service_error_for_status",
@@ -31,6 +37,17 @@ __all__ = [
 
 MAX_MESSAGE = 2048
 """Message and OriginalMessage are at most 2048 characters in the service model."""
+
+MODELED_ERRORS = frozenset({
+    "ValidationError", "ModelError", "ModelNotReadyException", "InternalFailure", "ServiceUnavailable",
+    "InternalDependencyException",
+})
+"""The service model's error shapes; their bodies carry the model's ``Message`` member."""
+
+
+def error_document(message: str, fields: Mapping[str, Any] | None = None, *, key: str = "Message") -> bytes:
+    """An error's JSON body: the message under ``key``, then the error's other members."""
+    return json.dumps({key: message, **(fields or {})}).encode()
 
 
 class ServiceError(Exception):
@@ -44,8 +61,9 @@ class ServiceError(Exception):
         self.fields = dict(fields or {})
 
     def body(self) -> bytes:
-        """The JSON error document."""
-        return json.dumps({"message": self.message, **self.fields}).encode()
+        """The JSON error document, spelled as whoever answers this error spells it."""
+        key = "Message" if self.code in MODELED_ERRORS else "message"
+        return error_document(self.message, self.fields, key=key)
 
 
 def validation_error(message: str) -> ServiceError:
@@ -71,8 +89,15 @@ def service_error_for_status(status: int, message: str | None = None) -> Service
     if status not in _STATUS_ERRORS:
         raise ValueError(f"no service error for status {status}; use one of {sorted(_STATUS_ERRORS)}")
     code, default = _STATUS_ERRORS[status]
-    fields = {"OriginalStatusCode": 500, "OriginalMessage": "injected fault"} if status == 424 else None
+    fields = ({"ErrorCode": _model_error_code(500), "OriginalStatusCode": 500, "OriginalMessage": "injected fault"}
+              if status == 424 else None)
     return ServiceError(status, code, message or default, fields=fields)
+
+
+def _model_error_code(status: int) -> str:
+    # The service answers a container's 4xx with CLIENT_ERROR_FROM_MODEL; for a 5xx (or no
+    # answer) its counterpart is assumed, as no published answer shows one.
+    return "CLIENT_ERROR_FROM_MODEL" if 400 <= status < 500 else "SERVER_ERROR_FROM_MODEL"
 
 
 def model_error(*, status: int, original: str, container: str, endpoint: str, region: str, account: str) -> ServiceError:
@@ -90,6 +115,7 @@ def model_error(*, status: int, original: str, container: str, endpoint: str, re
         "ModelError",
         prefix + shown + suffix,
         fields={
+            "ErrorCode": _model_error_code(status),
             "OriginalStatusCode": status,
             "OriginalMessage": original[:MAX_MESSAGE],
             "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",
@@ -113,6 +139,7 @@ class InvokeParams:
     enable_explanations: str | None = None
     inference_component: str | None = None
     session_id: str | None = None
+    prefix_aware_id: str | None = None
 
 
 INVOKE_ENDPOINT_HEADERS = {
@@ -126,6 +153,7 @@ INVOKE_ENDPOINT_HEADERS = {
     "enable_explanations": "X-Amzn-SageMaker-Enable-Explanations",
     "inference_component": "X-Amzn-SageMaker-Inference-Component",
     "session_id": "X-Amzn-SageMaker-Session-Id",
+    "prefix_aware_id": "X-Amzn-SageMaker-Prefix-Aware-Id",
 }
 """InvokeEndpoint: InvokeParams field -> request header."""
 
@@ -153,7 +181,9 @@ _PYTHON_PATTERNS = {
 
 
 @attrs.frozen
-class _Rule:
+class HeaderRule:
+    """A member's constraints as the service model states them (its Java pattern included)."""
+
     member: str
     max_length: int
     pattern: str
@@ -161,22 +191,24 @@ class _Rule:
     sensitive: bool = False
 
 
-_RULES = {
-    "content_type": _Rule("contentType", 1024, _ASCII),
-    "accept": _Rule("accept", 1024, _ASCII),
-    "custom_attributes": _Rule("customAttributes", 1024, _ASCII, sensitive=True),
-    "target_model": _Rule("targetModel", 1024, _PRINT, min_length=1),
-    "target_variant": _Rule("targetVariant", 63, _NAME),
-    "target_container_hostname": _Rule("targetContainerHostname", 63, _NAME),
-    "inference_id": _Rule("inferenceId", 64, _PRINT, min_length=1),
-    "enable_explanations": _Rule("enableExplanations", 64, ".*", min_length=1),
-    "inference_component": _Rule("inferenceComponentName", 63, _COMPONENT),
-    "session_id": _Rule("sessionId", 256, _SESSION),
+HEADER_RULES: dict[str, HeaderRule] = {
+    "content_type": HeaderRule("contentType", 1024, _ASCII),
+    "accept": HeaderRule("accept", 1024, _ASCII),
+    "custom_attributes": HeaderRule("customAttributes", 1024, _ASCII, sensitive=True),
+    "target_model": HeaderRule("targetModel", 1024, _PRINT, min_length=1),
+    "target_variant": HeaderRule("targetVariant", 63, _NAME),
+    "target_container_hostname": HeaderRule("targetContainerHostname", 63, _NAME),
+    "inference_id": HeaderRule("inferenceId", 64, _PRINT, min_length=1),
+    "enable_explanations": HeaderRule("enableExplanations", 64, ".*", min_length=1),
+    "inference_component": HeaderRule("inferenceComponentName", 63, _COMPONENT),
+    "session_id": HeaderRule("sessionId", 256, _SESSION),
+    "prefix_aware_id": HeaderRule("prefixAwareId", 64, _PRINT, min_length=1),
 }
-_ENDPOINT_NAME = _Rule("endpointName", 63, _NAME)
+"""InvokeParams field -> its rule (the stream's SessionId, which refuses NEW_SESSION, is checked in ``streaming``)."""
+_ENDPOINT_NAME = HeaderRule("endpointName", 63, _NAME)
 
 
-def _problems(rule: _Rule, value: str) -> list[str]:
+def _problems(rule: HeaderRule, value: str) -> list[str]:
     shown = "Value" if rule.sensitive else f"Value '{value}'"
     where = f"{shown} at '{rule.member}' failed to satisfy constraint: Member must"
     found = []
@@ -209,7 +241,7 @@ def parse_invoke_params(headers: Mapping[str, str], names: Mapping[str, str] = I
         value = headers.get(header)
         if value is None:
             continue
-        problems.extend(_problems(_RULES[field], value))
+        problems.extend(_problems(HEADER_RULES[field], value))
         values[field] = value
     _raise_if(problems)
     return InvokeParams(**values)

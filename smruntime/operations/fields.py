@@ -58,9 +58,17 @@ def name_field(problems: Problems, field: str, value: Any) -> None:
 
 
 def inference_id(problems: Problems, value: Any) -> None:
+    _printable_id(problems, "inference_id", value)
+
+
+def prefix_aware_id(problems: Problems, value: Any) -> None:
+    _printable_id(problems, "prefix_aware_id", value)
+
+
+def _printable_id(problems: Problems, field: str, value: Any) -> None:
     if value is None:
         return
-    v.string(problems, "inference_id", value, min_len=1, max_len=64, pattern=v.PRINTABLE_PATTERN,
+    v.string(problems, field, value, min_len=1, max_len=64, pattern=v.PRINTABLE_PATTERN,
              pattern_text="printable US-ASCII not starting with a space")
 
 

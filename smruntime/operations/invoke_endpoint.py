@@ -23,6 +23,7 @@ HEADERS = (
     ("enable_explanations", "X-Amzn-SageMaker-Enable-Explanations"),
     ("inference_component_name", "X-Amzn-SageMaker-Inference-Component"),
     ("session_id", "X-Amzn-SageMaker-Session-Id"),
+    ("prefix_aware_id", "X-Amzn-SageMaker-Prefix-Aware-Id"),
 )
 
 
@@ -39,12 +40,13 @@ MEMBERS = (
     "enable_explanations",
     "inference_component_name",
     "session_id",
+    "prefix_aware_id",
 )
 """The input's members in the service model's order, the order problems are reported in."""
 
 # The members that name the endpoint, the formats and the target repeat from call to call, so
 # each distinct combination is checked once; the body and the per-request members (custom
-# attributes, inference id, session id) are checked on every call.
+# attributes, inference id, session id, prefix-aware id) are checked on every call.
 _PASSED = v.PassedValues()
 
 
@@ -75,6 +77,7 @@ def validate(params: InvokeEndpointInput, operation: str) -> None:
     fields.body(problems, params.body)
     fields.custom_attributes(problems, params.custom_attributes)
     fields.inference_id(problems, params.inference_id)
+    fields.prefix_aware_id(problems, params.prefix_aware_id)
     fields.session_id(problems, params.session_id, allow_new=True)
     if problems:
         fields.in_member_order(problems, MEMBERS)

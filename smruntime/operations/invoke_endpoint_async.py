@@ -78,7 +78,7 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
         raw = response.read()
         try:
             document = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             document = None
         if not isinstance(document, dict):
             raise errors.DeserializationError(

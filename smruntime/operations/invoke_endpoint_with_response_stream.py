@@ -13,12 +13,12 @@ from typing import Any, AsyncIterator, Iterator
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
+from smruntime.eventstream import EventStreamDecoder, Message
 from smruntime.middleware import AsyncNext, Context, DeserializeInput, DeserializeOutput, Next, Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, request_id
 from smruntime.operations.spec import Operation
-from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error
+from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error, stream_cut_off
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
 
 NAME = "InvokeEndpointWithResponseStream"
@@ -32,6 +32,7 @@ HEADERS = (
     ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
     ("inference_component_name", "X-Amzn-SageMaker-Inference-Component"),
     ("session_id", "X-Amzn-SageMaker-Session-Id"),
+    ("prefix_aware_id", "X-Amzn-SageMaker-Prefix-Aware-Id"),
 )
 
 
@@ -46,6 +47,7 @@ MEMBERS = (
     "inference_id",
     "inference_component_name",
     "session_id",
+    "prefix_aware_id",
 )
 """The input's members in the service model's order, the order problems are reported in."""
 
@@ -75,6 +77,7 @@ def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> N
     fields.body(problems, params.body)
     fields.custom_attributes(problems, params.custom_attributes)
     fields.inference_id(problems, params.inference_id)
+    fields.prefix_aware_id(problems, params.prefix_aware_id)
     fields.session_id(problems, params.session_id, allow_new=False)
     if problems:
         fields.in_member_order(problems, MEMBERS)
@@ -104,7 +107,7 @@ class EventStreamDeserializer:
             if not any(first.feed(chunk) for chunk in chunks):  # stops at the first message
                 first.end()
         except errors.TransportError as error:
-            raise _cut_off(error) from error
+            raise stream_cut_off(error) from error
         out.result = _opened(ResponseStream, ctx, out, first, chunks)
         return out
 
@@ -126,7 +129,7 @@ class EventStreamDeserializer:
             # it is awaited, so it is released here rather than by ErrorCloseResponseBody.
             await out.raw_response.aclose()
             if isinstance(error, errors.TransportError):
-                raise _cut_off(error) from error
+                raise stream_cut_off(error) from error
             raise
         return out
 
@@ -146,10 +149,6 @@ class _First:
 
     def end(self) -> None:
         self.decoder.end()  # raises on a stream cut off mid-message
-
-
-def _cut_off(error: errors.TransportError) -> TruncatedStreamError:
-    return TruncatedStreamError(f"the event stream was cut off: {error.message}")
 
 
 def _opened(

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from smruntime import errors
+from smruntime import errors, keys
 from smruntime.endpoints import join_url
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, DeserializeOutput, SerializeInput, SerializeOutput, Transform
@@ -83,7 +83,8 @@ def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:
     """The raw response if it is a 2xx; otherwise raise the service error it carries."""
     response: HTTPResponse = out.raw_response
     if not 200 <= response.status_code < 300:
-        raise parse_error(response, ctx.operation_name)
+        endpoint = ctx.get(keys.ENDPOINT)
+        raise parse_error(response, ctx.operation_name, url=endpoint.url if endpoint is not None else None)
     return response
 
 
@@ -103,24 +104,27 @@ def sanitize_error_code(raw: str) -> str:
     return code.strip()
 
 
-def parse_error(response: HTTPResponse, operation: str) -> errors.APIError:
+def parse_error(response: HTTPResponse, operation: str, *, url: str | None = None) -> errors.APIError:
     """The service error a non-2xx response carries (the body is read and released).
 
     The code comes from ``X-Amzn-ErrorType`` first, then the body's ``code``/``__type``;
-    it is cleaned and matched case-insensitively against the modeled errors.
+    it is cleaned and matched case-insensitively against the modeled errors. ``url``, the
+    endpoint that answered, goes into the error, which shows it when the answer does not
+    look like SageMaker's (no request ID).
     """
     raw_body = response.read()
     document: dict[str, Any] = {}
     if raw_body.strip():
         try:
             parsed = json.loads(raw_body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             parsed = None
         if isinstance(parsed, dict):
             document = parsed
         elif response.headers.get("X-Amzn-ErrorType") is None:
+            origin = f" from {url}" if url else ""
             raise errors.DeserializationError(
-                f"failed to decode the error body of an HTTP {response.status_code} response as a JSON object",
+                f"failed to decode the error body of an HTTP {response.status_code} response{origin} as a JSON object",
                 snapshot=raw_body,
                 http_status=response.status_code,
                 operation=operation,
@@ -142,5 +146,6 @@ def parse_error(response: HTTPResponse, operation: str) -> errors.APIError:
         throttling=code.lower() in _THROTTLING,
         transient=code.lower() in _TRANSIENT,
         fields=fields,
+        url=url,
     )
 

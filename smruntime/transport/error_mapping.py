@@ -23,6 +23,7 @@ from smruntime.errors import (
     ConnectTimeoutError,
     ReadTimeoutError,
     TransportError,
+    server_text,
 )
 from smruntime.redaction import REDACTED, redact_text
 
@@ -114,6 +115,7 @@ def _kinds() -> _Kinds:
     return kinds
 
 
+_POOL_OR_CONNECTION = re.compile(r"\b\w*(?:Connection|Pool)\(host='([^'\s]*)', port=(\d+)\)")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@")
 _SECRET_PARAMS = re.compile(r"(?i)(X-Amz-(?:Security-Token|Signature|Credential)=)[^&\s'\"]+")
 _SECRET_HEADERS = re.compile(r"(?i)((?:Proxy-)?Authorization|X-Amz-Security-Token)(['\"]?\s*[:=,]\s*['\"]?)[^'\"\r\n]+")
@@ -242,13 +244,18 @@ def _deepest(chain: list[BaseException]) -> BaseException:
 
 
 def _describe(exc: BaseException) -> str:
+    args = exc.args
     try:
-        text = str(exc)
+        if len(args) == 2 and isinstance(args[1], str) and not isinstance(args[0], (str, int)):
+            text = args[1]  # urllib3's (connection, message): the message names the host already
+        else:
+            text = str(exc)
     except Exception:  # a half-built exception may not even print
         text = ""
     text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     text = _SECRET_PARAMS.sub(rf"\1{REDACTED}", redact_text(text))
-    text = _SECRET_HEADERS.sub(rf"\1\2{REDACTED}", text)
+    text = _POOL_OR_CONNECTION.sub(r"\1:\2", text)  # urllib3 names our connection and pool classes
+    text = server_text(_SECRET_HEADERS.sub(rf"\1\2{REDACTED}", text), 1000)  # may quote what the server sent
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 

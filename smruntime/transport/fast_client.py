@@ -20,18 +20,21 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol, cast
 
-from smruntime.errors import ConnectTimeoutError
+from smruntime.errors import ClientClosedError, ConnectTimeoutError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.http11 import ResponseHead, ResponseReader
 from smruntime.transport.shared import (
     BAD_VALUE,
+    CLOSED_WHILE_WAITING,
     COALESCE_LIMIT,
     READ1_SIZE,
     TOKEN,
     LiveBody,
     PooledHTTPClient,
     PreparedBody,
+    body_too_large,
+    gather,
     proxy_for,
     split_url,
 )
@@ -70,7 +73,13 @@ class _DirectConnection:
         self.sock: socket.socket | None = None
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._host, self._port), self._timeout)
+        try:
+            sock = socket.create_connection((self._host, self._port), self._timeout)
+        except OSError as error:
+            if error.errno is None or not error.strerror:
+                raise
+            # socket's errors do not say where: name the address, as urllib3's do
+            raise type(error)(error.errno, f"{error.strerror} ({self._host}:{self._port})") from error
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the head and body go in one write anyway
             if self._context is not None:
@@ -140,6 +149,8 @@ class _Origin:
         deadline: float | None = None
         with self._lock:
             while not self._idle and self._live >= self.limit:
+                if self.closed:
+                    raise ClientClosedError(CLOSED_WHILE_WAITING)
                 if deadline is None:
                     deadline = time.monotonic() + timeout
                 left = deadline - time.monotonic()
@@ -194,18 +205,23 @@ class _ConnBody(LiveBody):
 
     __slots__ = ("_conn", "_origin", "_reader", "_sock")
 
-    def __init__(self, conn: _Conn, origin: _Origin) -> None:
-        super().__init__()
+    def __init__(self, conn: _Conn, origin: _Origin, limit: int) -> None:
+        super().__init__(limit)
         self._conn = conn
         self._origin = origin
         self._reader = conn.reader
         self._sock = cast(socket.socket, conn.http.sock)  # connected by the exchange that made this body
 
-    def _read_rest(self) -> bytes:
-        return b"".join(self._pieces(None))
+    def _read_rest(self, limit: int) -> bytes:
+        declared = self._reader.remaining_length
+        if declared is None:  # chunked, or until the connection closes: counted as it arrives
+            return gather(self._pieces(READ1_SIZE), limit)
+        if declared > limit:
+            raise body_too_large(limit)
+        return b"".join(self._pieces(None))  # whole, in one piece up to 64 MiB
 
     def _chunks(self) -> Iterator[bytes]:
-        return self._pieces(READ1_SIZE)  # whole chunks where the server chunks, as they arrive
+        return self._pieces(READ1_SIZE)  # as they arrive; a chunk up to 1 MiB whole (see read_body)
 
     def _pieces(self, max_size: int | None) -> Iterator[bytes]:
         reader, sock = self._reader, self._sock
@@ -236,7 +252,7 @@ class FastHTTPClient(PooledHTTPClient):
     takes proxies from ``proxies`` or the environment (plain ``http://`` proxies only: a
     tunnel for https, the absolute URL for http) and the CA bundle from ``verify`` or the
     environment. Each request goes out in one write, and a pooled connection is polled for a
-    server close before every reuse (one zero-timeout select). Use RequestsHTTPClient for
+    server close before every reuse (one zero-timeout poll). Use RequestsHTTPClient for
     SOCKS or https:// proxies.
     """
 
@@ -264,7 +280,7 @@ class FastHTTPClient(PooledHTTPClient):
             for name, value in response.headers:
                 known = headers.get(name)
                 headers[name] = value if known is None else f"{known}, {value}"  # as HTTP allows
-            live = _ConnBody(conn, origin)
+            live = _ConnBody(conn, origin, self.max_response_body_size)
         except BaseException:
             origin.release(conn, reusable=False)
             raise
@@ -441,12 +457,23 @@ def _write(sock: socket.socket, head: bytes, body: PreparedBody) -> None:
 
 
 def _dropped(sock: socket.socket) -> bool:
-    """True if an idle connection has something to read: the server's close (or stray bytes)."""
+    """True if an idle connection has something to read: the server's close (or stray bytes).
+
+    poll, not select: select cannot watch a descriptor numbered 1024 or more, which any
+    process with many files open hands out.
+    """
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        if _HAS_POLL:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)  # Windows: no poll, and no such limit
     except (OSError, ValueError):
         return True
     return bool(readable)
+
+
+_HAS_POLL = hasattr(select, "poll")
 
 
 def _certifi_bundle() -> str:

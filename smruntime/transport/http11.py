@@ -35,6 +35,7 @@ import attrs
 __all__ = [
     "MAX_HEADERS",
     "MAX_LINE",
+    "WHOLE_CHUNK_LIMIT",
     "IncompleteResponseError",
     "MalformedResponseError",
     "ResponseHead",
@@ -53,6 +54,10 @@ _LARGEST_SINK = 64 * 1024 * 1024
 """A body or chunk longer than the buffer is received straight into a bytes object of its size,
 but one of at most this size: a declared length allocates no more than this before data arrives
 (longer ones come in pieces of this size)."""
+WHOLE_CHUNK_LIMIT = 1024 * 1024
+"""When streaming, a chunk up to this size is handed over whole (an event stream's server sends
+one event per chunk, which the decoder then takes in one piece); a longer one as it arrives, so
+that a chunk's declared size never makes the reader buffer more than this."""
 _LARGEST_PIECE = 1024 * 1024
 """A body that ends with the connection is handed over this much at a time when read whole."""
 _MIN_FREE = 16 * 1024
@@ -160,6 +165,7 @@ class ResponseReader:
         "_buffer_size",
         "_chunk_left",
         "_chunk_parts",
+        "_chunk_whole",
         "_end",
         "_eof",
         "_head_lines",
@@ -179,10 +185,14 @@ class ResponseReader:
         "_trailer_lines",
         "_view",
         "_whole",
+        "_whole_chunk_limit",
     )
 
-    def __init__(self, buffer_size: int = _BUFFER_SIZE, largest_sink: int = _LARGEST_SINK) -> None:
+    def __init__(
+        self, buffer_size: int = _BUFFER_SIZE, largest_sink: int = _LARGEST_SINK, whole_chunk_limit: int = WHOLE_CHUNK_LIMIT
+    ) -> None:
         self._buffer_size = buffer_size
+        self._whole_chunk_limit = whole_chunk_limit
         self._min_free = min(_MIN_FREE, buffer_size // 4)
         self._largest_sink = largest_sink
         self._use_buffer(bytearray(buffer_size))
@@ -193,6 +203,7 @@ class ResponseReader:
         self._keep_alive = False
         self._length = self._remaining = 0  # Content-Length, and how much of it is still to come
         self._chunk_left = 0
+        self._chunk_whole = True  # the current chunk is handed over whole, even when streaming
         self._chunk_parts: list[bytes] = []  # a chunk longer than the largest sink, so far
         self._trailer_lines = 0
         self._scanned = self._line_offset = self._head_lines = 0
@@ -224,7 +235,7 @@ class ResponseReader:
         if self._sink is None:
             unread = self._end - self._start
             unit = 0  # what the reader waits for whole: the rest of a chunk, or of a body read whole
-            if self._state == _CHUNK_DATA:
+            if self._state == _CHUNK_DATA and (self._whole or self._chunk_whole):
                 unit = self._chunk_left
             elif self._state == _LENGTH and self._whole:
                 unit = self._remaining
@@ -283,10 +294,12 @@ class ResponseReader:
     def read_body(self, max_size: int | None = None) -> bytes | None:
         """The next piece of the body; ``b""`` once it has all been read; None when more input is needed.
 
-        A chunked body comes one whole chunk at a time, as the server framed it. Otherwise, with
-        ``max_size``, a piece is whatever has arrived, up to that many bytes (for streaming);
-        without it, a Content-Length body comes whole (past 64 MiB, in 64 MiB pieces) and a body
-        that ends with the connection in pieces of about 1 MiB (for reading a body whole).
+        With ``max_size`` (for streaming), a piece is whatever has arrived, up to that many
+        bytes, except that a chunk of at most ``whole_chunk_limit`` bytes (1 MiB) comes whole,
+        as the server framed it; a piece never spans two chunks. Without ``max_size``, a
+        chunked body comes one whole chunk at a time (longer than 64 MiB, gathered), a
+        Content-Length body whole (past 64 MiB, in 64 MiB pieces) and a body that ends with the
+        connection in pieces of about 1 MiB (for reading a body whole).
 
         Raises:
             MalformedResponseError: the chunked framing is invalid or over the limits.
@@ -302,7 +315,15 @@ class ResponseReader:
             return self._read_until_close(max_size)
         if state in (_IDLE, _HEAD):
             raise RuntimeError("read_body() called before next_head() returned the head")
-        return self._read_chunked()
+        return self._read_chunked(max_size)
+
+    @property
+    def remaining_length(self) -> int | None:
+        """How many bytes of a Content-Length body are still to be read; None for a chunked
+        body or one that ends with the connection."""
+        if self._state == _LENGTH:
+            return self._remaining
+        return 0 if self._state == _DONE else None
 
     @property
     def complete(self) -> bool:
@@ -406,23 +427,28 @@ class ResponseReader:
             return b""
         return None
 
-    def _read_chunked(self) -> bytes | None:
+    def _read_chunked(self, max_size: int | None) -> bytes | None:
         while True:
             state = self._state
             if state == _CHUNK_DATA:
                 left = self._chunk_left
+                available = self._end - self._start
                 if self._sink is not None:
                     piece = self._sink_piece()
-                elif self._end - self._start >= left:
+                elif available >= left and (max_size is None or self._chunk_whole):
                     piece = self._take(left)
+                elif max_size is not None and not self._chunk_whole and available:
+                    piece = self._take(min(available, left, max_size))
                 else:
                     piece = None
                 if piece is None:
                     self._check_chunked_eof()
                     return None
                 self._chunk_left = left - len(piece)
-                if self._chunk_left:  # a chunk longer than the largest sink: gather it
-                    self._chunk_parts.append(piece)
+                if self._chunk_left:
+                    if max_size is not None:
+                        return piece
+                    self._chunk_parts.append(piece)  # a chunk longer than the largest sink: gather it
                     continue
                 self._state = _CHUNK_END
                 if self._chunk_parts:
@@ -440,6 +466,7 @@ class ResponseReader:
                 if not _HEX.fullmatch(size_field):
                     raise MalformedResponseError(f"invalid chunk-size line: {bytes(line[:100])!r}")
                 self._chunk_left = int(size_field, 16)
+                self._chunk_whole = self._chunk_left <= self._whole_chunk_limit
                 self._state = _CHUNK_DATA if self._chunk_left else _TRAILERS
                 self._trailer_lines = 0
             elif state == _CHUNK_END:

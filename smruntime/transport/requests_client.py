@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 from collections.abc import Iterator
 from typing import Any, cast
@@ -11,17 +13,23 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
 from urllib3.util import SKIP_HEADER
 
+from smruntime.errors import ClientClosedError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
+from smruntime.transport.http11 import WHOLE_CHUNK_LIMIT
 from smruntime.transport.shared import (
     BAD_VALUE,
+    CLOSED_WHILE_WAITING,
     COALESCE_LIMIT,
     READ1_SIZE,
     LiveBody,
     PooledHTTPClient,
     PreparedBody,
+    body_too_large,
+    gather,
     proxy_for,
     split_url,
 )
@@ -92,11 +100,39 @@ class _TrackedHTTPSConnection(_TrackedHTTPConnection, urllib3.connection.HTTPSCo
     """The TLS variant (the MRO wraps HTTPSConnection's methods in the tracking)."""
 
 
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+class _ClosingPool(urllib3.connectionpool.HTTPConnectionPool):
+    """A pool whose close() also fails the calls waiting for one of its connections, at once:
+    urllib3 leaves them asleep until their pool timeout (the connect timeout)."""
+
+    _closed_slots: queue.LifoQueue[Any] | None = None  # the slots close() took away
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        try:
+            return super()._get_conn(timeout)
+        except urllib3.exceptions.ClosedPoolError:
+            raise ClientClosedError(CLOSED_WHILE_WAITING) from None
+
+    def _new_conn(self) -> Any:
+        slots = self._closed_slots
+        if slots is not None:  # close() woke this call with an empty slot: pass it on to the next
+            slots.put_nowait(None)
+            raise ClientClosedError(CLOSED_WHILE_WAITING)
+        return super()._new_conn()
+
+    def close(self) -> None:
+        slots = self.pool
+        super().close()
+        if slots is not None:
+            self._closed_slots = slots
+            with contextlib.suppress(queue.Full):
+                slots.put_nowait(None)
+
+
+class _HTTPPool(_ClosingPool):
     ConnectionCls = _TrackedHTTPConnection
 
 
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+class _HTTPSPool(_ClosingPool, urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
 
 
@@ -134,17 +170,26 @@ class _Route:
 class _Urllib3Body(LiveBody):
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: urllib3.HTTPResponse) -> None:
-        super().__init__()
+    def __init__(self, raw: urllib3.HTTPResponse, limit: int) -> None:
+        super().__init__(limit)
         self._raw = raw
 
-    def _read_rest(self) -> bytes:
-        return self._raw.read(decode_content=False)
+    def _read_rest(self, limit: int) -> bytes:
+        raw = self._raw
+        declared = raw.length_remaining  # the Content-Length still to come; None if the body has none
+        if declared is None:
+            return gather(iter(lambda: raw.read1(READ1_SIZE, decode_content=False), b""), limit)
+        if declared > limit:
+            raise body_too_large(limit)
+        return raw.read(decode_content=False)
 
     def _chunks(self) -> Iterator[bytes]:
         raw = self._raw
         if raw.chunked and raw.supports_chunked_reads():
-            for chunk in raw.read_chunked(decode_content=False):
+            # A chunk up to WHOLE_CHUNK_LIMIT whole, as the server framed it (an event stream's
+            # server sends an event a chunk); a longer one in pieces of that size, so a chunk's
+            # declared size never makes the client buffer more before the reader sees its bytes.
+            for chunk in raw.read_chunked(WHOLE_CHUNK_LIMIT, decode_content=False):
                 if chunk:
                     yield chunk
         else:
@@ -201,16 +246,15 @@ class RequestsHTTPClient(PooledHTTPClient):
             raise map_transport_error(exc) from exc
         if route.absolute:
             target = f"{scheme}://{netloc}{target}"
-        raw = self._urlopen(route.pool, request.method, target, body, headers, stream)
-        if not stream:  # urllib3 read the body and gave the connection back
-            return HTTPResponse(raw.status, Headers(raw.headers.itermerged()), BytesBody(raw.data), raw.reason or "")
-        live = _Urllib3Body(raw)
+        raw = self._urlopen(route.pool, request.method, target, body, headers)
+        live = _Urllib3Body(raw, self.max_response_body_size)
         try:
             response_headers = Headers(raw.headers.itermerged())
         except BaseException:
             live.close()
             raise
-        return HTTPResponse(raw.status, response_headers, live, raw.reason or "")
+        # Not streamed: read here (bounded; urllib3's preload is not), which pools the connection.
+        return HTTPResponse(raw.status, response_headers, live if stream else BytesBody(live.read()), raw.reason or "")
 
     def close(self) -> None:
         """Close every pooled connection. The client opens new ones if it is used again."""
@@ -229,7 +273,6 @@ class RequestsHTTPClient(PooledHTTPClient):
         target: str,
         body: PreparedBody,
         headers: dict[str, str],
-        stream: bool,
     ) -> urllib3.HTTPResponse:
         for attempt in (1, 2):
             try:
@@ -243,12 +286,14 @@ class RequestsHTTPClient(PooledHTTPClient):
                     assert_same_host=False,
                     timeout=self._timeout,
                     pool_timeout=self.connect_timeout,  # type: ignore[arg-type]  # any float works
-                    release_conn=not stream,
+                    release_conn=False,
                     chunked=False,
-                    preload_content=not stream,
+                    preload_content=False,
                     decode_content=False,
                 )
                 return cast(urllib3.HTTPResponse, raw)
+            except ClientClosedError:
+                raise
             except Exception as exc:
                 if attempt == 1 and phase_of(exc) == "idle" and body.rewind():
                     continue  # the server closed that pooled connection and never saw the request

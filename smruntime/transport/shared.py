@@ -9,19 +9,22 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import IO, Self, cast
 
-from smruntime.errors import ConnectionClosedError
-from smruntime.http import Body
+from smruntime.errors import ConnectionClosedError, ResponseTooLargeError
+from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
 from smruntime.transport.error_mapping import describe_url, map_transport_error
 
 __all__ = [
     "BAD_VALUE",
+    "CLOSED_WHILE_WAITING",
     "COALESCE_LIMIT",
     "READ1_SIZE",
     "TOKEN",
     "LiveBody",
     "PooledHTTPClient",
     "PreparedBody",
+    "body_too_large",
     "environ_ca_bundle",
+    "gather",
     "proxy_for",
     "split_url",
 ]
@@ -32,6 +35,9 @@ COALESCE_LIMIT = 64 * 1024
 """Request bodies up to this size go out in the same write as the head."""
 BAD_VALUE = re.compile(r"[\r\n\x00]")
 """What no header value may contain: it would end the header, or the head."""
+
+CLOSED_WHILE_WAITING = "the client was closed while this call waited for a pooled connection; the request was not sent"
+"""The message of the :class:`ClientClosedError` a call waiting for a connection gets."""
 
 READ1_SIZE = 65536
 """At most this much per ``iter_chunks`` item when the server does not chunk its reply."""
@@ -129,24 +135,49 @@ def environ_ca_bundle() -> bool | str:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
+def body_too_large(limit: int) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"the response body is longer than max_response_body_size ({limit} bytes); "
+        "raise that option (of the client or its HTTP client) to read it",
+        request_sent=True,
+    )
+
+
+def gather(pieces: Iterator[bytes], limit: int) -> bytes:
+    """A body of unknown length, joined; :func:`body_too_large` as soon as it passes ``limit``."""
+    gathered = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > limit:
+            raise body_too_large(limit)
+        gathered.append(piece)
+    return b"".join(gathered)
+
+
 class LiveBody:
     """A response body still on its connection (``smruntime.http.ResponseBody``).
 
     Reading to the end gives the connection back to its pool; closing it earlier, or any
-    failure, drops the connection instead.
+    failure, drops the connection instead. :meth:`read` refuses a body longer than
+    ``limit`` bytes; :meth:`iter_chunks` streams any length.
     """
 
-    __slots__ = ("_done", "_released")
+    __slots__ = ("_done", "_limit", "_released")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self._done = False  # read to the end
         self._released = False  # the connection went back to the pool, or was dropped
+        self._limit = limit
 
     def read(self) -> bytes:
         if self._released:
             return self._after_release()
         try:
-            data = self._read_rest()
+            data = self._read_rest(self._limit)
+        except ResponseTooLargeError:
+            self._drop()
+            raise
         except Exception as exc:
             self._drop()
             raise map_transport_error(exc, request_sent=True) from exc
@@ -196,7 +227,8 @@ class LiveBody:
         self._discard()
 
     # What each connection kind provides.
-    def _read_rest(self) -> bytes:
+    def _read_rest(self, limit: int) -> bytes:
+        """The rest of the body; :func:`body_too_large` once it is over ``limit`` bytes."""
         raise NotImplementedError
 
     def _chunks(self) -> Iterator[bytes]:
@@ -214,7 +246,9 @@ class LiveBody:
 
 class PooledHTTPClient:
     """What both real HTTP clients are configured with: timeouts, the pool size per origin,
-    proxies (else the environment's) and the CA bundle (else the environment's, as requests).
+    proxies (else the environment's), the CA bundle (else the environment's, as requests) and
+    the longest response body read whole (a longer one raises ``ResponseTooLargeError``;
+    streamed bodies have no limit).
 
     The constructor, and so its defaults, is this one; a client sets up its own pools in
     :meth:`_start_pools`.
@@ -227,10 +261,12 @@ class PooledHTTPClient:
         max_pool_connections: int = 10,
         proxies: Mapping[str, str] | None = None,
         verify: bool | str | None = None,
+        max_response_body_size: int = DEFAULT_MAX_RESPONSE_BODY_SIZE,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_pool_connections = max_pool_connections
+        self.max_response_body_size = max_response_body_size
         self._proxies = dict(proxies) if proxies is not None else None
         self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
         self._start_pools()

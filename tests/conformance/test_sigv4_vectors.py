@@ -3,7 +3,7 @@
 Each case runs twice: through the sans-IO functions the local endpoint's verifier uses
 (``canonical_request``, ``string_to_sign``, ``compute_signature``), and through
 ``SigV4Signer.sign_http`` on an ``HTTPRequest``, as the client signs. The suite's README
-(``../shared/conformance/sigv4/README.md``) explains the cases handled specially here:
+(``vectors/sigv4/README.md``) explains the cases handled specially here:
 
 * ``normalize: false`` (7 aws-c-auth cases) is the S3 rule; SageMaker always normalizes,
   so those run only through the sans-IO path with ``normalize_path=False``.
@@ -39,8 +39,7 @@ from smruntime.auth import (
 )
 from smruntime.http import HTTPRequest
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
-SIGV4 = CONFORMANCE / "sigv4"
+SIGV4 = Path(__file__).resolve().parent / "vectors" / "sigv4"
 AWS_C_AUTH = SIGV4 / "aws-c-auth" / "v4"
 BOTOCORE = SIGV4 / "botocore" / "aws4_testsuite"
 
@@ -175,8 +174,6 @@ def _authorization_in(signed_request: str) -> str:
 
 
 def load_cases() -> list[Case]:
-    if not SIGV4.is_dir():
-        return []
     return load_aws_c_auth() + load_botocore()
 
 
@@ -202,8 +199,6 @@ def payload_hash(case: Case) -> str:
 
 
 def test_suite_is_present() -> None:
-    if not SIGV4.is_dir():
-        pytest.fail(f"SigV4 conformance vectors not found at {SIGV4}: the shared/ tree next to the repo is missing")
     counts = {copy: sum(1 for case in CASES if case.copy == copy) for copy in EXPECTED_CASES}
     assert counts == EXPECTED_CASES
 

@@ -101,8 +101,9 @@ def _on_s3(moto_url: str) -> AsyncInferenceConfig:
 
 
 def _on_disk(root: Path, **kwargs: Any) -> AsyncInferenceConfig:
+    # Inputs are written to <scratch>/inputs, beside every endpoint's own folder.
     return AsyncInferenceConfig(s3_output_path=(root / "out").as_uri(), s3_failure_path=(root / "failed").as_uri(),
-                                **kwargs)
+                                input_root=(root.parent / "inputs").as_uri(), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,8 @@ def endpoint(moto_url: str, scratch: Path) -> Iterator[LocalEndpoint]:
             s3_endpoint_url=moto_url)),
         EndpointConfig.serving("sum-file", "sum", async_inference=_on_disk(scratch / "sum")),
         EndpointConfig.serving("inspect-file", "inspect",
-                               async_inference=AsyncInferenceConfig(s3_output_path=(scratch / "inspect").as_uri())),
+                               async_inference=AsyncInferenceConfig(s3_output_path=(scratch / "inspect").as_uri(),
+                                                                    input_root=(scratch / "inputs").as_uri())),
         EndpointConfig.serving("slow-file", napping(0.4), async_inference=_on_disk(scratch / "slow")),
         # 60 s (the least RequestTTLSeconds) x 0.005 = 0.3 s, less than the model takes.
         EndpointConfig.serving("ttl", napping(0.5), async_inference=_on_disk(
@@ -192,7 +194,7 @@ def test_s3_failing_model_writes_the_error_and_the_helper_raises_it(client, s3, 
     document = json.loads(stored)
     assert document["OriginalStatusCode"] == 500
     assert document["OriginalMessage"] == "the model exploded"
-    assert document["message"].startswith('Received server error (500) from primary with message "the model exploded"')
+    assert document["Message"].startswith('Received server error (500) from primary with message "the model exploded"')
     listed = s3.list_objects_v2(Bucket=RESULTS, Prefix=f"async-out/{out.inference_id}")
     assert listed["KeyCount"] == 0  # no output next to the failure
 
@@ -203,7 +205,7 @@ def test_s3_input_that_does_not_exist_is_a_failure_not_a_request_error(client, m
     with pytest.raises(AsyncInferenceFailedError) as caught:
         client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, s3_endpoint_url=moto_url)
 
-    message = json.loads(caught.value.body)["message"]
+    message = json.loads(caught.value.body)["Message"]
     assert message.startswith(f"Could not read the input of inference {out.inference_id}: could not read s3://{INPUTS}")
     assert "NoSuchKey" in message
 
@@ -218,7 +220,7 @@ def test_a_result_that_cannot_be_written_is_recorded_as_a_failure(client, s3, mo
     with pytest.raises(SageMakerRuntimeError, match="NoSuchBucket"):
         client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, s3_endpoint_url=moto_url)
 
-    message = json.loads(caught.value.body)["message"]
+    message = json.loads(caught.value.body)["Message"]
     assert message.startswith(f"Could not write the result of inference {out.inference_id}: could not write "
                               f"s3://no-such-bucket/out/{out.inference_id}.out")
     assert "NoSuchBucket" in message
@@ -266,7 +268,7 @@ def test_file_round_trip_like_the_demo(tmp_path) -> None:
             Client(region=REGION, endpoint_url=local.url, credentials=EXAMPLE) as demo_client:
         out = demo_client.invoke_endpoint_async(endpoint_name="sum-async", input_location=source.as_uri(),
                                                 content_type="application/json")
-        answer = demo_client.wait_for_async_inference(out, timeout=10, poll_interval=0.02)
+        answer = demo_client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=tmp_path)
 
     assert json.loads(answer) == {"sum": 60, "mean": 20.0, "count": 3, "min": 10, "max": 30}
     assert out.output_location == (tmp_path / "async-output" / f"{out.inference_id}.out").as_uri()
@@ -280,7 +282,7 @@ def test_an_inline_body_round_trip(tmp_path) -> None:
             Client(region=REGION, endpoint_url=local.url, credentials=EXAMPLE) as inline_client:
         out = inline_client.invoke_endpoint_async(endpoint_name="sum-async", body=b'{"numbers": [1, 2, 3, 4]}',
                                                   content_type="application/json")
-        answer = inline_client.wait_for_async_inference(out, timeout=10, poll_interval=0.02)
+        answer = inline_client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=tmp_path)
     assert json.loads(answer)["sum"] == 10
 
 
@@ -289,7 +291,7 @@ def test_the_model_gets_content_type_accept_custom_attributes_and_the_inference_
     out = client.invoke_endpoint_async(endpoint_name="inspect-file", input_location=location, content_type="text/plain",
                                        accept="application/json", custom_attributes="trace=7", inference_id="seen-1")
 
-    seen = json.loads(client.wait_for_async_inference(out, timeout=10, poll_interval=0.02))
+    seen = json.loads(client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch))
 
     assert {key: seen[key] for key in ("body", "content_type", "accept", "custom_attributes", "inference_id",
                                        "operation", "endpoint_name")} == {
@@ -308,25 +310,25 @@ def test_request_ttl_expires_a_request_that_waited_too_long_in_the_queue(client,
                                           request_ttl_seconds=60)
 
     with pytest.raises(AsyncInferenceFailedError) as caught:
-        client.wait_for_async_inference(second, timeout=10, poll_interval=0.02)
-    assert client.wait_for_async_inference(first, timeout=10, poll_interval=0.02) == b"rested: one"
+        client.wait_for_async_inference(second, timeout=10, poll_interval=0.02, file_root=scratch)
+    assert client.wait_for_async_inference(first, timeout=10, poll_interval=0.02, file_root=scratch) == b"rested: one"
 
-    message = json.loads(caught.value.body)["message"]
+    message = json.loads(caught.value.body)["Message"]
     assert message.startswith(f"Inference {second.inference_id} expired: it waited ")
     assert "RequestTTLSeconds (60 s x time_scale 0.005)" in message
     assert endpoint.counters("ttl").model_runs - before == 1  # the expired one never ran
 
 
 def test_invocation_timeout_fails_a_model_that_runs_too_long(client, scratch) -> None:
-    out = client.invoke_endpoint_async(endpoint_name="timeout", input_location=_write_input(scratch / "inputs", b"x"),
-                                       invocation_timeout_seconds=1)
+    # Inline: reading an input also counts against the 10 ms, and this test is about the model.
+    out = client.invoke_endpoint_async(endpoint_name="timeout", body=b"x", invocation_timeout_seconds=1)
 
     with pytest.raises(AsyncInferenceFailedError) as caught:
-        client.wait_for_async_inference(out, timeout=10, poll_interval=0.02)
+        client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch)
 
     document = json.loads(caught.value.body)
     assert document["OriginalStatusCode"] == 0
-    assert "Your invocation timed out while waiting for a response from container primary" in document["message"]
+    assert "Your invocation timed out while waiting for a response from container primary" in document["Message"]
     assert not Path(parse_location(str(out.output_location)).key).exists()
 
 
@@ -334,15 +336,15 @@ def test_default_invocation_timeout_lets_the_same_model_finish(client, scratch) 
     # 900 s x 0.01 = 9 s: plenty for a 0.3 s model.
     out = client.invoke_endpoint_async(endpoint_name="timeout", input_location=_write_input(scratch / "inputs", b"ok"))
 
-    assert client.wait_for_async_inference(out, timeout=10, poll_interval=0.02) == b"rested: ok"
+    assert client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch) == b"rested: ok"
 
 
 def test_wait_times_out_then_the_result_arrives(client, scratch) -> None:
     out = client.invoke_endpoint_async(endpoint_name="slow-file", input_location=_write_input(scratch / "inputs", b"z"))
 
     with pytest.raises(WaitTimeoutError):
-        client.wait_for_async_inference(out, timeout=0.05, poll_interval=0.01)
-    assert client.wait_for_async_inference(out, timeout=10, poll_interval=0.02) == b"rested: z"
+        client.wait_for_async_inference(out, timeout=0.05, poll_interval=0.01, file_root=scratch)
+    assert client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch) == b"rested: z"
 
 
 def test_cli_invoke_endpoint_async_wait_prints_the_locations_then_the_result(endpoint, scratch, monkeypatch,
@@ -353,7 +355,8 @@ def test_cli_invoke_endpoint_async_wait_prints_the_locations_then_the_result(end
 
     status = main(["invoke-endpoint-async", "--endpoint-url", endpoint.url, "--region", REGION,
                    "--endpoint-name", "sum-file", "--input-location", location, "--content-type", "application/json",
-                   "--inference-id", "from-the-cli", "--wait", "--timeout", "10", "--poll-interval", "0.02"])
+                   "--inference-id", "from-the-cli", "--wait", "--timeout", "10", "--poll-interval", "0.02",
+                   "--file-root", str(scratch)])
 
     assert status == 0
     printed = capsysbinary.readouterr().out.decode()
@@ -384,16 +387,16 @@ def test_boto3_gets_the_same_inference_id_and_locations_as_smruntime(client, bot
     assert json.loads(client.wait_for_async_inference(
         InvokeEndpointAsyncOutput(inference_id=generated["InferenceId"], output_location=generated["OutputLocation"],
                                   failure_location=generated["FailureLocation"]),
-        timeout=10, poll_interval=0.02))["sum"] == 5
+        timeout=10, poll_interval=0.02, file_root=scratch))["sum"] == 5
 
 
-def test_boto3_inline_body_is_used_instead_of_an_input_location(client, boto_client) -> None:
+def test_boto3_inline_body_is_used_instead_of_an_input_location(client, boto_client, scratch) -> None:
     theirs = boto_client.invoke_endpoint_async(EndpointName="sum-file", Body=b'{"numbers": [7, 7]}',
                                                ContentType="application/json")
     out = InvokeEndpointAsyncOutput(inference_id=theirs["InferenceId"], output_location=theirs["OutputLocation"],
                                     failure_location=theirs["FailureLocation"])
 
-    assert json.loads(client.wait_for_async_inference(out, timeout=10, poll_interval=0.02))["sum"] == 14
+    assert json.loads(client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch))["sum"] == 14
 
 
 # --- request errors ---------------------------------------------------------------------------
@@ -461,18 +464,18 @@ def test_scheduled_faults_apply_to_async_requests(client, endpoint, scratch) -> 
     with pytest.raises(ServiceUnavailable):
         client.invoke_endpoint_async(endpoint_name="sum-file", input_location=location)
     out = client.invoke_endpoint_async(endpoint_name="sum-file", input_location=location)
-    assert json.loads(client.wait_for_async_inference(out, timeout=10, poll_interval=0.02))["sum"] == 1
+    assert json.loads(client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch))["sum"] == 1
 
 
 # --- shutdown ---------------------------------------------------------------------------------
 
 def test_stopping_the_endpoint_drops_queued_requests_and_ends_cleanly(tmp_path) -> None:
     config = LocalConfig(endpoints=(EndpointConfig.serving(
-        "slow", napping(0.3), async_inference=_on_disk(tmp_path, max_concurrent_invocations=1)),))
+        "slow", napping(0.3), async_inference=_on_disk(tmp_path / "slow", max_concurrent_invocations=1)),))
     local = LocalEndpoint(config, credentials=EXAMPLE).start()
     with Client(region=REGION, endpoint_url=local.url, credentials=EXAMPLE) as queue_client:
         queued = [queue_client.invoke_endpoint_async(endpoint_name="slow",
-                                                     input_location=_write_input(tmp_path / "in", str(n).encode()))
+                                                     input_location=_write_input(tmp_path / "inputs", str(n).encode()))
                   for n in range(3)]
     deadline = time.monotonic() + 5
     while local.counters("slow").model_runs < 1 and time.monotonic() < deadline:

@@ -44,6 +44,20 @@ def test_invoke_endpoint_aws_cli_shape_writes_the_answer(endpoint, tmp_path, cap
     assert summary["InvokedProductionVariant"] == "AllTraffic"
 
 
+@pytest.mark.parametrize("command", ["invoke-endpoint", "invoke-endpoint-with-response-stream"])
+def test_prefix_aware_id_reaches_the_model(tmp_path, capsysbinary, command) -> None:
+    config = tmp_path / "endpoints.toml"
+    config.write_text('[[endpoints]]\nname = "inspect"\nmodel = "inspect"\n')
+    with LocalEndpoint(config, credentials=(KEY, SECRET)) as running:
+        status = main([
+            command, "--endpoint-url", running.url, "--region", "us-east-1",
+            "--endpoint-name", "inspect", "--body", "x", "--prefix-aware-id", "chat-app-1",
+            *(["-"] if command == "invoke-endpoint" else []),
+        ])
+    assert status == 0
+    assert json.loads(capsysbinary.readouterr().out)["prefix_aware_id"] == "chat-app-1"
+
+
 def test_fileb_reads_a_binary_body_and_dash_writes_to_stdout(endpoint, tmp_path, capsysbinary) -> None:
     payload = bytes(range(256))
     source = tmp_path / "payload.bin"

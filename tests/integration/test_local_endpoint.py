@@ -200,15 +200,16 @@ def test_every_input_header_reaches_the_model(client: Any) -> None:
     out = _call(
         client, EndpointName="inspect", Body=b"payload", ContentType="text/csv", Accept="application/json",
         CustomAttributes="trace=abc", TargetModel="m.tar.gz", TargetVariant="AllTraffic",
-        InferenceId="inf-1", EnableExplanations="`true`", SessionId="NEW_SESSION",
+        InferenceId="inf-1", EnableExplanations="`true`", SessionId="NEW_SESSION", PrefixAwareId="chat-app-1",
     )
     seen = json.loads(out["Body"])
     assert {key: seen[key] for key in ("content_type", "accept", "custom_attributes", "target_model",
                                        "target_variant", "inference_id", "enable_explanations", "session_id",
-                                       "endpoint_name", "variant_name", "container", "body")} == {
+                                       "prefix_aware_id", "endpoint_name", "variant_name", "container", "body")} == {
         "content_type": "text/csv", "accept": "application/json", "custom_attributes": "trace=abc",
         "target_model": "m.tar.gz", "target_variant": "AllTraffic", "inference_id": "inf-1",
-        "enable_explanations": "`true`", "session_id": "NEW_SESSION", "endpoint_name": "inspect",
+        "enable_explanations": "`true`", "session_id": "NEW_SESSION", "prefix_aware_id": "chat-app-1",
+        "endpoint_name": "inspect",
         "variant_name": "AllTraffic", "container": "primary", "body": "payload",
     }
     assert out["CustomAttributes"] == "trace=abc"
@@ -233,6 +234,7 @@ def test_model_failure_is_model_error_with_original_status(client: Any) -> None:
     assert "not valid JSON" in response["OriginalMessage"]
     assert response["LogStreamArn"] == "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/sum"
     assert response["Error"]["Message"].startswith("Received client error (400) from primary with message ")
+    assert response["Message"] == response["Error"]["Message"]  # the modeled member: spelled ``Message``
 
 
 def test_long_container_message_is_truncated_to_2048(client: Any) -> None:
@@ -266,6 +268,7 @@ def test_unknown_endpoint_is_validation_error(client: Any) -> None:
     with pytest.raises(client.exceptions.ValidationError) as excinfo:
         _call(client, EndpointName="nope", Body=b"x")
     assert _error(excinfo) == (400, "ValidationError", "Endpoint nope of account 123456789012 not found.")
+    assert excinfo.value.response["Message"] == "Endpoint nope of account 123456789012 not found."
 
 
 def test_invalid_names_and_headers_are_validated_like_the_service(client: Any) -> None:
@@ -280,6 +283,11 @@ def test_invalid_names_and_headers_are_validated_like_the_service(client: Any) -
     message = _error(excinfo)[2]
     assert message.startswith("2 validation errors detected: Value at 'customAttributes' failed")
     assert "a" * 1025 not in message  # a sensitive member's value is never echoed
+    with pytest.raises(client.exceptions.ValidationError) as excinfo:
+        _call(client, EndpointName="echo", Body=b"x", PrefixAwareId="p" * 65)  # boto3 checks only the minimum
+    assert _error(excinfo)[2] == (
+        f"1 validation error detected: Value '{'p' * 65}' at 'prefixAwareId' failed to satisfy constraint: "
+        "Member must have length less than or equal to 64")
 
 
 def test_body_limit_is_6_mib(client: Any) -> None:
@@ -537,8 +545,8 @@ def test_wrong_region(endpoint: LocalEndpoint, clients: Callable[..., Any]) -> N
     assert re.search(r"expects the scope '\d{8}/us-east-1/sagemaker/aws4_request'", message)
 
 
-def _signed(url: str, service: str = "sagemaker", body: bytes = b"x") -> requests.Response:
-    request = AWSRequest("POST", f"{url}/endpoints/echo/invocations", data=body)
+def _signed(url: str, service: str = "sagemaker", body: bytes = b"x", endpoint_name: str = "echo") -> requests.Response:
+    request = AWSRequest("POST", f"{url}/endpoints/{endpoint_name}/invocations", data=body)
     SigV4Auth(BotoCredentials(KEY_ID, SECRET), service, "us-east-1").add_auth(request)
     return requests.post(request.url, data=body, headers=dict(request.headers.items()), timeout=5)
 
@@ -549,6 +557,20 @@ def test_wrong_service(endpoint: LocalEndpoint) -> None:
     assert response.status_code == 403
     assert response.headers["X-Amzn-ErrorType"] == "InvalidSignatureException"
     assert response.json() == {"message": "Credential should be scoped to correct service: 'sagemaker'. "}
+
+
+def test_error_bodies_have_the_service_shape(endpoint: LocalEndpoint) -> None:
+    """The service's errors spell ``Message`` as its model does; a ModelError also says ``ErrorCode``."""
+    failed = _signed(endpoint.url, body=b"{not json", endpoint_name="sum")
+    assert (failed.status_code, failed.headers["X-Amzn-ErrorType"]) == (424, "ModelError")
+    document = failed.json()
+    assert list(document) == ["Message", "ErrorCode", "OriginalStatusCode", "OriginalMessage", "LogStreamArn"]
+    assert document["ErrorCode"] == "CLIENT_ERROR_FROM_MODEL"
+    assert document["Message"].startswith("Received client error (400) from primary with message ")
+    crashed = _signed(endpoint.url, endpoint_name="crash").json()
+    assert (crashed["ErrorCode"], crashed["OriginalStatusCode"]) == ("SERVER_ERROR_FROM_MODEL", 500)
+    unknown = _signed(endpoint.url, endpoint_name="nope")
+    assert unknown.json() == {"Message": "Endpoint nope of account 123456789012 not found."}
 
 
 @pytest.mark.parametrize("tamper", ["body", "header"])

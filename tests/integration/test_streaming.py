@@ -596,6 +596,7 @@ def test_new_session_is_refused_by_the_server_for_streams(endpoint: LocalEndpoin
     error = caught.value.response["Error"]
     assert error["Code"] == "ValidationError"
     assert "Value 'NEW_SESSION' at 'sessionId' failed to satisfy constraint" in error["Message"]
+    assert caught.value.response["Message"] == error["Message"]  # the modeled member, spelled ``Message``
     assert endpoint.counters("tokens").model_runs == 0
 
 
@@ -617,11 +618,27 @@ def declare_payload_hash(value: str) -> Any:
     return add
 
 
-def test_an_unsigned_payload_is_verified_with_the_declared_hash(endpoint: LocalEndpoint) -> None:
+def test_a_declared_payload_hash_is_verified_against_the_body(endpoint: LocalEndpoint) -> None:
+    import hashlib
+
+    body = b"a b"
     with Client(region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET),
+                api_options=[declare_payload_hash(hashlib.sha256(body).hexdigest())]) as declared:
+        assert payloads(declared, "tokens", body) == [b"a", b" b"]
+        assert declared.invoke_endpoint(endpoint_name="echo", body=body).body == body
+
+
+def test_an_unsigned_payload_is_refused_as_the_service_does(endpoint: LocalEndpoint) -> None:
+    # Only S3-style operations take UNSIGNED-PAYLOAD; SageMaker Runtime's sign their payload.
+    runs = endpoint.counters("echo").model_runs + endpoint.counters("tokens").model_runs
+    with Client(region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET), retry_mode="none",
                 api_options=[declare_payload_hash("UNSIGNED-PAYLOAD")]) as unsigned:
-        assert payloads(unsigned, "tokens", b"a b") == [b"a", b" b"]
-        assert unsigned.invoke_endpoint(endpoint_name="echo", body=b"hello").body == b"hello"
+        for call in (lambda: payloads(unsigned, "tokens", b"a b"),
+                     lambda: unsigned.invoke_endpoint(endpoint_name="echo", body=b"hello")):
+            with pytest.raises(APIError) as caught:
+                call()
+            assert (caught.value.code, caught.value.http_status) == ("InvalidSignatureException", 403)
+    assert endpoint.counters("echo").model_runs + endpoint.counters("tokens").model_runs == runs
 
 
 def test_a_declared_hash_that_is_not_the_signed_one_fails_verification(endpoint: LocalEndpoint) -> None:

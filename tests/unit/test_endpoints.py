@@ -32,7 +32,7 @@ FIPS = EndpointResolverOptions(use_fips_endpoint=True)
 DUAL = EndpointResolverOptions(use_dualstack_endpoint=True)
 FIPS_DUAL = EndpointResolverOptions(use_fips_endpoint=True, use_dualstack_endpoint=True)
 
-# ../shared/reference/botocore.md §1.6: region -> (partition, default, FIPS, dual-stack, both).
+# From botocore's endpoint rules for sagemaker-runtime: region -> (partition, default, FIPS, dual-stack, both).
 TABLE = {
     "us-east-1": (
         "aws",

@@ -190,7 +190,10 @@ def test_a_chunked_body_comes_a_chunk_at_a_time_with_extensions_and_trailers_dro
     outcome = read([response])
     assert outcome.pieces == [b"first", b"second"]
     assert outcome.reusable
-    assert read([response], max_size=2).pieces == [b"first", b"second"]  # whole chunks, whatever max_size
+    assert read([response], max_size=2).pieces == [b"first", b"second"]  # chunks up to 1 MiB: whole, whatever max_size
+    # A chunk over whole_chunk_limit comes as it arrives, at most max_size bytes a piece.
+    longer = read([response], max_size=2, reader=ResponseReader(whole_chunk_limit=5))
+    assert longer.pieces == [b"first", b"se", b"co", b"nd"]
 
 
 def test_chunk_sizes_and_line_ends_are_read_leniently() -> None:
@@ -470,3 +473,10 @@ def test_any_response_split_at_any_byte_boundary_parses_the_same(
         assert streamed.pieces == chunks
     else:
         assert all(len(piece) <= 7 for piece in streamed.pieces)
+    # Chunks longer than whole_chunk_limit come as they arrive, never two in one piece.
+    trickled = read([*split_at(data, cuts), *end], max_size=7, reader=ResponseReader(whole_chunk_limit=3))
+    assert trickled.body == whole.body
+    assert all(len(piece) <= 7 for piece in trickled.pieces)
+    if b"Transfer-Encoding" in data:
+        assert set(itertools.accumulate(map(len, chunks))) <= set(itertools.accumulate(map(len, trickled.pieces)))
+        assert all(chunk in trickled.pieces for chunk in chunks if len(chunk) <= 3)

@@ -60,6 +60,7 @@ def test_every_input_member_reaches_the_wire_and_every_output_member_comes_back(
         enable_explanations="`true`",
         inference_component_name="component-1",
         session_id="NEW_SESSION",
+        prefix_aware_id="chat-app-1",
     )
     (sent,) = http.requests
     assert sent.method == "POST"
@@ -76,6 +77,7 @@ def test_every_input_member_reaches_the_wire_and_every_output_member_comes_back(
         "X-Amzn-SageMaker-Enable-Explanations": "`true`",
         "X-Amzn-SageMaker-Inference-Component": "component-1",
         "X-Amzn-SageMaker-Session-Id": "NEW_SESSION",
+        "X-Amzn-SageMaker-Prefix-Aware-Id": "chat-app-1",
         "Content-Length": "8",
     }
     for name, value in expected.items():
@@ -191,6 +193,10 @@ def never(request: HTTPRequest) -> HTTPResponse:
         ({"inference_component_name": "ends-"}, "inference_component_name", "pattern"),
         ({"session_id": "NEW_SESSION2"}, "session_id", "pattern"),
         ({"session_id": "s" * 257}, "session_id", "length"),
+        ({"prefix_aware_id": ""}, "prefix_aware_id", "length"),
+        ({"prefix_aware_id": "p" * 65}, "prefix_aware_id", "length"),
+        ({"prefix_aware_id": " app"}, "prefix_aware_id", "pattern"),
+        ({"prefix_aware_id": "app\n1"}, "prefix_aware_id", "pattern"),
         ({"endpoint_name": 5}, "endpoint_name", "type"),
     ],
 )
@@ -245,6 +251,18 @@ def test_model_error_carries_its_modeled_fields():
     assert error.log_stream_arn.endswith("/Endpoints/ep")
     assert error.operation == "InvokeEndpoint"
     assert "operation error SageMaker Runtime: InvokeEndpoint" in str(error)
+
+
+@pytest.mark.parametrize("key", ["Message", "message"])
+def test_the_message_is_read_whichever_way_it_is_spelled(key):
+    """The service spells it ``Message``; other servers in front of it (and older ones) ``message``."""
+    body = {key: "Received client error (400) from primary", "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+            "OriginalStatusCode": 400}
+    client, _ = make_client(error_response(424, body, {"X-Amzn-ErrorType": "ModelError"}))
+    with pytest.raises(ModelError) as caught:
+        client.invoke_endpoint(endpoint_name="ep", body=b"x")
+    assert caught.value.message == "Received client error (400) from primary"
+    assert caught.value.fields == {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": 400}
 
 
 @pytest.mark.parametrize(

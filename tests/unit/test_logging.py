@@ -72,3 +72,18 @@ def test_secrets_never_appear_with_every_flag_on(caplog) -> None:
     for line in lines:
         if "Signature=" in line:
             assert line.split("Signature=", 1)[1].startswith("<redacted>")
+
+
+def test_a_response_line_stays_short_and_printable_whatever_the_server_sends(caplog) -> None:
+    def handler(request: HTTPRequest) -> HTTPResponse:
+        headers = {f"X-Junk-{index}": "\x1b[2J\u202e" + "x" * 60_000 for index in range(20)}
+        return HTTPResponse(200, headers, b"\x1b[31m" + b"y" * 100_000)
+
+    client = Client(
+        region="us-east-1", credentials=("AKIDEXAMPLE", SECRET), http_client=MockHTTPClient(handler), log_mode=LogMode.ALL
+    )
+    with caplog.at_level(logging.DEBUG, logger="smruntime"):
+        client.invoke_endpoint(endpoint_name="ep", body=b"{}")
+    response = next(r.getMessage() for r in caplog.records if "response:" in r.getMessage())
+    assert len(response) < 20_000
+    assert "\x1b" not in response and "\u202e" not in response

@@ -104,6 +104,7 @@ def test_a_user_retryer_keeps_its_own_max_attempts(tmp_path: Path) -> None:
         ({"read_timeout": 0}, "read_timeout"),
         ({"connect_timeout": -1}, "connect_timeout"),
         ({"max_pool_connections": 0}, "max_pool_connections"),
+        ({"max_response_body_size": 0}, "max_response_body_size"),
     ],
 )
 def test_bad_options_name_the_field(tmp_path: Path, fields, field) -> None:
@@ -172,3 +173,14 @@ def test_a_per_call_retry_mode_needs_its_own_retryer() -> None:
         options.retryer = NoRetryer()
 
     assert client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[no_retries]).body == b"ok"
+
+
+def test_max_response_body_size_configures_the_built_http_client_and_cannot_change_per_call() -> None:
+    client = Client(region="us-east-1", credentials=("a", "b"), max_response_body_size=1234)
+    assert client.options.http_client.max_response_body_size == 1234  # type: ignore[union-attr]
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint(
+            endpoint_name="ep", body=b"x", options=[lambda o: setattr(o, "max_response_body_size", 1)]
+        )
+    assert caught.value.fields == ("max_response_body_size",)
+    client.close()

@@ -108,8 +108,9 @@ def test_new_session_cannot_be_started_by_a_stream() -> None:
 
 
 def test_every_bad_field_is_reported_at_once() -> None:
-    error = refused(endpoint_name="bad_name!", accept="caf\u00e9", target_variant="-x", inference_id="")
-    assert set(error.fields) == {"endpoint_name", "accept", "target_variant", "inference_id"}
+    error = refused(endpoint_name="bad_name!", accept="caf\u00e9", target_variant="-x", inference_id="",
+                    prefix_aware_id="x" * 65)
+    assert set(error.fields) == {"endpoint_name", "accept", "target_variant", "inference_id", "prefix_aware_id"}
 
 
 def test_there_is_no_target_model_or_enable_explanations() -> None:
@@ -128,7 +129,7 @@ def test_every_input_member_reaches_its_header() -> None:
         endpoint_name="my-endpoint", body='{"prompt": "hi"}', content_type="application/json",
         accept="application/jsonlines", custom_attributes="trace=1", target_variant="variant-1",
         target_container_hostname="container-1", inference_id="inf-1", inference_component_name="component-1",
-        session_id="sess-1",
+        session_id="sess-1", prefix_aware_id="chat-app-1",
     ) as stream:
         assert list(stream) == [PayloadPart(b"a")]
     (sent,) = http.requests
@@ -146,6 +147,7 @@ def test_every_input_member_reaches_its_header() -> None:
         "X-Amzn-SageMaker-Inference-Id": "inf-1",
         "X-Amzn-SageMaker-Inference-Component": "component-1",
         "X-Amzn-SageMaker-Session-Id": "sess-1",
+        "X-Amzn-SageMaker-Prefix-Aware-Id": "chat-app-1",
     }
     for name, value in expected.items():
         assert sent.headers[name] == value
