@@ -12,7 +12,7 @@ the response on, so the middleware there never wait.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys
@@ -20,7 +20,7 @@ from smruntime.client import BaseClient, Chain, is_async_http_client, received, 
 from smruntime.client_methods import async_method
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, Stack
-from smruntime.options import Options
+from smruntime.options import OptionFunc, Options
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
@@ -38,12 +38,10 @@ class AsyncClient(BaseClient):
     of concurrent calls on one event loop; it is not meant to be shared between loops.
     """
 
-    invoke_endpoint = async_method("InvokeEndpoint", methods.invoke_endpoint, lambda: InvokeEndpointOutput)
-    invoke_endpoint_with_response_stream = async_method(
-        "InvokeEndpointWithResponseStream", methods.invoke_endpoint_with_response_stream, lambda: AsyncResponseStream
+    invoke_endpoint = async_method(methods.invoke_endpoint, lambda: InvokeEndpointOutput)
+    invoke_endpoint_with_response_stream = async_method(methods.invoke_endpoint_with_response_stream, lambda: AsyncResponseStream
     )
-    invoke_endpoint_async = async_method(
-        "InvokeEndpointAsync", methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput
+    invoke_endpoint_async = async_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput
     )
 
     async def wait_for_async_inference(
@@ -67,6 +65,10 @@ class AsyncClient(BaseClient):
             )
         finally:
             reader.close()
+
+    async def _call(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> Any:
+        chain, ctx = self._prepare(operation_name, option_fns)
+        return await chain(ctx, input)
 
     async def aclose(self) -> None:
         """Release pooled connections (only of an HTTP client this client created).

@@ -149,11 +149,10 @@ class Client(BaseClient):
     ``close()`` (or leaving a ``with`` block) releases pooled connections.
     """
 
-    invoke_endpoint = sync_method("InvokeEndpoint", methods.invoke_endpoint, lambda: InvokeEndpointOutput)
-    invoke_endpoint_with_response_stream = sync_method(
-        "InvokeEndpointWithResponseStream", methods.invoke_endpoint_with_response_stream, lambda: ResponseStream
+    invoke_endpoint = sync_method(methods.invoke_endpoint, lambda: InvokeEndpointOutput)
+    invoke_endpoint_with_response_stream = sync_method(methods.invoke_endpoint_with_response_stream, lambda: ResponseStream
     )
-    invoke_endpoint_async = sync_method("InvokeEndpointAsync", methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
+    invoke_endpoint_async = sync_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
 
     def wait_for_async_inference(
         self,
@@ -181,6 +180,10 @@ class Client(BaseClient):
                                       file_root=file_root)
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
+
+    def _call(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> Any:
+        chain, ctx = self._prepare(operation_name, option_fns)
+        return chain(ctx, input)
 
     def close(self) -> None:
         """Release pooled connections (only of an HTTP client this client created)."""

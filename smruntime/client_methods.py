@@ -1,14 +1,14 @@
 """The operation methods both clients share.
 
-Each operation's keyword parameters are declared once, in a function here that turns them
-into the operation's input. :func:`sync_method` makes ``Client``'s method from it and
-:func:`async_method` ``AsyncClient``'s coroutine method: the same signature, the same
-docstring, checked by mypy on both clients.
+Each operation's method is written once, here: it turns its keyword parameters into the
+operation's input and hands that to ``self._call``, which runs the call on ``Client`` and
+returns a coroutine on ``AsyncClient``. :func:`sync_method` and :func:`async_method` give the
+one function its return type on each client, so mypy checks both; at run time they add
+nothing.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Concatenate, ParamSpec, Sequence, TypeVar
 
 from smruntime.types import (
@@ -23,56 +23,23 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-F = TypeVar("F", bound=Callable[..., Any])
 
-Call = tuple[Any, "Sequence[OptionFunc]"]
-"""What a method's parameters amount to: the operation's input and the call's option functions."""
-
-
-def sync_method(
-    operation: str, params: Callable[P, Call], returns: Callable[[], type[R]]
-) -> Callable[Concatenate[Any, P], R]:
-    """``Client``'s method for ``operation``; ``returns`` names the result type for type
-    checkers (it is never called, so that type's module loads only when used)."""
-
-    def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        input, options = params(*args, **kwargs)
-        chain, ctx = self._prepare(operation, options)
-        result: R = chain(ctx, input)
-        return result
-
-    return _like(method, params)
+def sync_method(method: Callable[Concatenate[Any, P], Any], returns: Callable[[], type[R]]) -> Callable[Concatenate[Any, P], R]:
+    """``method`` as ``Client`` has it, typed to return ``returns()`` (never called: that type's
+    module loads only when used). At run time it is ``method`` itself: no wrapper per call."""
+    return method
 
 
 def async_method(
-    operation: str, params: Callable[P, Call], returns: Callable[[], type[R]]
+    method: Callable[Concatenate[Any, P], Any], returns: Callable[[], type[R]]
 ) -> Callable[Concatenate[Any, P], Awaitable[R]]:
-    """``AsyncClient``'s coroutine method for ``operation`` (as :func:`sync_method`)."""
-
-    async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        input, options = params(*args, **kwargs)
-        chain, ctx = self._prepare(operation, options)
-        result: R = await chain(ctx, input)
-        return result
-
-    return _like(method, params)
-
-
-def _like(method: F, params: Callable[..., Any]) -> F:
-    """``method`` with the name, docstring and signature of ``params`` (for ``help()``)."""
-    import inspect
-
-    functools.update_wrapper(method, params)
-    del method.__wrapped__  # type: ignore[attr-defined]
-    signature = inspect.signature(params)
-    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[self, *signature.parameters.values()], return_annotation=inspect.Signature.empty
-    )
+    """``method`` as ``AsyncClient`` has it: the same function, whose ``self._call`` returns a
+    coroutine there, typed to return an awaitable of ``returns()``."""
     return method
 
 
 def invoke_endpoint(
+    self: Any,
     input: InvokeEndpointInput | None = None,
     *,
     endpoint_name: str | None = None,
@@ -89,7 +56,7 @@ def invoke_endpoint(
     session_id: str | None = None,
     prefix_aware_id: str | None = None,
     options: Sequence[OptionFunc] = (),
-) -> Call:
+) -> Any:
     """Invoke a real-time endpoint and return the model's answer."""
     if input is None:
         input = InvokeEndpointInput(
@@ -107,10 +74,11 @@ def invoke_endpoint(
             session_id=session_id,
             prefix_aware_id=prefix_aware_id,
         )
-    return input, options
+    return self._call("InvokeEndpoint", input, options)
 
 
 def invoke_endpoint_with_response_stream(
+    self: Any,
     input: InvokeEndpointWithResponseStreamInput | None = None,
     *,
     endpoint_name: str | None = None,
@@ -125,7 +93,7 @@ def invoke_endpoint_with_response_stream(
     session_id: str | None = None,
     prefix_aware_id: str | None = None,
     options: Sequence[OptionFunc] = (),
-) -> Call:
+) -> Any:
     """Invoke an endpoint and stream its answer: iterate the result for ``PayloadPart`` events.
 
     Returns once the first event is in; use the stream as a context manager.
@@ -144,10 +112,11 @@ def invoke_endpoint_with_response_stream(
             session_id=session_id,
             prefix_aware_id=prefix_aware_id,
         )
-    return input, options
+    return self._call("InvokeEndpointWithResponseStream", input, options)
 
 
 def invoke_endpoint_async(
+    self: Any,
     input: InvokeEndpointAsyncInput | None = None,
     *,
     endpoint_name: str | None = None,
@@ -162,7 +131,7 @@ def invoke_endpoint_async(
     s3_output_path_extension: str | None = None,
     filename: str | None = None,
     options: Sequence[OptionFunc] = (),
-) -> Call:
+) -> Any:
     """Queue an asynchronous inference whose input is at ``input_location`` (or, up to
     128,000 bytes, inline as ``body``)."""
     if input is None:
@@ -179,4 +148,4 @@ def invoke_endpoint_async(
             s3_output_path_extension=s3_output_path_extension,
             filename=filename,
         )
-    return input, options
+    return self._call("InvokeEndpointAsync", input, options)
