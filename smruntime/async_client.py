@@ -91,7 +91,8 @@ class AsyncClient(BaseClient):
 
     def _new_http_client(self, options: Options) -> Any:
         raise errors.InvalidParamsError(
-            [errors.FieldProblem("http_client", "required", "no default asyncio HTTP client is installed yet: pass an AsyncHTTPClient")]
+            [errors.FieldProblem("http_client", "required",
+                                 "no default asyncio HTTP client is available: pass an AsyncHTTPClient as http_client")]
         )
 
     def _check_http_client(self, http_client: Any) -> None:

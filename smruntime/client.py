@@ -190,7 +190,7 @@ class Client(BaseClient):
         if self._closed:
             return
         self._closed = True
-        client = self._options.http_client
+        client: Any = self._options.http_client  # an HTTPClient: _check_http_client saw to it
         if self._owns_http_client and client is not None:
             client.close()
 
