@@ -282,12 +282,12 @@ class StandardRetryer:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     random: Callable[[], float] = _random.random
-    asleep: AsyncSleep | None = None
-    """How an asyncio chain waits (``asyncio.sleep`` when None)."""
     retry_read_timeouts: bool = False
     retry_cost: int = attrs.field(default=RETRY_COST, validator=_at_least(0))
     timeout_cost: int = attrs.field(default=TIMEOUT_RETRY_COST, validator=_at_least(0))
     no_retry_increment: int = attrs.field(default=NO_RETRY_INCREMENT, validator=_at_least(0))
+    asleep: AsyncSleep | None = attrs.field(default=None, kw_only=True)
+    """How an asyncio chain waits (``asyncio.sleep`` when None), as ``sleep`` for a sync one."""
     # Built once: the first attempt of every call uses it.
     _initial_token: ReleaseToken = attrs.field(
         init=False, repr=False, default=attrs.Factory(lambda self: self._new_initial_token(), takes_self=True)
@@ -467,7 +467,7 @@ class NoRetryer:
     """One attempt: every error propagates unchanged."""
 
     sleep: Callable[[float], None] = time.sleep
-    asleep: AsyncSleep | None = None
+    asleep: AsyncSleep | None = attrs.field(default=None, kw_only=True)
 
     @property
     def max_attempts(self) -> int:
