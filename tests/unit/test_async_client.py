@@ -420,3 +420,31 @@ def test_both_clients_share_each_operation_method_and_the_async_one_returns_an_a
     assert inspect.isawaitable(pending)
     assert fake.requests == []  # nothing is sent before it is awaited
     assert run(pending).body == b'{"ok": true}'
+
+
+def test_botocore_credentials_refresh_in_a_worker_thread_and_are_read_at_once_otherwise() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botocore.credentials import RefreshableCredentials
+
+    from smruntime.auth import BotocoreCredentialsProvider
+
+    refreshed_in: list[threading.Thread] = []
+
+    def metadata(expires_in: timedelta) -> dict[str, str]:
+        return {"access_key": "AKIDREFRESHED", "secret_key": "secret", "token": "token",
+                "expiry_time": (datetime.now(UTC) + expires_in).isoformat()}
+
+    def refresh() -> dict[str, str]:
+        refreshed_in.append(threading.current_thread())
+        return metadata(timedelta(hours=1))
+
+    expiring = RefreshableCredentials.create_from_metadata(metadata(timedelta(seconds=5)), refresh, "test")
+    got = run(BotocoreCredentialsProvider(expiring).aretrieve())
+    assert got.access_key_id == "AKIDREFRESHED"
+    assert refreshed_in and refreshed_in[0] is not threading.main_thread()
+
+    refreshed_in.clear()
+    fresh = RefreshableCredentials.create_from_metadata(metadata(timedelta(hours=1)), refresh, "test")
+    assert run(BotocoreCredentialsProvider(fresh).aretrieve()).access_key_id == "AKIDREFRESHED"
+    assert refreshed_in == []  # nothing to refresh: read on the loop, no thread
