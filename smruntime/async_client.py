@@ -90,9 +90,13 @@ class AsyncClient(BaseClient):
         await self.aclose()
 
     def _new_http_client(self, options: Options) -> Any:
-        raise errors.InvalidParamsError(
-            [errors.FieldProblem("http_client", "required",
-                                 "no default asyncio HTTP client is available: pass an AsyncHTTPClient as http_client")]
+        from smruntime.transport import AsyncFastHTTPClient
+
+        return AsyncFastHTTPClient(
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_pool_connections=options.max_pool_connections,
+            max_response_body_size=options.max_response_body_size,
         )
 
     def _check_http_client(self, http_client: Any) -> None:

@@ -1,14 +1,11 @@
 """Running the sync-style integration tests against AsyncClient as well as Client.
 
 ``make_client(kind, **fields)`` gives a ``Client``, or an :class:`AsyncClientOnLoop`: an
-``AsyncClient`` on an event loop of its own (in debug mode) behind Client's sync API, so one
-test body serves both clients. Closing it fails the test when a task was left behind. Slow
-callbacks are only recorded here: these tests run their servers in the same process, whose
-threads compete for the GIL with the loop; tests/integration/test_asyncio.py checks for
-blocking calls against a server in another process.
-
-:class:`HttpxAsyncHTTPClient` is an ``AsyncHTTPClient`` over httpx (real sockets), used when
-no default asyncio HTTP client is installed.
+``AsyncClient`` (with its default asyncio HTTP client) on an event loop of its own, in debug
+mode, behind Client's sync API, so one test body serves both clients. Closing it fails the
+test when a task was left behind. Slow callbacks are only recorded here: these tests run their
+servers in the same process, whose threads compete for the GIL with the loop;
+tests/integration/test_asyncio.py checks for blocking calls against a server in another process.
 """
 
 from __future__ import annotations
@@ -19,21 +16,9 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-import httpx
-
-from smruntime import AsyncClient, Client, errors
-from smruntime.http import HTTPRequest
-from smruntime.transport.async_protocol import AsyncHTTPResponse
+from smruntime import AsyncClient, Client
 
 KINDS = ("Client", "AsyncClient")
-
-
-def default_async_transport() -> type[Any] | None:
-    """The package's default asyncio HTTP client class, if one is installed."""
-    import smruntime.transport as transport
-
-    found: type[Any] | None = getattr(transport, "DEFAULT_ASYNC_HTTP_CLIENT", None)
-    return found
 T = TypeVar("T")
 
 SLOW_CALLBACK = 0.1
@@ -44,54 +29,6 @@ def make_client(kind: str, **fields: Any) -> Any:
     if kind == "Client":
         return Client(**fields)
     return AsyncClientOnLoop(**fields)
-
-
-class HttpxBody:
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    async def read(self) -> bytes:
-        return await self._response.aread()
-
-    async def aiter_chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
-        except httpx.TransportError as error:
-            raise errors.ConnectionClosedError(f"connection lost while reading the body: {type(error).__name__}") from error
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class HttpxAsyncHTTPClient:
-    """An AsyncHTTPClient over httpx: sends exactly the stack's headers, never decompresses."""
-
-    def __init__(self, *, connect_timeout: float = 10.0, read_timeout: float = 30.0, max_pool_connections: int = 10) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_pool_connections, max_keepalive_connections=max_pool_connections),
-        )
-        self._client.headers.clear()  # no default Accept, User-Agent… reach the model
-
-    async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
-        body = request.body
-        content = body if body is None or isinstance(body, bytes) else b"".join(iter(lambda: body.read(65536), b""))
-        built = self._client.build_request(request.method, request.url, headers=list(request.headers.items()), content=content)
-        try:
-            response = await self._client.send(built, stream=True)
-        except httpx.ConnectTimeout as error:
-            raise errors.ConnectTimeoutError(f"connect timed out: {error}") from error
-        except httpx.ConnectError as error:
-            raise errors.ConnectError(f"could not connect: {error}") from error
-        except httpx.ReadTimeout as error:
-            raise errors.ReadTimeoutError(f"read timed out: {error}") from error
-        except httpx.TransportError as error:
-            raise errors.ConnectionClosedError(f"connection failed: {type(error).__name__}: {error}") from error
-        return AsyncHTTPResponse(response.status_code, list(response.headers.multi_items()), HttpxBody(response), response.reason_phrase)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 class SlowCallbacks(logging.Handler):
@@ -142,13 +79,6 @@ class AsyncClientOnLoop:
 
     def __init__(self, **fields: Any) -> None:
         self.loop = LoopThread()
-        if "http_client" not in fields and default_async_transport() is None:
-            fields["http_client"] = HttpxAsyncHTTPClient(
-                **{name: fields[name] for name in ("connect_timeout", "read_timeout", "max_pool_connections") if name in fields}
-            )
-            self._owned_http = fields["http_client"]
-        else:
-            self._owned_http = None
 
         async def build() -> AsyncClient:
             return AsyncClient(**fields)
@@ -174,8 +104,6 @@ class AsyncClientOnLoop:
         if self.loop.loop.is_closed():
             return
         self.loop.run(self.client.aclose())
-        if self._owned_http is not None:
-            self.loop.run(self._owned_http.aclose())
         left = self.loop.close()
         assert not left, f"tasks left behind: {left}"
 

@@ -4,12 +4,11 @@ cancellation, closing with calls in flight, abandoned streams, and aiobotocore a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,35 +17,21 @@ from benchmarks.server import LoopbackServer
 from smruntime import AsyncClient, PayloadPart
 from smruntime.errors import SageMakerRuntimeError
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint
-from tests.async_clients import HttpxAsyncHTTPClient, SlowCallbacks, default_async_transport
+from smruntime.transport import AsyncFastHTTPClient
+from tests.async_clients import SlowCallbacks
 from tests.servers import HTTPTestServer, respond
 
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 REGION = "us-east-1"
 
 
-def http_client(**fields: Any) -> Any:
-    """The package's default asyncio HTTP client when installed, else the httpx stand-in."""
-    default = default_async_transport()
-    return default(**fields) if default is not None else HttpxAsyncHTTPClient(**fields)
+def http_client() -> AsyncFastHTTPClient:
+    return AsyncFastHTTPClient()
 
 
-@contextlib.asynccontextmanager
-async def async_client(url: str, **fields: Any) -> AsyncIterator[AsyncClient]:
-    """An AsyncClient with the default asyncio HTTP client (or the stand-in, closed here too)."""
-    stand_in = None if default_async_transport() is not None else HttpxAsyncHTTPClient()
-    if stand_in is not None:
-        fields["http_client"] = stand_in
-    async with AsyncClient(region=REGION, endpoint_url=url, credentials=CREDENTIALS, retry_mode="none", **fields) as client:
-        yield client
-    if stand_in is not None:
-        await stand_in.aclose()
-
-
-needs_default_transport = pytest.mark.skipif(
-    default_async_transport() is None,
-    reason="releasing a connection on cancellation or abandonment is the asyncio transport's part",
-)
+def async_client(url: str, **fields: Any) -> AsyncClient:
+    """An AsyncClient with its default asyncio HTTP client."""
+    return AsyncClient(region=REGION, endpoint_url=url, credentials=CREDENTIALS, retry_mode="none", **fields)
 
 
 @pytest.fixture
@@ -105,7 +90,6 @@ def test_calls_and_streams_never_block_the_event_loop(slow_callbacks: SlowCallba
 # --- cancellation, closing, abandoning ----------------------------------------------------------
 
 
-@needs_default_transport
 def test_a_cancelled_call_releases_its_connection_and_leaves_no_task() -> None:
     held = threading.Event()
 
@@ -117,15 +101,16 @@ def test_a_cancelled_call_releases_its_connection_and_leaves_no_task() -> None:
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            held.set()  # the server answers now: on a dropped connection, so it sees it closed
             deadline = time.monotonic() + 5
             while server.open_connections and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             assert server.open_connections == 0  # the half-done exchange was dropped, not pooled
-            assert asyncio.all_tasks() == {asyncio.current_task()}
-            held.set()
             server.enqueue(respond(200, b"{}"))
             out = await client.invoke_endpoint(endpoint_name="ep", body=b"x")  # the client still works
             assert out.body == b"{}"
+            assert server.connections_accepted == 2  # on a new connection
 
     with HTTPTestServer(default=respond(200, b"late", wait=held)) as server:
         asyncio.run(scenario(server))
@@ -166,7 +151,6 @@ def _tokens_endpoint() -> LocalEndpoint:
                                                EndpointConfig.serving("echo", "echo"))), credentials=CREDENTIALS)
 
 
-@needs_default_transport
 def test_an_abandoned_stream_is_cleaned_up() -> None:
     async def scenario(url: str) -> None:
         async with async_client(url) as client:

@@ -14,9 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from smruntime import AsyncClient
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ModelRequest
-from tests.async_clients import HttpxAsyncHTTPClient, default_async_transport
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "asyncio.md"
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -56,8 +54,6 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Gated]]:
             "LLM_ENDPOINT": "llm",
         }.items():
             monkeypatch.setenv(name, value)
-        if default_async_transport() is None:  # the example relies on the default asyncio HTTP client
-            monkeypatch.setattr(AsyncClient, "_new_http_client", lambda self, options: HttpxAsyncHTTPClient())
         namespace: dict[str, Any] = {"__name__": "fastapi_example"}
         exec(compile(fastapi_example(), str(GUIDE), "exec"), namespace)
         server = uvicorn.Server(uvicorn.Config(namespace["app"], host="127.0.0.1", port=0, log_level="warning",

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from smruntime.local import LocalEndpoint
-from tests.async_clients import default_async_transport
+from tests.async_clients import KINDS
 from tests.reliability.support import CLIENT_KIND, CREDENTIALS, ConnectionCounter, make_client, open_fds, wait_until
 
 THREADS = 32
@@ -31,16 +32,16 @@ def client_threads() -> set[threading.Thread]:
     return {thread for thread in threading.enumerate() if not thread.name.startswith("asyncio_")}
 
 
+@pytest.fixture(params=KINDS)
+def client_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Client, and AsyncClient (its 32 threads hand their calls to the client's one event loop)."""
+    token = CLIENT_KIND.set(request.param)
+    yield request.param
+    CLIENT_KIND.reset(token)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [
-    "Client",
-    pytest.param("AsyncClient", marks=pytest.mark.skipif(
-        default_async_transport() is None,
-        reason="the pool bound is the asyncio transport's contract; the httpx stand-in does not keep it")),
-])
-def test_one_client_shared_by_32_threads(caplog: pytest.LogCaptureFixture, kind: str) -> None:
-    # On AsyncClient the 32 threads hand their calls to the client's one event loop.
-    CLIENT_KIND.set(kind)
+def test_one_client_shared_by_32_threads(caplog: pytest.LogCaptureFixture, client_kind: str) -> None:
     caplog.set_level(logging.WARNING, logger="urllib3")
     endpoint = LocalEndpoint(credentials=CREDENTIALS)
     counter = ConnectionCounter(endpoint.app)
