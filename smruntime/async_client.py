@@ -11,7 +11,6 @@ the response on, so the middleware there never wait.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from smruntime import client_methods as methods
@@ -24,6 +23,7 @@ from smruntime.options import OptionFunc, Options
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
+    from smruntime.async_results import Poll, S3Reader
     from smruntime.streaming import AsyncResponseStream
     from smruntime.transport.async_protocol import AsyncHTTPResponse
 
@@ -44,25 +44,11 @@ class AsyncClient(BaseClient):
     invoke_endpoint_async = async_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput
     )
 
-    async def wait_for_async_inference(
-        self,
-        output: InvokeEndpointAsyncOutput,
-        *,
-        timeout: float = 900.0,
-        poll_interval: float = 5.0,
-        s3_endpoint_url: str | None = None,
-        s3_client: Any = None,
-        file_root: str | os.PathLike[str] | None = None,
-    ) -> bytes:
-        """As :meth:`Client.wait_for_async_inference`, without blocking the event loop: each
-        read runs in a worker thread and the waits between polls are ``asyncio.sleep``."""
-        from smruntime import async_results
+    wait_for_async_inference = async_method(methods.wait_for_async_inference, lambda: bytes)
 
-        reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
+    async def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:
-            return await async_results.await_result(
-                output, read_s3=reader, timeout=timeout, poll_interval=poll_interval, file_root=file_root
-            )
+            return await poll.await_result()
         finally:
             reader.close()
 

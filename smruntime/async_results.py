@@ -108,38 +108,13 @@ def wait(
     ``file://`` locations are read only inside ``file_root``; without one, such a location is
     refused before anything is read.
     """
-    poll = _Poll(output, read_s3, timeout, poll_interval, file_root, clock)
-    while True:
-        result = poll.check()
-        if result is not None:
-            return result
-        sleep(poll.next_wait())
+    return Poll(output, read_s3, timeout, poll_interval, file_root, clock).wait(sleep)
 
 
-async def await_result(
-    output: InvokeEndpointAsyncOutput,
-    *,
-    read_s3: Reader,
-    timeout: float,
-    poll_interval: float,
-    file_root: str | os.PathLike[str] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-) -> bytes:
-    """:func:`wait` for asyncio: the reads run in a worker thread, the waits are awaited."""
-    import asyncio
-
-    asleep = sleep or asyncio.sleep
-    poll = _Poll(output, read_s3, timeout, poll_interval, file_root, clock)
-    while True:
-        result = await asyncio.to_thread(poll.check)
-        if result is not None:
-            return result
-        await asleep(poll.next_wait())
-
-
-class _Poll:
-    """One wait's state and rules, shared by both shells (it reads, but never waits)."""
+class Poll:
+    """One wait for an async inference's result: its rules (in :meth:`check` and
+    :meth:`next_wait`, which never wait) and the two ways to wait, :meth:`wait` and
+    :meth:`await_result`."""
 
     def __init__(
         self,
@@ -147,8 +122,8 @@ class _Poll:
         read_s3: Reader,
         timeout: float,
         poll_interval: float,
-        file_root: str | os.PathLike[str] | None,
-        clock: Callable[[], float],
+        file_root: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if output.output_location is None and output.failure_location is None:
             raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
@@ -164,6 +139,24 @@ class _Poll:
         self.clock = clock
         self.deadline = clock() + timeout
 
+    def wait(self, sleep: Callable[[float], None] = time.sleep) -> bytes:
+        """Poll until the result or the failure appears, or time is up."""
+        while True:
+            result = self.check()
+            if result is not None:
+                return result
+            sleep(self.next_wait())
+
+    async def await_result(self, sleep: Callable[[float], Awaitable[None]] | None = None) -> bytes:
+        """:meth:`wait` for asyncio: the reads run in a worker thread, the waits are awaited."""
+        import asyncio
+
+        asleep = sleep or asyncio.sleep
+        while True:
+            result = await asyncio.to_thread(self.check)
+            if result is not None:
+                return result
+            await asleep(self.next_wait())
     def read(self, location: str | None) -> bytes | None:
         if location is None:
             return None

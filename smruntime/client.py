@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
@@ -19,6 +18,7 @@ from smruntime.retry import ClockOffset
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
+    from smruntime.async_results import Poll, S3Reader
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 
 Chain = Callable[[Context, Any], Any]
@@ -154,30 +154,11 @@ class Client(BaseClient):
     )
     invoke_endpoint_async = sync_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
 
-    def wait_for_async_inference(
-        self,
-        output: InvokeEndpointAsyncOutput,
-        *,
-        timeout: float = 900.0,
-        poll_interval: float = 5.0,
-        s3_endpoint_url: str | None = None,
-        s3_client: Any = None,
-        file_root: str | os.PathLike[str] | None = None,
-    ) -> bytes:
-        """Poll an async inference's locations; return the result bytes or raise its failure.
+    wait_for_async_inference = sync_method(methods.wait_for_async_inference, lambda: bytes)
 
-        Raises :class:`~smruntime.errors.AsyncInferenceFailedError` when the failure location
-        appears first and :class:`~smruntime.errors.WaitTimeoutError` after ``timeout`` seconds.
-        ``s3://`` locations are read with a botocore S3 client made from this client's region
-        and credentials (or ``s3_client``). ``file://`` locations (the local endpoint's) are
-        read only as regular files inside ``file_root``; without it they are refused.
-        """
-        from smruntime import async_results
-
-        reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
+    def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:
-            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval,
-                                      file_root=file_root)
+            return poll.wait()
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
 

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Concatenate, ParamSp
 from smruntime.types import (
     BodyInput,
     InvokeEndpointAsyncInput,
+    InvokeEndpointAsyncOutput,
     InvokeEndpointInput,
     InvokeEndpointWithResponseStreamInput,
 )
 
 if TYPE_CHECKING:
+    import os
+
     from smruntime.options import OptionFunc
 
 P = ParamSpec("P")
@@ -149,3 +152,29 @@ def invoke_endpoint_async(
             filename=filename,
         )
     return self._call("InvokeEndpointAsync", input, options)
+
+
+def wait_for_async_inference(
+    self: Any,
+    output: InvokeEndpointAsyncOutput,
+    *,
+    timeout: float = 900.0,
+    poll_interval: float = 5.0,
+    s3_endpoint_url: str | None = None,
+    s3_client: Any = None,
+    file_root: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Poll an async inference's locations; return the result bytes or raise its failure.
+
+    Raises :class:`~smruntime.errors.AsyncInferenceFailedError` when the failure location
+    appears first and :class:`~smruntime.errors.WaitTimeoutError` after ``timeout`` seconds.
+    ``s3://`` locations are read with a botocore S3 client made from this client's region
+    and credentials (or ``s3_client``). ``file://`` locations (the local endpoint's) are
+    read only as regular files inside ``file_root``; without it they are refused. On
+    ``AsyncClient`` the reads run in a worker thread and the waits are ``asyncio.sleep``.
+    """
+    from smruntime import async_results
+
+    reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
+    poll = async_results.Poll(output, reader, timeout, poll_interval, file_root)
+    return self._wait(poll, reader)
