@@ -19,7 +19,7 @@ from smruntime.client import BaseClient, Chain, is_async_http_client, received, 
 from smruntime.client_methods import async_method
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, Stack
-from smruntime.options import OptionFunc, Options
+from smruntime.options import OptionFunc
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
@@ -75,15 +75,10 @@ class AsyncClient(BaseClient):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _new_http_client(self, options: Options) -> Any:
+    def _default_http_client(self) -> type[Any]:
         from smruntime.transport import AsyncFastHTTPClient
 
-        return AsyncFastHTTPClient(
-            connect_timeout=options.connect_timeout,
-            read_timeout=options.read_timeout,
-            max_pool_connections=options.max_pool_connections,
-            max_response_body_size=options.max_response_body_size,
-        )
+        return AsyncFastHTTPClient
 
     def _check_http_client(self, http_client: Any) -> None:
         if http_client is not None and not is_async_http_client(http_client):

@@ -63,6 +63,15 @@ class BaseClient:
     # -- what a subclass provides ----------------------------------------------------
 
     def _new_http_client(self, options: Options) -> Any:
+        """The HTTP client this client makes when the options name none."""
+        return self._default_http_client()(
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_pool_connections=options.max_pool_connections,
+            max_response_body_size=options.max_response_body_size,
+        )
+
+    def _default_http_client(self) -> type[Any]:
         raise NotImplementedError
 
     def _check_http_client(self, http_client: Any) -> None:
@@ -181,15 +190,10 @@ class Client(BaseClient):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _new_http_client(self, options: Options) -> Any:
+    def _default_http_client(self) -> type[Any]:
         from smruntime.transport import RequestsHTTPClient
 
-        return RequestsHTTPClient(
-            connect_timeout=options.connect_timeout,
-            read_timeout=options.read_timeout,
-            max_pool_connections=options.max_pool_connections,
-            max_response_body_size=options.max_response_body_size,
-        )
+        return RequestsHTTPClient
 
     def _check_http_client(self, http_client: Any) -> None:
         if http_client is not None and is_async_http_client(http_client):
