@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from benchmarks import bench_eventstream, cold_start, concurrency, in_process, per_call, stream_memory
+from benchmarks import bench_eventstream, cold_start, concurrency, in_process, per_call, stream_memory, tracing
 from benchmarks.common import RESULTS, Section, isolate_aws_env, machine, machine_line, table, write_json
 from benchmarks.server import LoopbackServer
 
@@ -60,7 +60,16 @@ def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
                 f"{connections}", connections <= pool),
         _target("1 GiB streamed through one call, peak RSS growth", "≤ 32 MiB", growth, f"{growth:.2f} MiB",
                 growth <= 32),
+        *_tracing_targets(by_key),
     ]
+
+
+def _tracing_targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
+    if "tracing" not in by_key:
+        return []
+    cost = by_key["tracing"].data["overhead_us"]["no-op providers"]
+    return [_target("Tracing middleware, no-op providers, cost per call", f"≤ {tracing.GOAL_US:.0f} µs", cost,
+                    f"{cost:.1f} µs", cost <= tracing.GOAL_US)]
 
 
 def chart(by_key: dict[str, Section], path: str) -> None:
@@ -145,6 +154,7 @@ def main() -> int:
         step("4. event-stream decoding", bench_eventstream.run)
         step("5. 16 threads", lambda: concurrency.run(server))
         step("6. 1 GiB stream", lambda: stream_memory.run(server))
+        step("7. tracing middleware", tracing.run)
     elapsed = time.perf_counter() - started
     by_key = {section.key: section for section in sections}
     goals = targets(by_key)

@@ -1,9 +1,10 @@
 """Where requests go and which region signs them: resolvers and the ResolveEndpoint middleware.
 
-The default resolver evaluates the service's own endpoint rule set with botocore's rule
-engine (every partition, FIPS, dual-stack), so no host name is typed here. botocore is
-imported and the rules are read only when a default endpoint is first resolved: clients
-that use ``endpoint_url`` (local servers, VPC endpoints, proxies) never pay for it.
+The default resolver evaluates the service's own endpoint rule set, as botocore ships it (every
+partition, FIPS, dual-stack), so no host name is typed here: with the small evaluator in
+:mod:`smruntime.endpoint_rules`, or botocore's rule engine for anything that one does not know.
+The rules are read only when a default endpoint is first resolved: clients that use
+``endpoint_url`` (local servers, VPC endpoints, proxies) never pay for it.
 """
 
 from __future__ import annotations
@@ -111,6 +112,20 @@ class EndpointRules:
 
     @classmethod
     def load(cls) -> EndpointRules:
+        """The bundled rules with the small evaluator, else :meth:`load_with_botocore`."""
+        from smruntime.endpoint_rules import WithFallback, load_bundled
+
+        evaluator = load_bundled()
+        if evaluator is None:
+            return cls.load_with_botocore()
+
+        def partition_of(region: str) -> str:
+            return str(evaluator.partition(region)["name"])
+
+        return cls(WithFallback(evaluator, lambda: cls.load_with_botocore().provider), partition_of)
+
+    @classmethod
+    def load_with_botocore(cls) -> EndpointRules:
         """Read the rule set and partitions with botocore's data loader (honours ~/.aws/models)."""
         try:
             from botocore.endpoint_provider import EndpointProvider

@@ -10,6 +10,7 @@ import copy
 import enum
 import os
 import re
+import stat
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
@@ -190,6 +191,8 @@ class _LazyProfile:
 
     def _load(self) -> dict[str, str]:
         path = self._env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+        if path == os.devnull or not _may_have_content(path):
+            return {}  # as configparser would find, without importing it (the usual AWS Lambda case)
         import configparser  # only when a profile is read: kept off start-up
 
         parser = configparser.RawConfigParser()
@@ -201,3 +204,12 @@ class _LazyProfile:
         if not parser.has_section(section):
             return {}
         return dict(parser.items(section))
+
+
+def _may_have_content(path: str) -> bool:
+    """False for a missing file or an empty regular one; anything else (a pipe, say) is read."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    return not (stat.S_ISREG(found.st_mode) and found.st_size == 0)

@@ -448,3 +448,17 @@ def test_botocore_credentials_refresh_in_a_worker_thread_and_are_read_at_once_ot
     fresh = RefreshableCredentials.create_from_metadata(metadata(timedelta(hours=1)), refresh, "test")
     assert run(BotocoreCredentialsProvider(fresh).aretrieve()).access_key_id == "AKIDREFRESHED"
     assert refreshed_in == []  # nothing to refresh: read on the loop, no thread
+
+
+def test_the_default_chain_with_keys_in_the_environment_works_on_async_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smruntime.auth import DefaultCredentialsProvider
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.delenv("AWS_CREDENTIAL_EXPIRATION", raising=False)
+    provider = DefaultCredentialsProvider()
+
+    async def twice() -> list[str]:
+        return [(await provider.aretrieve()).access_key_id for _ in range(2)]  # looked up, then read
+
+    assert run(twice()) == ["AKIDFROMENV", "AKIDFROMENV"]

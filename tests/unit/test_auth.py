@@ -256,6 +256,78 @@ def test_a_failed_lookup_is_retried_on_the_next_call(aws_env: Path, monkeypatch:
     assert provider.retrieve().access_key_id == KEY_ID
 
 
+def _botocore_chain(profile: str | None) -> tuple[str, str, str | None, str]:
+    import botocore.session
+
+    found = botocore.session.Session(profile=profile).get_credentials()
+    frozen = found.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key, frozen.token or None, found.method
+
+
+def _ours(profile: str | None) -> tuple[str, str, str | None, str]:
+    got = DefaultCredentialsProvider(profile).retrieve()
+    return got.access_key_id, got.secret_access_key, got.session_token, got.source
+
+
+_STATIC_PROFILES = (
+    "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = default-secret\n\n"
+    "[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = dev-secret\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("variables", "profile", "fast"),
+    [
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}, None, True),
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": TOKEN}, None, True),
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SECURITY_TOKEN": "legacy",
+          "AWS_SESSION_TOKEN": TOKEN}, None, True),
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SECURITY_TOKEN": "",
+          "AWS_SESSION_TOKEN": TOKEN}, None, True),
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": ""}, None, True),
+        # A named profile outranks the environment: botocore answers.
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}, "dev", False),
+        ({}, "dev", False),
+        # Only the shared credentials file: botocore answers.
+        ({}, None, False),
+        ({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
+          "AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"}, None, False),
+    ],
+)
+def test_the_environment_fast_path_gives_what_botocores_chain_gives(
+    aws_env: Path, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], profile: str | None, fast: bool
+) -> None:
+    (aws_env / "credentials").write_text(_STATIC_PROFILES)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert (auth._from_environment(profile) is not None) == fast
+    assert _ours(profile) == _botocore_chain(profile)
+
+
+def test_a_half_set_key_pair_is_left_to_botocore_which_reports_it(
+    aws_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    assert auth._from_environment(None) is None
+    with pytest.raises(CredentialsError, match="AWS_SECRET_ACCESS_KEY"):
+        DefaultCredentialsProvider().retrieve()
+
+
+def test_a_profile_with_credential_process_or_role_arn_is_left_to_botocore(aws_env: Path) -> None:
+    script = aws_env / "creds.py"
+    script.write_text(
+        "import json\nprint(json.dumps({'Version': 1, 'AccessKeyId': 'AKIDPROC', 'SecretAccessKey': 'proc-secret',"
+        " 'SessionToken': 'proc-token'}))\n"
+    )
+    (aws_env / "config").write_text(
+        f"[profile proc]\ncredential_process = {sys.executable} {script}\n\n"
+        "[profile role]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = dev\n"
+    )
+    (aws_env / "credentials").write_text(_STATIC_PROFILES)
+    assert auth._from_environment("proc") is None and auth._from_environment("role") is None
+    assert _ours("proc") == _botocore_chain("proc") == ("AKIDPROC", "proc-secret", "proc-token", "custom-process")
+
+
 def test_importing_auth_does_not_import_botocore_session() -> None:
     code = (
         "import sys, smruntime.auth as a; a.DefaultCredentialsProvider(); a.credentials_provider(None, None); "

@@ -184,3 +184,38 @@ def test_max_response_body_size_configures_the_built_http_client_and_cannot_chan
         )
     assert caught.value.fields == ("max_response_body_size",)
     client.close()
+
+
+@pytest.mark.parametrize("which", ["missing", "empty", "devnull"])
+def test_no_config_file_gives_the_defaults_without_importing_configparser(tmp_path: Path, which: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = {"missing": str(tmp_path / "absent"), "empty": str(tmp_path / "empty"), "devnull": os.devnull}[which]
+    (tmp_path / "empty").write_text("")
+    code = (
+        "import sys\nfrom smruntime.options import Options, resolve_defaults\n"
+        f"o = resolve_defaults(Options(region='us-east-1'), {{'AWS_CONFIG_FILE': {path!r}}})\n"
+        "print(o.retry_mode, o.max_attempts, o.use_fips_endpoint, 'configparser' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["standard", "3", "False", "False"]
+
+
+def test_a_config_file_that_is_a_pipe_is_still_read(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    pipe = tmp_path / "config"
+    os.mkfifo(pipe)
+
+    def feed() -> None:
+        pipe.write_text("[default]\nregion = eu-west-2\n")
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    options = resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(pipe)})
+    writer.join(5)
+    assert options.region == "eu-west-2"

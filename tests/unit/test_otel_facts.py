@@ -1,0 +1,71 @@
+"""The sans-IO parts of the tracing middleware: the X-Ray header, body redaction, error names."""
+
+from __future__ import annotations
+
+import io
+
+from smruntime import errors
+from smruntime.otel.bodies import STREAM_CAPTURE_LIMIT, body_text, redact_json, stream_capture
+from smruntime.otel.facts import error_type, token_usage
+from smruntime.otel.xray import trace_header
+from smruntime.types import InvokeEndpointOutput
+
+
+def test_xray_header_splits_the_trace_id_after_its_epoch_seconds() -> None:
+    header = trace_header(0x5759E988BD862E3FE1BE46A994272793, 0x53995C3F42CD8AD8, True)
+    assert header == "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    assert trace_header(1, 2, False) == "Root=1-00000000-000000000000000000000001;Parent=0000000000000002;Sampled=0"
+
+
+def test_redaction_replaces_secret_keys_at_any_depth_and_keeps_the_rest() -> None:
+    text = '{"password": "p", "nested": [{"Authorization": "Bearer x", "max_tokens": 3}], "token": {"a": 1}}'
+    assert redact_json(text) == (
+        '{"password":"<redacted>","nested":[{"Authorization":"<redacted>","max_tokens":3}],"token":"<redacted>"}'
+    )
+    assert redact_json("not json, api_key=kept") == "not json, api_key=kept"
+
+
+def test_body_text_redacts_before_cutting_and_never_reads_files() -> None:
+    assert body_text(b'{"secret": "abcdefgh"}', 14, redact_json) == '{"secret":"<re…<9 more chars>'
+    assert body_text(b"\xff\xfe", 10, redact_json) == "<2 bytes, not UTF-8>"
+    stream = io.BytesIO(b"data")
+    assert body_text(stream, 10, redact_json) == "<BytesIO>"
+    assert stream.tell() == 0
+
+
+def test_error_type_is_the_service_code_or_the_class_and_unwraps_exhausted_retries() -> None:
+    throttled = errors.APIError("slow down", code="ThrottlingException", http_status=400)
+    assert error_type(throttled) == "ThrottlingException"
+    assert error_type(errors.MaxAttemptsExceededError(3, throttled)) == "ThrottlingException"
+    assert error_type(errors.ReadTimeoutError("no answer")) == "ReadTimeoutError"
+
+
+def test_token_usage_reads_openai_and_bedrock_spellings_only_from_json() -> None:
+    def output(body: bytes, content_type: str = "application/json") -> InvokeEndpointOutput:
+        return InvokeEndpointOutput(body=body, content_type=content_type)
+
+    assert token_usage(output(b'{"usage": {"prompt_tokens": 3, "completion_tokens": 4}}')) == {
+        "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4}
+    assert token_usage(output(b'{"usage": {"inputTokens": 1, "outputTokens": 2}}')) == {
+        "gen_ai.usage.input_tokens": 1, "gen_ai.usage.output_tokens": 2}
+    assert token_usage(output(b'{"usage": {"prompt_tokens": true}}')) == {}
+    assert token_usage(output(b'{"usage": 1}', "text/plain")) == {}
+    assert token_usage(output(b"[1]")) == {}
+
+
+def test_redaction_takes_json_lines_and_server_sent_events_line_by_line() -> None:
+    text = '{"token": "t1", "text": "a"}\ndata: {"api_key": "k"}\n\nplain line, secret=kept\n[1, {"password": 2}]'
+    assert redact_json(text) == (
+        '{"token":"<redacted>","text":"a"}\ndata: {"api_key":"<redacted>"}\n\nplain line, secret=kept\n'
+        '[1,{"password":"<redacted>"}]'
+    )
+
+
+def test_a_stream_capture_stops_at_its_limit_on_a_line_end() -> None:
+    captured = bytearray()
+    line = b'{"secret": "s"}\n'
+    while stream_capture(captured, line * 1000):
+        pass
+    assert len(captured) <= STREAM_CAPTURE_LIMIT
+    assert captured.endswith(b"\n") and len(captured) % len(line) == 0
+    assert "s\"" not in redact_json(captured.decode())
