@@ -39,11 +39,10 @@ class AsyncClient(BaseClient):
     """
 
     invoke_endpoint = async_method(methods.invoke_endpoint, lambda: InvokeEndpointOutput)
-    invoke_endpoint_with_response_stream = async_method(methods.invoke_endpoint_with_response_stream, lambda: AsyncResponseStream
+    invoke_endpoint_with_response_stream = async_method(
+        methods.invoke_endpoint_with_response_stream, lambda: AsyncResponseStream
     )
-    invoke_endpoint_async = async_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput
-    )
-
+    invoke_endpoint_async = async_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
     wait_for_async_inference = async_method(methods.wait_for_async_inference, lambda: bytes)
 
     async def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
@@ -59,8 +58,8 @@ class AsyncClient(BaseClient):
     async def aclose(self) -> None:
         """Release pooled connections (only of an HTTP client this client created).
 
-        Calls started later raise; calls still in flight lose their connection and fail
-        with a :class:`~smruntime.errors.TransportError` rather than hang.
+        Calls started later raise; calls still in flight finish, or fail with a
+        :class:`~smruntime.errors.TransportError`, rather than hang.
         """
         if self._closed:
             return

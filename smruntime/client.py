@@ -159,10 +159,10 @@ class Client(BaseClient):
     """
 
     invoke_endpoint = sync_method(methods.invoke_endpoint, lambda: InvokeEndpointOutput)
-    invoke_endpoint_with_response_stream = sync_method(methods.invoke_endpoint_with_response_stream, lambda: ResponseStream
+    invoke_endpoint_with_response_stream = sync_method(
+        methods.invoke_endpoint_with_response_stream, lambda: ResponseStream
     )
     invoke_endpoint_async = sync_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
-
     wait_for_async_inference = sync_method(methods.wait_for_async_inference, lambda: bytes)
 
     def _wait(self, poll: Poll, reader: S3Reader) -> bytes:

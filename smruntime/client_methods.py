@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-def sync_method(method: Callable[Concatenate[Any, P], Any], returns: Callable[[], type[R]]) -> Callable[Concatenate[Any, P], R]:
+
+def sync_method(
+    method: Callable[Concatenate[Any, P], Any], returns: Callable[[], type[R]]
+) -> Callable[Concatenate[Any, P], R]:
     """``method`` as ``Client`` has it, typed to return ``returns()`` (never called: that type's
     module loads only when used). At run time it is ``method`` itself: no wrapper per call."""
     return method
