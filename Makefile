@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+CHECKSUM := $(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+# Two stamps: the demo needs only the local endpoint; the other targets need every extra.
+STAMP := $(VENV)/.installed-$(CHECKSUM)
+DEMO_STAMP := $(VENV)/.installed-local-$(CHECKSUM)
+BENCH_OUT ?= benchmarks/out
 
 .PHONY: demo test lint bench docs clean
 
@@ -11,9 +15,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,test,bench,docs,lint]'
 	rm -f $(VENV)/.installed-*
+	touch $@ $(DEMO_STAMP)
+
+$(DEMO_STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	rm -f $(VENV)/.installed-local-*
 	touch $@
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/smruntime demo
 
 test: $(STAMP)
@@ -24,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --out $(BENCH_OUT)
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

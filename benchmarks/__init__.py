@@ -1,4 +1,4 @@
-"""Benchmarks (DESIGN §13): one script per question, all run by ``python -m benchmarks.run``.
+"""Benchmarks: one script per question, all run by ``python -m benchmarks.run``.
 
 =====================  ==========================================================
 ``per_call``           (1) µs per call against a loopback keep-alive server

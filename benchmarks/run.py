@@ -1,18 +1,22 @@
 """Run every benchmark against one loopback server; write tables, targets and a chart.
 
-``python -m benchmarks.run`` (what ``make bench`` runs) writes ``benchmarks/results/``:
-``results.md`` (the machine, the targets, every table), ``results.json`` (all figures) and
-``benchmarks.png``. It takes about three minutes on two cores.
+``python -m benchmarks.run [--out DIR]`` (what ``make bench`` runs) writes into DIR, by default
+``benchmarks/out/`` (not tracked): ``results.md`` (the machine, the targets, every table),
+``results.json`` (all figures) and ``benchmarks.png``. It takes about three minutes on two cores.
+The committed figures in ``benchmarks/results/`` change only when asked:
+``make bench BENCH_OUT=benchmarks/results``.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks import bench_eventstream, cold_start, concurrency, in_process, per_call, stream_memory, tracing
-from benchmarks.common import RESULTS, Section, isolate_aws_env, machine, machine_line, table, write_json
+from benchmarks.common import REPO, Section, isolate_aws_env, machine, machine_line, table, write_json
 from benchmarks.server import LoopbackServer
 
 
@@ -21,7 +25,7 @@ def _target(name: str, goal: str, value: float, shown: str, met: bool) -> dict[s
 
 
 def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
-    """Each target of issue 6, measured in this run."""
+    """Each performance target, measured in this run."""
     call = by_key["per_call"].data
     inproc = by_key["in_process"].data
     cold = by_key["cold_start"].data
@@ -137,7 +141,14 @@ def chart(by_key: dict[str, Section], path: str) -> None:
     plt.close(figure)
 
 
-def main() -> int:
+DEFAULT_OUT = REPO / "benchmarks" / "out"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where results.md, results.json and benchmarks.png go (default: benchmarks/out)")
+    out = parser.parse_args(argv).out
     isolate_aws_env()
     info = machine()
     started = time.perf_counter()
@@ -170,7 +181,7 @@ def main() -> int:
         + ", ".join(f"{name} {version}" for name, version in info["packages"].items())
         + f". Run on {info['date']}, {elapsed:.0f} s in all.",
         "",
-        "## Targets (issue 6)",
+        "## Targets",
         "",
         target_table,
         "",
@@ -178,13 +189,13 @@ def main() -> int:
         "![benchmarks](benchmarks.png)",
         "",
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "results.md").write_text("\n".join(report))
-    write_json(RESULTS / "results.json", {"machine": info, "seconds": elapsed, "targets": goals,
-                                         "sections": {section.key: section.data for section in sections}})
-    chart(by_key, str(RESULTS / "benchmarks.png"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text("\n".join(report))
+    write_json(out / "results.json", {"machine": info, "seconds": elapsed, "targets": goals,
+                                     "sections": {section.key: section.data for section in sections}})
+    chart(by_key, str(out / "benchmarks.png"))
     print("\n".join(report))
-    print(f"\nwrote {RESULTS / 'results.md'}, results.json and benchmarks.png in {elapsed:.0f} s", file=sys.stderr)
+    print(f"\nwrote {out / 'results.md'}, results.json and benchmarks.png in {elapsed:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Credentials, AWS Signature Version 4 and the signing middleware (DESIGN §7).
+"""Credentials, AWS Signature Version 4 and the signing middleware.
 
 The SigV4 pieces are sans-IO: :func:`canonical_request`, :func:`string_to_sign` and
 :func:`compute_signature` are the one implementation shared by :class:`SigV4Signer` and the

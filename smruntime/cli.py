@@ -43,46 +43,68 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smruntime", description="SageMaker Runtime client and local endpoint.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and DEBUG logs (secrets redacted)")
-    commands = parser.add_subparsers(metavar="COMMAND")
+_DEBUG_HELP = "show tracebacks and DEBUG logs (secrets redacted)"
 
-    invoke = commands.add_parser("invoke-endpoint", help="invoke an endpoint; write the answer to OUTFILE")
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one (not a bare ``None`` or ``False``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS) or action.help is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from smruntime.version import __version__
+
+    parser = argparse.ArgumentParser(prog="smruntime", description="SageMaker Runtime client and local endpoint.",
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"smruntime {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    # --debug is accepted after the command too; SUPPRESS keeps an absent one from undoing a given one.
+    anywhere = argparse.ArgumentParser(add_help=False)
+    anywhere.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    subparsers = parser.add_subparsers(metavar="COMMAND")
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=[anywhere], formatter_class=_HelpFormatter, **kwargs)
+
+    invoke = command("invoke-endpoint", help="invoke an endpoint; write the answer to OUTFILE")
     _add_client_arguments(invoke)
     _add_common_inputs(invoke)
     invoke.add_argument("--body", required=True, help="the payload: text, or fileb://PATH for a file's bytes")
-    invoke.add_argument("--accept")
-    invoke.add_argument("--target-model")
-    invoke.add_argument("--enable-explanations")
-    invoke.add_argument("--session-id")
+    invoke.add_argument("--accept", help="the MIME type you want the answer in")
+    invoke.add_argument("--target-model", help="the model to invoke on a multi-model endpoint")
+    invoke.add_argument("--enable-explanations", help="a JMESPath expression choosing which explanations to return")
+    invoke.add_argument("--session-id", help="a stateful session's id, or NEW_SESSION to open one")
     invoke.add_argument("outfile", metavar="OUTFILE", help="where the response body is written (- for stdout)")
     invoke.set_defaults(handler=_invoke_endpoint)
 
-    stream = commands.add_parser(
+    stream = command(
         "invoke-endpoint-with-response-stream", help="invoke an endpoint and print its parts as they arrive"
     )
     _add_client_arguments(stream)
     _add_common_inputs(stream)
     stream.add_argument("--body", required=True, help="the payload: text, or fileb://PATH for a file's bytes")
-    stream.add_argument("--accept")
-    stream.add_argument("--session-id")
+    stream.add_argument("--accept", help="the MIME type you want the answer in")
+    stream.add_argument("--session-id", help="a stateful session's id, or NEW_SESSION to open one")
     stream.add_argument("--lines", action="store_true", help="print whole lines, re-joined across parts")
     stream.set_defaults(handler=_invoke_stream)
 
-    queue = commands.add_parser("invoke-endpoint-async", help="queue an asynchronous inference")
+    queue = command("invoke-endpoint-async", help="queue an asynchronous inference")
     _add_client_arguments(queue)
-    queue.add_argument("--endpoint-name", required=True)
+    queue.add_argument("--endpoint-name", required=True, help="the endpoint's name")
     queue.add_argument("--input-location", help="s3:// URI of the payload (or give --body)")
     queue.add_argument("--body", help="an inline payload up to 128,000 bytes: text, or fileb://PATH")
-    queue.add_argument("--content-type")
-    queue.add_argument("--accept")
-    queue.add_argument("--custom-attributes")
-    queue.add_argument("--inference-id")
-    queue.add_argument("--request-ttl-seconds", type=int)
-    queue.add_argument("--invocation-timeout-seconds", type=int)
-    queue.add_argument("--s3-output-path-extension")
-    queue.add_argument("--filename")
+    queue.add_argument("--content-type", help="the payload's MIME type")
+    queue.add_argument("--accept", help="the MIME type you want the answer in")
+    queue.add_argument("--custom-attributes", help="opaque text passed to the model (up to 1024 characters)")
+    queue.add_argument("--inference-id", help="your identifier for this inference")
+    queue.add_argument("--request-ttl-seconds", type=int, help="how long the request may wait in the queue (60-21600)")
+    queue.add_argument("--invocation-timeout-seconds", type=int, help="how long the model may take (1-3600)")
+    queue.add_argument("--s3-output-path-extension", help="a suffix for the output path")
+    queue.add_argument("--filename", help="the output file's name in place of the inference id")
     queue.add_argument("--file-root", type=Path,
                        help="with --wait: a folder you trust; file:// results are read only inside it")
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
@@ -91,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--s3-endpoint-url", help="an S3-compatible server to read s3:// results from with --wait")
     queue.set_defaults(handler=_invoke_async)
 
-    serve = commands.add_parser("serve", help="run the local SageMaker-compatible endpoint")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve = command("serve", help="run the local SageMaker-compatible endpoint")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="the port to listen on (0: any free port)")
     serve.add_argument("--config", type=Path, help="endpoints TOML file")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host is NAME (repeatable; * for any)")
@@ -104,46 +126,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a request body to arrive")
     serve.set_defaults(handler=_serve)
 
-    demo = commands.add_parser("demo", help="start the local endpoint in-process and run all three operations")
+    demo = command("demo", help="start the local endpoint in-process and run all three operations")
     demo.set_defaults(handler=_demo)
 
-    bench = commands.add_parser("bench", help="measure latency percentiles and client-side cost against an endpoint")
+    bench = command("bench", help="measure latency percentiles and client-side cost against an endpoint")
     _add_client_arguments(bench)
-    bench.add_argument("--endpoint-name", required=True)
+    bench.add_argument("--endpoint-name", required=True, help="the endpoint's name")
     bench.add_argument("--body", default='{"numbers": [1, 2, 3]}', help="the payload: text, or fileb://PATH")
-    bench.add_argument("--content-type", default="application/json")
+    bench.add_argument("--content-type", default="application/json", help="the payload's MIME type")
     bench.add_argument("-n", "--requests", type=int, default=1000, help="how many calls in all")
     bench.add_argument("--concurrency", type=int, default=1, help="threads sharing one client")
     bench.add_argument("--warmup", type=int, default=50, help="untimed calls first")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_bench)
 
-    stack = commands.add_parser("stack", help="print an operation's middleware stack")
+    stack = command("stack", help="print an operation's middleware stack")
     stack.add_argument("operation", help="e.g. invoke-endpoint or InvokeEndpoint")
-    stack.add_argument("--region", default="us-east-1")
+    stack.add_argument("--region", default="us-east-1", help="the region the stack is built for")
     stack.set_defaults(handler=_stack)
     return parser
 
 
 def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("client")
-    group.add_argument("--region")
-    group.add_argument("--profile")
-    group.add_argument("--endpoint-url")
-    group.add_argument("--max-attempts", type=int)
-    group.add_argument("--retry-mode", choices=("standard", "adaptive", "none"))
-    group.add_argument("--read-timeout", type=float)
-    group.add_argument("--connect-timeout", type=float)
+    group.add_argument("--region", help="the AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
+    group.add_argument("--profile", help="a named profile from the AWS config and credentials files")
+    group.add_argument("--endpoint-url", help="send to this URL (a VPC endpoint, a proxy, a local endpoint)")
+    group.add_argument("--max-attempts", type=int, help="attempts per call, first included (default 3)")
+    group.add_argument("--retry-mode", choices=("standard", "adaptive", "none"), help="the retry policy (default standard)")
+    group.add_argument("--read-timeout", type=float, help="seconds to wait for the answer (default 70)")
+    group.add_argument("--connect-timeout", type=float, help="seconds to wait for a connection (default 60)")
 
 
 def _add_common_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint-name", required=True)
-    parser.add_argument("--content-type")
-    parser.add_argument("--custom-attributes")
-    parser.add_argument("--target-variant")
-    parser.add_argument("--target-container-hostname")
-    parser.add_argument("--inference-id")
-    parser.add_argument("--inference-component-name")
+    parser.add_argument("--endpoint-name", required=True, help="the endpoint's name")
+    parser.add_argument("--content-type", help="the payload's MIME type")
+    parser.add_argument("--custom-attributes", help="opaque text passed to the model (up to 1024 characters)")
+    parser.add_argument("--target-variant", help="the production variant to invoke")
+    parser.add_argument("--target-container-hostname", help="the container to invoke on a multi-container endpoint")
+    parser.add_argument("--inference-id", help="your identifier for this inference")
+    parser.add_argument("--inference-component-name", help="the inference component to invoke")
     parser.add_argument("--prefix-aware-id", help="a routing hint: requests with the same prefix and id go to the same instance")
 
 
@@ -177,25 +199,32 @@ _COMMON = ("content_type", "custom_attributes", "target_variant", "target_contai
 
 
 def _invoke_endpoint(args: argparse.Namespace) -> int:
+    if args.outfile != "-":
+        folder = Path(args.outfile).expanduser().parent
+        if not folder.is_dir():  # found out before the model runs, not after
+            raise ValueError(f"OUTFILE {args.outfile}: the folder {folder} does not exist")
     with _client(args) as client:
         out = client.invoke_endpoint(
             endpoint_name=args.endpoint_name,
             body=_body(args.body),
             **_inputs(args, (*_COMMON, "target_model", "enable_explanations")),
         )
+    summary = {
+        "ContentType": out.content_type,
+        "InvokedProductionVariant": out.invoked_production_variant,
+        "CustomAttributes": out.custom_attributes,
+        "NewSessionId": out.new_session_id,
+        "ClosedSessionId": out.closed_session_id,
+    }
+    fields = json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4)
     if args.outfile == "-":
+        # The body owns stdout; the output fields go to stderr so a pipe gets the body alone.
         sys.stdout.buffer.write(out.body)
         sys.stdout.flush()
+        print(fields, file=sys.stderr)
     else:
-        Path(args.outfile).write_bytes(out.body)
-        summary = {
-            "ContentType": out.content_type,
-            "InvokedProductionVariant": out.invoked_production_variant,
-            "CustomAttributes": out.custom_attributes,
-            "NewSessionId": out.new_session_id,
-            "ClosedSessionId": out.closed_session_id,
-        }
-        print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=4))
+        Path(args.outfile).expanduser().write_bytes(out.body)
+        print(fields)
     return 0
 
 

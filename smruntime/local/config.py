@@ -293,6 +293,10 @@ class LocalConfig:
     session_ttl_seconds: float = 20 * 60
     clock_offset_seconds: float = 0.0
     """Added to the server's clock: simulates a server whose clock disagrees with the client's."""
+    model_path: tuple[str, ...] = ()
+    """Folders searched for ``module:function`` models not importable from ``sys.path``."""
+    source: str | None = None
+    """The file this configuration was read from, named in its error messages."""
 
     def __attrs_post_init__(self) -> None:
         names = [endpoint.name for endpoint in self.endpoints]
@@ -346,7 +350,11 @@ def load_config(path: str | os.PathLike[str]) -> LocalConfig:
     """Read a TOML configuration file (format in this module's docstring)."""
     with open(path, "rb") as handle:
         data = tomllib.load(handle)
-    return config_from_dict(data)
+    config = config_from_dict(data)
+    # Models named module:function live beside the config file, or where serve was started.
+    beside, here = str(Path(path).resolve().parent), os.getcwd()
+    folders = (beside,) if beside == here else (beside, here)
+    return attrs.evolve(config, model_path=folders, source=os.fspath(path))
 
 
 def config_from_dict(data: Mapping[str, Any]) -> LocalConfig:

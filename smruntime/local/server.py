@@ -239,7 +239,9 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
         key_id, secret = EXAMPLE_CREDENTIALS
         print("No AWS credentials found: it accepts the AWS documentation's example pair. Clients "
               "(smruntime, boto3, the AWS CLI) sign with it after:\n"
-              f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={local.region}",
+              f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
+              # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
+              f"AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}",
               file=sys.stderr, flush=True)
     app = create_app(state=state, hosts=HostPolicy.serving(host, allowed_hosts))
     server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False,

@@ -32,17 +32,17 @@ class VariantRuntime:
     """TargetModel -> model, for a multi-model variant."""
 
     @classmethod
-    def build(cls, config: VariantConfig) -> VariantRuntime:
+    def build(cls, config: VariantConfig, search_path: tuple[str, ...] = ()) -> VariantRuntime:
         if config.model is not None:
-            containers: tuple[tuple[str, Model], ...] = (("primary", resolve_model(config.model)),)
+            containers: tuple[tuple[str, Model], ...] = (("primary", resolve_model(config.model, search_path)),)
         else:
-            containers = tuple((host, resolve_model(spec)) for host, spec in config.containers.items())
+            containers = tuple((host, resolve_model(spec, search_path)) for host, spec in config.containers.items())
         return cls(
             name=config.name,
             weight=config.weight,
             containers=containers,
             mode=config.inference_execution,
-            models={name: resolve_model(spec) for name, spec in config.models.items()},
+            models={name: resolve_model(spec, search_path) for name, spec in config.models.items()},
         )
 
     @property
@@ -62,13 +62,15 @@ class ComponentRuntime:
 class EndpointRuntime:
     """One endpoint: its config, resolved variants, faults, counters and routing RNG."""
 
-    def __init__(self, config: EndpointConfig, seed: int | None) -> None:
+    def __init__(self, config: EndpointConfig, seed: int | None, search_path: tuple[str, ...] = ()) -> None:
         self.config = config
         self.name = config.name
-        self.variants = {variant.name: VariantRuntime.build(variant) for variant in config.variants}
+        self.variants = {variant.name: VariantRuntime.build(variant, search_path) for variant in config.variants}
         first = config.variants[0].name
         self.components = {
-            component.name: ComponentRuntime(component.name, component.variant or first, resolve_model(component.model))
+            component.name: ComponentRuntime(
+                component.name, component.variant or first, resolve_model(component.model, search_path)
+            )
             for component in config.inference_components
         }
         self.faults = Faults(config.faults)
@@ -99,8 +101,7 @@ class LocalState:
         self.config = config
         self.clock_offset = config.clock_offset_seconds
         self.endpoints = {
-            endpoint.name: EndpointRuntime(endpoint, None if config.seed is None else config.seed + index)
-            for index, endpoint in enumerate(config.endpoints)
+            endpoint.name: _endpoint_runtime(config, endpoint, index) for index, endpoint in enumerate(config.endpoints)
         }
         self.sessions = SessionStore(config.session_ttl_seconds, clock=self.now)
         self.verifier = Verifier(keys, config.region, clock=self.now)
@@ -123,3 +124,12 @@ class LocalState:
                 close = getattr(model, "close", None)
                 if callable(close):
                     close()
+
+
+def _endpoint_runtime(config: LocalConfig, endpoint: EndpointConfig, index: int) -> EndpointRuntime:
+    """The endpoint with its models loaded; a model that cannot be loaded is one line naming where."""
+    try:
+        return EndpointRuntime(endpoint, None if config.seed is None else config.seed + index, config.model_path)
+    except (ValueError, TypeError) as error:
+        where = f"{config.source}: " if config.source else ""
+        raise ValueError(f"{where}endpoint {endpoint.name!r}: {error}") from error

@@ -180,7 +180,7 @@ class RequestIDRetriever(Transform[DeserializeInput, DeserializeOutput]):
 
 
 def new_stack(operation: Operation, *, clock_offset: ClockOffset | None = None) -> Stack:
-    """The operation's default stack (DESIGN §2), before any api option runs.
+    """The operation's default stack (as listed in the middleware guide), before any api option runs.
 
     ``clock_offset`` is the client's, shared by its operations (a fresh one without).
     """

@@ -92,12 +92,70 @@ def test_invalid_input_names_the_field(endpoint, tmp_path, capsys) -> None:
     assert "endpoint_name" in capsys.readouterr().err
 
 
-def test_debug_shows_the_traceback(endpoint, tmp_path) -> None:
+@pytest.mark.parametrize("where", ["before the command", "after the command"])
+def test_debug_shows_the_traceback(endpoint, tmp_path, where) -> None:
+    command = ["invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
+               "--endpoint-name", "nope", "--body", "x", str(tmp_path / "out")]
+    argv = ["--debug", *command] if where == "before the command" else [*command, "--debug"]
     with pytest.raises(Exception, match="ValidationError"):
-        main([
-            "--debug", "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
-            "--endpoint-name", "nope", "--body", "x", str(tmp_path / "out"),
-        ])
+        main(argv)
+
+
+def test_dash_outfile_writes_the_body_to_stdout_and_the_output_fields_to_stderr(endpoint, capfd) -> None:
+    status = main([
+        "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
+        "--endpoint-name", "sum", "--body", '{"numbers":[1,2,3]}', "--content-type", "application/json", "-",
+    ])
+    captured = capfd.readouterr()
+    assert status == 0
+    assert json.loads(captured.out)["sum"] == 6
+    fields = json.loads(captured.err)
+    assert fields["ContentType"] == "application/json"
+    assert fields["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_an_outfile_in_a_missing_folder_is_refused_before_the_model_runs(endpoint, tmp_path, capsys) -> None:
+    before = endpoint.counters("sum").snapshot().requests
+    status = main([
+        "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
+        "--endpoint-name", "sum", "--body", '{"numbers":[1]}', str(tmp_path / "missing" / "out.json"),
+    ])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "OUTFILE" in err and "does not exist" in err
+    assert endpoint.counters("sum").snapshot().requests == before
+
+
+def test_version_prints_the_package_version(capsys) -> None:
+    from smruntime.version import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"smruntime {__version__}"
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import argparse
+
+    from smruntime.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not action.help
+    ]
+    assert missing == []
+
+
+def test_serve_help_shows_its_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 127.0.0.1)" in out and "(default: 8080)" in out and "(default: 64)" in out
 
 
 @pytest.mark.parametrize("name", ["invoke-endpoint", "InvokeEndpoint"])
@@ -158,8 +216,9 @@ def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) 
         assert process.stderr is not None
         url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
         assert "example pair" in process.stderr.readline()
-        exports = process.stderr.readline().split("export ", 1)[1].split()
-        caller = {**env, **dict(pair.split("=", 1) for pair in exports)}
+        exports = dict(pair.split("=", 1) for pair in process.stderr.readline().split("export ", 1)[1].split())
+        assert exports["AWS_DEFAULT_REGION"] == exports["AWS_REGION"]  # boto3 and the AWS CLI v1 read the first
+        caller = {**env, **exports}
         # A second shell that has only what the hint says: the CLI signs with it and gets the answer.
         done = subprocess.run(
             [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-url", url, "--endpoint-name", "sum",
@@ -168,6 +227,18 @@ def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) 
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[0])["sum"] == 6
+        # boto3 in that shell too: it finds its region (AWS_DEFAULT_REGION) and keys there alone.
+        boto3_call = (
+            "import sys, boto3\n"
+            "client = boto3.client('sagemaker-runtime', endpoint_url=sys.argv[1])\n"
+            "answer = client.invoke_endpoint(EndpointName='sum', Body=b'{\"numbers\": [2, 4]}',"
+            " ContentType='application/json')\n"
+            "print(answer['Body'].read().decode())\n"
+        )
+        done = subprocess.run([sys.executable, "-c", boto3_call, url], capture_output=True, env=caller, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["sum"] == 6
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -188,3 +259,67 @@ def test_demo_runs_all_three_operations() -> None:
     assert "HTTP exchange (transport)" in text
     assert text.count("ms  b'") == 11  # every token, each on its own line as it arrived
     assert '"sum": 60' in text  # the async result, read back from its file:// location
+
+
+def _serve_and_sum(config: Path, cwd: Path) -> tuple[int, str]:
+    """Start ``smruntime serve --config`` in ``cwd``; the status of one call to ``sum`` (or of the
+    server, if it exited) and what it printed."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smruntime", "serve", "--port", "0", "--config", str(config)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True, cwd=cwd,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        if " on http" not in first:
+            return process.wait(timeout=30), first + process.stderr.read()
+        url = first.split(" on ", 1)[1].split(" ", 1)[0]
+        done = subprocess.run(
+            [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-url", url, "--endpoint-name", "sum",
+             "--body", "[1, 2]", "-"],
+            capture_output=True, env=env, text=True, timeout=60, check=False,
+        )
+        return done.returncode, done.stdout
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+_MODEL = "import json\n\ndef add(request):\n    return json.dumps(sum(json.loads(request.body))).encode()\n"
+
+
+@pytest.mark.parametrize("beside", ["the config file", "the current directory"])
+def test_serve_loads_a_module_function_model_from_beside_the_config_or_the_current_directory(tmp_path, beside) -> None:
+    config_dir, work_dir = tmp_path / "conf", tmp_path / "work"
+    config_dir.mkdir()
+    work_dir.mkdir()
+    module = f"my_models_{beside.split()[1]}"
+    (config_dir if beside == "the config file" else work_dir).joinpath(f"{module}.py").write_text(_MODEL)
+    config = config_dir / "endpoints.toml"
+    config.write_text(f'[[endpoints]]\nname = "sum"\nmodel = "{module}:add"\n')
+
+    status, out = _serve_and_sum(config, cwd=work_dir)
+    assert status == 0, out
+    assert out.strip() == "3"
+
+
+@pytest.mark.parametrize(("reference", "missing"), [
+    ("no_such_models:add", "no module named 'no_such_models'"),
+    ("my_models_here:subtract", "has no attribute 'subtract'"),
+])
+def test_serve_names_the_config_endpoint_and_what_is_missing_in_one_line(tmp_path, reference, missing) -> None:
+    (tmp_path / "my_models_here.py").write_text(_MODEL)
+    config = tmp_path / "endpoints.toml"
+    config.write_text(f'[[endpoints]]\nname = "sum"\nmodel = "{reference}"\n')
+
+    status, out = _serve_and_sum(config, cwd=tmp_path)
+    assert status == 1
+    assert "Traceback" not in out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"smruntime: error: {config}: endpoint 'sum': model '{reference}'")
+    assert missing in lines[0]

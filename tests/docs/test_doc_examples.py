@@ -1,0 +1,75 @@
+"""The docs' examples that run without AWS, run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def python_block(page: str, heading: str) -> str:
+    """The first ```python block under ``heading`` in ``docs/page``."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}\n", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, f"no python block under {heading!r} in {page}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("environment", ["other keys in the environment", "no keys in the environment"])
+def test_the_quickstart_local_endpoint_example_works_whatever_the_environment_holds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], environment: str
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    if environment == "other keys in the environment":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAOTHERKEY00000000")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "someone-elses-secret")
+    else:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+
+    exec(compile(python_block("quickstart.md", "## Without AWS: the local endpoint"), "quickstart.md", "exec"), {})
+
+    assert '"sum": 6' in capsys.readouterr().out
+
+
+def test_the_api_reference_covers_every_public_name() -> None:
+    import importlib
+
+    import smruntime
+
+    documented = {
+        line.removeprefix(":::").strip()
+        for page in (DOCS / "reference").glob("*.md")
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith(":::")
+    }
+    missing = []
+    for name in smruntime.__all__:
+        module = getattr(getattr(smruntime, name), "__module__", None)
+        if module is None:  # a constant such as __version__
+            continue
+        if not any(module == target or module.startswith(target + ".") for target in documented):
+            missing.append(f"{name} ({module})")
+    for module_name in documented:
+        importlib.import_module(module_name)  # every page names a module that exists
+    assert missing == []
+
+
+def test_the_readme_middleware_example_adds_its_middleware_to_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    block = re.findall(r"```python\n(.*?)```", readme, re.S)[1]
+    assert "add_trace" in block
+
+    exec(compile(block, "README.md", "exec"), {})
+
+    printed = capsys.readouterr().out
+    assert printed.startswith("InvokeEndpoint\n")
+    assert "\t\tUserAgent\n\t\tAddTrace\n" in printed or "\t\tAddTrace\n" in printed.split("Build stack step")[1]
