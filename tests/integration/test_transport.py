@@ -26,7 +26,8 @@ from smruntime.errors import (
     TransportError,
 )
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
-from smruntime.transport import FastHTTPClient, HTTPClient, MockHTTPClient, RequestsHTTPClient, map_transport_error
+from smruntime.transport import AiohttpHTTPClient, AsyncFastHTTPClient, FastHTTPClient, HTTPClient, MockHTTPClient, RequestsHTTPClient, map_transport_error
+from tests.async_bridge import BlockingClient
 from tests.servers import (
     Certificate,
     Close,
@@ -43,7 +44,13 @@ from tests.servers import (
 )
 
 ClientFactory = Callable[..., Any]
-CLIENTS = {"requests": RequestsHTTPClient, "fast": FastHTTPClient}
+CLIENTS: dict[str, ClientFactory] = {
+    "requests": RequestsHTTPClient,
+    "fast": FastHTTPClient,
+    # The asyncio clients, driven from blocking code: every case holds for them too.
+    "aiohttp": lambda **settings: BlockingClient(AiohttpHTTPClient(**settings)),
+    "async-fast": lambda **settings: BlockingClient(AsyncFastHTTPClient(**settings)),
+}
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
