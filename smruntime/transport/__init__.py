@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AiohttpHTTPClient",
-    "AsyncMockHTTPClient",
     "AsyncBytesBody",
     "AsyncFastHTTPClient",
     "AsyncHTTPClient",
     "AsyncHTTPResponse",
+    "AsyncMockHTTPClient",
     "AsyncResponseBody",
     "FastHTTPClient",
     "HTTPClient",

@@ -190,6 +190,4 @@ def _sent(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
         return True
-    if isinstance(exc, (ConnectError, ValueError, TypeError)):
-        return False
-    return True
+    return not isinstance(exc, (ConnectError, ValueError, TypeError))

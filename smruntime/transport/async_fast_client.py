@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
-from smruntime.errors import ConnectError, ConnectionClosedError, ConnectTimeoutError
+from smruntime.errors import ConnectionClosedError, ConnectTimeoutError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, tag
@@ -359,8 +359,8 @@ class _Connector:
             before = bytes(view[:0])
             del before
             await protocol.receive(self.timeout)
-            received = bytearray(reader._buffer[reader._start : reader._end])  # noqa: SLF001
-            if reader._eof:  # noqa: SLF001
+            received = bytearray(reader._buffer[reader._start : reader._end])
+            if reader._eof:
                 raise ConnectionResetError("the proxy closed the connection during CONNECT")
         head = parse_head(bytes(received[: received.index(b"\r\n\r\n") + 4]))
         if not 200 <= head.status < 300:
