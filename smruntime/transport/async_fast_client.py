@@ -355,9 +355,6 @@ class _Connector:
         reader.start("CONNECT")
         received = bytearray()
         while b"\r\n\r\n" not in received:
-            view = reader.receive_buffer()
-            before = bytes(view[:0])
-            del before
             await protocol.receive(self.timeout)
             received = bytearray(reader._buffer[reader._start : reader._end])
             if reader._eof:
@@ -368,7 +365,7 @@ class _Connector:
         tls = await loop.start_tls(transport, protocol, cast("ssl.SSLContext", self.context), server_hostname=self.host)
         if tls is None:
             raise ConnectionResetError("the proxy closed the connection during the TLS handshake")
-        protocol.transport = cast(asyncio.Transport, tls)
+        protocol.transport = tls
         protocol.reader = ResponseReader()
 
 
