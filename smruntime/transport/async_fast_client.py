@@ -20,9 +20,17 @@ from smruntime.errors import ConnectionClosedError, ConnectTimeoutError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, tag
-from smruntime.transport.fast_client import _certifi_bundle, _host_and_port, _request_head  # noqa: F401
+from smruntime.transport.fast_client import _host_and_port, _request_head
 from smruntime.transport.http11 import ResponseHead, ResponseReader, parse_head
-from smruntime.transport.shared import READ1_SIZE, PooledHTTPClient, PreparedBody, proxy_for, split_url
+from smruntime.transport.shared import (
+    COALESCE_LIMIT,
+    READ1_SIZE,
+    PooledHTTPClient,
+    PreparedBody,
+    proxy_for,
+    split_url,
+    ssl_context_for,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -347,9 +355,6 @@ class _Connector:
         reader.start("CONNECT")
         received = bytearray()
         while b"\r\n\r\n" not in received:
-            view = reader.receive_buffer()
-            before = bytes(view[:0])
-            del before
             await protocol.receive(self.timeout)
             received = bytearray(reader._buffer[reader._start : reader._end])
             if reader._eof:
@@ -561,9 +566,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._context is None:
-            from smruntime.transport.fast_client import FastHTTPClient
-
-            self._context = FastHTTPClient._ssl_context(cast(FastHTTPClient, self))
+            self._context = ssl_context_for(self._verify)
         return self._context
 
 
@@ -574,8 +577,10 @@ async def _write(protocol: _Protocol, transport: asyncio.Transport, head: bytes,
     if data is None:
         transport.write(head)
     elif isinstance(data, bytes):
-        transport.write(head + data if len(data) <= 64 * 1024 else head)
-        if len(data) > 64 * 1024:
+        if len(data) <= COALESCE_LIMIT:
+            transport.write(head + data)  # one write: no head/body packet split
+        else:
+            transport.write(head)
             transport.write(data)
     else:
         transport.write(head)
