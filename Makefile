@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(CHECKSUM)
 DEMO_STAMP := $(VENV)/.installed-local-$(CHECKSUM)
 BENCH_OUT ?= benchmarks/out
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test test-ray lint bench docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Ray is heavy (hundreds of MB with pyarrow), so the Ray Data test has its own target.
+test-ray: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	$(BIN)/python -m pytest -q tests/integration/test_batch_ray.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check smruntime tests benchmarks

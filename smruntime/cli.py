@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_bench)
 
+    from smruntime.batch_cli import add_batch_arguments
+
+    batch = command("batch", help="invoke an endpoint once per record of a file; write JSON Lines results")
+    _add_client_arguments(batch)
+    add_batch_arguments(batch)
+
     stack = command("stack", help="print an operation's middleware stack")
     stack.add_argument("operation", help="e.g. invoke-endpoint or InvokeEndpoint")
     stack.add_argument("--region", default="us-east-1", help="the region the stack is built for")

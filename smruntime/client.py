@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys
@@ -15,10 +15,11 @@ from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID, new_stack
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
 from smruntime.retry import ClockOffset
-from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
+from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_results import Poll, S3Reader
+    from smruntime.bulk import BulkResult
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 
 Chain = Callable[[Context, Any], Any]
@@ -170,6 +171,36 @@ class Client(BaseClient):
             return poll.wait()
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
+
+    def invoke_many(
+        self,
+        inputs: Iterable[InvokeEndpointInput | bytes | str],
+        *,
+        endpoint_name: str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        concurrency: int = 16,
+        ordered: bool = False,
+        reorder_window: int = 0,
+        adaptive: bool = True,
+    ) -> Iterator[BulkResult]:
+        """Invoke the endpoint once per record of ``inputs``; yield one ``BulkResult`` each.
+
+        ``inputs`` is any iterable of bodies (bytes or str, sent with ``endpoint_name``,
+        ``content_type`` and ``accept``) or ``InvokeEndpointInput`` objects; it is read one
+        record ahead, never whole. At most ``concurrency`` calls are in flight, bounded too by
+        the client's ``max_pool_connections``. Results come as they complete, or in input order
+        with ``ordered=True`` (holding at most ``reorder_window`` records, default 4 times
+        concurrency). A failed record is a result with its typed ``error``; the run goes on.
+        With ``adaptive`` (the default) every call of the run shares one client-side rate
+        limiter that slows on throttling and climbs back on success.
+        """
+        from smruntime.bulk.threaded import invoke_many
+
+        return invoke_many(
+            self, inputs, endpoint_name=endpoint_name, content_type=content_type, accept=accept,
+            concurrency=concurrency, ordered=ordered, reorder_window=reorder_window, adaptive=adaptive,
+        )
 
     def _call(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> Any:
         chain, ctx = self._prepare(operation_name, option_fns)

@@ -182,6 +182,7 @@ class FaultConfig:
     reset_next: int = 0
     latency: float = 0.0
     break_stream_after: int | None = None
+    throttle_above: float | None = None
 
 
 @attrs.frozen

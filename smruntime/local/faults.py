@@ -7,6 +7,7 @@ Change faults while the server runs (from any thread)::
     endpoint.faults("sum").set_latency(0.2)           # every request waits 0.2 s first
     endpoint.faults("sum").reset_next(1)              # the connection is reset, no response
     endpoint.faults("tokens").break_stream_after(3)   # the next stream stops after 3 parts
+    endpoint.faults("sum").throttle_above(100)        # ThrottlingException above 100 requests/s
     endpoint.faults("sum").clear()
 
 Faults apply after a request is authenticated and validated, before the model runs, so an
@@ -17,6 +18,8 @@ then error.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import attrs
 
@@ -38,8 +41,12 @@ class FaultAction:
 class Faults:
     """The faults armed on one endpoint; thread-safe."""
 
-    def __init__(self, config: FaultConfig | None = None) -> None:
+    def __init__(self, config: FaultConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self._rate: float | None = None  # requests per second allowed; the rest are throttled
+        self._tokens = 0.0
+        self._refilled = 0.0
         self._errors: list[ServiceError] = []
         self._resets = 0
         self._latency = 0.0
@@ -58,6 +65,8 @@ class Faults:
             self.reset_next(config.reset_next)
         if config.latency:
             self.set_latency(config.latency)
+        if config.throttle_above is not None:
+            self.throttle_above(config.throttle_above)
         if config.break_stream_after is not None:
             self.break_stream_after(config.break_stream_after)
         return self
@@ -103,6 +112,31 @@ class Faults:
             self._stream_breaks.extend([parts] * count)
         return self
 
+    def throttle_above(self, per_second: float | None) -> Faults:
+        """Throttle requests beyond ``per_second`` (a token bucket holding 0.1 s of them, at
+        least one); None stops it. Models an endpoint with a fixed capacity."""
+        if per_second is not None and per_second <= 0:
+            raise ValueError(f"throttle_above must be positive, got {per_second}")
+        with self._lock:
+            self._rate = per_second
+            self._tokens = self._burst()
+            self._refilled = self._clock()
+        return self
+
+    def _burst(self) -> float:
+        return max(1.0, (self._rate or 0.0) * 0.1)
+
+    def _over_rate(self) -> bool:
+        if self._rate is None:
+            return False
+        now = self._clock()
+        self._tokens = min(self._burst(), self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1.0:
+            return True
+        self._tokens -= 1.0
+        return False
+
     def clear(self) -> Faults:
         """Disarm every fault."""
         with self._lock:
@@ -111,6 +145,7 @@ class Faults:
             self._latency = 0.0
             self._delays.clear()
             self._stream_breaks.clear()
+            self._rate = None
         return self
 
     def take(self) -> FaultAction:
@@ -121,6 +156,8 @@ class Faults:
                 self._resets -= 1
                 return FaultAction(latency=latency, reset=True)
             error = self._errors.pop(0) if self._errors else None
+            if error is None and self._over_rate():
+                error = throttling_error()
             return FaultAction(latency=latency, error=error)
 
     def take_stream_break(self) -> int | None:
@@ -138,4 +175,5 @@ class Faults:
                 "latency": self._latency,
                 "delays": list(self._delays),
                 "stream_breaks": list(self._stream_breaks),
+                "throttle_above": self._rate,
             }

@@ -1,0 +1,136 @@
+"""The sans-IO core of bulk invocation: what to send next, and what may be handed out.
+
+It never blocks and never calls the network. A shell asks ``can_send()``, pulls one record
+from the input and calls ``started(index)`` when it sends it, and reports each finished call
+with ``finished(result)``, which returns the results now ready for the caller (all of them as
+they complete, or the next run of consecutive indices in ordered mode).
+
+Bounds: at most ``concurrency`` calls in flight, fewer while a send-rate limit applies (the
+shell passes the limiter's rate to ``can_send``): then the window is what that rate sustains
+at the observed latency (Little's law, rate x latency, plus one), so calls don't pile up
+waiting for send tokens reserved at a low rate, and the window grows back with the rate; in ordered mode at most ``reorder_window``
+records between the oldest result not yet handed out and the newest record sent, so a slow
+record holds back at most that many finished results in memory. The input is read only when
+a record can be sent, so read-ahead is one record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput
+
+
+@attrs.frozen
+class BulkResult:
+    """One record's outcome: its input index and either the output or the typed error."""
+
+    index: int
+    output: InvokeEndpointOutput | None = None
+    error: BaseException | None = None
+    attempts: int = 1
+    latency: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def throttled(self) -> bool:
+        """True when the record's last error was throttling."""
+        return bool(getattr(_last_error(self.error), "throttling", False))
+
+
+def _last_error(error: BaseException | None) -> BaseException | None:
+    return getattr(error, "last_error", error)
+
+
+def as_input(
+    record: Any,
+    *,
+    endpoint_name: str | None,
+    content_type: str | None,
+    accept: str | None,
+) -> InvokeEndpointInput:
+    """An InvokeEndpointInput for one record: an input object as it is, a body with the defaults."""
+    if isinstance(record, InvokeEndpointInput):
+        return record
+    if isinstance(record, str):
+        record = record.encode("utf-8")
+    return InvokeEndpointInput(
+        endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
+        body=record,
+        content_type=content_type,
+        accept=accept,
+    )
+
+
+def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+@attrs.define
+class BulkScheduler:
+    """Decides when the next record may be sent and which results may be handed out."""
+
+    concurrency: int = attrs.field(validator=_check_positive)
+    ordered: bool = False
+    reorder_window: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    in_flight: int = attrs.field(default=0, init=False)
+    sent: int = attrs.field(default=0, init=False)
+    exhausted: bool = attrs.field(default=False, init=False)
+    latency: float = attrs.field(default=0.0, init=False)  # smoothed seconds per call
+    _next_out: int = attrs.field(default=0, init=False)
+    _held: dict[int, BulkResult] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.reorder_window == 0:
+            self.reorder_window = 4 * self.concurrency
+        if self.reorder_window < self.concurrency:
+            raise ValueError(f"reorder_window must be at least concurrency ({self.concurrency}), got {self.reorder_window}")
+
+    def window(self, rate: float | None = None) -> int:
+        """Calls allowed in flight: ``concurrency``, or what a send ``rate`` (per second) sustains."""
+        if rate is None or self.latency <= 0:
+            return self.concurrency
+        return max(1, min(self.concurrency, math.ceil(rate * self.latency) + 1))
+
+    def can_send(self, rate: float | None = None) -> bool:
+        """True when one more record may be read and sent now (``rate``: the send-rate limit in
+        force, if any)."""
+        if self.exhausted or self.in_flight >= self.window(rate):
+            return False
+        return not self.ordered or self.sent - self._next_out < self.reorder_window
+
+    def started(self) -> int:
+        """Record that the next record was sent; returns its index."""
+        index = self.sent
+        self.sent += 1
+        self.in_flight += 1
+        return index
+
+    def input_exhausted(self) -> None:
+        self.exhausted = True
+
+    def finished(self, result: BulkResult) -> list[BulkResult]:
+        """Record one finished call; returns the results ready to hand out, in order."""
+        self.in_flight -= 1
+        self.latency = result.latency if self.latency <= 0 else 0.8 * self.latency + 0.2 * result.latency
+        if not self.ordered:
+            self._next_out += 1
+            return [result]
+        self._held[result.index] = result
+        ready = []
+        while self._next_out in self._held:
+            ready.append(self._held.pop(self._next_out))
+            self._next_out += 1
+        return ready
+
+    @property
+    def done(self) -> bool:
+        """True when the input is exhausted and every result was handed out."""
+        return self.exhausted and self.in_flight == 0 and not self._held

@@ -1,0 +1,183 @@
+"""``smruntime batch`` and ``Client.invoke_many`` against the local endpoint, real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smruntime import Client
+from smruntime.auth import Credentials
+from smruntime.cli import main
+from smruntime.errors import APIError
+from smruntime.local import LocalEndpoint
+from tests.integration.aws_env import isolate_aws_env
+
+KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture
+def endpoint() -> Iterator[LocalEndpoint]:
+    with LocalEndpoint(credentials=(KEY, SECRET)) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_aws_env(monkeypatch, tmp_path, (KEY, SECRET))
+
+
+def write_records(path: Path, count: int) -> Path:
+    path.write_text("".join(json.dumps({"numbers": [i, 1]}) + "\n" for i in range(count)))
+    return path
+
+
+def read_results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def batch(endpoint: LocalEndpoint, *extra: str) -> list[str]:
+    return ["batch", "--endpoint-url", endpoint.url, "--region", "us-east-1", "--endpoint-name", "sum", *extra]
+
+
+def client(endpoint: LocalEndpoint, **fields) -> Client:
+    return Client(region="us-east-1", endpoint_url=endpoint.url, credentials=Credentials(KEY, SECRET), **fields)
+
+
+def test_invoke_many_ordered_yields_every_index_in_order(endpoint) -> None:
+    bodies = (json.dumps({"numbers": [i]}) for i in range(100))
+    with client(endpoint) as c:
+        results = list(c.invoke_many(bodies, endpoint_name="sum", content_type="application/json",
+                                     concurrency=8, ordered=True))
+    assert [r.index for r in results] == list(range(100))
+    assert [json.loads(r.output.body)["sum"] for r in results] == list(range(100))
+    assert all(r.attempts == 1 and r.latency > 0 for r in results)
+
+
+def test_invoke_many_keeps_going_past_failures_with_typed_errors(endpoint) -> None:
+    endpoint.faults("sum").fail_next(3, status=424)
+    with client(endpoint, max_attempts=1) as c:
+        results = sorted(c.invoke_many([b'{"numbers":[1]}'] * 10, endpoint_name="sum", concurrency=2),
+                         key=lambda r: r.index)
+    assert [r.index for r in results] == list(range(10))
+    failed = [r for r in results if not r.ok]
+    assert len(failed) == 3
+    assert all(isinstance(r.error, APIError) and r.output is None for r in failed)
+
+
+def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, tmp_path, capsys) -> None:
+    source = write_records(tmp_path / "in.jsonl", 20)
+    with source.open("a") as f:
+        f.write("{not json\n")
+        f.write(json.dumps({"numbers": [5]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    status = main(batch(endpoint, "--input", str(source), "--output", str(out), "--concurrency", "4"))
+    assert status == 1
+    lines = {line["index"]: line for line in read_results(out)}
+    assert sorted(lines) == list(range(22))
+    assert lines[20]["status"] == "malformed" and "line 21" in lines[20]["error"]["message"]
+    assert lines[21]["output"]["sum"] == 5
+    assert lines[3]["output"]["sum"] == 4 and lines[3]["attempts"] == 1
+    assert "21 done, 0 failed (0 throttled), 1 malformed" in capsys.readouterr().err
+
+
+def test_an_endpoint_failing_every_call_marks_every_record_failed(endpoint, tmp_path, capsys) -> None:
+    endpoint.faults("sum").fail_next(1000, status=500)
+    out = tmp_path / "out.jsonl"
+    status = main(batch(endpoint, "--input", str(write_records(tmp_path / "in.jsonl", 30)), "--output", str(out),
+                        "--max-attempts", "2"))
+    assert status == 1
+    lines = read_results(out)
+    assert sorted(line["index"] for line in lines) == list(range(30))
+    assert all(line["status"] == "failed" and line["attempts"] == 2 for line in lines)
+    assert {line["error"]["code"] for line in lines} == {"InternalFailure"}
+    assert "0 done, 30 failed" in capsys.readouterr().err
+
+
+def test_throttling_mid_run_slows_the_run_and_every_record_is_answered(endpoint) -> None:
+    bodies = [b'{"numbers":[1]}'] * 600
+    seen = []
+    with client(endpoint, max_attempts=10) as c:
+        for result in c.invoke_many(bodies, endpoint_name="sum", concurrency=8):
+            seen.append(result)
+            if len(seen) == 300:  # after a warm-up, so the limiter has measured a send rate
+                endpoint.faults("sum").throttle_next(5)
+    assert sorted(r.index for r in seen) == list(range(600))
+    assert all(r.ok for r in seen)
+    assert sum(r.attempts - 1 for r in seen) == 5
+
+
+def test_csv_and_folder_inputs(endpoint, tmp_path) -> None:
+    config = tmp_path / "endpoints.toml"
+    config.write_text('[[endpoints]]\nname = "echo"\nmodel = "echo"\n')
+    rows = tmp_path / "rows.csv"
+    rows.write_text('1,"a,b"\n2,c\n')
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for name in ("b.bin", "a.bin"):
+        (folder / name).write_bytes(b"\xff" + name.encode())
+    with LocalEndpoint(config, credentials=(KEY, SECRET)) as running:
+        argv = ["batch", "--endpoint-url", running.url, "--region", "us-east-1", "--endpoint-name", "echo"]
+        assert main([*argv, "--input", str(rows), "--output", str(tmp_path / "csv.jsonl"), "--ordered"]) == 0
+        assert main([*argv, "--input", str(folder), "--output", str(tmp_path / "dir.jsonl"), "--ordered"]) == 0
+    assert [line["output"] for line in read_results(tmp_path / "csv.jsonl")] == ['1,"a,b"', "2,c"]
+    assert [line["output_base64"] for line in read_results(tmp_path / "dir.jsonl")] == ["/2EuYmlu", "/2IuYmlu"]
+
+
+def test_resume_refuses_nothing_and_cuts_a_torn_last_line(endpoint, tmp_path) -> None:
+    source = write_records(tmp_path / "in.jsonl", 10)
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"index":0,"status":"ok","output":1,"attempts":1,"latency":0.1}\n{"index":4,"sta')
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 0
+    lines = read_results(out)
+    assert sorted(line["index"] for line in lines) == list(range(10))
+    assert endpoint.counters("sum").model_runs == 9
+
+
+def test_an_existing_output_without_resume_is_refused(endpoint, tmp_path, capsys) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"index":0}\n')
+    status = main(batch(endpoint, "--input", str(write_records(tmp_path / "in.jsonl", 2)), "--output", str(out)))
+    assert status != 0
+    assert "--resume" in capsys.readouterr().err
+    assert endpoint.counters("sum").requests == 0
+
+
+def test_kill_9_mid_run_then_resume_leaves_every_record_exactly_once(endpoint, tmp_path) -> None:
+    count, concurrency = 400, 8
+    endpoint.faults("sum").set_latency(0.02)
+    source = write_records(tmp_path / "in.jsonl", count)
+    out = tmp_path / "out.jsonl"
+    argv = [sys.executable, "-m", "smruntime", *batch(endpoint, "--input", str(source), "--output", str(out),
+                                                       "--concurrency", str(concurrency), "--no-progress")]
+    process = subprocess.Popen(argv, env=dict(os.environ), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while (not out.exists() or len(out.read_bytes().splitlines()) < count // 4) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    before = len(read_results_tolerant(out))
+    assert 0 < before < count
+    endpoint.faults("sum").set_latency(0)
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 0
+    indices = [line["index"] for line in read_results(out)]
+    assert sorted(indices) == list(range(count))  # each exactly once
+    ran_twice = endpoint.counters("sum").model_runs - count
+    assert 0 <= ran_twice <= concurrency  # only the calls in flight at the kill were sent again
+
+
+def read_results_tolerant(path: Path) -> list[dict]:
+    lines = []
+    for raw in path.read_bytes().splitlines(keepends=True):
+        if raw.endswith(b"\n"):
+            lines.append(json.loads(raw))
+    return lines

@@ -1,0 +1,73 @@
+"""The bulk scheduler: in-flight bound, reorder window, hand-out order. No I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from smruntime.bulk import BulkResult, BulkScheduler
+
+
+def send_all(scheduler: BulkScheduler) -> list[int]:
+    sent = []
+    while scheduler.can_send():
+        sent.append(scheduler.started())
+    return sent
+
+
+def test_at_most_concurrency_in_flight_and_results_as_they_complete() -> None:
+    scheduler = BulkScheduler(3)
+    assert send_all(scheduler) == [0, 1, 2]
+    assert scheduler.finished(BulkResult(2)) == [BulkResult(2)]
+    assert send_all(scheduler) == [3]
+    scheduler.input_exhausted()
+    for index in (0, 1, 3):
+        scheduler.finished(BulkResult(index))
+    assert scheduler.done
+
+
+def test_ordered_mode_holds_results_until_the_gap_fills_and_bounds_the_window() -> None:
+    scheduler = BulkScheduler(2, ordered=True, reorder_window=3)
+    assert send_all(scheduler) == [0, 1]
+    assert scheduler.finished(BulkResult(1)) == []
+    assert send_all(scheduler) == [2]
+    assert scheduler.finished(BulkResult(2)) == []
+    assert send_all(scheduler) == []  # record 0 is still out: three records behind it at most
+    assert [r.index for r in scheduler.finished(BulkResult(0))] == [0, 1, 2]
+    assert send_all(scheduler) == [3, 4]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"concurrency": 0}, "concurrency must be at least 1"),
+    ({"concurrency": 4, "ordered": True, "reorder_window": 2}, "reorder_window must be at least concurrency"),
+])
+def test_bad_bounds_are_refused(fields, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        BulkScheduler(**fields)
+
+
+
+def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
+    scheduler = BulkScheduler(64)
+    scheduler.started()
+    scheduler.finished(BulkResult(0, latency=0.1))
+    assert scheduler.window() == 64
+    assert scheduler.window(rate=50.0) == 6  # 50/s x 0.1 s in flight, plus one waiting
+    assert scheduler.window(rate=0.5) == 2  # one call, and the next waiting for its token
+    assert scheduler.window(rate=10_000.0) == 64
+    for _ in range(6):
+        scheduler.started()
+    assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
+
+
+def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input() -> None:
+    from smruntime import Client, MockHTTPClient
+
+    def never_read():
+        raise AssertionError("the input was read")
+        yield b""
+
+    mock = MockHTTPClient(lambda request: None)
+    with Client(region="us-east-1", credentials=("AKID", "secret"), http_client=mock) as client, \
+            pytest.raises(ValueError, match="concurrency must be at least 1"):
+        client.invoke_many(never_read(), endpoint_name="ep", concurrency=0)
+    assert mock.requests == []
