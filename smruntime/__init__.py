@@ -9,6 +9,7 @@
         print(out.body, out.metadata.request_id)
 """
 
+from smruntime.async_client import AsyncClient
 from smruntime.client import Client
 from smruntime.options import LogMode, Options
 from smruntime.types import (
@@ -25,6 +26,7 @@ from smruntime.version import __version__
 # Names whose modules pull in heavier imports (requests, hashing) load on first use.
 _LAZY = {
     "ANONYMOUS": "smruntime.auth",
+    "AsyncResponseStream": "smruntime.streaming",
     "Credentials": "smruntime.auth",
     "FastHTTPClient": "smruntime.transport",
     "MockHTTPClient": "smruntime.transport",
@@ -45,6 +47,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ANONYMOUS",
+    "AsyncClient",
+    "AsyncResponseStream",
     "Client",
     "Credentials",
     "FastHTTPClient",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from smruntime import errors
 from smruntime.file_locations import (
@@ -108,33 +108,76 @@ def wait(
     ``file://`` locations are read only inside ``file_root``; without one, such a location is
     refused before anything is read.
     """
-    if output.output_location is None and output.failure_location is None:
-        raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
-    if poll_interval <= 0 or timeout < 0:
-        raise errors.InvalidParamsError(
-            [errors.FieldProblem("poll_interval" if poll_interval <= 0 else "timeout", "range", "must be positive")]
-        )
+    return Poll(output, read_s3, timeout, poll_interval, file_root, clock).wait(sleep)
 
-    def read(location: str | None) -> bytes | None:
+
+class Poll:
+    """One wait for an async inference's result: its rules (in :meth:`check` and
+    :meth:`next_wait`, which never wait) and the two ways to wait, :meth:`wait` and
+    :meth:`await_result`."""
+
+    def __init__(
+        self,
+        output: InvokeEndpointAsyncOutput,
+        read_s3: Reader,
+        timeout: float,
+        poll_interval: float,
+        file_root: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if output.output_location is None and output.failure_location is None:
+            raise errors.SageMakerRuntimeError("the async output names neither an output nor a failure location")
+        if poll_interval <= 0 or timeout < 0:
+            raise errors.InvalidParamsError(
+                [errors.FieldProblem("poll_interval" if poll_interval <= 0 else "timeout", "range", "must be positive")]
+            )
+        self.output = output
+        self.read_s3 = read_s3
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.file_root = file_root
+        self.clock = clock
+        self.deadline = clock() + timeout
+
+    def wait(self, sleep: Callable[[float], None] = time.sleep) -> bytes:
+        """Poll until the result or the failure appears, or time is up."""
+        while True:
+            result = self.check()
+            if result is not None:
+                return result
+            sleep(self.next_wait())
+
+    async def await_result(self, sleep: Callable[[float], Awaitable[None]] | None = None) -> bytes:
+        """:meth:`wait` for asyncio: the reads run in a worker thread, the waits are awaited."""
+        import asyncio
+
+        asleep = sleep or asyncio.sleep
+        while True:
+            result = await asyncio.to_thread(self.check)
+            if result is not None:
+                return result
+            await asleep(self.next_wait())
+    def read(self, location: str | None) -> bytes | None:
         if location is None:
             return None
         if location.startswith("s3://"):
-            return read_s3(location)
+            return self.read_s3(location)
         if not location.startswith("file://"):
             raise errors.SageMakerRuntimeError(
                 f"cannot read location {_shown(location)}: only s3:// and file:// are supported")
-        if file_root is None:
+        if self.file_root is None:
             raise errors.SageMakerRuntimeError(
                 f"the endpoint named the local file {_shown(location)} as a result location; the service only names "
                 "s3:// objects. Pass file_root= (a folder you trust) to read file:// results from it.")
-        return read_file_location(location, file_root, max(deadline - clock(), poll_interval))
+        return read_file_location(location, self.file_root, max(self.deadline - self.clock(), self.poll_interval))
 
-    deadline = clock() + timeout
-    while True:
-        result = read(output.output_location)
+    def check(self) -> bytes | None:
+        """The result if it is there; raises the failure if that is; None to poll again."""
+        output = self.output
+        result = self.read(output.output_location)
         if result is not None:
             return result
-        failure = read(output.failure_location)
+        failure = self.read(output.failure_location)
         if failure is not None:
             text = failure.decode("utf-8", "replace")
             raise errors.AsyncInferenceFailedError(
@@ -143,10 +186,15 @@ def wait(
                 body=failure,
                 inference_id=output.inference_id,
             )
-        remaining = deadline - clock()
+        return None
+
+    def next_wait(self) -> float:
+        """Seconds until the next poll; raises :class:`WaitTimeoutError` when time is up."""
+        remaining = self.deadline - self.clock()
         if remaining <= 0:
+            output = self.output
             raise errors.WaitTimeoutError(
-                f"no result for async inference {output.inference_id} after {timeout:g} s "
+                f"no result for async inference {output.inference_id} after {self.timeout:g} s "
                 f"(output {output.output_location}, failure {output.failure_location})"
             )
-        sleep(min(poll_interval, remaining))
+        return min(self.poll_interval, remaining)

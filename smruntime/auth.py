@@ -32,7 +32,16 @@ from smruntime.errors import (
 )
 from smruntime.http import HTTPRequest
 from smruntime.logs import NOT_LOGGING, logger_for
-from smruntime.middleware import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next
+from smruntime.middleware import (
+    AsyncNext,
+    BuildInput,
+    BuildOutput,
+    Context,
+    FinalizeInput,
+    FinalizeOutput,
+    Next,
+    Transform,
+)
 from smruntime.options import LogMode
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS, redact_text
 
@@ -164,6 +173,9 @@ class StaticCredentialsProvider:
     def retrieve(self) -> Credentials:
         return self.credentials
 
+    async def aretrieve(self) -> Credentials:
+        return self.credentials
+
 
 class BotocoreCredentialsProvider:
     """Wraps a botocore credentials object (``boto3.Session().get_credentials()``).
@@ -179,6 +191,13 @@ class BotocoreCredentialsProvider:
 
     def retrieve(self) -> Credentials:
         return _freeze_botocore(self._credentials, None)
+
+    async def aretrieve(self) -> Credentials:
+        if _refresh_may_wait(self._credentials):
+            import asyncio
+
+            return await asyncio.to_thread(self.retrieve)
+        return self.retrieve()
 
     def __repr__(self) -> str:
         return f"BotocoreCredentialsProvider(method={getattr(self._credentials, 'method', None)!r})"
@@ -207,12 +226,35 @@ class DefaultCredentialsProvider:
                     # credentials that appear later (a refreshed SSO login) are picked up.
                     self._found = _from_environment(self.profile) or _resolve_chain(self.profile)
                 found = self._found
-        if isinstance(found, Credentials):
+        return self._current(found)
+
+    async def aretrieve(self) -> Credentials:
+        """As :meth:`retrieve`; the first lookup and any refresh run in a worker thread."""
+        found = self._found
+        if found is None or _refresh_may_wait(found):
+            import asyncio
+
+            return await asyncio.to_thread(self.retrieve)
+        return self._current(found)
+
+    def _current(self, found: Any) -> Credentials:
+        if isinstance(found, Credentials):  # from the environment: as they are
             return found
         return _freeze_botocore(found, self.profile)
 
     def __repr__(self) -> str:
         return f"DefaultCredentialsProvider(profile={self.profile!r})"
+
+
+def _refresh_may_wait(found: Any) -> bool:
+    """Whether freezing botocore credentials may refresh them over the network now."""
+    refresh_needed = getattr(found, "refresh_needed", None)
+    if refresh_needed is None:
+        return False  # plain credentials: freezing them is a copy
+    try:
+        return bool(refresh_needed())
+    except Exception:
+        return True  # let the worker thread meet (and report) the failure
 
 
 def credentials_provider(value: Any, profile: str | None = None) -> CredentialsProvider | None:
@@ -843,7 +885,7 @@ class SigV4Signer:
 # -- middleware ----------------------------------------------------------------------
 
 
-class ComputePayloadHash:
+class ComputePayloadHash(Transform[BuildInput, BuildOutput]):
     """Build step: records the body's SHA-256 for signing (once, shared by every attempt).
 
     A hash set beforehand (``keys.PAYLOAD_HASH``, e.g. ``UNSIGNED-PAYLOAD``) or an
@@ -852,7 +894,7 @@ class ComputePayloadHash:
 
     id = "ComputePayloadHash"
 
-    def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+    def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
         if not ctx.get(keys.PAYLOAD_HASH):
             request: HTTPRequest = in_.request
             declared = request.headers.get("x-amz-content-sha256")
@@ -860,7 +902,7 @@ class ComputePayloadHash:
                 ctx.set(keys.PAYLOAD_HASH, declared or payload_sha256(request.body))
             except SageMakerRuntimeError as error:
                 raise _with_operation(error, ctx) from None
-        return next(ctx, in_)
+        return in_
 
 
 _utc_now: Final = functools.partial(datetime.now, UTC)
@@ -875,6 +917,10 @@ class Signing:
     value, ``None`` included, is normalized here; only :data:`ANONYMOUS` skips signing), ``signer``
     (else a SigV4 signer of its own), ``region``; ``keys.SIGNING_REGION`` and
     ``keys.SIGNING_NAME`` from the endpoint win, and ``keys.CLOCK_OFFSET`` corrects skew.
+
+    Retrieving credentials may wait (a refresh from IMDS, STS, SSO): the async shell awaits a
+    provider's ``aretrieve()`` when it has one and otherwise runs ``retrieve()`` in a worker
+    thread, so the event loop never blocks. Signing itself is shared by both shells.
     """
 
     id: str = "Signing"
@@ -882,15 +928,30 @@ class Signing:
     default_signer: SigV4Signer = attrs.field(factory=SigV4Signer, repr=False)
 
     def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
-        options = ctx.options
-        provider: Any = getattr(options, "credentials", None)
+        provider: Any = getattr(ctx.options, "credentials", None)
         if not callable(getattr(provider, "retrieve", None)):  # a raw value, or ANONYMOUS: rare
-            provider = _provider_of(options)
-            if provider is None:
-                return next(ctx, in_)
-        credentials = _retrieve(provider, ctx)
-        if credentials is None:
-            return next(ctx, in_)
+            provider = _provider_of(ctx.options)
+        if provider is not None:
+            credentials = _retrieve(provider, ctx)
+            if credentials is not None:
+                self.sign(ctx, in_.request, credentials)
+        return next(ctx, in_)
+
+    async def ahandle(
+        self, ctx: Context, in_: FinalizeInput, next: AsyncNext[FinalizeInput, FinalizeOutput]
+    ) -> FinalizeOutput:
+        provider: Any = getattr(ctx.options, "credentials", None)
+        if not callable(getattr(provider, "retrieve", None)):
+            provider = _provider_of(ctx.options)
+        if provider is not None:
+            credentials = await _aretrieve(provider, ctx)
+            if credentials is not None:
+                self.sign(ctx, in_.request, credentials)
+        return await next(ctx, in_)
+
+    def sign(self, ctx: Context, request: HTTPRequest, credentials: Credentials) -> None:
+        """Sign ``request`` in place for this call (the sans-IO core of both shells)."""
+        options = ctx.options
         region = ctx.get(keys.SIGNING_REGION) or getattr(options, "region", None)
         if not region:
             raise SigningError(
@@ -898,7 +959,6 @@ class Signing:
                 operation=ctx.operation_name,
             )
         service = ctx.get(keys.SIGNING_NAME) or DEFAULT_SIGNING_NAME
-        request: HTTPRequest = in_.request
         payload_hash = ctx.get(keys.PAYLOAD_HASH)
         try:
             if not payload_hash:  # ComputePayloadHash was removed from the stack
@@ -918,7 +978,6 @@ class Signing:
         except Exception as error:  # a signer's own failure: wrapped, secrets scrubbed
             detail = _scrub(f"{type(error).__name__}: {error}", credentials)
             raise SigningError(f"failed to sign request: {detail}", operation=ctx.operation_name) from None
-        return next(ctx, in_)
 
 
 def _provider_of(options: Any) -> CredentialsProvider | None:
@@ -935,13 +994,38 @@ def _provider_of(options: Any) -> CredentialsProvider | None:
 def _retrieve(provider: CredentialsProvider, ctx: Context) -> Credentials | None:
     try:
         credentials: Any = provider.retrieve()
-    except SageMakerRuntimeError as error:
-        raise _with_operation(error, ctx) from None
-    except Exception as error:  # a user's provider: its message is shown, scrubbed of signatures
-        raise CredentialsError(
-            f"credentials provider {type(provider).__name__} failed: {type(error).__name__}: {redact_text(str(error))}",
-            operation=ctx.operation_name,
-        ) from None
+    except Exception as error:
+        raise _retrieval_error(provider, error, ctx) from None
+    return _checked(provider, credentials, ctx)
+
+
+async def _aretrieve(provider: CredentialsProvider, ctx: Context) -> Credentials | None:
+    """The async shell of :func:`_retrieve`: ``aretrieve()`` if the provider has one, else
+    ``retrieve()`` in a worker thread (a provider may refresh over the network)."""
+    try:
+        aretrieve = getattr(provider, "aretrieve", None)
+        if aretrieve is not None:
+            credentials: Any = await aretrieve()
+        else:
+            import asyncio
+
+            credentials = await asyncio.to_thread(provider.retrieve)
+    except Exception as error:
+        raise _retrieval_error(provider, error, ctx) from None
+    return _checked(provider, credentials, ctx)
+
+
+def _retrieval_error(provider: CredentialsProvider, error: Exception, ctx: Context) -> SageMakerRuntimeError:
+    if isinstance(error, SageMakerRuntimeError):
+        return _with_operation(error, ctx)
+    # A user's provider: its message is shown, scrubbed of signatures.
+    return CredentialsError(
+        f"credentials provider {type(provider).__name__} failed: {type(error).__name__}: {redact_text(str(error))}",
+        operation=ctx.operation_name,
+    )
+
+
+def _checked(provider: CredentialsProvider, credentials: Any, ctx: Context) -> Credentials | None:
     if isinstance(credentials, AnonymousCredentials):
         return None
     if not isinstance(credentials, Credentials):

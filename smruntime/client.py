@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
+from smruntime import client_methods as methods
 from smruntime import errors, keys
+from smruntime.client_methods import sync_method
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, Stack
 from smruntime.operations import Operation
@@ -14,34 +15,33 @@ from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID, new_stack
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
 from smruntime.retry import ClockOffset
-from smruntime.types import (
-    BodyInput,
-    InvokeEndpointAsyncInput,
-    InvokeEndpointAsyncOutput,
-    InvokeEndpointInput,
-    InvokeEndpointOutput,
-    InvokeEndpointWithResponseStreamInput,
-)
+from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
+    from smruntime.async_results import Poll, S3Reader
     from smruntime.bulk import BulkResult
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 
 Chain = Callable[[Context, Any], Any]
+R = TypeVar("R")
 
 
-class Client:
-    """A SageMaker Runtime client. Safe to share between threads.
+class BaseClient:
+    """What both clients share: resolved Options, the stacks built from them, per-call options.
 
-    Build it from keyword fields of :class:`Options` or from a whole ``options=``;
-    ``close()`` (or leaving a ``with`` block) releases pooled connections.
+    A subclass says how a chain is composed (sync or asyncio), which HTTP client it builds
+    by default, and runs the chain in ``_invoke``.
     """
 
     def __init__(self, options: Options | None = None, **fields: Any) -> None:
         if options is not None and fields:
             raise TypeError("pass either options= or keyword fields of Options, not both")
         base = options if options is not None else Options(**fields)
-        self._options = _with_defaults(resolve_defaults(base))
+        resolved = resolve_defaults(base)
+        self._check_http_client(resolved.http_client)
+        if resolved.http_client is None:
+            resolved.http_client = self._new_http_client(resolved)
+        self._options = _with_defaults(resolved)
         self._owns_http_client = base.http_client is None
         self._chains: dict[str, Chain] = {}
         self._lock = threading.Lock()
@@ -58,143 +58,117 @@ class Client:
         call_options = self._call_options(options)
         return self._build_stack(get_operation(_api_name(operation)), call_options)
 
-    def invoke_endpoint(
-        self,
-        input: InvokeEndpointInput | None = None,
-        *,
-        endpoint_name: str | None = None,
-        body: BodyInput | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_model: str | None = None,
-        target_variant: str | None = None,
-        target_container_hostname: str | None = None,
-        inference_id: str | None = None,
-        enable_explanations: str | None = None,
-        inference_component_name: str | None = None,
-        session_id: str | None = None,
-        prefix_aware_id: str | None = None,
-        options: Sequence[OptionFunc] = (),
-    ) -> InvokeEndpointOutput:
-        """Invoke a real-time endpoint and return the model's answer."""
-        if input is None:
-            input = InvokeEndpointInput(
-                endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
-                body=body,  # type: ignore[arg-type]
-                content_type=content_type,
-                accept=accept,
-                custom_attributes=custom_attributes,
-                target_model=target_model,
-                target_variant=target_variant,
-                target_container_hostname=target_container_hostname,
-                inference_id=inference_id,
-                enable_explanations=enable_explanations,
-                inference_component_name=inference_component_name,
-                session_id=session_id,
-                prefix_aware_id=prefix_aware_id,
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._options!r})"
+
+    # -- what a subclass provides ----------------------------------------------------
+
+    def _new_http_client(self, options: Options) -> Any:
+        """The HTTP client this client makes when the options name none."""
+        return self._default_http_client()(
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_pool_connections=options.max_pool_connections,
+            max_response_body_size=options.max_response_body_size,
+        )
+
+    def _default_http_client(self) -> type[Any]:
+        raise NotImplementedError
+
+    def _check_http_client(self, http_client: Any) -> None:
+        """Refuse an HTTP client of the other kind (sync for async, or the reverse)."""
+
+    def _compose(self, stack: Stack) -> Chain:
+        raise NotImplementedError
+
+    # -- running a call -------------------------------------------------------------
+
+    def _prepare(self, operation_name: str, option_fns: Sequence[OptionFunc]) -> tuple[Chain, Context]:
+        """The chain to run and the context to run it with, before any I/O."""
+        if self._closed:
+            raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
+        operation = get_operation(operation_name)
+        if option_fns:
+            options = self._call_options(option_fns)
+            chain = self._chain(operation, options)
+        else:  # most calls: the client's own options and the chain composed for them
+            options = self._options
+            chain = self._chains.get(operation.name) or self._chain(operation, options)
+        ctx = Context(operation.name, SERVICE_ID, options)
+        if operation.streams_response:
+            ctx.set(keys.STREAM_RESPONSE, True)
+        return chain, ctx
+
+    def _call_options(self, option_fns: Iterable[OptionFunc]) -> Options:
+        if not option_fns:
+            return self._options  # nothing changes it: middleware only read options
+        options = self._options.copy()
+        for fn in option_fns:
+            fn(options)
+        validate_options(options)
+        _refuse_ignored_changes(self._options, options)
+        self._check_http_client(options.http_client)
+        return _with_defaults(options)
+
+    def _chain(self, operation: Operation, options: Options) -> Chain:
+        # The composed chain depends only on the operation and the api options, so the
+        # client's own configuration is composed once; a call whose option functions
+        # changed the api options gets a chain of its own.
+        if options.api_options != self._options.api_options:
+            return self._compose(self._build_stack(operation, options))
+        chain = self._chains.get(operation.name)
+        if chain is None:
+            with self._lock:
+                chain = self._chains.get(operation.name)
+                if chain is None:
+                    chain = self._compose(self._build_stack(operation, options))
+                    self._chains[operation.name] = chain
+        return chain
+
+    def _build_stack(self, operation: Operation, options: Options) -> Stack:
+        stack = new_stack(operation, clock_offset=self._clock_offset)
+        for api_option in options.api_options:
+            api_option(stack)
+        return stack
+
+    def _s3_client(self, endpoint_url: str | None) -> Any:
+        import botocore.config
+        import botocore.session
+
+        from smruntime.auth import ANONYMOUS
+
+        session = botocore.session.Session()
+        kwargs: dict[str, Any] = {"region_name": self._options.region, "endpoint_url": endpoint_url}
+        provider = self._options.credentials
+        if provider is ANONYMOUS or provider is None:
+            kwargs["config"] = botocore.config.Config(signature_version=botocore.UNSIGNED)
+        else:
+            credentials = provider.retrieve()
+            kwargs.update(
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
             )
-        result: InvokeEndpointOutput = self._invoke("InvokeEndpoint", input, options)
-        return result
+        return session.create_client("s3", **kwargs)
 
-    def invoke_endpoint_with_response_stream(
-        self,
-        input: InvokeEndpointWithResponseStreamInput | None = None,
-        *,
-        endpoint_name: str | None = None,
-        body: BodyInput | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        target_variant: str | None = None,
-        target_container_hostname: str | None = None,
-        inference_id: str | None = None,
-        inference_component_name: str | None = None,
-        session_id: str | None = None,
-        prefix_aware_id: str | None = None,
-        options: Sequence[OptionFunc] = (),
-    ) -> ResponseStream:
-        """Invoke an endpoint and stream its answer: iterate the result for ``PayloadPart`` events.
 
-        Returns once the first event is in; use the stream as a context manager.
-        """
-        if input is None:
-            input = InvokeEndpointWithResponseStreamInput(
-                endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
-                body=body,  # type: ignore[arg-type]
-                content_type=content_type,
-                accept=accept,
-                custom_attributes=custom_attributes,
-                target_variant=target_variant,
-                target_container_hostname=target_container_hostname,
-                inference_id=inference_id,
-                inference_component_name=inference_component_name,
-                session_id=session_id,
-                prefix_aware_id=prefix_aware_id,
-            )
-        result: ResponseStream = self._invoke("InvokeEndpointWithResponseStream", input, options)
-        return result
+class Client(BaseClient):
+    """A SageMaker Runtime client. Safe to share between threads.
 
-    def invoke_endpoint_async(
-        self,
-        input: InvokeEndpointAsyncInput | None = None,
-        *,
-        endpoint_name: str | None = None,
-        input_location: str | None = None,
-        body: BodyInput | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        options: Sequence[OptionFunc] = (),
-    ) -> InvokeEndpointAsyncOutput:
-        """Queue an asynchronous inference whose input is at ``input_location`` (or, up to
-        128,000 bytes, inline as ``body``)."""
-        if input is None:
-            input = InvokeEndpointAsyncInput(
-                endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
-                input_location=input_location,
-                body=body,
-                content_type=content_type,
-                accept=accept,
-                custom_attributes=custom_attributes,
-                inference_id=inference_id,
-                request_ttl_seconds=request_ttl_seconds,
-                invocation_timeout_seconds=invocation_timeout_seconds,
-                s3_output_path_extension=s3_output_path_extension,
-                filename=filename,
-            )
-        result: InvokeEndpointAsyncOutput = self._invoke("InvokeEndpointAsync", input, options)
-        return result
+    Build it from keyword fields of :class:`Options` or from a whole ``options=``;
+    ``close()`` (or leaving a ``with`` block) releases pooled connections.
+    """
 
-    def wait_for_async_inference(
-        self,
-        output: InvokeEndpointAsyncOutput,
-        *,
-        timeout: float = 900.0,
-        poll_interval: float = 5.0,
-        s3_endpoint_url: str | None = None,
-        s3_client: Any = None,
-        file_root: str | os.PathLike[str] | None = None,
-    ) -> bytes:
-        """Poll an async inference's locations; return the result bytes or raise its failure.
+    invoke_endpoint = sync_method(methods.invoke_endpoint, lambda: InvokeEndpointOutput)
+    invoke_endpoint_with_response_stream = sync_method(
+        methods.invoke_endpoint_with_response_stream, lambda: ResponseStream
+    )
+    invoke_endpoint_async = sync_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
+    wait_for_async_inference = sync_method(methods.wait_for_async_inference, lambda: bytes)
 
-        Raises :class:`~smruntime.errors.AsyncInferenceFailedError` when the failure location
-        appears first and :class:`~smruntime.errors.WaitTimeoutError` after ``timeout`` seconds.
-        ``s3://`` locations are read with a botocore S3 client made from this client's region
-        and credentials (or ``s3_client``). ``file://`` locations (the local endpoint's) are
-        read only as regular files inside ``file_root``; without it they are refused.
-        """
-        from smruntime import async_results
-
-        reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
+    def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:
-            return async_results.wait(output, read_s3=reader, timeout=timeout, poll_interval=poll_interval,
-                                      file_root=file_root)
+            return poll.wait()
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
 
@@ -228,32 +202,16 @@ class Client:
             concurrency=concurrency, ordered=ordered, reorder_window=reorder_window, adaptive=adaptive,
         )
 
-    def _s3_client(self, endpoint_url: str | None) -> Any:
-        import botocore.config
-        import botocore.session
-
-        from smruntime.auth import ANONYMOUS
-
-        session = botocore.session.Session()
-        kwargs: dict[str, Any] = {"region_name": self._options.region, "endpoint_url": endpoint_url}
-        provider = self._options.credentials
-        if provider is ANONYMOUS or provider is None:
-            kwargs["config"] = botocore.config.Config(signature_version=botocore.UNSIGNED)
-        else:
-            credentials = provider.retrieve()
-            kwargs.update(
-                aws_access_key_id=credentials.access_key_id,
-                aws_secret_access_key=credentials.secret_access_key,
-                aws_session_token=credentials.session_token,
-            )
-        return session.create_client("s3", **kwargs)
+    def _call(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> Any:
+        chain, ctx = self._prepare(operation_name, option_fns)
+        return chain(ctx, input)
 
     def close(self) -> None:
         """Release pooled connections (only of an HTTP client this client created)."""
         if self._closed:
             return
         self._closed = True
-        client = self._options.http_client
+        client: Any = self._options.http_client  # an HTTPClient: _check_http_client saw to it
         if self._owns_http_client and client is not None:
             client.close()
 
@@ -263,56 +221,27 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"Client({self._options!r})"
+    def _default_http_client(self) -> type[Any]:
+        from smruntime.transport import RequestsHTTPClient
 
-    # -- running a call -------------------------------------------------------------
+        return RequestsHTTPClient
 
-    def _invoke(self, operation_name: str, params: Any, option_fns: Sequence[OptionFunc]) -> Any:
-        if self._closed:
-            raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
-        operation = get_operation(operation_name)
-        if option_fns:
-            options = self._call_options(option_fns)
-            chain = self._chain(operation, options)
-        else:  # most calls: the client's own options and the chain composed for them
-            options = self._options
-            chain = self._chains.get(operation.name) or self._chain(operation, options)
-        ctx = Context(operation.name, SERVICE_ID, options)
-        if operation.streams_response:
-            ctx.set(keys.STREAM_RESPONSE, True)
-        return chain(ctx, params)
+    def _check_http_client(self, http_client: Any) -> None:
+        if http_client is not None and is_async_http_client(http_client):
+            raise errors.InvalidParamsError(
+                [errors.FieldProblem("http_client", "type", "is an asyncio HTTP client (async send): use it with AsyncClient, "
+                                     "or give Client an HTTPClient whose send() returns the response")]
+            )
 
-    def _call_options(self, option_fns: Iterable[OptionFunc]) -> Options:
-        if not option_fns:
-            return self._options  # nothing changes it: middleware only read options
-        options = self._options.copy()
-        for fn in option_fns:
-            fn(options)
-        validate_options(options)
-        _refuse_ignored_changes(self._options, options)
-        return _with_defaults(options)
+    def _compose(self, stack: Stack) -> Chain:
+        return stack.handler(_send)
 
-    def _chain(self, operation: Operation, options: Options) -> Chain:
-        # The composed chain depends only on the operation and the api options, so the
-        # client's own configuration is composed once; a call whose option functions
-        # changed the api options gets a chain of its own.
-        if options.api_options != self._options.api_options:
-            return self._build_stack(operation, options).handler(_send)
-        chain = self._chains.get(operation.name)
-        if chain is None:
-            with self._lock:
-                chain = self._chains.get(operation.name)
-                if chain is None:
-                    chain = self._build_stack(operation, options).handler(_send)
-                    self._chains[operation.name] = chain
-        return chain
 
-    def _build_stack(self, operation: Operation, options: Options) -> Stack:
-        stack = new_stack(operation, clock_offset=self._clock_offset)
-        for api_option in options.api_options:
-            api_option(stack)
-        return stack
+def is_async_http_client(http_client: Any) -> bool:
+    """Whether ``http_client.send`` is a coroutine function (an ``AsyncHTTPClient``)."""
+    import inspect
+
+    return inspect.iscoroutinefunction(getattr(http_client, "send", None))
 
 
 def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
@@ -323,11 +252,21 @@ def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
     except errors.SageMakerRuntimeError:
         raise
     except Exception as error:  # a user's HTTP client: map its failure at this one boundary
-        from smruntime.transport import map_transport_error
+        raise transport_failure(error) from error
+    return received(ctx, response)
 
-        raise map_transport_error(error) from error
+
+def transport_failure(error: Exception) -> errors.SageMakerRuntimeError:
+    """What an HTTP client's own exception means, as the library's error."""
+    from smruntime.transport import map_transport_error
+
+    return map_transport_error(error)
+
+
+def received(ctx: Context, response: R) -> R:
+    """Record the response the terminal handler hands to the Deserialize step."""
     ctx.set(keys.RAW_RESPONSE, response)
-    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
+    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)  # type: ignore[attr-defined]
     return response
 
 
@@ -358,19 +297,11 @@ def _refuse_ignored_changes(client: Options, call: Options) -> None:
 
 
 def _with_defaults(options: Options) -> Options:
-    """Fill the pluggable parts the user left empty (in place; returns ``options``)."""
+    """Fill the pluggable parts the user left empty but the HTTP client (in place; returns
+    ``options``); each client builds its own kind of HTTP client."""
     from smruntime.auth import ANONYMOUS, SigV4Signer, credentials_provider
     from smruntime.retry import new_retryer
 
-    if options.http_client is None:
-        from smruntime.transport import RequestsHTTPClient
-
-        options.http_client = RequestsHTTPClient(
-            connect_timeout=options.connect_timeout,
-            read_timeout=options.read_timeout,
-            max_pool_connections=options.max_pool_connections,
-            max_response_body_size=options.max_response_body_size,
-        )
     if options.retryer is None:
         options.retryer = new_retryer(
             options.retry_mode or "standard",

@@ -20,7 +20,7 @@ import attrs
 from smruntime import keys
 from smruntime.errors import EndpointNotFoundError, EndpointResolutionError, SageMakerRuntimeError
 from smruntime.http import HTTPRequest
-from smruntime.middleware import Context, Next, SerializeInput, SerializeOutput
+from smruntime.middleware import Context, SerializeInput, SerializeOutput, Transform
 
 __all__ = [
     "DEFAULT_SIGNING_NAME",
@@ -346,7 +346,7 @@ def _static_resolver(url: str) -> StaticEndpointResolver:
     return StaticEndpointResolver(url)
 
 
-class ResolveEndpoint:
+class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
     """Serialize step: resolves the endpoint, sets ``request.url`` and the signing name/region.
 
     The resolver comes from the call's options: ``endpoint_resolver``, else ``endpoint_url``
@@ -356,7 +356,7 @@ class ResolveEndpoint:
 
     id = "ResolveEndpoint"
 
-    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
+    def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
         request = in_.request
         if not isinstance(request, HTTPRequest):
             raise EndpointResolutionError(
@@ -373,14 +373,15 @@ class ResolveEndpoint:
             signing_region = endpoint.signing_region or region
             if signing_region:  # a local server with anonymous calls needs no region
                 ctx.set(keys.SIGNING_REGION, signing_region)
-        try:
-            return next(ctx, in_)
-        except SageMakerRuntimeError as error:
-            if endpoint.source == "default" and region:
-                from smruntime.regions import note_unknown_region
+        return in_
 
-                note_unknown_region(error, _strip_fips_pseudo_region(region, False)[0])
-            raise
+    def failed(self, ctx: Context, in_: SerializeInput, error: BaseException) -> None:
+        endpoint = ctx.get(keys.ENDPOINT)
+        region: str | None = ctx.options.region
+        if isinstance(error, SageMakerRuntimeError) and endpoint is not None and endpoint.source == "default" and region:
+            from smruntime.regions import note_unknown_region
+
+            note_unknown_region(error, _strip_fips_pseudo_region(region, False)[0])
 
 
 _SCHEMES = ("https://", "http://")

@@ -47,6 +47,8 @@ from typing import Any, ClassVar, Final, Iterable, Literal
 
 import attrs
 
+from smruntime.middleware import errors as _middleware_errors
+
 Fault = Literal["client", "server"]
 
 __all__ = [
@@ -164,8 +166,13 @@ class InvalidParamsError(SageMakerRuntimeError):
         return tuple(p.field for p in self.problems)
 
 
-class StackError(SageMakerRuntimeError):
-    """A middleware stack mutation broke a rule (empty, duplicate or unknown ID)."""
+class StackError(SageMakerRuntimeError, _middleware_errors.StackError):
+    """A middleware stack mutation broke a rule (empty, duplicate or unknown ID), or a
+    middleware cannot run on its client's chain (sync-only on ``AsyncClient``).
+
+    The framework's :class:`smruntime.middleware.StackError` is its base: the stacks a client
+    builds raise this class, so both ``except`` clauses catch it.
+    """
 
 
 class EndpointResolutionError(SageMakerRuntimeError):

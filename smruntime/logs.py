@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 from smruntime import keys
 from smruntime.errors import server_text
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
 from smruntime.options import LogMode
 from smruntime.redaction import redact_headers, redact_text
 
@@ -45,31 +45,41 @@ def _show_body(body: object) -> str:
     return f"<{type(body).__name__} stream>"
 
 
-class RequestResponseLogger:
-    """Logs each attempt's request as sent and the response as received (by ``log_mode``)."""
+class RequestResponseLogger(Transform[DeserializeInput, DeserializeOutput]):
+    """Logs each attempt's request as sent and the response as received (by ``log_mode``).
+
+    On an asyncio chain the response body it logs is already in memory (the async client
+    reads every body but a live event stream before the Deserialize step), so it never waits.
+    """
 
     id = "RequestResponseLogger"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
+    # The mode is read inline in both hooks: they run on every call, logging or not.
+
+    def before(self, ctx: Context, in_: DeserializeInput) -> DeserializeInput:
         options = ctx.options
         mode: LogMode = options.log_mode if options is not None else NOT_LOGGING
-        if mode is NOT_LOGGING:
-            return next(ctx, in_)
-        logger = logger_for(ctx)
-        with_bodies = bool(mode & (LogMode.REQUEST_BODY | LogMode.RESPONSE_BODY))
-        if mode & (LogMode.REQUEST | LogMode.REQUEST_BODY):
+        if mode is not NOT_LOGGING and mode & (LogMode.REQUEST | LogMode.REQUEST_BODY):
             request: HTTPRequest = in_.request
-            line = f"{ctx.operation_name} request: {request.method} {request.url} headers={redact_headers(request.headers, sensitive=with_bodies)}"
+            line = f"{ctx.operation_name} request: {request.method} {request.url} headers={redact_headers(request.headers, sensitive=_with_bodies(mode))}"
             if mode & LogMode.REQUEST_BODY:
                 line += f" body={_show_body(request.body)}"
-            logger.debug(redact_text(line))
-        out = next(ctx, in_)
-        if mode & (LogMode.RESPONSE | LogMode.RESPONSE_BODY):
+            logger_for(ctx).debug(redact_text(line))
+        return in_
+
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
+        options = ctx.options
+        mode: LogMode = options.log_mode if options is not None else NOT_LOGGING
+        if mode is not NOT_LOGGING and mode & (LogMode.RESPONSE | LogMode.RESPONSE_BODY):
             response: HTTPResponse = out.raw_response
-            line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers, sensitive=with_bodies)}"
+            line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers, sensitive=_with_bodies(mode))}"
             if mode & LogMode.RESPONSE_BODY and not ctx.get(keys.STREAM_RESPONSE, False):
                 data = response.read()
                 response.body = BytesBody(data)  # read once for the log; the deserializer reads the copy
                 line += f" body={_show_body(data)}"
-            logger.debug(redact_text(server_text(line, RESPONSE_LOG_LIMIT)))
+            logger_for(ctx).debug(redact_text(server_text(line, RESPONSE_LOG_LIMIT)))
         return out
+
+
+def _with_bodies(mode: LogMode) -> bool:
+    return bool(mode & (LogMode.REQUEST_BODY | LogMode.RESPONSE_BODY))

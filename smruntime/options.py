@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from smruntime.middleware import Stack
     from smruntime.retry import Retryer
     from smruntime.transport import HTTPClient
+    from smruntime.transport.async_protocol import AsyncHTTPClient
 
 RETRY_MODES = ("standard", "adaptive", "none")
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -74,7 +75,7 @@ class Options:
     use_fips_endpoint: bool = False
     use_dualstack_endpoint: bool = False
     signer: HTTPSigner | None = None
-    http_client: HTTPClient | None = None
+    http_client: HTTPClient | AsyncHTTPClient | None = None  # an AsyncHTTPClient for AsyncClient
     retryer: Retryer | None = None
     retry_mode: str | None = None
     max_attempts: int | None = None

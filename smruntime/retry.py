@@ -19,9 +19,14 @@ sent), plus clock-skew errors (the next attempt is signed with the server's cloc
 timeout after the request was sent is not retried unless ``retry_read_timeouts``: inference is not
 idempotent, and a silent re-send runs the model again.
 
-The loop itself is tenacity's ``Retrying``. The first attempt runs outside it: tenacity costs
-~20 µs per run (it builds a ``Future`` per attempt), which a call that succeeds at once should
-not pay, and tenacity is imported only when a first retry is considered.
+The loop itself is tenacity's ``Retrying`` (``AsyncRetrying`` on an asyncio chain: the same
+strategy callbacks, an awaited sleep). The first attempt runs outside it: tenacity costs ~20 µs
+per run (it builds a ``Future`` per attempt), which a call that succeeds at once should not pay,
+and tenacity is imported only when a first retry is considered.
+
+Waiting is kept out of the policies: the rate limiter *reserves* a send token and says how long
+to wait for it, and the Retry middleware's sync shell sleeps with the retryer's ``sleep``, its
+async shell with ``asleep`` (``asyncio.sleep`` unless injected).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import math
 import random as _random
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any, Callable, Protocol
+from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import attrs
 
@@ -46,11 +51,20 @@ from smruntime.errors import (
     SageMakerRuntimeError,
 )
 from smruntime.logs import logger_for
-from smruntime.middleware import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput, Next
+from smruntime.middleware import (
+    AsyncNext,
+    BuildInput,
+    BuildOutput,
+    Context,
+    FinalizeInput,
+    FinalizeOutput,
+    Next,
+    Transform,
+)
 from smruntime.options import LogMode
 
 if TYPE_CHECKING:
-    from tenacity import RetryCallState, Retrying
+    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
     from smruntime.http import HTTPResponse
     from smruntime.options import Options
@@ -129,6 +143,9 @@ _RETRYABLE_CODES = frozenset(code.lower() for code in THROTTLING_CODES | TRANSIE
 ReleaseToken = Callable[[BaseException | None], None]
 """Called once after the attempt a token was taken for, with its error (``None`` on success)."""
 
+AsyncSleep = Callable[[float], Awaitable[None]]
+"""How an asyncio chain waits between attempts."""
+
 
 def _noop_release(error: BaseException | None) -> None:
     """A token that gives nothing back."""
@@ -176,7 +193,12 @@ class Retryer(Protocol):
         """
 
     def get_attempt_token(self) -> ReleaseToken:
-        """Called before every attempt (may block, as the adaptive rate limiter does)."""
+        """Called before every attempt (may block, as the adaptive rate limiter does).
+
+        A retryer that may wait here should also offer ``reserve_attempt_token() -> (seconds,
+        release)``, which takes the token without waiting: the Retry middleware then waits
+        itself, with ``sleep`` or, on an asyncio chain, ``asleep`` (see :func:`reserve_attempt`).
+        """
 
 
 # --------------------------------------------------------------------------- quota
@@ -264,6 +286,8 @@ class StandardRetryer:
     retry_cost: int = attrs.field(default=RETRY_COST, validator=_at_least(0))
     timeout_cost: int = attrs.field(default=TIMEOUT_RETRY_COST, validator=_at_least(0))
     no_retry_increment: int = attrs.field(default=NO_RETRY_INCREMENT, validator=_at_least(0))
+    asleep: AsyncSleep | None = attrs.field(default=None, kw_only=True)
+    """How an asyncio chain waits (``asyncio.sleep`` when None), as ``sleep`` for a sync one."""
     # Built once: the first attempt of every call uses it.
     _initial_token: ReleaseToken = attrs.field(
         init=False, repr=False, default=attrs.Factory(lambda self: self._new_initial_token(), takes_self=True)
@@ -304,6 +328,9 @@ class StandardRetryer:
     def get_attempt_token(self) -> ReleaseToken:
         return _noop_release
 
+    def reserve_attempt_token(self) -> tuple[float, ReleaseToken]:
+        return 0.0, _noop_release
+
 
 class ClientRateLimiter:
     """A CUBIC client-side send-rate limiter (botocore/Go adaptive mode); thread-safe.
@@ -312,7 +339,8 @@ class ClientRateLimiter:
     that fills at the current rate: the rate drops to ``beta`` times the measured send rate on
     each throttle and grows back along a cubic curve on successes, never above twice the
     measured rate nor below ``min_rate`` requests per second. Tokens are reserved under the lock
-    and waited for outside it, with one call of the injected ``sleep``.
+    and waited for outside it: :meth:`reserve` says how long (the sans-IO core), and
+    :meth:`acquire` waits that long with one call of the injected ``sleep``.
     """
 
     def __init__(
@@ -359,14 +387,18 @@ class ClientRateLimiter:
         """The current send rate limit (requests per second)."""
         return self._fill_rate
 
-    def acquire(self) -> float:
-        """Wait for a send token when enabled; returns the seconds waited."""
+    def reserve(self) -> float:
+        """Take a send token when enabled; returns the seconds to wait before sending."""
         if not self._enabled:
             return 0.0
         with self._lock:
             self._refill(self._clock())
             self._capacity -= 1.0
-            wait = -self._capacity / self._fill_rate if self._capacity < 0 else 0.0
+            return -self._capacity / self._fill_rate if self._capacity < 0 else 0.0
+
+    def acquire(self) -> float:
+        """Wait for a send token when enabled; returns the seconds waited."""
+        wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
         return wait
@@ -426,12 +458,16 @@ class AdaptiveRetryer(StandardRetryer):
         self.rate_limiter.acquire()
         return self.rate_limiter.update
 
+    def reserve_attempt_token(self) -> tuple[float, ReleaseToken]:
+        return self.rate_limiter.reserve(), self.rate_limiter.update
+
 
 @attrs.frozen(eq=False)
 class NoRetryer:
     """One attempt: every error propagates unchanged."""
 
     sleep: Callable[[float], None] = time.sleep
+    asleep: AsyncSleep | None = attrs.field(default=None, kw_only=True)
 
     @property
     def max_attempts(self) -> int:
@@ -456,6 +492,35 @@ class NoRetryer:
     def get_attempt_token(self) -> ReleaseToken:
         return _noop_release
 
+    def reserve_attempt_token(self) -> tuple[float, ReleaseToken]:
+        return 0.0, _noop_release
+
+
+def reserve_attempt(retryer: Retryer) -> tuple[float, ReleaseToken]:
+    """An attempt's token without waiting for it: ``(seconds to wait first, release)``.
+
+    A retryer without ``reserve_attempt_token`` (one written before it existed) gets its
+    ``get_attempt_token`` called, which may wait itself.
+    """
+    try:
+        reserve = retryer.reserve_attempt_token  # type: ignore[attr-defined]
+    except AttributeError:
+        return 0.0, retryer.get_attempt_token()
+    found: tuple[float, ReleaseToken] = reserve()
+    return found
+
+
+async def _asyncio_sleep(delay: float) -> None:
+    import asyncio  # here: a sync-only program never imports asyncio for its retries
+
+    await asyncio.sleep(delay)
+
+
+def async_sleep_of(retryer: Retryer) -> AsyncSleep:
+    """How an asyncio chain waits for ``retryer``: its ``asleep``, else ``asyncio.sleep``."""
+    asleep: AsyncSleep | None = getattr(retryer, "asleep", None)
+    return asleep if asleep is not None else _asyncio_sleep
+
 
 _STANDARD_ARGS = frozenset(a.name for a in attrs.fields(StandardRetryer))
 
@@ -475,7 +540,7 @@ def new_retryer(mode: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS, **kw: Any) 
     if normalized == "adaptive":
         return AdaptiveRetryer(max_attempts=max_attempts, **kw)
     if normalized == "none":
-        return NoRetryer(sleep=kw.get("sleep", time.sleep))
+        return NoRetryer(sleep=kw.get("sleep", time.sleep), asleep=kw.get("asleep"))
     raise InvalidParamsError(
         [FieldProblem("retry_mode", "enum", f"must be one of standard, adaptive, none, got {mode!r}")]
     )
@@ -499,17 +564,17 @@ _VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcd
 """A random hex digit → the RFC 4122 variant digit with the same two low bits."""
 
 
-class ClientRequestID:
+class ClientRequestID(Transform[BuildInput, BuildOutput]):
     """Build step: one ``amz-sdk-invocation-id`` (a uuid4) shared by every attempt of a call."""
 
     id = "ClientRequestID"
 
-    def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+    def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
         invocation_id = _uuid4()
         in_.request.headers[INVOCATION_ID_HEADER] = invocation_id
         ctx.set(keys.INVOCATION_ID, invocation_id)
         ctx.metadata.set(keys.INVOCATION_ID_META, invocation_id)
-        return next(ctx, in_)
+        return in_
 
 
 @functools.lru_cache(maxsize=64)
@@ -518,7 +583,7 @@ def _retry_metrics(attempt: int, max_attempts: int) -> str:
     return f"attempt={attempt}; max={max_attempts}"
 
 
-class RetryMetricsHeader:
+class RetryMetricsHeader(Transform[FinalizeInput, FinalizeOutput]):
     """Finalize step, after Retry and before Signing: ``amz-sdk-request: attempt=N; max=M``.
 
     Without a Retry middleware in the stack it reports ``attempt=1; max=1`` (Go issue #953).
@@ -526,11 +591,11 @@ class RetryMetricsHeader:
 
     id = "RetryMetricsHeader"
 
-    def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
+    def before(self, ctx: Context, in_: FinalizeInput) -> FinalizeInput:
         attempt = ctx.get(keys.ATTEMPT, 1)
         max_attempts = ctx.get(keys.MAX_ATTEMPTS, 1)
         in_.request.headers[RETRY_METRICS_HEADER] = _retry_metrics(attempt, max_attempts)
-        return next(ctx, in_)
+        return in_
 
 
 _NO_RETRYER = NoRetryer()
@@ -563,6 +628,9 @@ class Retry:
     clock-skew rejection reveals goes into ``clock_offset``, so later calls sign with the
     server's clock from their first attempt (the client gives all its operations one, as the Go
     SDK keeps one per client); a call that sets ``keys.CLOCK_OFFSET`` itself keeps its own.
+
+    ``handle`` and ``ahandle`` are thin shells: what to retry, how long to wait, what to record
+    is decided by ``_Loop`` and tenacity's strategies, shared by both.
     """
 
     now: Callable[[], float] = time.time
@@ -571,8 +639,44 @@ class Retry:
     # One tenacity controller per retryer, reused by every call (tenacity keeps its per-run
     # state in thread-local storage, so concurrent calls may share it).
     _controller: tuple[Retryer, Retrying] | None = attrs.field(default=None, init=False, repr=False)
+    _async_controller: tuple[Retryer, AsyncRetrying] | None = attrs.field(default=None, init=False, repr=False)
 
     def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
+        retryer, max_attempts, position, raw_before = self._start(ctx, in_)
+        wait, release_attempt = reserve_attempt(retryer)
+        if wait > 0:
+            retryer.sleep(wait)
+        release = retryer.get_initial_token()
+        try:
+            out = next(ctx, FinalizeInput(in_.request.copy()))
+        except Exception as error:
+            _release(release_attempt, release, error)
+            return _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).resume(error)
+        _release(release_attempt, release, None)
+        ctx.metadata.set(keys.ATTEMPTS, 1)
+        ctx.metadata.set(keys.RETRY_DELAYS, [])
+        return out
+
+    async def ahandle(
+        self, ctx: Context, in_: FinalizeInput, next: AsyncNext[FinalizeInput, FinalizeOutput]
+    ) -> FinalizeOutput:
+        retryer, max_attempts, position, raw_before = self._start(ctx, in_)
+        wait, release_attempt = reserve_attempt(retryer)
+        if wait > 0:
+            await async_sleep_of(retryer)(wait)
+        release = retryer.get_initial_token()
+        try:
+            out = await next(ctx, FinalizeInput(in_.request.copy()))
+        except Exception as error:
+            _release(release_attempt, release, error)
+            return await _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).aresume(error)
+        _release(release_attempt, release, None)
+        ctx.metadata.set(keys.ATTEMPTS, 1)
+        ctx.metadata.set(keys.RETRY_DELAYS, [])
+        return out
+
+    def _start(self, ctx: Context, in_: FinalizeInput) -> tuple[Retryer, int, int | None, HTTPResponse | None]:
+        """The call's retryer and attempt limit, where its body starts; sets the first attempt's keys."""
         options: Options | None = ctx.options
         retryer: Retryer = _NO_RETRYER
         max_attempts = 1
@@ -593,23 +697,7 @@ class Retry:
         learnt = self.clock_offset.seconds
         if learnt is not None and ctx.get(keys.CLOCK_OFFSET) is None:
             ctx.set(keys.CLOCK_OFFSET, learnt)
-        raw_before = ctx.get(keys.RAW_RESPONSE)
-        release_attempt = retryer.get_attempt_token()
-        release = retryer.get_initial_token()
-        try:
-            out = next(ctx, FinalizeInput(request.copy()))
-        except Exception as error:
-            release_attempt(error)
-            release(error)
-            first = error
-        else:
-            release_attempt(None)
-            release(None)
-            ctx.metadata.set(keys.ATTEMPTS, 1)
-            ctx.metadata.set(keys.RETRY_DELAYS, [])
-            return out
-        loop = _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before)
-        return loop.resume(first)
+        return retryer, max_attempts, position, ctx.get(keys.RAW_RESPONSE)
 
     def _controller_for(self, retryer: Retryer) -> Retrying:
         cached = self._controller
@@ -618,6 +706,22 @@ class Retry:
         controller = _new_controller(retryer)
         self._controller = (retryer, controller)  # one atomic store; a race only builds twice
         return controller
+
+    def _async_controller_for(self, retryer: Retryer) -> AsyncRetrying:
+        cached = self._async_controller
+        if cached is not None and cached[0] is retryer:
+            return cached[1]
+        from tenacity import AsyncRetrying
+
+        controller = AsyncRetrying(sleep=async_sleep_of(retryer), **_STRATEGIES)
+        self._async_controller = (retryer, controller)
+        return controller
+
+
+def _release(release_attempt: ReleaseToken, release: ReleaseToken, error: BaseException | None) -> None:
+    """An attempt is over: give back its rate-limiter and quota tokens."""
+    release_attempt(error)
+    release(error)
 
 
 def _body_position(body: IO[bytes]) -> int | None:
@@ -633,16 +737,7 @@ def _body_position(body: IO[bytes]) -> int | None:
 def _new_controller(retryer: Retryer) -> Retrying:
     from tenacity import Retrying
 
-    # Every strategy reads the call's state from the run's first argument (a _Loop), so one
-    # controller serves every call of the retryer.
-    return Retrying(
-        sleep=retryer.sleep,
-        retry=_should_retry,
-        wait=_delay,
-        stop=_stop,
-        before_sleep=_before_sleep,
-        retry_error_callback=_give_up,
-    )
+    return Retrying(sleep=retryer.sleep, **_STRATEGIES)
 
 
 def _loop_of(state: RetryCallState) -> _Loop:
@@ -684,8 +779,23 @@ def _give_up(state: RetryCallState) -> Any:
     _loop_of(state).give_up(_error_of(state))
 
 
+# Every strategy reads the call's state from the run's first argument (a _Loop), so one
+# controller serves every call of the retryer, sync or async.
+_STRATEGIES: dict[str, Any] = {
+    "retry": _should_retry,
+    "wait": _delay,
+    "stop": _stop,
+    "before_sleep": _before_sleep,
+    "retry_error_callback": _give_up,
+}
+
+
 def _attempt(loop: _Loop) -> FinalizeOutput:
     return loop.attempt_once()
+
+
+async def _aattempt(loop: _Loop) -> FinalizeOutput:
+    return await loop.aattempt_once()
 
 
 class _Loop:
@@ -714,7 +824,7 @@ class _Loop:
         middleware: Retry,
         ctx: Context,
         in_: FinalizeInput,
-        next: Next[FinalizeInput, FinalizeOutput],
+        next: Any,  # the rest of the chain: Next, or AsyncNext for aresume
         retryer: Retryer,
         max_attempts: int,
         position: int | None,
@@ -749,7 +859,44 @@ class _Loop:
         self._record(None)
         return out
 
+    async def aresume(self, first: BaseException) -> FinalizeOutput:
+        """The async shell of :meth:`resume`."""
+        self.pending = first
+        controller = self.middleware._async_controller_for(self.retryer)
+        try:
+            out: FinalizeOutput = await controller(_aattempt, self)
+        except BaseException as error:
+            self._record(error)
+            raise
+        self._record(None)
+        return out
+
     def attempt_once(self) -> FinalizeOutput:
+        wait, release_attempt, release = self._next_attempt()
+        if wait > 0:
+            self.retryer.sleep(wait)
+        try:
+            out: FinalizeOutput = self.next(self.ctx, FinalizeInput(self.in_.request.copy()))
+        except Exception as error:
+            _release(release_attempt, release, error)
+            raise
+        _release(release_attempt, release, None)
+        return out
+
+    async def aattempt_once(self) -> FinalizeOutput:
+        wait, release_attempt, release = self._next_attempt()
+        if wait > 0:
+            await async_sleep_of(self.retryer)(wait)
+        try:
+            out: FinalizeOutput = await self.next(self.ctx, FinalizeInput(self.in_.request.copy()))
+        except Exception as error:
+            _release(release_attempt, release, error)
+            raise
+        _release(release_attempt, release, None)
+        return out
+
+    def _next_attempt(self) -> tuple[float, ReleaseToken, ReleaseToken]:
+        """Start the next attempt: ``(seconds to wait first, attempt release, quota release)``."""
         pending = self.pending
         if pending is not None:
             # The first attempt already ran outside tenacity: report its outcome.
@@ -759,17 +906,9 @@ class _Loop:
         self.attempt += 1
         ctx.set(keys.ATTEMPT, self.attempt)
         self.raw_before = ctx.get(keys.RAW_RESPONSE)
-        release_attempt = self.retryer.get_attempt_token()
+        wait, release_attempt = reserve_attempt(self.retryer)
         release, self.release = self.release, _noop_release
-        try:
-            out = self.next(ctx, FinalizeInput(self.in_.request.copy()))
-        except Exception as error:
-            release_attempt(error)
-            release(error)
-            raise
-        release_attempt(None)
-        release(None)
-        return out
+        return wait, release_attempt, release
 
     def should_retry(self, error: BaseException) -> bool:
         if not isinstance(error, Exception) or self.max_attempts <= 1:
@@ -806,7 +945,11 @@ class _Loop:
         raw = self._raw_response()
         if raw is not None:
             try:
-                raw.close()  # release the connection before sleeping
+                # Release the connection before sleeping (an asyncio response that is still
+                # live was already released by ErrorCloseResponseBody: it has no sync close).
+                close = getattr(raw, "close", None)
+                if close is not None:
+                    close()
             except Exception:  # a broken body must not hide the error being retried
                 pass
         if self.offset is not None:

@@ -1,5 +1,7 @@
-"""The response stream of InvokeEndpointWithResponseStream.
+"""The response stream of InvokeEndpointWithResponseStream, for both clients.
 
+:class:`ResponseStream` (sync) and :class:`AsyncResponseStream` (asyncio) share everything
+but the reading: the decoder, what each message means, and how lines are re-joined.
 Events are decoded as their bytes arrive. An exception frame raises
 :class:`~smruntime.errors.ModelStreamError` (with its ``error_code``) or
 :class:`~smruntime.errors.InternalStreamFailure` from the iteration; a stream cut off
@@ -10,12 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from smruntime import errors
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
 from smruntime.http import HTTPResponse
 from smruntime.types import PayloadPart, ResultMetadata
+
+if TYPE_CHECKING:
+    from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 LOGGER = logging.getLogger("smruntime")
 
@@ -56,16 +61,12 @@ def _json_object(payload: bytes) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-class ResponseStream:
-    """Iterate it for :class:`~smruntime.types.PayloadPart` events, in order, as they arrive.
-
-    Use it as a context manager (or call :meth:`close`, which is idempotent): a fully read
-    stream returns its connection to the pool, an abandoned one drops it.
-    """
+class _Stream:
+    """What both streams hold: the response's facts, the decoder and the messages decoded ahead."""
 
     def __init__(
         self,
-        response: HTTPResponse,
+        response: Any,
         *,
         operation: str,
         content_type: str | None,
@@ -75,7 +76,6 @@ class ResponseStream:
         request_id: str | None = None,
         first: list[Message] | None = None,
         decoder: EventStreamDecoder | None = None,
-        chunks: Iterator[bytes] | None = None,
     ) -> None:
         self.content_type = content_type
         self.invoked_production_variant = invoked_production_variant
@@ -85,10 +85,31 @@ class ResponseStream:
         self._operation = operation
         self._request_id = request_id
         self._decoder = decoder or EventStreamDecoder()
-        self._chunks = chunks
         self._ready: list[Message] = list(first or ())
-        self._events = self._generate()
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(content_type={self.content_type!r}, "
+            f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
+        )
+
+
+class ResponseStream(_Stream):
+    """Iterate it for :class:`~smruntime.types.PayloadPart` events, in order, as they arrive.
+
+    Use it as a context manager (or call :meth:`close`, which is idempotent): a fully read
+    stream returns its connection to the pool, an abandoned one drops it.
+    """
+
+    def __init__(self, response: HTTPResponse, *, chunks: Iterator[bytes] | None = None, **facts: Any) -> None:
+        super().__init__(response, **facts)
+        self._chunks = chunks
+        self._events = self._generate()
 
     def __iter__(self) -> Iterator[PayloadPart]:
         return self
@@ -106,41 +127,21 @@ class ResponseStream:
 
         A last line without a newline is yielded when the stream ends.
         """
-        pending = bytearray()
+        splitter = LineSplitter()
         for data in self.payloads():
-            start = 0
-            while True:
-                newline = data.find(b"\n", start)
-                if newline < 0:
-                    pending += data[start:]
-                    break
-                pending += data[start:newline]
-                yield _strip_cr(bytes(pending))
-                pending.clear()
-                start = newline + 1
-        if pending:
-            yield bytes(pending)
+            yield from splitter.feed(data)
+        yield from splitter.end()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._response.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __enter__(self) -> ResponseStream:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"ResponseStream(content_type={self.content_type!r}, "
-            f"invoked_production_variant={self.invoked_production_variant!r}, closed={self._closed})"
-        )
 
     def _generate(self) -> Iterator[PayloadPart]:
         try:
@@ -157,13 +158,141 @@ class ResponseStream:
 
     def _parts(self, messages: list[Message]) -> Iterator[PayloadPart]:
         for message in messages:
-            error = message_error(message, self._operation, self._request_id)
-            if error is not None:
-                raise error
-            if message.event_type == "PayloadPart":
-                yield PayloadPart(message.payload)
-            else:
-                LOGGER.debug("%s: skipping unknown event type %r", self._operation, message.event_type)
+            part = part_of(message, self._operation, self._request_id)
+            if part is not None:
+                yield part
+
+
+def part_of(message: Message, operation: str, request_id: str | None) -> PayloadPart | None:
+    """The event a message carries (None for one of an unknown type); raises the error an
+    exception or error message carries."""
+    error = message_error(message, operation, request_id)
+    if error is not None:
+        raise error
+    if message.event_type == "PayloadPart":
+        return PayloadPart(message.payload)
+    LOGGER.debug("%s: skipping unknown event type %r", operation, message.event_type)
+    return None
+
+
+class LineSplitter:
+    """Re-joins lines across parts (sans-IO): ``feed`` each part, then ``end``."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The lines ``data`` completes, without their ``\\n`` (or ``\\r\\n``)."""
+        lines: list[bytes] = []
+        pending = self._pending
+        start = 0
+        while True:
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                pending += data[start:]
+                return lines
+            pending += data[start:newline]
+            lines.append(_strip_cr(bytes(pending)))
+            pending.clear()
+            start = newline + 1
+
+    def end(self) -> list[bytes]:
+        """A last line without a newline, if any."""
+        rest = bytes(self._pending)
+        self._pending.clear()
+        return [rest] if rest else []
+
+
+class AsyncResponseStream(_Stream):
+    """The asyncio stream: ``async for`` it for :class:`~smruntime.types.PayloadPart` events.
+
+    Use it with ``async with`` (or await :meth:`aclose`, which is idempotent): a fully read
+    stream returns its connection to the pool; an abandoned, failed or cancelled one drops it.
+    """
+
+    def __init__(self, response: AsyncHTTPResponse, *, chunks: AsyncIterator[bytes] | None = None, **facts: Any) -> None:
+        super().__init__(response, **facts)
+        self._chunks = chunks if chunks is not None else response.body.aiter_chunks()
+        self._ended = False
+        import asyncio  # only asyncio programs make this stream
+
+        self._loop = asyncio.get_running_loop()
+
+    def __aiter__(self) -> AsyncResponseStream:
+        return self
+
+    async def __anext__(self) -> PayloadPart:
+        try:
+            while True:
+                while self._ready:
+                    part = part_of(self._ready.pop(0), self._operation, self._request_id)
+                    if part is not None:
+                        return part
+                if self._ended:
+                    break
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    self._ended = True
+                    self._decoder.end()
+                    continue
+                except errors.TransportError as error:
+                    raise stream_cut_off(error, self._operation) from error
+                self._ready = self._decoder.feed(chunk)
+        except BaseException:
+            await self.aclose()  # an error, a cancellation: the connection is dropped
+            raise
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def payloads(self) -> AsyncIterator[bytes]:
+        """The raw bytes of each part."""
+        async for part in self:
+            yield part.bytes
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """Lines re-joined across parts, as :meth:`ResponseStream.lines`."""
+        splitter = LineSplitter()
+        async for data in self.payloads():
+            for line in splitter.feed(data):
+                yield line
+        for line in splitter.end():
+            yield line
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            # The chunk iterator first: an async generator left to the garbage collector would
+            # be finalized by a task of its own, after the caller thinks the stream is done.
+            close_chunks = getattr(self._chunks, "aclose", None)
+            if close_chunks is not None:
+                try:
+                    await close_chunks()
+                except (RuntimeError, errors.SageMakerRuntimeError):  # running, or failed as it stopped
+                    pass
+            await self._response.aclose()
+
+    async def __aenter__(self) -> AsyncResponseStream:
+        return self
+
+    def __del__(self) -> None:
+        # Abandoned without aclose: release the connection on the stream's loop (a finalizer
+        # cannot await, and may run on another thread).
+        if not getattr(self, "_closed", True) and not self._loop.is_closed():
+            self._closed = True
+            try:
+                self._loop.call_soon_threadsafe(_release_later, self._loop, self._response)
+            except RuntimeError:  # the loop closed meanwhile: its transports went with it
+                pass
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _release_later(loop: Any, response: AsyncHTTPResponse) -> None:
+    loop.create_task(response.aclose())
 
 
 def _cut_off_as_truncation(chunks: Iterator[bytes], operation: str) -> Iterator[bytes]:

@@ -3,9 +3,22 @@
 A call runs ``Initialize -> Serialize -> Build -> Finalize -> Deserialize -> handler``.
 Within a step the first listed middleware runs first on the way in and last on the
 way out. This package knows nothing about SageMaker, HTTP or AWS.
+
+One stack serves a sync chain (``stack.handler(terminal)``) and an asyncio chain
+(``stack.async_handler(terminal)``). A middleware takes one of three forms:
+
+- a :class:`Transform` (``before``/``after``/``failed`` hooks, no ``next`` to call): runs on
+  both chains, derived by the framework. Middleware that only change what passes through
+  them, most of the SDK's, are transforms.
+- ``handle(ctx, in_, next)`` (sync) and ``async ahandle(ctx, in_, next)`` (asyncio): a
+  middleware that waits or does I/O writes its logic once as a sans-IO core and wraps it in
+  the two thin shells. With only ``handle`` it runs on sync chains; composing it into an
+  asyncio chain raises :class:`StackError` rather than block the event loop. With only
+  ``ahandle`` it runs on asyncio chains only.
 """
 
 from smruntime.middleware.adapters import (
+    AsyncMiddlewareFunc,
     MiddlewareFunc,
     build_middleware,
     deserialize_middleware,
@@ -14,8 +27,12 @@ from smruntime.middleware.adapters import (
     serialize_middleware,
 )
 from smruntime.middleware.context import Context, Metadata, MetadataKey, StackKey
-from smruntime.middleware.stack import Handler, Stack, compose
+from smruntime.middleware.errors import StackError
+from smruntime.middleware.stack import AsyncHandler, Handler, Stack, compose, compose_async
 from smruntime.middleware.step import (
+    AnyMiddleware,
+    AsyncMiddleware,
+    AsyncNext,
     BuildStep,
     DeserializeStep,
     FinalizeStep,
@@ -26,6 +43,7 @@ from smruntime.middleware.step import (
     SerializeStep,
     Step,
 )
+from smruntime.middleware.transform import Transform
 from smruntime.middleware.types import (
     BuildInput,
     BuildOutput,
@@ -40,6 +58,11 @@ from smruntime.middleware.types import (
 )
 
 __all__ = [
+    "AnyMiddleware",
+    "AsyncHandler",
+    "AsyncMiddleware",
+    "AsyncMiddlewareFunc",
+    "AsyncNext",
     "BuildInput",
     "BuildOutput",
     "BuildStep",
@@ -64,10 +87,13 @@ __all__ = [
     "SerializeOutput",
     "SerializeStep",
     "Stack",
+    "StackError",
     "StackKey",
     "Step",
+    "Transform",
     "build_middleware",
     "compose",
+    "compose_async",
     "deserialize_middleware",
     "finalize_middleware",
     "initialize_middleware",

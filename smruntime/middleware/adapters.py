@@ -1,13 +1,18 @@
-"""Function adapters: a middleware from an ID and a plain function."""
+"""Function adapters: a middleware from an ID and a plain function.
+
+A plain ``fn(ctx, in_, next)`` makes a sync middleware (for ``Client``); an ``async def``
+one makes an async middleware (for ``AsyncClient``).
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import inspect
+from typing import Awaitable, Callable, Generic, TypeVar, cast
 
 import attrs
 
 from smruntime.middleware.context import Context
-from smruntime.middleware.step import Next
+from smruntime.middleware.step import AsyncNext, Next
 from smruntime.middleware.types import (
     BuildInput,
     BuildOutput,
@@ -25,6 +30,7 @@ InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
 HandleFunc = Callable[[Context, InT, Next[InT, OutT]], OutT]
+AsyncHandleFunc = Callable[[Context, InT, AsyncNext[InT, OutT]], Awaitable[OutT]]
 
 
 @attrs.frozen
@@ -38,31 +44,52 @@ class MiddlewareFunc(Generic[InT, OutT]):
         return self.fn(ctx, in_, next)
 
 
+@attrs.frozen
+class AsyncMiddlewareFunc(Generic[InT, OutT]):
+    """A middleware made of an ID and a coroutine function ``async fn(ctx, in_, next)``."""
+
+    id: str
+    fn: AsyncHandleFunc[InT, OutT]
+
+    async def ahandle(self, ctx: Context, in_: InT, next: AsyncNext[InT, OutT]) -> OutT:
+        return await self.fn(ctx, in_, next)
+
+
+AnyFunc = HandleFunc[InT, OutT] | AsyncHandleFunc[InT, OutT]
+AnyMiddlewareFunc = MiddlewareFunc[InT, OutT] | AsyncMiddlewareFunc[InT, OutT]
+
+
+def _adapt(id: str, fn: AnyFunc[InT, OutT]) -> AnyMiddlewareFunc[InT, OutT]:
+    if inspect.iscoroutinefunction(fn):
+        return AsyncMiddlewareFunc(id, cast(AsyncHandleFunc[InT, OutT], fn))
+    return MiddlewareFunc(id, cast(HandleFunc[InT, OutT], fn))
+
+
 def initialize_middleware(
-    id: str, fn: HandleFunc[InitializeInput, InitializeOutput]
-) -> MiddlewareFunc[InitializeInput, InitializeOutput]:
-    return MiddlewareFunc(id, fn)
+    id: str, fn: AnyFunc[InitializeInput, InitializeOutput]
+) -> AnyMiddlewareFunc[InitializeInput, InitializeOutput]:
+    return _adapt(id, fn)
 
 
 def serialize_middleware(
-    id: str, fn: HandleFunc[SerializeInput, SerializeOutput]
-) -> MiddlewareFunc[SerializeInput, SerializeOutput]:
-    return MiddlewareFunc(id, fn)
+    id: str, fn: AnyFunc[SerializeInput, SerializeOutput]
+) -> AnyMiddlewareFunc[SerializeInput, SerializeOutput]:
+    return _adapt(id, fn)
 
 
 def build_middleware(
-    id: str, fn: HandleFunc[BuildInput, BuildOutput]
-) -> MiddlewareFunc[BuildInput, BuildOutput]:
-    return MiddlewareFunc(id, fn)
+    id: str, fn: AnyFunc[BuildInput, BuildOutput]
+) -> AnyMiddlewareFunc[BuildInput, BuildOutput]:
+    return _adapt(id, fn)
 
 
 def finalize_middleware(
-    id: str, fn: HandleFunc[FinalizeInput, FinalizeOutput]
-) -> MiddlewareFunc[FinalizeInput, FinalizeOutput]:
-    return MiddlewareFunc(id, fn)
+    id: str, fn: AnyFunc[FinalizeInput, FinalizeOutput]
+) -> AnyMiddlewareFunc[FinalizeInput, FinalizeOutput]:
+    return _adapt(id, fn)
 
 
 def deserialize_middleware(
-    id: str, fn: HandleFunc[DeserializeInput, DeserializeOutput]
-) -> MiddlewareFunc[DeserializeInput, DeserializeOutput]:
-    return MiddlewareFunc(id, fn)
+    id: str, fn: AnyFunc[DeserializeInput, DeserializeOutput]
+) -> AnyMiddlewareFunc[DeserializeInput, DeserializeOutput]:
+    return _adapt(id, fn)

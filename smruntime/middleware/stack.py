@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import attrs
 
 from smruntime.middleware.context import Context
+from smruntime.middleware.errors import StackError
 from smruntime.middleware.step import (
+    AnyMiddleware,
+    AsyncNext,
     BuildStep,
     DeserializeStep,
     FinalizeStep,
     InitializeStep,
-    Middleware,
     Next,
     SerializeStep,
     Step,
 )
+from smruntime.middleware.transform import After, Before, Failed, hooks
 from smruntime.middleware.types import (
     BuildInput,
     BuildOutput,
@@ -36,6 +39,9 @@ OutT = TypeVar("OutT")
 Handler = Callable[[Context, Any], Any]
 """The terminal handler: ``handler(ctx, request) -> raw response`` (the HTTP client)."""
 
+AsyncHandler = Callable[[Context, Any], Awaitable[Any]]
+"""The terminal handler of an asyncio chain: ``await handler(ctx, request) -> raw response``."""
+
 
 def _no_request() -> Any:
     return None
@@ -45,17 +51,24 @@ def _no_request() -> Any:
 class Stack:
     """An operation's middleware, in five ordered steps.
 
-    ``new_request`` makes the request object the Serialize step starts from. A stack and
-    its steps are not safe to modify concurrently; each call gets its own.
+    ``new_request`` makes the request object the Serialize step starts from; the steps
+    raise ``error_type`` when a mutation breaks a rule (a client passes its own subclass of
+    :class:`StackError`). A stack and its steps are not safe to modify concurrently; each
+    call gets its own.
     """
 
     id: str
     new_request: Callable[[], Any] = _no_request
+    error_type: type[StackError] = attrs.field(default=StackError, kw_only=True)
     initialize: InitializeStep = attrs.field(factory=InitializeStep, init=False)
     serialize: SerializeStep = attrs.field(factory=SerializeStep, init=False)
     build: BuildStep = attrs.field(factory=BuildStep, init=False)
     finalize: FinalizeStep = attrs.field(factory=FinalizeStep, init=False)
     deserialize: DeserializeStep = attrs.field(factory=DeserializeStep, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        for step in self.steps:
+            step.error_type = self.error_type
 
     @property
     def steps(self) -> tuple[Step[Any, Any], ...]:
@@ -86,46 +99,202 @@ class Stack:
         """
         return compose(self, terminal)
 
+    def async_handler(self, terminal: AsyncHandler) -> Callable[[Context, Any], Awaitable[Any]]:
+        """The composed asyncio chain: ``await chain(ctx, parameters) -> result``.
+
+        Raises :class:`StackError` when a middleware has only a sync ``handle``: it would
+        block the event loop (a :class:`~smruntime.middleware.Transform` runs on both).
+        """
+        return compose_async(self, terminal)
+
 
 def _escape(text: str) -> str:
     return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _chain(middlewares: Sequence[Middleware[InT, OutT]], last: Next[InT, OutT]) -> Next[InT, OutT]:
-    # Fold from the end so the first listed middleware is the outermost.
+# -- composing: one link per middleware, or per run of input-only transforms -------------
+#
+# The sync and the async chain are linked alike; only the awaits differ. A transform's hooks
+# are called directly, so a transform costs no more than a hand-written ``handle``, and a
+# run of transforms that only change the input costs one link in all.
+
+
+def _with_hooks(step: Step[Any, Any]) -> list[tuple[AnyMiddleware[Any, Any], tuple[Before | None, After | None, Failed | None] | None]]:
+    return [(middleware, hooks(middleware)) for middleware in step]
+
+
+def _fold(step: Step[Any, Any], last: Any, run_of: Any, transform_link: Any, link: Any) -> Any:
+    """The step's middleware folded around ``last``, the first listed outermost; the links
+    (sync or async) come from the three functions given."""
     next_fn = last
-    for middleware in reversed(middlewares):
-        next_fn = _link(middleware, next_fn)
-    return next_fn
+    run: list[Before] = []
+    for middleware, found in reversed(_with_hooks(step)):
+        if found is not None and found[1] is None and found[2] is None:
+            if found[0] is not None:
+                run.insert(0, found[0])
+            continue
+        next_fn = run_of(run, next_fn)
+        run = []
+        next_fn = link(step, middleware, next_fn) if found is None else transform_link(found[0], found[1], found[2], next_fn)
+    return run_of(run, next_fn)
 
 
-def _link(middleware: Middleware[InT, OutT], next_fn: Next[InT, OutT]) -> Next[InT, OutT]:
-    handle = middleware.handle
+def _chain(step: Step[InT, OutT], last: Next[InT, OutT]) -> Next[InT, OutT]:
+    chain: Next[InT, OutT] = _fold(step, last, _run_of, _transform_link, _link)
+    return chain
 
-    def call(ctx: Context, in_: InT) -> OutT:
+
+def _run_of(befores: list[Before], next_fn: Next[Any, Any]) -> Next[Any, Any]:
+    if not befores:
+        return next_fn
+    if len(befores) == 1:
+        before = befores[0]
+
+        def one(ctx: Context, in_: Any) -> Any:
+            return next_fn(ctx, before(ctx, in_))
+
+        return one
+    hooks_in_order = tuple(befores)
+
+    def run(ctx: Context, in_: Any) -> Any:
+        for before in hooks_in_order:
+            in_ = before(ctx, in_)
+        return next_fn(ctx, in_)
+
+    return run
+
+
+def _transform_link(before: Before | None, after: After | None, failed: Failed | None, next_fn: Next[Any, Any]) -> Next[Any, Any]:
+    # The shapes the built-in transforms take get a closure each; the rest share the general one.
+    if before is None and after is not None and failed is None:
+
+        def call_after(ctx: Context, in_: Any) -> Any:
+            return after(ctx, in_, next_fn(ctx, in_))
+
+        return call_after
+    if before is None and after is None and failed is not None:
+
+        def call_failed(ctx: Context, in_: Any) -> Any:
+            try:
+                return next_fn(ctx, in_)
+            except BaseException as error:
+                failed(ctx, in_, error)
+                raise
+
+        return call_failed
+    if before is None and after is not None and failed is not None:
+
+        def call_after_or_failed(ctx: Context, in_: Any) -> Any:
+            try:
+                out = next_fn(ctx, in_)
+            except BaseException as error:
+                failed(ctx, in_, error)
+                raise
+            return after(ctx, in_, out)
+
+        return call_after_or_failed
+    if before is not None and after is not None and failed is None:
+
+        def call_around(ctx: Context, in_: Any) -> Any:
+            in_ = before(ctx, in_)
+            return after(ctx, in_, next_fn(ctx, in_))
+
+        return call_around
+    first: Before = before or _keep_input
+    last: After = after or _keep_output
+    on_error: Failed = failed or _ignore_error
+
+    def call(ctx: Context, in_: Any) -> Any:
+        in_ = first(ctx, in_)
+        try:
+            out = next_fn(ctx, in_)
+        except BaseException as error:
+            on_error(ctx, in_, error)
+            raise
+        return last(ctx, in_, out)
+
+    return call
+
+
+def _keep_input(ctx: Context, in_: Any) -> Any:
+    return in_
+
+
+def _keep_output(ctx: Context, in_: Any, out: Any) -> Any:
+    return out
+
+
+def _ignore_error(ctx: Context, in_: Any, error: BaseException) -> None:
+    """The error propagates unchanged."""
+
+
+def _link(step: Step[Any, Any], middleware: AnyMiddleware[Any, Any], next_fn: Next[Any, Any]) -> Next[Any, Any]:
+    handle = getattr(middleware, "handle", None)
+    if handle is None:
+        raise step.error_type(
+            f"middleware {middleware.id} in the {step.name} has only an async ahandle(ctx, in_, next): "
+            "a sync client cannot run it; give it a handle(ctx, in_, next) as well, "
+            "or write it as a Transform if it only changes the input or the output"
+        )
+
+    def call(ctx: Context, in_: Any) -> Any:
         return handle(ctx, in_, next_fn)
 
     return call
 
 
-Handle = Callable[[Context, InT, Next[InT, OutT]], OutT]
-"""A middleware's ``handle``: ``handle(ctx, in_, next)``."""
+def _achain(step: Step[Any, Any], last: AsyncNext[Any, Any]) -> AsyncNext[Any, Any]:
+    chain: AsyncNext[Any, Any] = _fold(step, last, _arun_of, _atransform_link, _alink)
+    return chain
 
 
-def _entry(step: Step[InT, OutT], last: Next[InT, OutT]) -> tuple[Handle[InT, OutT], Next[InT, OutT]]:
-    """``(handle, next)``: the step's first middleware and the chain after it.
+def _arun_of(befores: list[Before], next_fn: AsyncNext[Any, Any]) -> AsyncNext[Any, Any]:
+    if not befores:
+        return next_fn
+    hooks_in_order = tuple(befores)
 
-    The hand-off into a step calls ``handle(ctx, in_, next)`` itself rather than through a
-    link of its own: one call fewer per step, on every call.
-    """
-    middlewares = list(step)
-    if not middlewares:
-        return _pass_through, last
-    return middlewares[0].handle, _chain(middlewares[1:], last)
+    def run(ctx: Context, in_: Any) -> Awaitable[Any]:
+        # Not a coroutine itself: it hands back the awaitable of the rest of the chain.
+        for before in hooks_in_order:
+            in_ = before(ctx, in_)
+        return next_fn(ctx, in_)
+
+    return run
 
 
-def _pass_through(ctx: Context, in_: Any, next: Next[Any, Any]) -> Any:
-    return next(ctx, in_)
+def _atransform_link(
+    before: Before | None, after: After | None, failed: Failed | None, next_fn: AsyncNext[Any, Any]
+) -> AsyncNext[Any, Any]:
+    first: Before = before or _keep_input
+    last: After = after or _keep_output
+    on_error: Failed = failed or _ignore_error
+
+    async def call(ctx: Context, in_: Any) -> Any:
+        in_ = first(ctx, in_)
+        try:
+            out = await next_fn(ctx, in_)
+        except BaseException as error:
+            on_error(ctx, in_, error)
+            raise
+        return last(ctx, in_, out)
+
+    return call
+
+
+def _alink(step: Step[Any, Any], middleware: AnyMiddleware[Any, Any], next_fn: AsyncNext[Any, Any]) -> AsyncNext[Any, Any]:
+    ahandle = getattr(middleware, "ahandle", None)
+    if ahandle is None:
+        raise step.error_type(
+            f"middleware {middleware.id} in the {step.name} has only a sync handle(ctx, in_, next), "
+            "which would block the event loop of an async client: give it an async "
+            "ahandle(ctx, in_, next) as well, or write it as a Transform if it only changes "
+            "the input or the output"
+        )
+
+    def call(ctx: Context, in_: Any) -> Awaitable[Any]:
+        return ahandle(ctx, in_, next_fn)  # type: ignore[no-any-return]
+
+    return call
 
 
 def compose(stack: Stack, terminal: Handler) -> Callable[[Context, Any], Any]:
@@ -134,30 +303,65 @@ def compose(stack: Stack, terminal: Handler) -> Callable[[Context, Any], Any]:
     def send(ctx: Context, in_: DeserializeInput) -> DeserializeOutput:
         return DeserializeOutput(terminal(ctx, in_.request))
 
-    deserialize, after_deserialize = _entry(stack.deserialize, send)
+    deserialize = _chain(stack.deserialize, send)
 
     def to_deserialize(ctx: Context, in_: FinalizeInput) -> FinalizeOutput:
-        return FinalizeOutput(deserialize(ctx, DeserializeInput(in_.request), after_deserialize).result)
+        return FinalizeOutput(deserialize(ctx, DeserializeInput(in_.request)).result)
 
-    finalize, after_finalize = _entry(stack.finalize, to_deserialize)
+    finalize = _chain(stack.finalize, to_deserialize)
 
     def to_finalize(ctx: Context, in_: BuildInput) -> BuildOutput:
-        return BuildOutput(finalize(ctx, FinalizeInput(in_.request), after_finalize).result)
+        return BuildOutput(finalize(ctx, FinalizeInput(in_.request)).result)
 
-    build, after_build = _entry(stack.build, to_finalize)
+    build = _chain(stack.build, to_finalize)
 
     def to_build(ctx: Context, in_: SerializeInput) -> SerializeOutput:
-        return SerializeOutput(build(ctx, BuildInput(in_.request), after_build).result)
+        return SerializeOutput(build(ctx, BuildInput(in_.request)).result)
 
-    serialize, after_serialize = _entry(stack.serialize, to_build)
+    serialize = _chain(stack.serialize, to_build)
     new_request = stack.new_request
 
     def to_serialize(ctx: Context, in_: InitializeInput) -> InitializeOutput:
-        return InitializeOutput(serialize(ctx, SerializeInput(in_.parameters, new_request()), after_serialize).result)
+        return InitializeOutput(serialize(ctx, SerializeInput(in_.parameters, new_request())).result)
 
-    initialize, after_initialize = _entry(stack.initialize, to_serialize)
+    initialize = _chain(stack.initialize, to_serialize)
 
     def run(ctx: Context, parameters: Any) -> Any:
-        return initialize(ctx, InitializeInput(parameters), after_initialize).result
+        return initialize(ctx, InitializeInput(parameters)).result
+
+    return run
+
+
+def compose_async(stack: Stack, terminal: AsyncHandler) -> Callable[[Context, Any], Awaitable[Any]]:
+    """Compose ``stack`` around an async ``terminal`` into one coroutine function."""
+
+    async def send(ctx: Context, in_: DeserializeInput) -> DeserializeOutput:
+        return DeserializeOutput(await terminal(ctx, in_.request))
+
+    deserialize = _achain(stack.deserialize, send)
+
+    async def to_deserialize(ctx: Context, in_: FinalizeInput) -> FinalizeOutput:
+        return FinalizeOutput((await deserialize(ctx, DeserializeInput(in_.request))).result)
+
+    finalize = _achain(stack.finalize, to_deserialize)
+
+    async def to_finalize(ctx: Context, in_: BuildInput) -> BuildOutput:
+        return BuildOutput((await finalize(ctx, FinalizeInput(in_.request))).result)
+
+    build = _achain(stack.build, to_finalize)
+
+    async def to_build(ctx: Context, in_: SerializeInput) -> SerializeOutput:
+        return SerializeOutput((await build(ctx, BuildInput(in_.request))).result)
+
+    serialize = _achain(stack.serialize, to_build)
+    new_request = stack.new_request
+
+    async def to_serialize(ctx: Context, in_: InitializeInput) -> InitializeOutput:
+        return InitializeOutput((await serialize(ctx, SerializeInput(in_.parameters, new_request()))).result)
+
+    initialize = _achain(stack.initialize, to_serialize)
+
+    async def run(ctx: Context, parameters: Any) -> Any:
+        return (await initialize(ctx, InitializeInput(parameters))).result
 
     return run

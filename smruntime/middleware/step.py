@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, ClassVar, Generic, Iterator, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, ClassVar, Generic, Iterator, Protocol, TypeVar
 
 import attrs
 
-from smruntime.errors import StackError
 from smruntime.middleware.context import Context
+from smruntime.middleware.errors import StackError
 from smruntime.middleware.types import (
     BuildInput,
     BuildOutput,
@@ -28,6 +28,9 @@ OutT = TypeVar("OutT")
 Next = Callable[[Context, InT], OutT]
 """The rest of the chain: ``next(ctx, in_)`` returns the step's output."""
 
+AsyncNext = Callable[[Context, InT], Awaitable[OutT]]
+"""The rest of an asyncio chain: ``await next(ctx, in_)`` returns the step's output."""
+
 
 class Position(enum.IntEnum):
     """Where ``add``/``insert`` place a middleware (After is the zero value, as in Go)."""
@@ -45,21 +48,37 @@ class Middleware(Protocol[InT, OutT]):
     def handle(self, ctx: Context, in_: InT, next: Next[InT, OutT]) -> OutT: ...
 
 
+class AsyncMiddleware(Protocol[InT, OutT]):
+    """Anything with an ``id`` and ``async ahandle(ctx, in_, next)``: runs on an asyncio chain
+    (with a ``handle`` as well, it runs on both)."""
+
+    @property
+    def id(self) -> str: ...
+
+    async def ahandle(self, ctx: Context, in_: InT, next: AsyncNext[InT, OutT]) -> OutT: ...
+
+
+AnyMiddleware = Middleware[InT, OutT] | AsyncMiddleware[InT, OutT]
+"""What a step holds: a sync middleware, an async one, or one with both shells."""
+
+
 @attrs.define(slots=True, eq=False, repr=False)
 class Step(Generic[InT, OutT]):
     """An ordered list of middleware with unique, non-empty IDs.
 
     Mutations follow strict rules: an empty ID, a duplicate ID or an unknown
-    ``relative_to``/``id`` raises :class:`~smruntime.errors.StackError` naming the ID.
+    ``relative_to``/``id`` raises :class:`~smruntime.middleware.StackError` (or the
+    ``error_type`` its stack gave it) naming the ID.
     """
 
     name: ClassVar[str] = ""
-    _items: list[Middleware[InT, OutT]] = attrs.field(factory=list, init=False)
+    _items: list[AnyMiddleware[InT, OutT]] = attrs.field(factory=list, init=False)
+    error_type: type[StackError] = attrs.field(default=StackError, kw_only=True)
 
-    def add(self, middleware: Middleware[InT, OutT], position: Position = Position.AFTER) -> None:
+    def add(self, middleware: AnyMiddleware[InT, OutT], position: Position = Position.AFTER) -> None:
         """Append (AFTER, the default) or prepend (BEFORE) ``middleware``."""
-        mw_id = _require_id(middleware, "add")
-        position = _position(position)
+        mw_id = _require_id(middleware, "add", self.error_type)
+        position = _position(position, self.error_type)
         self._require_absent(mw_id)
         if position is Position.BEFORE:
             self._items.insert(0, middleware)
@@ -68,26 +87,26 @@ class Step(Generic[InT, OutT]):
 
     def insert(
         self,
-        middleware: Middleware[InT, OutT],
+        middleware: AnyMiddleware[InT, OutT],
         relative_to: str,
         position: Position = Position.AFTER,
     ) -> None:
         """Place ``middleware`` right before or after the one with ID ``relative_to``."""
-        mw_id = _require_id(middleware, "insert")
-        position = _position(position)
+        mw_id = _require_id(middleware, "insert", self.error_type)
+        position = _position(position, self.error_type)
         if not relative_to:
-            raise StackError("relative to ID must not be empty")
+            raise self.error_type("relative to ID must not be empty")
         self._require_absent(mw_id)
         index = self._index(relative_to)
         if position is Position.AFTER:
             index += 1
         self._items.insert(index, middleware)
 
-    def swap(self, id: str, middleware: Middleware[InT, OutT]) -> Middleware[InT, OutT]:
+    def swap(self, id: str, middleware: AnyMiddleware[InT, OutT]) -> AnyMiddleware[InT, OutT]:
         """Replace the middleware ``id`` in place; returns the one removed."""
         if not id:
-            raise StackError("swap from ID must not be empty")
-        new_id = _require_id(middleware, "swap to")
+            raise self.error_type("swap from ID must not be empty")
+        new_id = _require_id(middleware, "swap to", self.error_type)
         index = self._index(id)
         if new_id != id:
             self._require_absent(new_id)
@@ -95,13 +114,13 @@ class Step(Generic[InT, OutT]):
         self._items[index] = middleware
         return old
 
-    def remove(self, id: str) -> Middleware[InT, OutT]:
+    def remove(self, id: str) -> AnyMiddleware[InT, OutT]:
         """Remove the middleware ``id``; returns it."""
         if not id:
-            raise StackError("remove ID must not be empty")
+            raise self.error_type("remove ID must not be empty")
         return self._items.pop(self._index(id))
 
-    def get(self, id: str) -> Middleware[InT, OutT] | None:
+    def get(self, id: str) -> AnyMiddleware[InT, OutT] | None:
         for middleware in self._items:
             if middleware.id == id:
                 return middleware
@@ -113,7 +132,7 @@ class Step(Generic[InT, OutT]):
     def clear(self) -> None:
         self._items.clear()
 
-    def __iter__(self) -> Iterator[Middleware[InT, OutT]]:
+    def __iter__(self) -> Iterator[AnyMiddleware[InT, OutT]]:
         return iter(tuple(self._items))
 
     def __len__(self) -> int:
@@ -129,29 +148,30 @@ class Step(Generic[InT, OutT]):
         for index, middleware in enumerate(self._items):
             if middleware.id == id:
                 return index
-        raise StackError(f"not found, {id}")
+        held = ", ".join(self.list()) or "no middleware"
+        raise self.error_type(f"not found, {id}: the {self.name} holds {held}")
 
     def _require_absent(self, id: str) -> None:
         if id in self:
-            raise StackError(f"already exists, {id}")
+            raise self.error_type(f"already exists, {id}")
 
 
-def _require_id(middleware: Any, verb: str) -> str:
+def _require_id(middleware: Any, verb: str, error: type[StackError]) -> str:
     mw_id = getattr(middleware, "id", None)
     if not isinstance(mw_id, str):
-        raise StackError(f"{verb}: middleware {middleware!r} has no string id")
+        raise error(f"{verb}: middleware {middleware!r} has no string id")
     if not mw_id:
-        raise StackError(f"{verb} ID must not be empty")
-    if not callable(getattr(middleware, "handle", None)):
-        raise StackError(f"{verb}: middleware {mw_id} has no handle(ctx, in_, next) method")
+        raise error(f"{verb} ID must not be empty")
+    if not callable(getattr(middleware, "handle", None)) and not callable(getattr(middleware, "ahandle", None)):
+        raise error(f"{verb}: middleware {mw_id} has no handle(ctx, in_, next) or async ahandle(ctx, in_, next) method")
     return mw_id
 
 
-def _position(position: Any) -> Position:
+def _position(position: Any, error: type[StackError]) -> Position:
     try:
         return Position(position)
     except ValueError:
-        raise StackError(f"invalid position, {position!r}") from None
+        raise error(f"invalid position, {position!r}") from None
 
 
 @attrs.define(slots=True, eq=False, repr=False)

@@ -17,8 +17,8 @@ from smruntime.middleware import (
     DeserializeOutput,
     InitializeInput,
     InitializeOutput,
-    Next,
     Stack,
+    Transform,
 )
 from smruntime.operations.protocol import request_id
 from smruntime.version import __version__
@@ -36,36 +36,36 @@ SIGNING_NAME = "sagemaker"
 # configuration (OperationInputValidation, Retry, Signing) stay attrs classes.
 
 
-class RegisterServiceMetadata:
+class RegisterServiceMetadata(Transform[InitializeInput, InitializeOutput]):
     """Records the service and default signing name for the rest of the call."""
 
     id = "RegisterServiceMetadata"
 
-    def handle(self, ctx: Context, in_: InitializeInput, next: Next[InitializeInput, InitializeOutput]) -> InitializeOutput:
+    def before(self, ctx: Context, in_: InitializeInput) -> InitializeInput:
         if not ctx.has(keys.SIGNING_NAME):
             ctx.set(keys.SIGNING_NAME, SIGNING_NAME)
         ctx.service_id = SERVICE_ID
-        return next(ctx, in_)
+        return in_
 
 
 @attrs.frozen
-class OperationInputValidation:
+class OperationInputValidation(Transform[InitializeInput, InitializeOutput]):
     """Checks the input against the service model before any I/O."""
 
     validate: Callable[[Any, str], None]
     id: str = "OperationInputValidation"
 
-    def handle(self, ctx: Context, in_: InitializeInput, next: Next[InitializeInput, InitializeOutput]) -> InitializeOutput:
+    def before(self, ctx: Context, in_: InitializeInput) -> InitializeInput:
         self.validate(in_.parameters, ctx.operation_name)
-        return next(ctx, in_)
+        return in_
 
 
-class ComputeContentLength:
+class ComputeContentLength(Transform[BuildInput, BuildOutput]):
     """Sets Content-Length from the body, so files are sent whole rather than chunked."""
 
     id = "ComputeContentLength"
 
-    def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+    def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
         request: HTTPRequest = in_.request
         body = request.body
         if "Content-Length" not in request.headers:
@@ -80,7 +80,7 @@ class ComputeContentLength:
                         "cannot compute Content-Length of an unseekable body stream", operation=ctx.operation_name
                     )
                 request.headers["Content-Length"] = str(size)
-        return next(ctx, in_)
+        return in_
 
 
 def _stream_size(stream: Any) -> int | None:
@@ -111,75 +111,72 @@ def user_agent(retry_mode: str | None, extra: str | None) -> str:
     return " ".join(parts)
 
 
-class UserAgent:
+class UserAgent(Transform[BuildInput, BuildOutput]):
     """Identifies the client; not signed (as in every AWS SDK)."""
 
     id = "UserAgent"
 
-    def handle(self, ctx: Context, in_: BuildInput, next: Next[BuildInput, BuildOutput]) -> BuildOutput:
+    def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
         options = ctx.options
         in_.request.headers["User-Agent"] = user_agent(options.retry_mode, options.user_agent_extra)
-        return next(ctx, in_)
+        return in_
 
 
-class ErrorCloseResponseBody:
-    """On any error, releases the response so no connection leaks."""
+class ErrorCloseResponseBody(Transform[DeserializeInput, DeserializeOutput]):
+    """On any error (cancellation included), releases the response so no connection leaks.
+
+    On an asyncio chain the responses here are in memory, except a live event stream, which
+    the event-stream deserializer owns and releases itself (releasing it is awaited).
+    """
 
     id = "ErrorCloseResponseBody"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        try:
-            return next(ctx, in_)
-        except BaseException:
-            response = ctx.get(keys.RAW_RESPONSE)
-            if response is not None:
-                response.close()
-            raise
+    def failed(self, ctx: Context, in_: DeserializeInput, error: BaseException) -> None:
+        response = ctx.get(keys.RAW_RESPONSE)
+        close = getattr(response, "close", None)
+        if close is not None:
+            close()
 
 
-class CloseResponseBody:
-    """After success, releases the response unless the caller now owns a live stream."""
+class CloseResponseBody(Transform[DeserializeInput, DeserializeOutput]):
+    """After success, releases the response unless the caller now owns a live stream.
+
+    On an asyncio chain only a live stream reaches here unread, so closing is never a wait.
+    """
 
     id = "CloseResponseBody"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        out = next(ctx, in_)
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         if not ctx.get(keys.STREAM_RESPONSE, False) and out.raw_response is not None:
             out.raw_response.close()
         return out
 
 
-class ResponseErrorWrapper:
+class ResponseErrorWrapper(Transform[DeserializeInput, DeserializeOutput]):
     """Gives every error the operation name and, for service errors, the HTTP facts."""
 
     id = "ResponseErrorWrapper"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        try:
-            return next(ctx, in_)
-        except errors.SageMakerRuntimeError as error:
-            if error.operation is None:
-                error.operation = ctx.operation_name
-            raise
+    def failed(self, ctx: Context, in_: DeserializeInput, error: BaseException) -> None:
+        if isinstance(error, errors.SageMakerRuntimeError) and error.operation is None:
+            error.operation = ctx.operation_name
 
 
-class RequestIDRetriever:
+class RequestIDRetriever(Transform[DeserializeInput, DeserializeOutput]):
     """Records the service's request id (``x-amzn-RequestId``) in the result metadata."""
 
     id = "RequestIDRetriever"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        try:
-            out = next(ctx, in_)
-        except errors.APIError as error:
-            if error.request_id:
-                ctx.metadata.set(keys.REQUEST_ID, error.request_id)
-            raise
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         if out.raw_response is not None:
             found = request_id(out.raw_response)
             if found:
                 ctx.metadata.set(keys.REQUEST_ID, found)
         return out
+
+    def failed(self, ctx: Context, in_: DeserializeInput, error: BaseException) -> None:
+        if isinstance(error, errors.APIError) and error.request_id:
+            ctx.metadata.set(keys.REQUEST_ID, error.request_id)
 
 
 def new_stack(operation: Operation, *, clock_offset: ClockOffset | None = None) -> Stack:
@@ -192,7 +189,7 @@ def new_stack(operation: Operation, *, clock_offset: ClockOffset | None = None) 
     from smruntime.logs import RequestResponseLogger
     from smruntime.retry import ClientRequestID, ClockOffset, Retry, RetryMetricsHeader
 
-    stack = Stack(operation.name, HTTPRequest)
+    stack = Stack(operation.name, HTTPRequest, error_type=errors.StackError)
     stack.initialize.add(RegisterServiceMetadata())
     stack.initialize.add(OperationInputValidation(operation.validate))
     stack.serialize.add(ResolveEndpoint())

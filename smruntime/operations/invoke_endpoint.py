@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status
 from smruntime.operations.spec import Operation
@@ -84,13 +84,12 @@ def validate(params: InvokeEndpointInput, operation: str) -> None:
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Deserializer:
+class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
     """Turns a 200 into :class:`InvokeEndpointOutput`; anything else into a service error."""
 
     id = "OperationDeserializer"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        out = next(ctx, in_)
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         response = check_status(ctx, out)
         headers = response.headers.lower_dict()  # one pass; the lookups below are plain dict reads
         body = response.read()

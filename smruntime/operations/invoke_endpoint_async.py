@@ -11,7 +11,7 @@ import re
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status
 from smruntime.operations.spec import Operation
@@ -68,13 +68,12 @@ def validate(params: InvokeEndpointAsyncInput, operation: str) -> None:
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Deserializer:
+class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
     """Any 2xx is success (the service answers 202)."""
 
     id = "OperationDeserializer"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        out = next(ctx, in_)
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         response = check_status(ctx, out)
         raw = response.read()
         try:

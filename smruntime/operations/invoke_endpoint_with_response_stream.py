@@ -2,20 +2,23 @@
 
 The response body is an event stream. The stack returns once the first message is in,
 so an error that arrives before any event takes the normal error path (retries
-included); after that the caller owns the stream and nothing is retried.
+included); after that the caller owns the stream and nothing is retried. Reading up to the
+first message waits, so the event-stream deserializer has a sync and an async shell; what
+the messages mean is shared.
 """
 
 from __future__ import annotations
 
+from typing import Any, AsyncIterator, Iterator
+
 from smruntime import errors
 from smruntime import validation as v
 from smruntime.eventstream import EventStreamDecoder, Message
-from smruntime.http import HTTPResponse
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Next
+from smruntime.middleware import AsyncNext, Context, DeserializeInput, DeserializeOutput, Next, Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, request_id
 from smruntime.operations.spec import Operation
-from smruntime.streaming import ResponseStream, message_error, stream_cut_off
+from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error, stream_cut_off
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
 
 NAME = "InvokeEndpointWithResponseStream"
@@ -81,13 +84,12 @@ def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> N
         raise errors.InvalidParamsError(problems, operation=operation)
 
 
-class Deserializer:
+class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
     """Checks the status; a non-2xx response becomes a service error."""
 
     id = "OperationDeserializer"
 
-    def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
-        out = next(ctx, in_)
+    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         check_status(ctx, out)
         return out
 
@@ -99,42 +101,83 @@ class EventStreamDeserializer:
 
     def handle(self, ctx: Context, in_: DeserializeInput, next: Next[DeserializeInput, DeserializeOutput]) -> DeserializeOutput:
         out = next(ctx, in_)
-        response: HTTPResponse = out.raw_response
-        rid = request_id(response)
-        decoder = EventStreamDecoder()
-        chunks = response.body.iter_chunks()
-        first = _first_messages(decoder, chunks)
-        for message in first[:1]:
-            error = message_error(message, ctx.operation_name, rid)
-            if error is not None:
-                raise error
-        headers = response.headers
-        out.result = ResponseStream(
-            response,
-            operation=ctx.operation_name,
-            content_type=headers.get("X-Amzn-SageMaker-Content-Type"),
-            invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
-            custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-            metadata=ResultMetadata(ctx.metadata),
-            request_id=rid,
-            first=first,
-            decoder=decoder,
-            chunks=chunks,
-        )
+        first = _First()
+        chunks = iter(out.raw_response.body.iter_chunks())
+        try:
+            if not any(first.feed(chunk) for chunk in chunks):  # stops at the first message
+                first.end()
+        except errors.TransportError as error:
+            raise stream_cut_off(error) from error
+        out.result = _opened(ResponseStream, ctx, out, first, chunks)
+        return out
+
+    async def ahandle(
+        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
+    ) -> DeserializeOutput:
+        out = await next(ctx, in_)
+        first = _First()
+        chunks = out.raw_response.body.aiter_chunks()
+        try:
+            async for chunk in chunks:
+                if first.feed(chunk):
+                    break
+            else:
+                first.end()
+            out.result = _opened(AsyncResponseStream, ctx, out, first, chunks)
+        except BaseException as error:
+            # The live body is this middleware's until the stream is handed out: releasing
+            # it is awaited, so it is released here rather than by ErrorCloseResponseBody.
+            await out.raw_response.aclose()
+            if isinstance(error, errors.TransportError):
+                raise stream_cut_off(error) from error
+            raise
         return out
 
 
-def _first_messages(decoder: EventStreamDecoder, chunks: object) -> list[Message]:
-    iterator = iter(chunks)  # type: ignore[call-overload]
-    try:
-        for chunk in iterator:
-            messages = decoder.feed(chunk)
-            if messages:
-                return messages
-    except errors.TransportError as error:
-        raise stream_cut_off(error) from error
-    decoder.end()
-    return []
+class _First:
+    """Decodes chunks until the first message is complete (the sans-IO part of both shells)."""
+
+    __slots__ = ("decoder", "messages")
+
+    def __init__(self) -> None:
+        self.decoder = EventStreamDecoder()
+        self.messages: list[Message] = []
+
+    def feed(self, chunk: bytes) -> bool:
+        self.messages = self.decoder.feed(chunk)
+        return bool(self.messages)
+
+    def end(self) -> None:
+        self.decoder.end()  # raises on a stream cut off mid-message
+
+
+def _opened(
+    stream_type: type[Any],
+    ctx: Context,
+    out: DeserializeOutput,
+    first: _First,
+    chunks: Iterator[bytes] | AsyncIterator[bytes],
+) -> Any:
+    """The stream handed to the caller, once the first message is known not to be an error."""
+    response = out.raw_response
+    rid = request_id(response)
+    for message in first.messages[:1]:
+        error = message_error(message, ctx.operation_name, rid)
+        if error is not None:
+            raise error
+    headers = response.headers
+    return stream_type(
+        response,
+        operation=ctx.operation_name,
+        content_type=headers.get("X-Amzn-SageMaker-Content-Type"),
+        invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
+        custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+        metadata=ResultMetadata(ctx.metadata),
+        request_id=rid,
+        first=first.messages,
+        decoder=first.decoder,
+        chunks=chunks,
+    )
 
 
 OPERATION = Operation(

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from smruntime import errors, keys
 from smruntime.endpoints import join_url
 from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeOutput, Next, SerializeInput, SerializeOutput
+from smruntime.middleware import Context, DeserializeOutput, SerializeInput, SerializeOutput, Transform
 from smruntime.operations import bodies
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
 
@@ -39,7 +39,7 @@ HeaderBindings = tuple[tuple[str, str], ...]
 """``(input attribute, header name)`` pairs: the members an operation sends as headers."""
 
 
-class OperationSerializer:
+class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
     """Builds an operation's POST: the endpoint name as a path label, header bindings, payload.
 
     ``default_content_type`` is sent as ``Content-Type`` when the input has none (as the Go
@@ -62,7 +62,7 @@ class OperationSerializer:
         self.default_content_type = default_content_type
         self.has_payload = has_payload
 
-    def handle(self, ctx: Context, in_: SerializeInput, next: Next[SerializeInput, SerializeOutput]) -> SerializeOutput:
+    def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
         params = in_.parameters
         request: HTTPRequest = in_.request
         request.method = "POST"
@@ -76,7 +76,7 @@ class OperationSerializer:
                 headers[header] = value if isinstance(value, str) else str(value)
         body = bodies.to_request_body(params.body, ctx.operation_name) if self.has_payload else None
         request.body = b"" if body is None else body
-        return next(ctx, in_)
+        return in_
 
 
 def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:

@@ -24,11 +24,22 @@ from smruntime.transport.error_mapping import map_transport_error
 from smruntime.transport.protocol import HTTPClient
 
 if TYPE_CHECKING:
+    from smruntime.transport.aiohttp_client import AiohttpHTTPClient
+    from smruntime.transport.async_fast_client import AsyncFastHTTPClient
+    from smruntime.transport.async_mock import AsyncMockHTTPClient
+    from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPClient, AsyncHTTPResponse, AsyncResponseBody
     from smruntime.transport.fast_client import FastHTTPClient
     from smruntime.transport.mock import MockHTTPClient, MockResult
     from smruntime.transport.requests_client import RequestsHTTPClient
 
 __all__ = [
+    "AiohttpHTTPClient",
+    "AsyncBytesBody",
+    "AsyncFastHTTPClient",
+    "AsyncHTTPClient",
+    "AsyncHTTPResponse",
+    "AsyncMockHTTPClient",
+    "AsyncResponseBody",
     "FastHTTPClient",
     "HTTPClient",
     "MockHTTPClient",
@@ -38,6 +49,13 @@ __all__ = [
 ]
 
 _MODULES = {
+    "AiohttpHTTPClient": "smruntime.transport.aiohttp_client",
+    "AsyncMockHTTPClient": "smruntime.transport.async_mock",
+    "AsyncBytesBody": "smruntime.transport.async_protocol",
+    "AsyncFastHTTPClient": "smruntime.transport.async_fast_client",
+    "AsyncHTTPClient": "smruntime.transport.async_protocol",
+    "AsyncHTTPResponse": "smruntime.transport.async_protocol",
+    "AsyncResponseBody": "smruntime.transport.async_protocol",
     "FastHTTPClient": "smruntime.transport.fast_client",
     "MockHTTPClient": "smruntime.transport.mock",
     "MockResult": "smruntime.transport.mock",

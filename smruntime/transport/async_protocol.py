@@ -14,7 +14,7 @@ import attrs
 
 from smruntime.http import Headers, HTTPRequest, to_headers
 
-__all__ = ["AsyncHTTPClient", "AsyncHTTPResponse", "AsyncResponseBody"]
+__all__ = ["AsyncBytesBody", "AsyncHTTPClient", "AsyncHTTPResponse", "AsyncResponseBody"]
 
 
 class AsyncResponseBody(Protocol):
@@ -31,6 +31,32 @@ class AsyncResponseBody(Protocol):
     async def aclose(self) -> None:
         """Idempotent: release the connection (back to the pool only if fully read)."""
         ...
+
+
+class AsyncBytesBody:
+    """A response body already in memory (an :class:`AsyncResponseBody`)."""
+
+    __slots__ = ("_data", "_read")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._read = False
+
+    async def read(self) -> bytes:
+        data, self._read = (b"" if self._read else self._data), True
+        return data
+
+    async def aiter_chunks(self) -> AsyncIterator[bytes]:
+        data = await self.read()
+        if data:
+            yield data
+
+    async def aclose(self) -> None:
+        self._read = True
+
+    @property
+    def closed(self) -> bool:
+        return self._read
 
 
 @attrs.define(slots=True, eq=False, on_setattr=attrs.setters.NO_OP)

@@ -1,7 +1,7 @@
 """The one place where failures of HTTP libraries become :class:`~smruntime.errors.TransportError`.
 
-Every exception from requests, urllib3, http.client, socket or ssl, and from FastHTTPClient's
-response reader (:mod:`smruntime.transport.http11`), is mapped by :func:`map_transport_error`,
+Every exception from requests, urllib3, http.client, socket, ssl or aiohttp, and from the fast
+clients' response reader (:mod:`smruntime.transport.http11`), is mapped by :func:`map_transport_error`,
 and nowhere else. The error says whether the request may have reached the server
 (``request_sent``): the clients tag an exception with the phase of the exchange it interrupted,
 and the mapping reads that tag.
@@ -96,6 +96,15 @@ _BY_MODULE: dict[str, dict[str, tuple[str, ...]]] = {
         "tls_failures": ("SSLError",),
     },
     "smruntime.transport.http11": {"malformed_responses": ("MalformedResponseError",)},
+    "aiohttp.client_exceptions": {
+        "connect_timeouts": ("ConnectionTimeoutError",),
+        "read_timeouts": ("SocketTimeoutError",),
+        "timeouts": ("ServerTimeoutError",),
+        "connect_failures": ("ClientConnectorError",),
+        "invalid_request": ("InvalidURL",),
+        "tls_failures": ("ClientSSLError",),
+        "malformed_responses": ("ClientResponseError",),
+    },
 }
 _BUILTIN = {"timeouts": (TimeoutError,), "connect_failures": (socket.gaierror, ConnectionRefusedError)}
 _kinds_cache: dict[tuple[str, ...], _Kinds] = {}

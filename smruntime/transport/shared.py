@@ -7,11 +7,14 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from typing import IO, Self, cast
+from typing import IO, TYPE_CHECKING, Self, cast
 
 from smruntime.errors import ConnectionClosedError, ResponseTooLargeError
 from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
 from smruntime.transport.error_mapping import describe_url, map_transport_error
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "BAD_VALUE",
@@ -27,6 +30,7 @@ __all__ = [
     "gather",
     "proxy_for",
     "split_url",
+    "ssl_context_for",
 ]
 
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -153,6 +157,30 @@ def gather(pieces: Iterator[bytes], limit: int) -> bytes:
             raise body_too_large(limit)
         gathered.append(piece)
     return b"".join(gathered)
+
+
+def ssl_context_for(verify: bool | str) -> ssl.SSLContext:
+    """A TLS context for HTTP/1.1 as requests sets one up: ``verify`` False skips the checks, a
+    path is a CA bundle file or directory, True means certifi's bundle."""
+    import ssl
+
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        if isinstance(verify, str):
+            location = verify
+        else:
+            import certifi
+
+            location = str(certifi.where())
+        if os.path.isdir(location):
+            context = ssl.create_default_context(capath=location)
+        else:
+            context = ssl.create_default_context(cafile=location)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class LiveBody:

@@ -42,11 +42,11 @@ from smruntime.local.async_invoke import result_locations
 from smruntime.local.config import config_from_dict, demo_config
 from smruntime.local.storage import join_location, parse_location
 from smruntime.types import InvokeEndpointAsyncOutput
+from tests.async_clients import KINDS, make_client
 from tests.integration.async_support import REGION, isolate_aws_env, running_moto, s3_client
 
 EXAMPLE = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 RESULTS, INPUTS = "results", "inputs"
-
 
 # --- models -----------------------------------------------------------------------------------
 
@@ -130,9 +130,10 @@ def endpoint(moto_url: str, scratch: Path) -> Iterator[LocalEndpoint]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def client(endpoint: LocalEndpoint) -> Iterator[Client]:
-    with Client(region=REGION, endpoint_url=endpoint.url, credentials=EXAMPLE, retry_mode="none") as made:
+@pytest.fixture(scope="module", params=KINDS)
+def client(endpoint: LocalEndpoint, request: pytest.FixtureRequest) -> Iterator[Client]:
+    """Client, and AsyncClient behind Client's API: every test that uses it runs on both."""
+    with make_client(request.param, region=REGION, endpoint_url=endpoint.url, credentials=EXAMPLE, retry_mode="none") as made:
         yield made
 
 

@@ -67,12 +67,12 @@ def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
 @contextlib.asynccontextmanager
 async def client(endpoint: LocalEndpoint, provider: TracerProvider, **instrument: Any) -> AsyncIterator[Any]:
     """An instrumented AsyncClient on real sockets; it and its transport are closed on leaving."""
-    from tests.async_clients import HttpxAsyncHTTPClient, default_async_transport  # with the AsyncClient
+    from smruntime.transport import AsyncFastHTTPClient  # with the AsyncClient
 
     async def no_wait(seconds: float) -> None:
         return None
 
-    transport = (default_async_transport() or HttpxAsyncHTTPClient)()
+    transport = AsyncFastHTTPClient()
     made = AsyncClient(
         region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET), http_client=transport,
         retryer=new_retryer("standard", 3, asleep=no_wait),

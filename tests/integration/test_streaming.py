@@ -35,13 +35,13 @@ from smruntime.eventstream import decode_all, encode_message
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ModelFailure, ModelRequest, ModelResponse
 from smruntime.middleware import Position, build_middleware, finalize_middleware
 from smruntime.retry import new_retryer
+from tests.async_clients import KINDS, make_client
 from tests.servers import HTTPTestServer, chunked
 
 KEY_ID, SECRET = "AKIDSTREAMTEST", "stream-test-secret/xyz"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 RELEASE_TIMEOUT = 10.0
 """How long a blocking test model waits for the test before giving up (it then fails loudly)."""
-
 
 # --- models ---------------------------------------------------------------------------------
 
@@ -270,10 +270,16 @@ def clean(endpoint: LocalEndpoint) -> Iterator[None]:
     STUCK.release = threading.Event()
 
 
-@pytest.fixture
-def client(endpoint: LocalEndpoint) -> Iterator[Client]:
-    retryer = new_retryer("standard", 3, sleep=lambda seconds: None)
-    with Client(region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET), retryer=retryer) as made:
+async def _no_wait(seconds: float) -> None:
+    """Backoff is not waited for in these tests."""
+
+
+@pytest.fixture(params=KINDS)
+def client(endpoint: LocalEndpoint, request: pytest.FixtureRequest) -> Iterator[Client]:
+    """Client, and AsyncClient behind Client's API: every test that uses it runs on both."""
+    retryer = new_retryer("standard", 3, sleep=lambda seconds: None, asleep=_no_wait)
+    with make_client(request.param, region="us-east-1", endpoint_url=endpoint.url, credentials=(KEY_ID, SECRET),
+                     retryer=retryer) as made:
         yield made
 
 

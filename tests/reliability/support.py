@@ -7,6 +7,7 @@ backoff: retryers get a :class:`Sleeps` recorder instead of ``time.sleep``.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import http.client
 import os
@@ -43,6 +44,14 @@ class Sleeps:
         with self._lock:
             self.calls.append(seconds)
 
+    async def asleep(self, seconds: float) -> None:
+        """The same record, for an AsyncClient's retries."""
+        self(seconds)
+
+
+CLIENT_KIND: contextvars.ContextVar[str] = contextvars.ContextVar("CLIENT_KIND", default="Client")
+"""Which client ``make_client`` makes; a module parametrizes it over ``tests.async_clients.KINDS``."""
+
 
 def make_client(
     url: str,
@@ -54,12 +63,17 @@ def make_client(
     **fields: Any,
 ) -> Client:
     """A client for ``url`` whose retryer records its backoff instead of sleeping."""
+    sleeps = sleeps if sleeps is not None else Sleeps()
     retryer = StandardRetryer(
         max_attempts=max_attempts,
-        sleep=sleeps if sleeps is not None else Sleeps(),
+        sleep=sleeps,
+        asleep=sleeps.asleep,
         quota=quota if quota is not None else RetryQuota(),
     )
-    return Client(region=REGION, endpoint_url=url, credentials=credentials, retryer=retryer, **fields)
+    from tests.async_clients import make_client as make
+
+    made: Client = make(CLIENT_KIND.get(), region=REGION, endpoint_url=url, credentials=credentials, retryer=retryer, **fields)
+    return made
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

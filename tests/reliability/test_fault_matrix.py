@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import pytest
 
@@ -34,7 +34,9 @@ from smruntime.errors import (
 )
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ModelRequest, ModelResponse, create_app
 from smruntime.retry import RetryQuota
+from tests.async_clients import KINDS
 from tests.reliability.support import (
+    CLIENT_KIND,
     CREDENTIALS,
     MIB,
     Action,
@@ -117,6 +119,14 @@ needs_stream_route = pytest.mark.skipif(not STREAM_ROUTE, reason="the local endp
 def endpoint() -> Iterator[LocalEndpoint]:
     with LocalEndpoint(CONFIG, credentials=CREDENTIALS) as running:
         yield running
+
+
+@pytest.fixture(autouse=True, params=KINDS)
+def client_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every row runs on Client and on AsyncClient (``make_client`` reads the kind)."""
+    token = CLIENT_KIND.set(request.param)
+    yield request.param
+    CLIENT_KIND.reset(token)
 
 
 @pytest.fixture(autouse=True)
@@ -481,21 +491,28 @@ def test_unseekable_body_is_read_into_memory_and_retried(endpoint: LocalEndpoint
 
 
 class NoRewind(io.BytesIO):
-    """A seekable file whose seek fails once it has been read to the end twice (hashed for
-    the signature, then sent): a file that cannot be rewound for a retry."""
+    """A seekable file whose seek fails once all of it has been read twice (hashed for the
+    signature, then sent): a file that cannot be rewound for a retry. Bytes are counted, not
+    reads at the end, because one HTTP client reads a body to its end and another reads
+    exactly Content-Length bytes."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
-        self.ends = 0
+        self.size = len(data)
+        self.consumed = 0
 
     def read(self, size: int | None = -1) -> bytes:
         data = super().read(size)
-        if not data:
-            self.ends += 1
+        self.consumed += len(data)
         return data
 
+    def readinto(self, buffer: Any) -> int:
+        count = super().readinto(buffer)
+        self.consumed += count
+        return count
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.ends >= 2:
+        if self.consumed >= 2 * self.size:
             raise OSError("this stream cannot go back")
         return super().seek(offset, whence)
 

@@ -1,4 +1,4 @@
-"""One client shared by 32 threads, 500 calls each, against the local endpoint's echo model.
+"""One client shared by 32 threads, 500 calls each (on AsyncClient: 32 threads feeding one event loop), against the local endpoint's echo model.
 
 Every request carries a unique id in its body, content type and custom attributes; the echo
 model answers with all three, so a response handed to the wrong caller cannot go unnoticed.
@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from smruntime.local import LocalEndpoint
-from tests.reliability.support import CREDENTIALS, ConnectionCounter, make_client, open_fds, wait_until
+from tests.async_clients import KINDS
+from tests.reliability.support import CLIENT_KIND, CREDENTIALS, ConnectionCounter, make_client, open_fds, wait_until
 
 THREADS = 32
 CALLS = 500
@@ -30,8 +32,16 @@ def client_threads() -> set[threading.Thread]:
     return {thread for thread in threading.enumerate() if not thread.name.startswith("asyncio_")}
 
 
+@pytest.fixture(params=KINDS)
+def client_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Client, and AsyncClient (its 32 threads hand their calls to the client's one event loop)."""
+    token = CLIENT_KIND.set(request.param)
+    yield request.param
+    CLIENT_KIND.reset(token)
+
+
 @pytest.mark.slow
-def test_one_client_shared_by_32_threads(caplog: pytest.LogCaptureFixture) -> None:
+def test_one_client_shared_by_32_threads(caplog: pytest.LogCaptureFixture, client_kind: str) -> None:
     caplog.set_level(logging.WARNING, logger="urllib3")
     endpoint = LocalEndpoint(credentials=CREDENTIALS)
     counter = ConnectionCounter(endpoint.app)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smruntime.errors import StackError
+from smruntime import errors
 from smruntime.http import HTTPRequest
 from smruntime.middleware import (
     BuildInput,
@@ -39,6 +39,7 @@ from smruntime.middleware import (
     SerializeOutput,
     SerializeStep,
     Stack,
+    StackError,
     StackKey,
     Step,
     build_middleware,
@@ -313,10 +314,29 @@ def test_a_middleware_without_a_string_id_is_rejected(operation: Callable[[Step[
 
 
 def test_stack_error_is_a_library_error() -> None:
-    # Callers catching the library's base error also catch stack rule violations.
-    from smruntime.errors import SageMakerRuntimeError
+    # Callers catching the library's base error also catch stack rule violations, and the
+    # framework's own StackError catches the client's.
+    assert issubclass(errors.StackError, errors.SageMakerRuntimeError)
+    assert issubclass(errors.StackError, StackError)
 
-    assert issubclass(StackError, SageMakerRuntimeError)
+
+def test_a_clients_stack_raises_the_library_stack_error_naming_the_step_and_its_ids() -> None:
+    from smruntime import Client
+
+    with Client(region="us-east-1", credentials=("AKID", "secret")) as client:
+        stack = client.stack("InvokeEndpoint")
+    with pytest.raises(errors.SageMakerRuntimeError) as caught:
+        stack.build.remove("NoSuch")
+    assert isinstance(caught.value, errors.StackError)
+    assert str(caught.value) == (
+        "not found, NoSuch: the Build stack step holds "
+        "ClientRequestID, ComputeContentLength, ComputePayloadHash, UserAgent"
+    )
+
+
+def test_an_empty_steps_not_found_message_says_it_is_empty() -> None:
+    with pytest.raises(StackError, match="not found, X: the Finalize stack step holds no middleware"):
+        FinalizeStep().remove("X")
 
 
 # Differential check: any sequence of mutations matches a plain-list model of the strict rules.

@@ -1,0 +1,193 @@
+"""AiohttpHTTPClient: the asyncio HTTP client on aiohttp, the field's standard (aiobotocore's).
+
+aiohttp's defaults are switched off where they would change what reaches the model: no
+``User-Agent``, ``Accept``, ``Accept-Encoding`` or ``Content-Type`` of its own, no
+decompression, no cookies, no redirects, and proxies resolved here (as requests and the sync
+clients resolve them) rather than by aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from smruntime.errors import ConnectError
+from smruntime.http import Headers, HTTPRequest
+from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
+from smruntime.transport.error_mapping import map_transport_error, tag
+from smruntime.transport.shared import READ1_SIZE, PooledHTTPClient, PreparedBody, proxy_for, split_url, ssl_context_for
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["AiohttpHTTPClient"]
+
+_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+
+
+class _ResponseBody:
+    """An aiohttp response body still on its connection (an ``AsyncResponseBody``).
+
+    Read to the end, the connection goes back to aiohttp's pool; closed earlier, on any
+    failure or on cancellation, the connection is closed instead.
+    """
+
+    __slots__ = ("_done", "_released", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self._done = False
+        self._released = False
+
+    async def read(self) -> bytes:
+        return b"".join([piece async for piece in self._pieces(None)])
+
+    def aiter_chunks(self) -> AsyncIterator[bytes]:
+        return self._pieces(READ1_SIZE)
+
+    async def aclose(self) -> None:
+        if not self._released:
+            self._drop()
+
+    @property
+    def closed(self) -> bool:
+        return self._released
+
+    async def _pieces(self, max_size: int | None) -> AsyncIterator[bytes]:
+        if self._released:
+            if self._done:
+                return
+            from smruntime.errors import ConnectionClosedError
+
+            raise ConnectionClosedError("the response body was closed before it was read to the end", request_sent=True)
+        content = self._response.content
+        try:
+            if max_size is None:
+                yield await content.read()
+            else:
+                while piece := await content.readany():  # what has arrived, as it arrives
+                    yield piece
+        except Exception as exc:
+            self._drop()
+            raise map_transport_error(exc, request_sent=True) from exc
+        except BaseException:  # a cancellation, or the consumer stopped early
+            self._drop()
+            raise
+        self._done = self._released = True
+        self._response.release()
+
+    def _drop(self) -> None:
+        self._released = True
+        self._response.close()  # closes the connection: never a half-read one in the pool
+
+
+class AiohttpHTTPClient(PooledHTTPClient):
+    """An :class:`~smruntime.transport.async_protocol.AsyncHTTPClient` on aiohttp.
+
+    The contract is :class:`~smruntime.transport.RequestsHTTPClient`'s: exact wire headers,
+    per-origin pools of ``max_pool_connections`` (a request waits up to ``connect_timeout``
+    for one), live streams, one error mapping, proxies from ``proxies`` or the environment
+    (a CONNECT tunnel for https) and the CA bundle from ``verify`` or the environment.
+    ``read_timeout`` bounds each wait for bytes. A request is never sent twice. The session is
+    made on first use, on the running loop: use one client per event loop.
+    """
+
+    def _start_pools(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._context: ssl.SSLContext | None = None
+        self._proxy_cache: dict[tuple[str, str], str | None] = {}
+
+    async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
+        try:
+            scheme, netloc, _ = split_url(request.url)
+            key = (scheme, netloc)
+            if key in self._proxy_cache:
+                proxy = self._proxy_cache[key]
+            else:
+                proxy = self._proxy_cache[key] = proxy_for(scheme, netloc, self._proxies)
+            body = PreparedBody(request.body)
+            data = body.data
+            session = self._session if self._session is not None else self._open()
+        except Exception as exc:
+            tag(exc, "prepare")
+            raise map_transport_error(exc) from exc
+        headers = dict(request.headers.items())
+        if data is not None and "content-length" not in request.headers:
+            headers["Content-Length"] = str(body.length)
+        try:
+            response = await session.request(
+                request.method,
+                request.url,
+                headers=headers,
+                data=data,
+                proxy=proxy,
+                allow_redirects=False,
+                skip_auto_headers=_SKIP_AUTO_HEADERS,
+            )
+        except Exception as exc:
+            raise map_transport_error(exc, request_sent=_sent(exc)) from exc
+        try:
+            out = Headers()
+            for name, value in response.raw_headers:
+                text, known = name.decode("latin-1"), None
+                known = out.get(text)
+                decoded = value.decode("latin-1")
+                out[text] = decoded if known is None else f"{known}, {decoded}"  # as HTTP allows
+        except BaseException:
+            response.close()
+            raise
+        live = _ResponseBody(response)
+        content = live if stream else AsyncBytesBody(await live.read())
+        return AsyncHTTPResponse(response.status, out, content, response.reason or "")
+
+    async def aclose(self) -> None:
+        """Close every connection; requests waiting or in flight fail with a ``TransportError``.
+        The client opens a new session if it is used again."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def __aenter__(self) -> AiohttpHTTPClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # the cap is per origin, as on the sync side
+            limit_per_host=self.max_pool_connections,
+            ssl=self._ssl_context(),
+            enable_cleanup_closed=False,
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.connect_timeout, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            trust_env=False,  # proxies are resolved in send(), as the sync clients do
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+        )
+        return self._session
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl_context_for(self._verify)
+        return self._context
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether a failure before the response head may have come after the request was written."""
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ClientProxyConnectionError, aiohttp.InvalidURL)):
+        return False
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connecting, or waiting for a pooled connection
+        return False
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+        return True
+    return not isinstance(exc, (ConnectError, ValueError, TypeError))

@@ -1,0 +1,596 @@
+"""AsyncFastHTTPClient: the lowest-overhead asyncio HTTP client, on asyncio transports.
+
+The event loop receives straight into each connection's sans-IO reader
+(:mod:`smruntime.transport.http11`) through a buffered protocol: no stream objects, no copies
+before parsing. Each request goes out in one write. The loop reports a server close on an idle
+connection as it happens, so a pooled connection needs no check before it is reused. Nothing
+but asyncio and ssl is imported (requests only to resolve a proxy the environment names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, cast
+
+from smruntime.errors import ConnectionClosedError, ConnectTimeoutError
+from smruntime.http import Headers, HTTPRequest
+from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
+from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, tag
+from smruntime.transport.fast_client import _host_and_port, _request_head
+from smruntime.transport.http11 import ResponseHead, ResponseReader, parse_head
+from smruntime.transport.shared import (
+    COALESCE_LIMIT,
+    READ1_SIZE,
+    PooledHTTPClient,
+    PreparedBody,
+    proxy_for,
+    split_url,
+    ssl_context_for,
+)
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["AsyncFastHTTPClient"]
+
+_WRITE_HIGH_WATER = 256 * 1024
+"""Wait for the kernel to take a file body's blocks once this much is buffered."""
+
+
+class ClientClosedError(Exception):
+    """The client was closed while this request waited or was in flight."""
+
+
+class _ReadTimeout(TimeoutError):
+    """No byte arrived within the read timeout."""
+
+
+class _Protocol(asyncio.BufferedProtocol):
+    """One connection: the loop writes received bytes into the reader's buffer."""
+
+    __slots__ = ("_drain", "_idle", "_paused", "_waiter", "broken", "error", "reader", "transport")
+
+    def __init__(self, reader: ResponseReader) -> None:
+        self.reader = reader
+        self.transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+        self._idle = False  # in the pool: bytes arriving now belong to no request
+        self.broken = False  # closed, or bytes arrived that no request asked for
+        self.error: BaseException | None = None
+
+    # -- the loop's side --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.receive_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.reader.received(nbytes)
+        waiter = self._waiter
+        if waiter is None:
+            # Nobody is reading: stop receiving until someone is, so an unread stream does
+            # not pile up in memory (and an idle connection with stray bytes is not reused).
+            self.broken = self.broken or self._idle
+            if self.transport is not None and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+        else:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.reader.received(0)
+        self.broken = True
+        self._wake(None)
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broken = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        if self.error is None:
+            self.reader.received(0)
+        self._wake(self.error)
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_exception(self.error or ConnectionResetError("the connection closed while sending"))
+
+    def pause_writing(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # -- the client's side ------------------------------------------------------------------
+
+    async def receive(self, timeout: float) -> None:
+        """Wait until more bytes (or the end) reached the reader."""
+        if self.error is not None:
+            raise self.error
+        if self.broken and self.transport is not None and self.transport.is_closing():
+            self.reader.received(0)  # the end was already seen: let the reader say what it means
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        timer = loop.call_later(timeout, _expire, waiter, timeout)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if self._waiter is waiter:
+                self._waiter = None
+
+    async def drain(self) -> None:
+        if self._drain is not None:
+            await self._drain
+
+    def fail(self, exc: BaseException) -> None:
+        """Make the connection's reader and writer raise ``exc`` (the client was closed)."""
+        if self.error is None:
+            self.error = exc
+        self._wake(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _wake(self, exc: BaseException | None) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+
+def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(_ReadTimeout(f"no data for {timeout:g} s"))
+
+
+class _Conn:
+    """A pooled connection: its protocol (which holds the reader) and how many responses it carried."""
+
+    __slots__ = ("exchanges", "protocol")
+
+    def __init__(self, protocol: _Protocol) -> None:
+        self.protocol = protocol
+        self.exchanges = 0
+
+    def close(self) -> None:
+        transport = self.protocol.transport
+        if transport is not None:
+            transport.abort()  # never a half-read connection: no graceful close to wait for
+
+
+class _Origin:
+    """The connections to one origin: idle ones (LIFO), a cap on how many exist, and who waits."""
+
+    __slots__ = (
+        "_idle",
+        "_live",
+        "_waiters",
+        "absolute",
+        "busy",
+        "closed",
+        "connect",
+        "extra_headers",
+        "host",
+        "limit",
+    )
+
+    def __init__(self, connect: _Connector, limit: int, *, host: str, absolute: bool, extra_headers: str) -> None:
+        self.connect = connect
+        self.limit = limit
+        self.host = host
+        self.absolute = absolute
+        self.extra_headers = extra_headers
+        self.closed = False
+        self._idle: list[_Conn] = []
+        self._live = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.busy: set[_Conn] = set()
+
+    async def acquire(self, timeout: float) -> _Conn:
+        if self.closed:
+            raise ClientClosedError("the HTTP client was closed")
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                conn.protocol._idle = False
+                if conn.protocol.broken:  # the server closed it while it was idle
+                    conn.close()
+                    self._live -= 1
+                    continue
+                self.busy.add(conn)
+                return conn
+            if self._live < self.limit:
+                break
+            await self._wait(timeout)
+        self._live += 1
+        try:
+            conn = _Conn(await self.connect())
+        except BaseException:
+            self._forget_one()
+            raise
+        if self.closed:  # closed while connecting
+            conn.close()
+            self._forget_one()
+            raise ClientClosedError("the HTTP client was closed")
+        self.busy.add(conn)
+        return conn
+
+    async def _wait(self, timeout: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            raise ConnectTimeoutError(
+                f"timed out after {timeout:g} s waiting for one of {self.limit} pooled connections", request_sent=False
+            ) from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._wake_one()  # we were handed a slot we will not use: pass it on
+            raise
+        finally:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass
+
+    def _wake_one(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _forget_one(self) -> None:
+        self._live -= 1
+        self._wake_one()
+
+    def release(self, conn: _Conn, reusable: bool) -> None:
+        if conn not in self.busy:
+            return  # released already
+        self.busy.discard(conn)
+        protocol = conn.protocol
+        if not (reusable and not self.closed and not protocol.broken and protocol.error is None):
+            conn.close()
+            self._forget_one()
+            return
+        conn.protocol._idle = True
+        self._idle.append(conn)
+        self._wake_one()
+
+    def close(self) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        self._live -= len(idle)
+        for conn in idle:
+            conn.close()
+        error = ClientClosedError("the HTTP client was closed while this request was in flight")
+        for conn in list(self.busy):
+            conn.protocol.fail(error)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ClientClosedError("the HTTP client was closed while this request waited for a connection"))
+
+
+class _Connector:
+    """Opens one connection to an origin, directly or through a proxy."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        timeout: float,
+        proxy: tuple[str, int] | None = None,
+        tunnel_headers: str = "",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.context = context
+        self.timeout = timeout
+        self.proxy = proxy
+        self.tunnel_headers = tunnel_headers
+
+    async def __call__(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(ResponseReader())
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.proxy is None:
+                    await loop.create_connection(
+                        lambda: protocol, self.host, self.port, ssl=self.context,
+                        server_hostname=self.host if self.context is not None else None,
+                    )
+                else:
+                    await loop.create_connection(lambda: protocol, *self.proxy)
+                    if self.context is not None:
+                        await self._tunnel(loop, protocol)
+        except TimeoutError as exc:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            tag(exc, "connect")
+            raise ConnectTimeoutError(f"timed out after {self.timeout:g} s connecting", request_sent=False) from exc
+        except BaseException as exc:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            tag(exc, "connect")
+            raise
+        transport = cast(asyncio.Transport, protocol.transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        return protocol
+
+    async def _tunnel(self, loop: asyncio.AbstractEventLoop, protocol: _Protocol) -> None:
+        """CONNECT through the proxy, then TLS to the origin inside the tunnel."""
+        transport = cast(asyncio.Transport, protocol.transport)
+        authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        transport.write(
+            f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{self.tunnel_headers}\r\n".encode("latin-1")
+        )
+        reader = protocol.reader
+        reader.start("CONNECT")
+        received = bytearray()
+        while b"\r\n\r\n" not in received:
+            await protocol.receive(self.timeout)
+            received = bytearray(reader._buffer[reader._start : reader._end])
+            if reader._eof:
+                raise ConnectionResetError("the proxy closed the connection during CONNECT")
+        head = parse_head(bytes(received[: received.index(b"\r\n\r\n") + 4]))
+        if not 200 <= head.status < 300:
+            raise OSError(f"the proxy refused the tunnel: {head.status} {head.reason}")
+        tls = await loop.start_tls(transport, protocol, cast("ssl.SSLContext", self.context), server_hostname=self.host)
+        if tls is None:
+            raise ConnectionResetError("the proxy closed the connection during the TLS handshake")
+        protocol.transport = tls
+        protocol.reader = ResponseReader()
+
+
+class _ConnBody:
+    """A response body still on its connection (an ``AsyncResponseBody``).
+
+    Reading to the end gives the connection back to its pool; closing it earlier, any failure,
+    or a cancellation drops the connection instead.
+    """
+
+    __slots__ = ("_conn", "_done", "_origin", "_released", "_timeout")
+
+    def __init__(self, conn: _Conn, origin: _Origin, timeout: float) -> None:
+        self._conn = conn
+        self._origin = origin
+        self._timeout = timeout
+        self._done = False
+        self._released = False
+
+    async def read(self) -> bytes:
+        return b"".join([piece async for piece in self._pieces(None)])
+
+    def aiter_chunks(self) -> AsyncIterator[bytes]:
+        return self._pieces(READ1_SIZE)
+
+    async def aclose(self) -> None:
+        if not self._released:
+            self._drop()
+
+    @property
+    def closed(self) -> bool:
+        return self._released
+
+    async def _pieces(self, max_size: int | None) -> AsyncIterator[bytes]:
+        if self._released:
+            if self._done:
+                return
+            raise ConnectionClosedError("the response body was closed before it was read to the end", request_sent=True)
+        protocol = self._conn.protocol
+        reader = protocol.reader
+        try:
+            while True:
+                piece = reader.read_body(max_size)
+                if piece is None:
+                    await protocol.receive(self._timeout)
+                elif piece:
+                    yield piece
+                else:
+                    break
+        except Exception as exc:
+            self._drop()
+            raise map_transport_error(_explain(exc), request_sent=True) from exc
+        except BaseException:  # a cancellation, or the consumer stopped early
+            self._drop()
+            raise
+        self._done = self._released = True
+        self._origin.release(self._conn, reusable=reader.reusable)
+
+    def _drop(self) -> None:
+        self._released = True
+        self._origin.release(self._conn, reusable=False)
+
+
+def _explain(exc: BaseException) -> BaseException:
+    """Our own markers as the exceptions the error mapping knows."""
+    if isinstance(exc, ClientClosedError):
+        return ConnectionResetError(str(exc))
+    return exc
+
+
+class AsyncFastHTTPClient(PooledHTTPClient):
+    """An :class:`~smruntime.transport.async_protocol.AsyncHTTPClient` on asyncio transports,
+    for the lowest overhead.
+
+    The contract is :class:`~smruntime.transport.FastHTTPClient`'s: exact wire headers,
+    per-origin pools of ``max_pool_connections`` (a request waits up to ``connect_timeout``
+    for one), live streams, one error mapping, proxies from ``proxies`` or the environment
+    (plain ``http://`` proxies: a CONNECT tunnel for https, the absolute URL for http) and the
+    CA bundle from ``verify`` or the environment. ``read_timeout`` bounds each wait for bytes.
+    A request is never sent twice. Use one client per event loop.
+    """
+
+    def _start_pools(self) -> None:
+        self._context: ssl.SSLContext | None = None
+        self._origins: dict[tuple[str, str], _Origin] = {}
+
+    async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
+        try:
+            scheme, netloc, target = split_url(request.url)
+            origin = self._origins.get((scheme, netloc))
+            if origin is None or origin.closed:
+                origin = self._origin(scheme, netloc)
+            if origin.absolute:
+                target = f"{scheme}://{netloc}{target}"
+            body = PreparedBody(request.body)
+            head = _request_head(request, target, body, origin)  # type: ignore[arg-type]
+        except Exception as exc:
+            tag(exc, "prepare")
+            raise map_transport_error(exc) from exc
+        try:
+            conn = await origin.acquire(self.connect_timeout)
+        except ConnectTimeoutError:
+            raise
+        except Exception as exc:
+            tag(exc, "connect")
+            raise map_transport_error(_explain(exc), request_sent=False) from exc
+        try:
+            response = await self._roundtrip(conn, request.method, head, body)
+            headers = Headers()
+            for name, value in response.headers:
+                known = headers.get(name)
+                headers[name] = value if known is None else f"{known}, {value}"  # as HTTP allows
+        except Exception as exc:
+            origin.release(conn, reusable=False)
+            raise map_transport_error(_explain(exc)) from exc
+        except BaseException:
+            origin.release(conn, reusable=False)
+            raise
+        live = _ConnBody(conn, origin, self.read_timeout)
+        if stream:
+            return AsyncHTTPResponse(response.status, headers, live, response.reason)
+        return AsyncHTTPResponse(response.status, headers, AsyncBytesBody(await live.read()), response.reason)
+
+    async def aclose(self) -> None:
+        """Close every connection; requests waiting or in flight fail with a ``TransportError``.
+        The client opens new connections if it is used again."""
+        origins = list(self._origins.values())
+        self._origins.clear()
+        for origin in origins:
+            origin.close()
+
+    def close(self) -> None:
+        """As :meth:`aclose`, for code that cannot await."""
+        origins = list(self._origins.values())
+        self._origins.clear()
+        for origin in origins:
+            origin.close()
+
+    async def __aenter__(self) -> AsyncFastHTTPClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _roundtrip(self, conn: _Conn, method: str, head: bytes, body: PreparedBody) -> ResponseHead:
+        protocol = conn.protocol
+        reused = conn.exchanges > 0
+        transport = cast(asyncio.Transport, protocol.transport)
+        reader = protocol.reader
+        reader.start(method)
+        write_failed = False
+        try:
+            await _write(protocol, transport, head, body)
+        except (BrokenPipeError, ConnectionResetError):
+            write_failed = True  # the server may have answered early (a 413…): read that answer
+        except BaseException as exc:
+            tag(exc, "send")
+            raise
+        try:
+            while (response := reader.next_head()) is None:
+                await protocol.receive(self.read_timeout)
+        except BaseException as exc:
+            tag(exc, failure_phase(write_failed, reused))
+            raise
+        conn.exchanges += 1
+        return response
+
+    def _origin(self, scheme: str, netloc: str) -> _Origin:
+        """How to reach an origin (directly or through a proxy), resolved once."""
+        address = netloc.rpartition("@")[2]
+        default_port = ":443" if scheme == "https" else ":80"
+        host = address[: -len(default_port)] if address.endswith(default_port) else address
+        context = self._ssl_context() if scheme == "https" else None
+        target_host, port = _host_and_port(address, 443 if context is not None else 80)
+        proxy = proxy_for(scheme, netloc, self._proxies)
+        extra_headers = ""
+        absolute = False
+        if proxy is None:
+            connector = _Connector(target_host, port, context, self.connect_timeout)
+        else:
+            parts = urllib.parse.urlsplit(proxy)
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError(f"AsyncFastHTTPClient supports http:// proxies only, not {describe_url(proxy)}")
+            auth = ""
+            if parts.username is not None:
+                credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+                auth = "Proxy-Authorization: Basic " + base64.b64encode(credentials.encode("latin-1")).decode("ascii") + "\r\n"
+            proxy_address = (parts.hostname, parts.port or 80)
+            if context is not None:
+                connector = _Connector(target_host, port, context, self.connect_timeout, proxy_address, auth)
+            else:
+                connector = _Connector(target_host, port, None, self.connect_timeout, proxy_address)
+                absolute = True
+                extra_headers = auth
+        origin = _Origin(connector, self.max_pool_connections, host=host, absolute=absolute, extra_headers=extra_headers)
+        self._origins[(scheme, netloc)] = origin
+        return origin
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl_context_for(self._verify)
+        return self._context
+
+
+async def _write(protocol: _Protocol, transport: asyncio.Transport, head: bytes, body: PreparedBody) -> None:
+    if protocol.broken or transport.is_closing():
+        raise ConnectionResetError("the connection was closed before the request was written")
+    data = body.data
+    if data is None:
+        transport.write(head)
+    elif isinstance(data, bytes):
+        if len(data) <= COALESCE_LIMIT:
+            transport.write(head + data)  # one write: no head/body packet split
+        else:
+            transport.write(head)
+            transport.write(data)
+    else:
+        transport.write(head)
+        left = cast(int, body.length)
+        while left > 0:  # never more than the Content-Length we announced
+            block = data.read(min(left, READ1_SIZE))
+            if not block:
+                raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
+            transport.write(block)
+            left -= len(block)
+            if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                await protocol.drain()
+    await protocol.drain()
