@@ -22,6 +22,7 @@ __all__ = [
     "STREAMING_EVENTS_PAYLOAD",
     "EventSigner",
     "EventStreamClosedError",
+    "chained_signature",
     "event_signature",
     "event_string_to_sign",
     "seed_signature",
@@ -65,6 +66,28 @@ def event_signature(
         amz_date=amz_date, scope=scope, prior_signature=prior_signature, date_header=date_header, payload=payload
     )
     return hmac.digest(key, sts.encode("utf-8"), "sha256")
+
+
+def chained_signature(
+    keys: SigningKeyCache,
+    secret_access_key: str,
+    *,
+    region: str,
+    service: str,
+    date: Timestamp,
+    prior_signature: str,
+    payload: bytes,
+) -> bytes:
+    """The signature of one outer frame: its whole-second ``:date`` and ``payload``, chained."""
+    amz_date = format_amz_date(datetime.fromtimestamp(date.millis // 1000, UTC))
+    return event_signature(
+        key=keys.get(secret_access_key, amz_date[:8], region, service).key,
+        amz_date=amz_date,
+        scope=credential_scope(amz_date[:8], region, service),
+        prior_signature=prior_signature,
+        date_header=_header_block(encode_message({":date": date})),
+        payload=payload,
+    )
 
 
 class EventSigner:
@@ -112,21 +135,18 @@ class EventSigner:
         # Whole seconds: the :date header and the string to sign must show the same instant,
         # and the string to sign has no sub-second digits.
         moment = (when or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-        amz_date = format_amz_date(moment)
-        date_value = Timestamp.from_datetime(moment)
-        date_header = _header_block(encode_message({":date": date_value}))
-        scope = credential_scope(amz_date[:8], self.region, self.service)
-        key = self._keys.get(self._credentials.secret_access_key, amz_date[:8], self.region, self.service).key
-        signature = event_signature(
-            key=key,
-            amz_date=amz_date,
-            scope=scope,
+        date = Timestamp.from_datetime(moment)
+        signature = chained_signature(
+            self._keys,
+            self._credentials.secret_access_key,
+            region=self.region,
+            service=self.service,
+            date=date,
             prior_signature=self.prior_signature,
-            date_header=date_header,
             payload=payload,
         )
         self.prior_signature = signature.hex()
-        return encode_message({":date": date_value, ":chunk-signature": signature}, payload)
+        return encode_message({":date": date, ":chunk-signature": signature}, payload)
 
     def __repr__(self) -> str:
         return f"EventSigner(region={self.region!r}, service={self.service!r}, ended={self._ended})"

@@ -10,12 +10,11 @@ ends without that frame is refused.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 from typing import Final
 
-from smruntime.auth import SigningKeyCache, credential_scope, format_amz_date
-from smruntime.event_signing import event_signature
-from smruntime.eventstream import Message, Timestamp, encode_message
+from smruntime.auth import SigningKeyCache
+from smruntime.event_signing import chained_signature
+from smruntime.eventstream import Message, Timestamp
 
 __all__ = ["EventSignatureError", "EventVerifier"]
 
@@ -68,14 +67,13 @@ class EventVerifier:
             raise EventSignatureError(":date must be a timestamp and :chunk-signature a byte array")
         if date.millis % 1000:
             raise EventSignatureError(":date must be whole seconds, as the signature covers it")
-        moment = datetime.fromtimestamp(date.millis // 1000, UTC)
-        amz_date = format_amz_date(moment)
-        expected = event_signature(
-            key=self._keys.get(self._secret, amz_date[:8], self.region, self.service).key,
-            amz_date=amz_date,
-            scope=credential_scope(amz_date[:8], self.region, self.service),
+        expected = chained_signature(
+            self._keys,
+            self._secret,
+            region=self.region,
+            service=self.service,
+            date=date,
             prior_signature=self._prior,
-            date_header=encode_message({":date": date})[12:-4],
             payload=frame.payload,
         )
         if not hmac.compare_digest(expected, signature):
