@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smruntime.auth import Credentials
-from smruntime.event_signing import EventSigner
+from smruntime.auth import Credentials, SigningKeyCache
+from smruntime.event_signing import EventSigner, chained_signature
 from smruntime.eventstream import EventStreamDecoder, Message, Timestamp, encode_message
 from smruntime.local.event_verify import EventSignatureError, EventVerifier
 
@@ -44,8 +44,8 @@ def test_a_well_signed_stream_yields_its_events_then_ends() -> None:
         (lambda f: [*f, f[2]], "after the signed end frame"),
         (lambda f: [Message({":date": f[0].headers[":date"]}, f[0].payload)], "exactly the :date"),
         (
-            lambda f: [Message({**f[0].headers, ":date": Timestamp(f[0].headers[":date"].millis + 1)}, b"x")],
-            "whole seconds",
+            lambda f: [Message({**f[0].headers, ":date": Timestamp(f[0].headers[":date"].millis + 1)}, b"one")],
+            "does not match",
         ),
         (lambda f: [Message({**f[0].headers, ":chunk-signature": "hex"}, b"x")], "byte array"),
     ],
@@ -77,3 +77,20 @@ def test_unsigned_inner_events_are_refused() -> None:
     inner = EventStreamDecoder().feed(encode_message({":event-type": "PayloadPart"}, b"raw"))[0]
     with pytest.raises(EventSignatureError, match="exactly the :date"):
         _verifier().verify(inner)
+
+
+def test_a_date_with_milliseconds_as_some_sdks_send_it_is_accepted() -> None:
+    # The string to sign shows whole seconds; the hashed :date header keeps the milliseconds.
+    date = Timestamp(Timestamp.from_datetime(WHEN).millis + 291)
+    signature = chained_signature(
+        SigningKeyCache(),
+        "SECRET",
+        region="us-east-1",
+        service="sagemaker",
+        date=date,
+        prior_signature=SEED,
+        payload=b"",
+    )
+    verifier = _verifier()
+    assert verifier.verify(Message({":date": date, ":chunk-signature": signature}, b"")) is None
+    verifier.finish()
