@@ -14,8 +14,9 @@ import hmac
 from datetime import UTC, datetime
 from typing import Final
 
-from smruntime.auth import Credentials, SigningKeyCache, credential_scope, format_amz_date
+from smruntime.auth import Credentials, SigningKeyCache, SigV4Signer, credential_scope, format_amz_date
 from smruntime.eventstream import Timestamp, encode_message
+from smruntime.http import HTTPRequest
 
 __all__ = [
     "EVENT_ALGORITHM",
@@ -26,10 +27,30 @@ __all__ = [
     "event_signature",
     "event_string_to_sign",
     "seed_signature",
+    "sign_initial_request",
 ]
 
 STREAMING_EVENTS_PAYLOAD: Final = "STREAMING-AWS4-HMAC-SHA256-EVENTS"
 EVENT_ALGORITHM: Final = "AWS4-HMAC-SHA256-PAYLOAD"
+
+
+def sign_initial_request(
+    signer: SigV4Signer,
+    request: HTTPRequest,
+    credentials: Credentials,
+    *,
+    region: str,
+    service: str,
+    signing_time: datetime,
+) -> str:
+    """Sign the request that opens an input event stream; its hex signature seeds the chain.
+
+    The ordinary SigV4 signer, with ``X-Amz-Content-SHA256`` and the canonical request's
+    payload hash both :data:`STREAMING_EVENTS_PAYLOAD` (the events are signed one by one).
+    """
+    request.headers["X-Amz-Content-SHA256"] = STREAMING_EVENTS_PAYLOAD
+    signer.sign_http(request, credentials, STREAMING_EVENTS_PAYLOAD, service, region, signing_time)
+    return seed_signature(request.headers["Authorization"])
 
 
 class EventStreamClosedError(RuntimeError):

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from smruntime.auth import Credentials
-from smruntime.event_signing import EventSigner, EventStreamClosedError, seed_signature
+from smruntime.auth import Credentials, SigV4Signer, compute_signature
+from smruntime.event_signing import EventSigner, EventStreamClosedError, seed_signature, sign_initial_request
 from smruntime.eventstream import EventStreamDecoder, Timestamp, encode_message
+from smruntime.http import HTTPRequest
 
 WHEN = datetime(2025, 1, 1, tzinfo=UTC)
 SEED = "ab" * 32
@@ -86,3 +87,30 @@ def test_the_seed_is_the_authorization_signature() -> None:
 
 def test_repr_shows_no_secret() -> None:
     assert "SECRET" not in repr(_signer())
+
+
+def test_the_initial_request_is_signed_for_streaming_events_and_seeds_the_chain() -> None:
+    request = HTTPRequest(
+        "POST",
+        "https://runtime.sagemaker.us-east-1.amazonaws.com:8443/endpoints/e/invocations-bidirectional-stream",
+        {"content-type": "application/vnd.amazon.eventstream"},
+    )
+    credentials = Credentials("AKID", "SECRET")
+    seed = sign_initial_request(
+        SigV4Signer(), request, credentials, region="us-east-1", service="sagemaker", signing_time=WHEN
+    )
+    assert request.headers["X-Amz-Content-SHA256"] == "STREAMING-AWS4-HMAC-SHA256-EVENTS"
+    assert request.headers["Authorization"].endswith(f"Signature={seed}")
+    expected = compute_signature(
+        secret_key="SECRET",
+        method="POST",
+        raw_path="/endpoints/e/invocations-bidirectional-stream",
+        raw_query="",
+        headers=[*request.headers.items(), ("host", "runtime.sagemaker.us-east-1.amazonaws.com:8443")],
+        signed_headers=["content-type", "host", "x-amz-content-sha256", "x-amz-date"],
+        payload_hash="STREAMING-AWS4-HMAC-SHA256-EVENTS",
+        amz_date="20250101T000000Z",
+        region="us-east-1",
+        service="sagemaker",
+    )
+    assert seed == expected
