@@ -93,7 +93,6 @@ NOT_YET = {
     ("aiohttp", "test_large_bodies_arrive_whole"): "not yet investigated",
     ("aiohttp", "test_an_answer_sent_before_the_request_was_fully_written_is_read"): "not yet investigated",
     ("aiohttp", "test_https_chunked_and_large_bodies"): "not yet investigated",
-    ("async-fast", "test_https_chunked_and_large_bodies"): "a bug: a chunked body over TLS ends early",
 }
 
 
