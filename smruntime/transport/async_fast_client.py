@@ -23,13 +23,13 @@ from smruntime.transport.error_mapping import describe_url, failure_phase, map_t
 from smruntime.transport.fast_client import _host_and_port, _request_head
 from smruntime.transport.http11 import ResponseHead, ResponseReader, parse_head
 from smruntime.transport.shared import (
-    COALESCE_LIMIT,
     READ1_SIZE,
     PooledHTTPClient,
     PreparedBody,
     proxy_for,
     split_url,
     ssl_context_for,
+    wire_pieces,
 )
 
 if TYPE_CHECKING:
@@ -573,24 +573,8 @@ class AsyncFastHTTPClient(PooledHTTPClient):
 async def _write(protocol: _Protocol, transport: asyncio.Transport, head: bytes, body: PreparedBody) -> None:
     if protocol.broken or transport.is_closing():
         raise ConnectionResetError("the connection was closed before the request was written")
-    data = body.data
-    if data is None:
-        transport.write(head)
-    elif isinstance(data, bytes):
-        if len(data) <= COALESCE_LIMIT:
-            transport.write(head + data)  # one write: no head/body packet split
-        else:
-            transport.write(head)
-            transport.write(data)
-    else:
-        transport.write(head)
-        left = cast(int, body.length)
-        while left > 0:  # never more than the Content-Length we announced
-            block = data.read(min(left, READ1_SIZE))
-            if not block:
-                raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
-            transport.write(block)
-            left -= len(block)
-            if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-                await protocol.drain()
+    for piece in wire_pieces(head, body):
+        transport.write(piece)
+        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+            await protocol.drain()
     await protocol.drain()

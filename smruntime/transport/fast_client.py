@@ -27,7 +27,6 @@ from smruntime.transport.http11 import ResponseHead, ResponseReader
 from smruntime.transport.shared import (
     BAD_VALUE,
     CLOSED_WHILE_WAITING,
-    COALESCE_LIMIT,
     READ1_SIZE,
     TOKEN,
     LiveBody,
@@ -37,6 +36,7 @@ from smruntime.transport.shared import (
     gather,
     proxy_for,
     split_url,
+    wire_pieces,
 )
 
 if TYPE_CHECKING:
@@ -436,24 +436,8 @@ def _request_head(request: HTTPRequest, target: str, body: PreparedBody, origin:
 
 
 def _write(sock: socket.socket, head: bytes, body: PreparedBody) -> None:
-    data = body.data
-    if data is None:
-        sock.sendall(head)
-    elif isinstance(data, bytes):
-        if len(data) <= COALESCE_LIMIT:
-            sock.sendall(head + data)  # one write: no head/body packet split
-        else:
-            sock.sendall(head)
-            sock.sendall(data)
-    else:
-        sock.sendall(head)
-        left = cast(int, body.length)
-        while left > 0:  # never more than the Content-Length we announced
-            block = data.read(min(left, READ1_SIZE))
-            if not block:
-                raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
-            sock.sendall(block)
-            left -= len(block)
+    for piece in wire_pieces(head, body):
+        sock.sendall(piece)
 
 
 def _dropped(sock: socket.socket) -> bool:

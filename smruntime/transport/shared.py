@@ -98,6 +98,29 @@ class PreparedBody:
         return True
 
 
+def wire_pieces(head: bytes, body: PreparedBody) -> Iterator[bytes]:
+    """What to write for a request, in order: a small body in the head's write (no head/body
+    packet split), a file body block by block and never past the Content-Length announced."""
+    data = body.data
+    if data is None:
+        yield head
+    elif isinstance(data, bytes):
+        if len(data) <= COALESCE_LIMIT:
+            yield head + data
+        else:
+            yield head
+            yield data
+    else:
+        yield head
+        left = cast(int, body.length)
+        while left > 0:
+            block = data.read(min(left, READ1_SIZE))
+            if not block:
+                raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
+            yield block
+            left -= len(block)
+
+
 def _remaining_length(body: IO[bytes]) -> int | None:
     """Bytes left in a file object from its current position, or None if it cannot tell."""
     try:
