@@ -15,7 +15,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks import bench_eventstream, cold_start, concurrency, in_process, per_call, stream_memory, tracing
+from benchmarks import (
+    async_per_call,
+    bench_eventstream,
+    cold_start,
+    concurrency,
+    in_process,
+    per_call,
+    stream_memory,
+    tracing,
+)
 from benchmarks.common import REPO, Section, isolate_aws_env, machine, machine_line, table, write_json
 from benchmarks.server import LoopbackServer
 
@@ -65,7 +74,16 @@ def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
         _target("1 GiB streamed through one call, peak RSS growth", "≤ 32 MiB", growth, f"{growth:.2f} MiB",
                 growth <= 32),
         *_tracing_targets(by_key),
+        *_async_targets(by_key),
     ]
+
+
+def _async_targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
+    if "async_per_call" not in by_key:
+        return []
+    versus = by_key["async_per_call"].data["default_vs_aiobotocore"]
+    return [_target("AsyncClient, time per call", "≤ 0.3 x aiobotocore", versus, f"{versus:.2f} x aiobotocore",
+                    versus <= 0.3)]
 
 
 def _tracing_targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         step("5. 16 threads", lambda: concurrency.run(server))
         step("6. 1 GiB stream", lambda: stream_memory.run(server))
         step("7. tracing middleware", tracing.run)
+        step("8. asyncio", lambda: async_per_call.run(server))
     elapsed = time.perf_counter() - started
     by_key = {section.key: section for section in sections}
     goals = targets(by_key)
