@@ -18,7 +18,14 @@ from smruntime.errors import ConnectError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import map_transport_error, tag
-from smruntime.transport.shared import READ1_SIZE, PooledHTTPClient, PreparedBody, proxy_for, split_url, ssl_context_for
+from smruntime.transport.shared import (
+    AsyncLiveBody,
+    PooledHTTPClient,
+    PreparedBody,
+    proxy_for,
+    split_url,
+    ssl_context_for,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -28,59 +35,25 @@ __all__ = ["AiohttpHTTPClient"]
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
-class _ResponseBody:
-    """An aiohttp response body still on its connection (an ``AsyncResponseBody``).
+class _ResponseBody(AsyncLiveBody):
+    """An aiohttp response body still on its connection: read to the end, the connection goes
+    back to aiohttp's pool; otherwise it is closed."""
 
-    Read to the end, the connection goes back to aiohttp's pool; closed earlier, on any
-    failure or on cancellation, the connection is closed instead.
-    """
+    __slots__ = ("_response",)
 
-    __slots__ = ("_done", "_released", "_response")
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, limit: int) -> None:
+        super().__init__(limit)
         self._response = response
-        self._done = False
-        self._released = False
 
-    async def read(self) -> bytes:
-        return b"".join([piece async for piece in self._pieces(None)])
+    async def _arriving(self, max_size: int | None) -> AsyncIterator[bytes]:
+        # What has arrived, as it arrives (aiohttp bounds a piece by its own buffer).
+        while piece := await self._response.content.readany():
+            yield piece
 
-    def aiter_chunks(self) -> AsyncIterator[bytes]:
-        return self._pieces(READ1_SIZE)
-
-    async def aclose(self) -> None:
-        if not self._released:
-            self._drop()
-
-    @property
-    def closed(self) -> bool:
-        return self._released
-
-    async def _pieces(self, max_size: int | None) -> AsyncIterator[bytes]:
-        if self._released:
-            if self._done:
-                return
-            from smruntime.errors import ConnectionClosedError
-
-            raise ConnectionClosedError("the response body was closed before it was read to the end", request_sent=True)
-        content = self._response.content
-        try:
-            if max_size is None:
-                yield await content.read()
-            else:
-                while piece := await content.readany():  # what has arrived, as it arrives
-                    yield piece
-        except Exception as exc:
-            self._drop()
-            raise map_transport_error(exc, request_sent=True) from exc
-        except BaseException:  # a cancellation, or the consumer stopped early
-            self._drop()
-            raise
-        self._done = self._released = True
+    def _release(self) -> None:
         self._response.release()
 
-    def _drop(self) -> None:
-        self._released = True
+    def _discard(self) -> None:
         self._response.close()  # closes the connection: never a half-read one in the pool
 
 
@@ -139,7 +112,7 @@ class AiohttpHTTPClient(PooledHTTPClient):
         except BaseException:
             response.close()
             raise
-        live = _ResponseBody(response)
+        live = _ResponseBody(response, self.max_response_body_size)
         content = live if stream else AsyncBytesBody(await live.read())
         return AsyncHTTPResponse(response.status, out, content, response.reason or "")
 

@@ -16,14 +16,14 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
-from smruntime.errors import ConnectionClosedError, ConnectTimeoutError
+from smruntime.errors import ConnectTimeoutError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, tag
 from smruntime.transport.fast_client import _host_and_port, _request_head
 from smruntime.transport.http11 import ResponseHead, ResponseReader, parse_head
 from smruntime.transport.shared import (
-    READ1_SIZE,
+    AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
     proxy_for,
@@ -369,63 +369,36 @@ class _Connector:
         protocol.reader = ResponseReader()
 
 
-class _ConnBody:
-    """A response body still on its connection (an ``AsyncResponseBody``).
+class _ConnBody(AsyncLiveBody):
+    """A response body still on one of the client's own connections."""
 
-    Reading to the end gives the connection back to its pool; closing it earlier, any failure,
-    or a cancellation drops the connection instead.
-    """
+    __slots__ = ("_conn", "_origin", "_timeout")
 
-    __slots__ = ("_conn", "_done", "_origin", "_released", "_timeout")
-
-    def __init__(self, conn: _Conn, origin: _Origin, timeout: float) -> None:
+    def __init__(self, conn: _Conn, origin: _Origin, timeout: float, limit: int) -> None:
+        super().__init__(limit)
         self._conn = conn
         self._origin = origin
         self._timeout = timeout
-        self._done = False
-        self._released = False
 
-    async def read(self) -> bytes:
-        return b"".join([piece async for piece in self._pieces(None)])
-
-    def aiter_chunks(self) -> AsyncIterator[bytes]:
-        return self._pieces(READ1_SIZE)
-
-    async def aclose(self) -> None:
-        if not self._released:
-            self._drop()
-
-    @property
-    def closed(self) -> bool:
-        return self._released
-
-    async def _pieces(self, max_size: int | None) -> AsyncIterator[bytes]:
-        if self._released:
-            if self._done:
-                return
-            raise ConnectionClosedError("the response body was closed before it was read to the end", request_sent=True)
+    async def _arriving(self, max_size: int | None) -> AsyncIterator[bytes]:
         protocol = self._conn.protocol
         reader = protocol.reader
-        try:
-            while True:
-                piece = reader.read_body(max_size)
-                if piece is None:
+        while True:
+            piece = reader.read_body(max_size)
+            if piece is None:
+                try:
                     await protocol.receive(self._timeout)
-                elif piece:
-                    yield piece
-                else:
-                    break
-        except Exception as exc:
-            self._drop()
-            raise map_transport_error(_explain(exc), request_sent=True) from exc
-        except BaseException:  # a cancellation, or the consumer stopped early
-            self._drop()
-            raise
-        self._done = self._released = True
-        self._origin.release(self._conn, reusable=reader.reusable)
+                except ClientClosedError as exc:  # as the error mapping knows it
+                    raise ConnectionResetError(str(exc)) from exc
+            elif piece:
+                yield piece
+            else:
+                return
 
-    def _drop(self) -> None:
-        self._released = True
+    def _release(self) -> None:
+        self._origin.release(self._conn, reusable=self._conn.protocol.reader.reusable)
+
+    def _discard(self) -> None:
         self._origin.release(self._conn, reusable=False)
 
 
@@ -484,7 +457,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
         except BaseException:
             origin.release(conn, reusable=False)
             raise
-        live = _ConnBody(conn, origin, self.read_timeout)
+        live = _ConnBody(conn, origin, self.read_timeout, self.max_response_body_size)
         if stream:
             return AsyncHTTPResponse(response.status, headers, live, response.reason)
         return AsyncHTTPResponse(response.status, headers, AsyncBytesBody(await live.read()), response.reason)

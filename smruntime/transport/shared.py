@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Self, cast
 
 from smruntime.errors import ConnectionClosedError, ResponseTooLargeError
@@ -22,6 +22,7 @@ __all__ = [
     "COALESCE_LIMIT",
     "READ1_SIZE",
     "TOKEN",
+    "AsyncLiveBody",
     "LiveBody",
     "PooledHTTPClient",
     "PreparedBody",
@@ -286,6 +287,80 @@ class LiveBody:
         raise NotImplementedError
 
     def _complete(self) -> bool:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _discard(self) -> None:
+        raise NotImplementedError
+
+
+class AsyncLiveBody:
+    """The asyncio twin of :class:`LiveBody` (``AsyncResponseBody``): a response body still on
+    its connection.
+
+    Reading to the end gives the connection back to its pool; closing it earlier, any failure
+    or a cancellation drops the connection instead. :meth:`read` refuses a body longer than
+    ``limit`` bytes; :meth:`aiter_chunks` streams any length.
+    """
+
+    __slots__ = ("_done", "_limit", "_released")
+
+    def __init__(self, limit: int) -> None:
+        self._done = False  # read to the end
+        self._released = False  # the connection went back to the pool, or was dropped
+        self._limit = limit
+
+    async def read(self) -> bytes:
+        gathered = []
+        size = 0
+        pieces = self._pieces(None)
+        try:
+            async for piece in pieces:
+                size += len(piece)
+                if size > self._limit:
+                    raise body_too_large(self._limit)
+                gathered.append(piece)
+        finally:
+            await pieces.aclose()  # past the limit: drops the connection, the rest unread
+        return b"".join(gathered)
+
+    def aiter_chunks(self) -> AsyncIterator[bytes]:
+        return self._pieces(READ1_SIZE)
+
+    async def aclose(self) -> None:
+        if not self._released:
+            self._drop()
+
+    @property
+    def closed(self) -> bool:
+        return self._released
+
+    async def _pieces(self, max_size: int | None) -> AsyncGenerator[bytes, None]:
+        if self._released:
+            if self._done:
+                return
+            raise ConnectionClosedError("the response body was closed before it was read to the end", request_sent=True)
+        try:
+            async for piece in self._arriving(max_size):
+                yield piece
+        except Exception as exc:
+            self._drop()
+            raise map_transport_error(exc, request_sent=True) from exc
+        except BaseException:  # a cancellation, or the consumer stopped early
+            self._drop()
+            raise
+        self._done = self._released = True
+        self._release()
+
+    def _drop(self) -> None:
+        self._released = True
+        self._discard()
+
+    # What each connection kind provides.
+    def _arriving(self, max_size: int | None) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, at most ``max_size`` a piece (None: no bound)."""
         raise NotImplementedError
 
     def _release(self) -> None:

@@ -26,6 +26,7 @@ from smruntime.errors import (
     ConnectionClosedError,
     ConnectTimeoutError,
     ReadTimeoutError,
+    ResponseTooLargeError,
     TransportError,
 )
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
@@ -624,6 +625,23 @@ def test_large_bodies_arrive_whole(server: HTTPTestServer, make_client: ClientFa
     pieces = list(client.send(post(server.url + "/chunked"), stream=True).body.iter_chunks())
     assert_streamed(pieces, [big, b"tail"])
     assert server.connections_accepted == 1
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "until close"])
+def test_read_refuses_a_body_over_max_response_body_size(
+    server: HTTPTestServer, make_client: ClientFactory, framing: str
+) -> None:
+    limit = 64 * 1024
+    replies = {
+        "content-length": lambda size: respond(200, b"x" * size),
+        "chunked": lambda size: chunked([b"x" * (size // 2), b"x" * (size - size // 2)]),
+        "until close": lambda size: respond(200, b"x" * size, omit_content_length=True),
+    }
+    server.enqueue(replies[framing](limit), replies[framing](limit + 1))
+    client = make_client(max_response_body_size=limit)
+    assert len(client.send(post(server.url)).read()) == limit  # the limit itself is fine
+    with pytest.raises(ResponseTooLargeError, match=f"max_response_body_size \\({limit} bytes\\)"):
+        client.send(post(server.url)).read()
 
 
 def assert_streamed(pieces: list[bytes], chunks: list[bytes]) -> None:
