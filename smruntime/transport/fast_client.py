@@ -10,7 +10,6 @@ direct connection costs neither import.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import select
 import socket
@@ -36,6 +35,7 @@ from smruntime.transport.shared import (
     gather,
     proxy_for,
     split_url,
+    ssl_context_for,
     wire_pieces,
 )
 
@@ -396,21 +396,7 @@ class FastHTTPClient(PooledHTTPClient):
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._context is None:
-            import ssl
-
-            verify = self._verify
-            if verify is False:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            else:
-                location = verify if isinstance(verify, str) else _certifi_bundle()
-                if os.path.isdir(location):
-                    context = ssl.create_default_context(capath=location)
-                else:
-                    context = ssl.create_default_context(cafile=location)
-            context.set_alpn_protocols(["http/1.1"])
-            self._context = context
+            self._context = ssl_context_for(self._verify)
         return self._context
 
 
@@ -458,10 +444,3 @@ def _dropped(sock: socket.socket) -> bool:
 
 
 _HAS_POLL = hasattr(select, "poll")
-
-
-def _certifi_bundle() -> str:
-    """The CA bundle requests uses by default: certifi's."""
-    import certifi
-
-    return str(certifi.where())
