@@ -10,7 +10,6 @@ but asyncio and ssl is imported (requests only to resolve a proxy the environmen
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -26,6 +25,8 @@ from smruntime.transport.shared import (
     AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
+    host_header,
+    proxy_authorization,
     proxy_for,
     split_url,
     ssl_context_for,
@@ -509,8 +510,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
     def _origin(self, scheme: str, netloc: str) -> _Origin:
         """How to reach an origin (directly or through a proxy), resolved once."""
         address = netloc.rpartition("@")[2]
-        default_port = ":443" if scheme == "https" else ":80"
-        host = address[: -len(default_port)] if address.endswith(default_port) else address
+        host = host_header(scheme, netloc)
         context = self._ssl_context() if scheme == "https" else None
         target_host, port = _host_and_port(address, 443 if context is not None else 80)
         proxy = proxy_for(scheme, netloc, self._proxies)
@@ -522,10 +522,8 @@ class AsyncFastHTTPClient(PooledHTTPClient):
             parts = urllib.parse.urlsplit(proxy)
             if parts.scheme != "http" or not parts.hostname:
                 raise ValueError(f"AsyncFastHTTPClient supports http:// proxies only, not {describe_url(proxy)}")
-            auth = ""
-            if parts.username is not None:
-                credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-                auth = "Proxy-Authorization: Basic " + base64.b64encode(credentials.encode("latin-1")).decode("ascii") + "\r\n"
+            basic = proxy_authorization(parts)
+            auth = "" if basic is None else f"Proxy-Authorization: {basic}\r\n"
             proxy_address = (parts.hostname, parts.port or 80)
             if context is not None:
                 connector = _Connector(target_host, port, context, self.connect_timeout, proxy_address, auth)

@@ -9,7 +9,6 @@ direct connection costs neither import.
 
 from __future__ import annotations
 
-import base64
 import re
 import select
 import socket
@@ -33,6 +32,8 @@ from smruntime.transport.shared import (
     PreparedBody,
     body_too_large,
     gather,
+    host_header,
+    proxy_authorization,
     proxy_for,
     split_url,
     ssl_context_for,
@@ -352,8 +353,7 @@ class FastHTTPClient(PooledHTTPClient):
     def _origin(self, scheme: str, netloc: str) -> _Origin:
         """How to reach an origin (directly or through a proxy), resolved once."""
         address = netloc.rpartition("@")[2]
-        default_port = ":443" if scheme == "https" else ":80"
-        host = address[: -len(default_port)] if address.endswith(default_port) else address
+        host = host_header(scheme, netloc)
         context = self._ssl_context() if scheme == "https" else None
         timeout = self.connect_timeout
         proxy = proxy_for(scheme, netloc, self._proxies)
@@ -371,10 +371,8 @@ class FastHTTPClient(PooledHTTPClient):
                     f"FastHTTPClient supports http:// proxies only, not {describe_url(proxy)}; use RequestsHTTPClient"
                 )
             proxy_address = parts.netloc.rpartition("@")[2]
-            auth = {}
-            if parts.username is not None:
-                credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-                auth["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode("latin-1")).decode("ascii")
+            basic = proxy_authorization(parts)
+            auth = {} if basic is None else {"Proxy-Authorization": basic}
             if context is not None:
                 tunnel_context = context
 

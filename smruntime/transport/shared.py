@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Self, cast
 
@@ -29,6 +30,8 @@ __all__ = [
     "body_too_large",
     "environ_ca_bundle",
     "gather",
+    "host_header",
+    "proxy_authorization",
     "proxy_for",
     "split_url",
     "ssl_context_for",
@@ -181,6 +184,23 @@ def gather(pieces: Iterator[bytes], limit: int) -> bytes:
             raise body_too_large(limit)
         gathered.append(piece)
     return b"".join(gathered)
+
+
+def host_header(scheme: str, netloc: str) -> str:
+    """The ``Host`` value for an origin: its address without user info or the scheme's default port."""
+    address = netloc.rpartition("@")[2]
+    default_port = ":443" if scheme == "https" else ":80"
+    return address[: -len(default_port)] if address.endswith(default_port) else address
+
+
+def proxy_authorization(proxy: urllib.parse.SplitResult) -> str | None:
+    """The ``Proxy-Authorization`` value for the user info in a proxy URL (Basic), if any."""
+    if proxy.username is None:
+        return None
+    import base64
+
+    credentials = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
+    return "Basic " + base64.b64encode(credentials.encode("latin-1")).decode("ascii")
 
 
 def ssl_context_for(verify: bool | str) -> ssl.SSLContext:
