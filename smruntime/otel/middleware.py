@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from smruntime import keys, streaming
+from smruntime import keys
 from smruntime.middleware import (
     BuildInput,
     BuildOutput,
@@ -32,7 +32,7 @@ from smruntime.middleware import (
 from smruntime.otel import facts
 from smruntime.otel.bodies import stream_capture
 from smruntime.otel.xray import HEADER, trace_header
-from smruntime.streaming import ResponseStream
+from smruntime.streaming import AsyncResponseStream, ResponseStream
 
 AsyncNext = Callable[[Context, Any], Awaitable[Any]]
 """The rest of an asyncio chain (the framework's own alias where it has one)."""
@@ -295,49 +295,39 @@ class TracedResponseStream(ResponseStream):
             self._otel_call.stream_ended("closed", None)
 
 
-_ASYNC_TRACED: list[type] = []
-"""The traced subclass of the asyncio stream, made once when a first asyncio stream is traced."""
+class TracedAsyncResponseStream(AsyncResponseStream):
+    """TracedResponseStream's asyncio twin: ends the span when ``async for`` ends, fails or
+    the stream is closed with ``aclose``."""
+
+    _otel_call: Call
+    _otel_reading = False
+
+    async def __anext__(self) -> Any:
+        call = self._otel_call
+        self._otel_reading = True
+        try:
+            part = await AsyncResponseStream.__anext__(self)
+        except StopAsyncIteration:
+            call.stream_ended("exhausted", None)
+            raise
+        except BaseException as error:
+            call.stream_ended("failed", error)
+            raise
+        finally:
+            self._otel_reading = False
+        call.stream_event(part)
+        return part
+
+    async def aclose(self) -> None:
+        await AsyncResponseStream.aclose(self)
+        if not self._otel_reading:
+            self._otel_call.stream_ended("closed", None)
 
 
 def _traced_class(result: Any) -> type | None:
     """The traced class to swap a stream's class to; None for a result that is not a stream."""
     if isinstance(result, ResponseStream):
         return TracedResponseStream
-    async_stream = getattr(streaming, "AsyncResponseStream", None)
-    if async_stream is not None and isinstance(result, async_stream):
-        if not _ASYNC_TRACED:
-            _ASYNC_TRACED.append(_traced_async_class(async_stream))
-        return _ASYNC_TRACED[0]
+    if isinstance(result, AsyncResponseStream):
+        return TracedAsyncResponseStream
     return None
-
-
-def _traced_async_class(base: Any) -> type:
-    """TracedResponseStream's asyncio twin: ends the span when ``async for`` ends, fails or
-    the stream is closed with ``aclose``."""
-
-    class TracedAsyncResponseStream(base):  # type: ignore[misc]  # the asyncio stream's class
-        _otel_call: Call
-        _otel_reading = False
-
-        async def __anext__(self) -> Any:
-            call = self._otel_call
-            self._otel_reading = True
-            try:
-                part = await base.__anext__(self)
-            except StopAsyncIteration:
-                call.stream_ended("exhausted", None)
-                raise
-            except BaseException as error:
-                call.stream_ended("failed", error)
-                raise
-            finally:
-                self._otel_reading = False
-            call.stream_event(part)
-            return part
-
-        async def aclose(self) -> None:
-            await base.aclose(self)
-            if not self._otel_reading:
-                self._otel_call.stream_ended("closed", None)
-
-    return TracedAsyncResponseStream
