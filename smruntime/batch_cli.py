@@ -252,18 +252,15 @@ def _progress(enabled: bool) -> Any:
 def _client(args: argparse.Namespace, closing: contextlib.ExitStack) -> Any:
     """The run's client; ``closing`` closes it and the HTTP client it was given."""
     from smruntime import Client
+    from smruntime.cli import client_fields
 
     pool = max(args.concurrency, 1)
-    fields: dict[str, Any] = {"max_pool_connections": pool}
+    fields = {**client_fields(args), "max_pool_connections": pool}
     if args.http_client == "fast":
         from smruntime.transport import FastHTTPClient
 
-        timeouts = {name: getattr(args, name) for name in ("connect_timeout", "read_timeout") if getattr(args, name) is not None}
+        timeouts = {name: fields[name] for name in ("connect_timeout", "read_timeout") if name in fields}
         fields["http_client"] = closing.enter_context(FastHTTPClient(max_pool_connections=pool, **timeouts))
-    for name in ("region", "profile", "endpoint_url", "max_attempts", "retry_mode", "read_timeout", "connect_timeout"):
-        value = getattr(args, name, None)
-        if value is not None:
-            fields[name] = value
     return closing.enter_context(Client(**fields))
 
 

@@ -176,7 +176,14 @@ def _add_common_inputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from smruntime import Client, LogMode
+    from smruntime import Client
+
+    return Client(**client_fields(args))
+
+
+def client_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The Options fields the client arguments (and ``--debug``) give."""
+    from smruntime import LogMode
 
     fields: dict[str, Any] = {}
     for name in ("region", "profile", "endpoint_url", "max_attempts", "retry_mode", "read_timeout", "connect_timeout"):
@@ -185,7 +192,7 @@ def _client(args: argparse.Namespace) -> Any:
             fields[name] = value
     if args.debug:
         fields["log_mode"] = LogMode.REQUEST | LogMode.RESPONSE | LogMode.RETRIES
-    return Client(**fields)
+    return fields
 
 
 def _body(value: str) -> bytes:
