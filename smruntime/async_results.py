@@ -93,24 +93,6 @@ class S3Reader:
             body.close()
 
 
-def wait(
-    output: InvokeEndpointAsyncOutput,
-    *,
-    read_s3: Reader,
-    timeout: float,
-    poll_interval: float,
-    file_root: str | os.PathLike[str] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> bytes:
-    """The result bytes; raises the failure, or :class:`WaitTimeoutError`.
-
-    ``file://`` locations are read only inside ``file_root``; without one, such a location is
-    refused before anything is read.
-    """
-    return Poll(output, read_s3, timeout, poll_interval, file_root, clock).wait(sleep)
-
-
 class Poll:
     """One wait for an async inference's result: its rules (in :meth:`check` and
     :meth:`next_wait`, which never wait) and the two ways to wait, :meth:`wait` and
