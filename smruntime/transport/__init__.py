@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from smruntime.transport.async_mock import AsyncMockHTTPClient
     from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPClient, AsyncHTTPResponse, AsyncResponseBody
     from smruntime.transport.fast_client import FastHTTPClient
+    from smruntime.transport.http2_protocol import AsyncHTTP2Client, HTTP2Stream
     from smruntime.transport.mock import MockHTTPClient, MockResult
     from smruntime.transport.requests_client import RequestsHTTPClient
 
@@ -36,11 +37,13 @@ __all__ = [
     "AiohttpHTTPClient",
     "AsyncBytesBody",
     "AsyncFastHTTPClient",
+    "AsyncHTTP2Client",
     "AsyncHTTPClient",
     "AsyncHTTPResponse",
     "AsyncMockHTTPClient",
     "AsyncResponseBody",
     "FastHTTPClient",
+    "HTTP2Stream",
     "HTTPClient",
     "MockHTTPClient",
     "MockResult",
@@ -53,10 +56,12 @@ _MODULES = {
     "AsyncMockHTTPClient": "smruntime.transport.async_mock",
     "AsyncBytesBody": "smruntime.transport.async_protocol",
     "AsyncFastHTTPClient": "smruntime.transport.async_fast_client",
+    "AsyncHTTP2Client": "smruntime.transport.http2_protocol",
     "AsyncHTTPClient": "smruntime.transport.async_protocol",
     "AsyncHTTPResponse": "smruntime.transport.async_protocol",
     "AsyncResponseBody": "smruntime.transport.async_protocol",
     "FastHTTPClient": "smruntime.transport.fast_client",
+    "HTTP2Stream": "smruntime.transport.http2_protocol",
     "MockHTTPClient": "smruntime.transport.mock",
     "MockResult": "smruntime.transport.mock",
     "RequestsHTTPClient": "smruntime.transport.requests_client",
