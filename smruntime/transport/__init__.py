@@ -18,7 +18,7 @@ Each client lives in a module of its own and loads on first use, so a program th
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smruntime.transport.error_mapping import map_transport_error
 from smruntime.transport.protocol import HTTPClient
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from smruntime.transport.async_mock import AsyncMockHTTPClient
     from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPClient, AsyncHTTPResponse, AsyncResponseBody
     from smruntime.transport.fast_client import FastHTTPClient
+    from smruntime.transport.http2_mock import AsyncHTTP2MockClient
     from smruntime.transport.http2_protocol import AsyncHTTP2Client, HTTP2Stream
     from smruntime.transport.mock import MockHTTPClient, MockResult
     from smruntime.transport.requests_client import RequestsHTTPClient
@@ -38,6 +39,7 @@ __all__ = [
     "AsyncBytesBody",
     "AsyncFastHTTPClient",
     "AsyncHTTP2Client",
+    "AsyncHTTP2MockClient",
     "AsyncHTTPClient",
     "AsyncHTTPResponse",
     "AsyncMockHTTPClient",
@@ -48,6 +50,7 @@ __all__ = [
     "MockHTTPClient",
     "MockResult",
     "RequestsHTTPClient",
+    "default_http2_client",
     "map_transport_error",
 ]
 
@@ -57,6 +60,7 @@ _MODULES = {
     "AsyncBytesBody": "smruntime.transport.async_protocol",
     "AsyncFastHTTPClient": "smruntime.transport.async_fast_client",
     "AsyncHTTP2Client": "smruntime.transport.http2_protocol",
+    "AsyncHTTP2MockClient": "smruntime.transport.http2_mock",
     "AsyncHTTPClient": "smruntime.transport.async_protocol",
     "AsyncHTTPResponse": "smruntime.transport.async_protocol",
     "AsyncResponseBody": "smruntime.transport.async_protocol",
@@ -66,6 +70,20 @@ _MODULES = {
     "MockResult": "smruntime.transport.mock",
     "RequestsHTTPClient": "smruntime.transport.requests_client",
 }
+
+
+def default_http2_client(options: Any) -> AsyncHTTP2Client:
+    """The HTTP/2 client a client makes for its bidirectional streams when ``options`` name none."""
+    try:
+        module = importlib.import_module("smruntime.transport.http2_client")
+    except ImportError as error:
+        from smruntime.errors import SageMakerRuntimeError
+
+        raise SageMakerRuntimeError(
+            f"bidirectional streaming needs the HTTP/2 transport (pip install 'smruntime[http2]'): {error}"
+        ) from error
+    client: AsyncHTTP2Client = module.default_client(options)
+    return client
 
 
 def __getattr__(name: str) -> object:
