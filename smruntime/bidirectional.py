@@ -30,8 +30,8 @@ from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetad
 if TYPE_CHECKING:
     from smruntime.event_signing import EventSigner
     from smruntime.loop_thread import LoopThread
-    from smruntime.middleware import Context
     from smruntime.operations.duplex import DuplexChain
+    from smruntime.stack_types import Context
     from smruntime.transport.async_protocol import AsyncHTTPResponse
     from smruntime.transport.http2_protocol import HTTP2Stream
 
@@ -225,7 +225,7 @@ class AsyncBidirectionalStream:
         """The response HEADERS, checked: a non-2xx answer raises the service error it carries."""
         response = await transport.response()
         ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
-        found = request_id(response)  # type: ignore[arg-type]  # reads only the headers
+        found = request_id(response)
         if found:
             self.request_id = found
             ctx.metadata.set(keys.REQUEST_ID, found)

@@ -38,7 +38,7 @@ __all__ = [
     "event_middleware",
 ]
 
-EventChain = Callable[[Context, Any], None]
+EventChain = Callable[[Context[Any], Any], None]
 """A composed event step: ``chain(ctx, event)`` runs the event through every middleware."""
 
 
@@ -100,7 +100,7 @@ def compose_events(step: Step[Any, None], terminal: EventChain) -> EventChain:
     return chain
 
 
-def event_middleware(id: str, fn: Callable[[Context, Any, Next[Any, None]], None]) -> MiddlewareFunc[Any, None]:
+def event_middleware(id: str, fn: Callable[[Context[Any], Any, Next[Any, None]], None]) -> MiddlewareFunc[Any, None]:
     """An event middleware from an ID and a plain function ``fn(ctx, event, next)``."""
     if inspect.iscoroutinefunction(fn):
         raise StackError(f"event middleware {id}: events are handled without waiting; give a plain function, not async def")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smruntime.operations.spec import Operation
 
@@ -20,7 +20,7 @@ _MODULES = {
 
 
 @cache
-def get(name: str) -> Operation | DuplexOperation:
+def get(name: str) -> Operation[Any, Any] | DuplexOperation:
     """The operation named ``name`` (API name, e.g. ``InvokeEndpoint``).
 
     Each operation's module is imported on first use: the stream operation pulls in the
@@ -29,7 +29,7 @@ def get(name: str) -> Operation | DuplexOperation:
     module = _MODULES.get(name)
     if module is None:
         raise KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(_MODULES))}")
-    operation: Operation | DuplexOperation = importlib.import_module(module).OPERATION
+    operation: Operation[Any, Any] | DuplexOperation = importlib.import_module(module).OPERATION
     return operation
 
 

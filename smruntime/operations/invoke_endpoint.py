@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
+from smruntime.middleware import Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status
 from smruntime.operations.spec import Operation
+from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMetadata
 
 NAME = "InvokeEndpoint"
@@ -109,10 +110,10 @@ def _first(value: str | None) -> str | None:
     return None if value is None else value.split(",", 1)[0].strip()
 
 
-OPERATION = Operation(
+OPERATION: Operation[InvokeEndpointInput, InvokeEndpointOutput] = Operation(
     name=NAME,
     input_type=InvokeEndpointInput,
     validate=validate,
-    serializer=OperationSerializer("invocations", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
+    serializer=OperationSerializer[InvokeEndpointInput]("invocations", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
     deserializer=Deserializer(),
 )

@@ -11,10 +11,11 @@ import re
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
+from smruntime.middleware import Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status
 from smruntime.operations.spec import Operation
+from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 from smruntime.types import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput, ResultMetadata
 
 NAME = "InvokeEndpointAsync"
@@ -94,10 +95,10 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
         return out
 
 
-OPERATION = Operation(
+OPERATION: Operation[InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput] = Operation(
     name=NAME,
     input_type=InvokeEndpointAsyncInput,
     validate=validate,
-    serializer=OperationSerializer("async-invocations", HEADERS, default_content_type=None),
+    serializer=OperationSerializer[InvokeEndpointAsyncInput]("async-invocations", HEADERS, default_content_type=None),
     deserializer=Deserializer(),
 )

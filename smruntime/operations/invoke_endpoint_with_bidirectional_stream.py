@@ -23,16 +23,8 @@ from smruntime.event_signing import STREAMING_EVENTS_PAYLOAD, EventSigner, seed_
 from smruntime.http import HTTPRequest
 from smruntime.http2_endpoints import resolve_http2_endpoint
 from smruntime.logs import RequestResponseLogger
-from smruntime.middleware import (
-    AsyncNext,
-    Context,
-    DeserializeInput,
-    DeserializeOutput,
-    SerializeInput,
-    SerializeOutput,
-    StackKey,
-    Transform,
-)
+from smruntime.middleware import AsyncNext, DeserializeOutput, StackKey, Transform
+from smruntime.middleware import SerializeInput as SerializeInput_
 from smruntime.middleware.events import EventStreamStack, ReceiveEventStep, SendEventStep, compose_events
 from smruntime.operations.bidirectional_stream_input import OPERATION as NAME
 from smruntime.operations.bidirectional_stream_input import BidirectionalStreamInput, request_headers
@@ -46,6 +38,10 @@ from smruntime.operations.common import (
 from smruntime.operations.duplex import DuplexChain, DuplexOperation
 from smruntime.operations.protocol import operation_url
 from smruntime.retry import ClientRequestID, ClockOffset, Retry, RetryMetricsHeader
+from smruntime.stack_types import Context, DeserializeInput, SerializeOutput
+
+OpenedOutput = DeserializeOutput[Any, object]
+"""What the Deserialize step passes up: the open HTTP/2 stream, then the OpenedStream."""
 
 __all__ = ["EVENT_SIGNER", "OPERATION", "TRANSPORT_STREAM"]
 
@@ -74,14 +70,17 @@ class ResolveHttp2Endpoint(ResolveEndpoint):
     resolve = staticmethod(resolve_http2_endpoint)
 
 
-class Serializer(Transform[SerializeInput, SerializeOutput]):
+StreamSerializeInput = SerializeInput_[BidirectionalStreamInput, HTTPRequest]
+
+
+class Serializer(Transform[StreamSerializeInput, SerializeOutput]):
     """The opening request: the endpoint name as a path label, the header bindings, no body
     (the events follow on the open stream), and the event-stream payload hash."""
 
     id = "OperationSerializer"
 
-    def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
-        params: BidirectionalStreamInput = in_.parameters
+    def before(self, ctx: Context, in_: StreamSerializeInput) -> StreamSerializeInput:
+        params = in_.parameters
         request: HTTPRequest = in_.request
         request.method = "POST"
         request.url = operation_url(request.url, params.endpoint_name, ACTION)
@@ -103,7 +102,7 @@ class EventStreamSigning(Signing):
                 "the signer left no SigV4 Signature= in the Authorization header: the events cannot be chained on it",
                 operation=ctx.operation_name,
             ) from None
-        region = ctx.get(keys.SIGNING_REGION) or ctx.options.region
+        region = ctx.get(keys.SIGNING_REGION) or ctx.options.region or ""  # Signing refused to sign without one
         service = ctx.get(keys.SIGNING_NAME) or "sagemaker"
         ctx.set(EVENT_SIGNER, EventSigner(credentials, region=region, service=service, seed=seed))
 
@@ -115,8 +114,8 @@ class ReleaseStreamOnError:
     id = "ErrorCloseResponseBody"
 
     async def ahandle(
-        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
-    ) -> DeserializeOutput:
+        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, OpenedOutput]
+    ) -> OpenedOutput:
         try:
             return await next(ctx, in_)
         except BaseException:
@@ -126,12 +125,12 @@ class ReleaseStreamOnError:
             raise
 
 
-class EventStreamOpener(Transform[DeserializeInput, DeserializeOutput]):
+class EventStreamOpener(Transform[DeserializeInput, OpenedOutput]):
     """``OperationEventStreamDeserializer``: hands over the open stream and its event signer."""
 
     id = "OperationEventStreamDeserializer"
 
-    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
+    def after(self, ctx: Context, in_: DeserializeInput, out: OpenedOutput) -> OpenedOutput:
         out.result = OpenedStream(out.raw_response, ctx.get(EVENT_SIGNER))
         return out
 
@@ -139,7 +138,7 @@ class EventStreamOpener(Transform[DeserializeInput, DeserializeOutput]):
 class OpeningLogger(RequestResponseLogger):
     """``RequestResponseLogger`` for a stream: logs the opening request; the answer comes later."""
 
-    def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
+    def after(self, ctx: Context, in_: DeserializeInput, out: OpenedOutput) -> OpenedOutput:
         return out
 
 
@@ -166,6 +165,8 @@ def new_stack(clock_offset: ClockOffset | None = None) -> EventStreamStack:
 async def open_stream(ctx: Context, request: HTTPRequest) -> Any:
     """The terminal handler: send the request's HEADERS with the call's HTTP/2 client."""
     client = ctx.options.http2_client
+    if client is None:  # the client makes one before it opens a stream
+        raise errors.SageMakerRuntimeError("no HTTP/2 client to open the stream with", operation=ctx.operation_name)
     try:
         stream = await client.open_stream(request)
     except errors.SageMakerRuntimeError:

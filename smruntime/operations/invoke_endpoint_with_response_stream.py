@@ -9,17 +9,22 @@ the messages mean is shared.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, cast
 
 from smruntime import errors
 from smruntime import validation as v
 from smruntime.eventstream import EventStreamDecoder, Message
-from smruntime.middleware import AsyncNext, Context, DeserializeInput, DeserializeOutput, Next, Transform
+from smruntime.middleware import AsyncNext, Next, Transform
 from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, request_id
 from smruntime.operations.spec import Operation
+from smruntime.stack_types import AsyncDeserializeOutput, Context, DeserializeInput, DeserializeOutput
 from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error, stream_cut_off
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
+
+if TYPE_CHECKING:
+    from smruntime.http import HTTPResponse
+    from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 NAME = "InvokeEndpointWithResponseStream"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -108,26 +113,27 @@ class EventStreamDeserializer:
                 first.end()
         except errors.TransportError as error:
             raise stream_cut_off(error) from error
-        out.result = _opened(ResponseStream, ctx, out, first, chunks)
+        out.result = _opened(ResponseStream, ctx, out.raw_response, first, chunks)
         return out
 
     async def ahandle(
-        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
-    ) -> DeserializeOutput:
+        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, AsyncDeserializeOutput]
+    ) -> AsyncDeserializeOutput:
         out = await next(ctx, in_)
+        response = cast("AsyncHTTPResponse", out.raw_response)  # the asyncio terminal leaves a 2xx stream live
         first = _First()
-        chunks = out.raw_response.body.aiter_chunks()
+        chunks = response.body.aiter_chunks()
         try:
             async for chunk in chunks:
                 if first.feed(chunk):
                     break
             else:
                 first.end()
-            out.result = _opened(AsyncResponseStream, ctx, out, first, chunks)
+            out.result = _opened(AsyncResponseStream, ctx, response, first, chunks)
         except BaseException as error:
             # The live body is this middleware's until the stream is handed out: releasing
             # it is awaited, so it is released here rather than by ErrorCloseResponseBody.
-            await out.raw_response.aclose()
+            await response.aclose()
             if isinstance(error, errors.TransportError):
                 raise stream_cut_off(error) from error
             raise
@@ -154,12 +160,11 @@ class _First:
 def _opened(
     stream_type: type[Any],
     ctx: Context,
-    out: DeserializeOutput,
+    response: HTTPResponse | AsyncHTTPResponse,
     first: _First,
     chunks: Iterator[bytes] | AsyncIterator[bytes],
 ) -> Any:
     """The stream handed to the caller, once the first message is known not to be an error."""
-    response = out.raw_response
     rid = request_id(response)
     for message in first.messages[:1]:
         error = message_error(message, ctx.operation_name, rid)
@@ -180,11 +185,11 @@ def _opened(
     )
 
 
-OPERATION = Operation(
+OPERATION: Operation[InvokeEndpointWithResponseStreamInput, ResponseStream | AsyncResponseStream] = Operation(
     name=NAME,
     input_type=InvokeEndpointWithResponseStreamInput,
     validate=validate,
-    serializer=OperationSerializer("invocations-response-stream", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
+    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
     deserializer=Deserializer(),
     event_stream_deserializer=EventStreamDeserializer(),
     streams_response=True,

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from smruntime import errors, keys
+from smruntime import middleware as _mw
 from smruntime.endpoints import join_url
 from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeOutput, SerializeInput, SerializeOutput, Transform
+from smruntime.middleware import Transform
 from smruntime.operations import bodies
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
+from smruntime.stack_types import Context, DeserializeOutput, SerializeOutput
+
+if TYPE_CHECKING:
+    from smruntime.transport.async_protocol import AsyncHTTPResponse
+    from smruntime.types import BodyInput
 
 _THROTTLING = frozenset(code.lower() for code in THROTTLING_CODES)
 _TRANSIENT = frozenset(code.lower() for code in TRANSIENT_CODES)
@@ -35,11 +41,24 @@ def operation_url(base: str, endpoint_name: str, action: str) -> str:
     return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
 
 
+class OperationParams(Protocol):
+    """What :class:`OperationSerializer` reads of every operation's input besides its headers."""
+
+    @property
+    def endpoint_name(self) -> str: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def body(self) -> BodyInput | None: ...
+
+
+ParamsT = TypeVar("ParamsT", bound=OperationParams)
+
 HeaderBindings = tuple[tuple[str, str], ...]
 """``(input attribute, header name)`` pairs: the members an operation sends as headers."""
 
 
-class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
+class OperationSerializer(Transform[_mw.SerializeInput[ParamsT, HTTPRequest], SerializeOutput], Generic[ParamsT]):
     """Builds an operation's POST: the endpoint name as a path label, header bindings, payload.
 
     ``default_content_type`` is sent as ``Content-Type`` when the input has none (as the Go
@@ -62,9 +81,9 @@ class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
         self.default_content_type = default_content_type
         self.has_payload = has_payload
 
-    def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
+    def before(self, ctx: Context, in_: _mw.SerializeInput[ParamsT, HTTPRequest]) -> _mw.SerializeInput[ParamsT, HTTPRequest]:
         params = in_.parameters
-        request: HTTPRequest = in_.request
+        request = in_.request
         request.method = "POST"
         request.url = operation_url(request.url, params.endpoint_name, self.action)
         headers = request.headers
@@ -88,7 +107,7 @@ def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:
     return response
 
 
-def request_id(response: HTTPResponse) -> str | None:
+def request_id(response: HTTPResponse | AsyncHTTPResponse) -> str | None:
     for name in REQUEST_ID_HEADERS:
         value = response.headers.get(name)
         if value:

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable, Generic, TypeVar
 
 import attrs
 
-from smruntime.middleware import DeserializeInput, DeserializeOutput, Middleware, SerializeInput, SerializeOutput
+from smruntime import middleware as _mw
+from smruntime.http import HTTPRequest
+from smruntime.middleware import Middleware
+from smruntime.stack_types import DeserializeInput, DeserializeOutput, SerializeOutput
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
 
 
 @attrs.frozen
-class Operation:
-    """One API operation: its input type, validator, serializer and deserializer(s)."""
+class Operation(Generic[InT, OutT]):
+    """One API operation: its input type, validator, serializer and deserializer(s).
+
+    ``OutT`` is what a call returns (the deserializer's result); the clients' methods read it
+    from here, so a call's input and output are typed end to end.
+    """
 
     name: str
-    input_type: type[Any]
-    validate: Callable[[Any, str], None]
-    serializer: Middleware[SerializeInput, SerializeOutput]
+    input_type: type[InT]
+    validate: Callable[[InT, str], None]
+    serializer: Middleware[_mw.SerializeInput[InT, HTTPRequest], SerializeOutput]
     deserializer: Middleware[DeserializeInput, DeserializeOutput]
     event_stream_deserializer: Middleware[DeserializeInput, DeserializeOutput] | None = None
     streams_response: bool = False
