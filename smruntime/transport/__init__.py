@@ -76,13 +76,18 @@ def default_http2_client(options: Any) -> AsyncHTTP2Client:
     """The HTTP/2 client a client makes for its bidirectional streams when ``options`` name none."""
     try:
         module = importlib.import_module("smruntime.transport.http2_client")
-    except ImportError as error:
+    except ImportError as error:  # h2 is not installed
         from smruntime.errors import SageMakerRuntimeError
 
         raise SageMakerRuntimeError(
-            f"bidirectional streaming needs the HTTP/2 transport (pip install 'smruntime[http2]'): {error}"
+            f"bidirectional streaming needs the h2 package (pip install 'smruntime[http2]'): {error}"
         ) from error
-    client: AsyncHTTP2Client = module.default_client(options)
+    client: AsyncHTTP2Client = module.H2HTTPClient(
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
+        max_pool_connections=options.max_pool_connections,
+        max_response_body_size=options.max_response_body_size,
+    )
     return client
 
 
