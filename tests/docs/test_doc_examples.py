@@ -73,3 +73,7 @@ def test_the_readme_middleware_example_adds_its_middleware_to_the_stack(capsys: 
     printed = capsys.readouterr().out
     assert printed.startswith("InvokeEndpoint\n")
     assert "\t\tUserAgent\n\t\tAddTrace\n" in printed or "\t\tAddTrace\n" in printed.split("Build stack step")[1]
+
+
+def test_the_bidirectional_guides_mock_example_runs_as_written() -> None:
+    exec(compile(python_block("bidirectional-streaming.md", "## Testing your code"), "bidirectional-streaming.md", "exec"), {})

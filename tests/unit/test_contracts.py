@@ -109,8 +109,10 @@ def test_every_default_middleware_composes_into_both_chains() -> None:
 def test_the_public_names_are_pinned() -> None:
     assert smruntime.__all__ == [
         "ANONYMOUS",
+        "AsyncBidirectionalStream",
         "AsyncClient",
         "AsyncResponseStream",
+        "BidirectionalStream",
         "Client",
         "Credentials",
         "FastHTTPClient",
@@ -123,7 +125,9 @@ def test_the_public_names_are_pinned() -> None:
         "MockHTTPClient",
         "Options",
         "PayloadPart",
+        "RequestPayloadPart",
         "RequestsHTTPClient",
+        "ResponsePayloadPart",
         "ResponseStream",
         "ResultMetadata",
         "StaticEndpointResolver",
