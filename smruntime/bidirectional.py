@@ -183,6 +183,7 @@ class AsyncBidirectionalStream:
         self._outbox: list[bytes] = []
         self._ready: deque[ResponsePayloadPart] = deque()
         self._clock_offset: float | None = None
+        self._failure: BaseException | None = None
         self._input_ended = False
         self._finished = False
         self._closed = False
@@ -223,7 +224,12 @@ class AsyncBidirectionalStream:
 
     async def _await_response(self, transport: HTTP2Stream, ctx: Context) -> AsyncHTTPResponse:
         """The response HEADERS, checked: a non-2xx answer raises the service error it carries."""
-        response = await transport.response()
+        try:
+            response = await transport.response()
+        except errors.SageMakerRuntimeError as error:  # the connection failed before the answer
+            if error.operation is None:
+                error.operation = self._operation
+            raise
         ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
         found = request_id(response)
         if found:
@@ -348,6 +354,10 @@ class AsyncBidirectionalStream:
     async def __anext__(self) -> ResponsePayloadPart:
         ready = self._ready
         while not ready:
+            failure = self._failure
+            if failure is not None:  # after the parts that arrived before it
+                self._failure = None
+                raise failure
             if self._finished or self._closed:
                 raise StopAsyncIteration
             await self._read_more()
@@ -372,7 +382,11 @@ class AsyncBidirectionalStream:
                 raise stream_cut_off(error, self._operation) from error
             assert self._ctx is not None and self._receive_chain is not None
             for message in self._decoder.feed(chunk):
-                part = response_part(message, self._operation, self.request_id)
+                try:
+                    part = response_part(message, self._operation, self.request_id)
+                except errors.APIError as error:  # an exception event ends the stream
+                    self._finished, self._failure = True, error
+                    return
                 if part is not None:
                     self._receive_chain(self._ctx, part)
         except BaseException:

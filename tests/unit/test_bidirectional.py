@@ -295,6 +295,25 @@ def test_exception_events_raise_their_error_after_the_parts_before_them(kind: st
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_parts_that_arrive_with_an_exception_event_in_one_chunk_come_before_its_error(kind: str) -> None:
+    async def part_then_error(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[Any]:
+        async for event in events:
+            yield encode_message({":message-type": "event", ":event-type": "PayloadPart"}, event.bytes) + encode_message(
+                {":message-type": "exception", ":exception-type": "ModelStreamError"}, b'{"Message": "broke"}'
+            )
+
+    async def exchange() -> None:
+        async with open_client(kind, **fields(mock(part_then_error))) as client, open_stream(client, endpoint_name="ep") as stream:
+            await stream.send(b"fine")
+            part = await stream.next()
+            assert part is not None and part.bytes == b"fine"
+            with pytest.raises(errors.ModelStreamError):
+                await stream.next()
+
+    run(exchange())
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_server_cutting_the_stream_mid_event_is_an_error_not_an_end(kind: str) -> None:
     async def cuts(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[Any]:
         async for _ in events:
