@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("smruntime.transport.http2_client", reason="the HTTP/2 transport")
 pytest.importorskip("smruntime.local.h2_server", reason="the local endpoint's HTTP/2 listener")
 
-from smruntime import errors  # noqa: E402
-from smruntime.eventstream import TruncatedStreamError  # noqa: E402
-from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint  # noqa: E402
-from smruntime.retry import StandardRetryer  # noqa: E402
-from tests.bidi_support import KINDS, Stream, open_client, open_stream  # noqa: E402
+from smruntime import errors
+from smruntime.eventstream import TruncatedStreamError
+from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint
+from smruntime.retry import StandardRetryer
+from tests.bidi_support import KINDS, Stream, open_client, open_stream
 
 KEYS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 MODELS = "tests.integration.bidi_test_models"
