@@ -190,12 +190,12 @@ async def exchange(url: str, size: int, count: int) -> float:
     return elapsed
 
 
-_MEMORY_CHILD = f"""
+_MEMORY_CHILD = """
 import asyncio, json, sys, time
 from benchmarks.bidi import exchange
 
 def status():
-    fields = {{}}
+    fields = {}
     with open("/proc/self/status") as f:
         for line in f:
             name, _, value = line.partition(":")
@@ -214,7 +214,7 @@ except OSError:
 before = status()
 seconds = asyncio.run(exchange(url, part, total // part))
 after = status()
-print(json.dumps({{"rss_before": before["VmRSS"], "hwm_after": after["VmHWM"], "seconds": seconds, "peak_reset": reset}}))
+print(json.dumps({"rss_before": before["VmRSS"], "hwm_after": after["VmHWM"], "seconds": seconds, "peak_reset": reset}))
 """
 
 
@@ -252,7 +252,7 @@ def run(*, rtts: int = 2000, total: int = GIB) -> Section:
             "Client, local echo model": lambda count: sync_rtts(local.http2_url, count),
         }
         samples: dict[str, list[float]] = {name: [] for name in contenders}
-        for name, measure in contenders.items():
+        for measure in contenders.values():
             measure(200)  # warm-up
         for _ in range(ROUNDS):  # interleaved, so that a busy moment weighs on every contender alike
             for name, measure in contenders.items():
