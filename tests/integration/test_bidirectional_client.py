@@ -268,3 +268,16 @@ def test_wrong_keys_are_refused_by_the_local_endpoint(endpoint: LocalEndpoint) -
             assert raised.value.http_status == 403
 
     asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_the_demo_shows_turns_on_one_stream() -> None:
+    import io
+
+    from smruntime.demo import run
+
+    out = io.StringIO()
+    assert run(out) == 0
+    text = out.getvalue()
+    assert "== InvokeEndpointWithBidirectionalStream: turns on one HTTP/2 stream ==" in text
+    assert "sent      'hello over HTTP/2'" in text
+    assert "received  b' chained' (COMPLETE)" in text
