@@ -231,6 +231,7 @@ class AsyncBidirectionalStream:
                 error.operation = self._operation
             raise
         ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
+        _log_response(ctx, response)
         found = request_id(response)
         if found:
             self.request_id = found
@@ -422,6 +423,23 @@ class AsyncBidirectionalStream:
             f"{type(self).__name__}(invoked_production_variant={self.invoked_production_variant!r}, "
             f"input_ended={self._input_ended}, closed={self._closed})"
         )
+
+
+def _log_response(ctx: Context, response: AsyncHTTPResponse) -> None:
+    """The answer's status and headers, when ``log_mode`` asks for responses (it came after the
+    stack's RequestResponseLogger ran)."""
+    from smruntime.logs import NOT_LOGGING
+    from smruntime.options import LogMode
+
+    mode = ctx.options.log_mode if ctx.options is not None else NOT_LOGGING
+    if mode is NOT_LOGGING or not mode & (LogMode.RESPONSE | LogMode.RESPONSE_BODY):
+        return
+    from smruntime.errors import server_text
+    from smruntime.logs import RESPONSE_LOG_LIMIT, logger_for
+    from smruntime.redaction import redact_headers, redact_text
+
+    line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers)}"
+    logger_for(ctx).debug(redact_text(server_text(line, RESPONSE_LOG_LIMIT)))
 
 
 def _observe(future: asyncio.Future[Any]) -> None:

@@ -634,3 +634,21 @@ def test_a_client_closes_the_http2_client_it_made_but_not_one_it_was_given(monke
     given = mock()
     run(exchange(given))
     assert not given.closed
+
+
+def test_the_answer_is_logged_when_it_arrives_with_log_mode_response(caplog: pytest.LogCaptureFixture) -> None:
+    from smruntime import LogMode
+
+    async def exchange() -> None:
+        async with AsyncClient(**fields(mock(), log_mode=LogMode.REQUEST | LogMode.RESPONSE)) as client, \
+                client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            await stream.end_input()
+            assert [part async for part in stream] == []
+
+    with caplog.at_level("DEBUG", logger="smruntime"):
+        run(exchange())
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith(f"{OPERATION} request: POST https://runtime.sagemaker.us-east-1.amazonaws.com:8443/") for line in lines)
+    assert any(line.startswith(f"{OPERATION} response: 200 ") and "AllTraffic" in line for line in lines)
+    assert not any(SECRET in line for line in lines)
