@@ -166,9 +166,6 @@ class AsyncBidirectionalStream:
     def __init__(self, opener: Opener, *, operation: str) -> None:
         self._opener = opener
         self._operation = operation
-        self.invoked_production_variant: str | None = None
-        """The variant that serves the stream, from the response headers (None until they arrive)."""
-        self.request_id: str | None = None
         self.metadata = ResultMetadata()
         self._transport: HTTP2Stream | None = None
         self._signer: EventSigner | None = None
@@ -184,6 +181,8 @@ class AsyncBidirectionalStream:
         self._ready: deque[ResponsePayloadPart] = deque()
         self._clock_offset: float | None = None
         self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._interrupted = False
         self._input_ended = False
         self._finished = False
         self._closed = False
@@ -219,33 +218,21 @@ class AsyncBidirectionalStream:
         self._send_chain = compose_events(chain.send_event, self._queue)
         self._receive_chain = compose_events(chain.receive_event, self._deliver)
         self._send_lock = asyncio.Lock()
-        self._response = asyncio.ensure_future(self._await_response(opened.transport, ctx))
+        self._loop = asyncio.get_running_loop()
+        # A module function, not a method: the pending task must not keep an abandoned stream alive.
+        self._response = asyncio.ensure_future(_checked_answer(opened.transport, ctx, self._operation))
         self._response.add_done_callback(_observe)
 
-    async def _await_response(self, transport: HTTP2Stream, ctx: Context) -> AsyncHTTPResponse:
-        """The response HEADERS, checked: a non-2xx answer raises the service error it carries."""
-        try:
-            response = await transport.response()
-        except errors.SageMakerRuntimeError as error:  # the connection failed before the answer
-            if error.operation is None:
-                error.operation = self._operation
-            raise
-        ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
-        _log_response(ctx, response)
-        found = request_id(response)
-        if found:
-            self.request_id = found
-            ctx.metadata.set(keys.REQUEST_ID, found)
-        if not 200 <= response.status_code < 300:
-            body = await response.read()
-            endpoint = ctx.get(keys.ENDPOINT)
-            raise parse_error(
-                HTTPResponse(response.status_code, response.headers, BytesBody(body), response.reason),
-                self._operation,
-                url=endpoint.url if endpoint is not None else None,
-            )
-        self.invoked_production_variant = response.headers.get("x-amzn-invoked-production-variant")
-        return response
+    @property
+    def invoked_production_variant(self) -> str | None:
+        """The variant that serves the stream, from the response headers (None until they arrive)."""
+        response = _answer(self._response)
+        return None if response is None else response.headers.get("x-amzn-invoked-production-variant")
+
+    @property
+    def request_id(self) -> str | None:
+        """The service's request id, from the response headers (None until they arrive)."""
+        return self.metadata.request_id
 
     async def wait_for_response(self) -> None:
         """Wait until the service answered the request (its HTTP headers; the events come later).
@@ -325,13 +312,22 @@ class AsyncBidirectionalStream:
         failure = _failure(self._response)
         if failure is not None:
             raise failure
+        if self._interrupted:
+            raise errors.SageMakerRuntimeError(
+                "an earlier send failed or was cancelled part way through an event: the stream cannot go on",
+                operation=self._operation,
+            )
 
     async def _write(self, frame: bytes) -> None:
         assert self._transport is not None
         try:
             await self._transport.send(frame)
         except errors.TransportError as error:
+            self._interrupted = True
             raise self._send_failure(error) from error
+        except BaseException:  # cancelled: part of the frame may be on the wire, the rest never will
+            self._interrupted = True
+            raise
 
     def _send_failure(self, error: errors.TransportError) -> BaseException:
         """What a failed write means: the service's answer when it refused the stream (a 424
@@ -418,11 +414,53 @@ class AsyncBidirectionalStream:
         if self._transport is not None:
             await self._transport.aclose()
 
+    def __del__(self) -> None:
+        # Abandoned open, without aclose: release the stream on its loop (a finalizer cannot
+        # await, and may run on another thread).
+        transport, loop = getattr(self, "_transport", None), getattr(self, "_loop", None)
+        if transport is None or loop is None or self._closed or loop.is_closed():
+            return
+        self._closed = True
+        try:
+            loop.call_soon_threadsafe(_release_later, loop, transport)
+        except RuntimeError:  # the loop closed meanwhile: its transports went with it
+            pass
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(invoked_production_variant={self.invoked_production_variant!r}, "
             f"input_ended={self._input_ended}, closed={self._closed})"
         )
+
+
+async def _checked_answer(transport: HTTP2Stream, ctx: Context, operation: str) -> AsyncHTTPResponse:
+    """The response HEADERS, checked: a non-2xx answer raises the service error it carries."""
+    try:
+        response = await transport.response()
+    except errors.SageMakerRuntimeError as error:  # the connection failed before the answer
+        if error.operation is None:
+            error.operation = operation
+        raise
+    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
+    _log_response(ctx, response)
+    found = request_id(response)
+    if found:
+        ctx.metadata.set(keys.REQUEST_ID, found)
+    if not 200 <= response.status_code < 300:
+        body = await response.read()
+        endpoint = ctx.get(keys.ENDPOINT)
+        raise parse_error(
+            HTTPResponse(response.status_code, response.headers, BytesBody(body), response.reason),
+            operation,
+            url=endpoint.url if endpoint is not None else None,
+        )
+    return response
+
+
+def _answer(response: asyncio.Future[AsyncHTTPResponse] | None) -> AsyncHTTPResponse | None:
+    if response is None or not response.done() or response.cancelled() or response.exception() is not None:
+        return None
+    return response.result()
 
 
 def _log_response(ctx: Context, response: AsyncHTTPResponse) -> None:
@@ -440,6 +478,10 @@ def _log_response(ctx: Context, response: AsyncHTTPResponse) -> None:
 
     line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers)}"
     logger_for(ctx).debug(redact_text(server_text(line, RESPONSE_LOG_LIMIT)))
+
+
+def _release_later(loop: asyncio.AbstractEventLoop, transport: HTTP2Stream) -> None:
+    loop.create_task(transport.aclose())
 
 
 def _observe(future: asyncio.Future[Any]) -> None:

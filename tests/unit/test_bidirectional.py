@@ -652,3 +652,50 @@ def test_the_answer_is_logged_when_it_arrives_with_log_mode_response(caplog: pyt
     assert any(line.startswith(f"{OPERATION} request: POST https://runtime.sagemaker.us-east-1.amazonaws.com:8443/") for line in lines)
     assert any(line.startswith(f"{OPERATION} response: 200 ") and "AllTraffic" in line for line in lines)
     assert not any(SECRET in line for line in lines)
+
+
+class StallingSend(AsyncHTTP2MockClient):
+    """Opens, then never has window for the first event (a peer that sends no WINDOW_UPDATE)."""
+
+    async def open_stream(self, request: HTTPRequest) -> Any:
+        stream = await super().open_stream(request)
+
+        async def stalls(data: bytes) -> None:
+            await asyncio.Event().wait()
+
+        stream.send = stalls  # type: ignore[method-assign]
+        return stream
+
+
+def test_a_send_cancelled_part_way_leaves_a_stream_that_refuses_more_and_is_reset() -> None:
+    http2 = StallingSend(echo, secret_access_key=SECRET)
+
+    async def exchange() -> None:
+        async with AsyncClient(**fields(http2)) as client, \
+                client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(stream.send(b"x" * 100_000), 0.05)
+            with pytest.raises(errors.SageMakerRuntimeError, match="part way through an event"):
+                await stream.send(b"more")
+
+    run(exchange())
+
+    assert http2.streams[0].reset
+
+
+def test_a_stream_dropped_open_is_released_on_its_loop() -> None:
+    import gc
+
+    http2 = mock()
+
+    async def exchange() -> None:
+        async with AsyncClient(**fields(http2)) as client:
+            stream = client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
+            await stream.send(b"x")
+            del stream
+            gc.collect()
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert http2.streams[0].reset
+
+    run(exchange())
