@@ -265,10 +265,16 @@ class AsyncBidirectionalStream:
         assert self._send_lock is not None and self._send_chain is not None and self._ctx is not None
         async with self._send_lock:
             self._check_can_send()
-            self._send_chain(self._ctx, part)
-            outbox, self._outbox = self._outbox, []
-            for frame in outbox:
-                await self._write(frame)
+            try:
+                self._send_chain(self._ctx, part)
+                messages = self._outbox
+            finally:
+                self._outbox = []
+            # Signed only once every middleware is done: an event step that fails signs nothing,
+            # so the chain never moves on past an event that was not sent.
+            signer = self._signer
+            for message in messages:
+                await self._write(message if signer is None else signer.sign(message, self._now()))
 
     async def end_input(self) -> None:
         """End the input: the signed empty end frame, then END_STREAM. Idempotent.
@@ -290,14 +296,13 @@ class AsyncBidirectionalStream:
                 raise self._send_failure(error) from error
 
     def _queue(self, ctx: Context, part: Any) -> None:
-        """The SendEvent step's end: encode, sign and chain the event, queue its frame."""
+        """The SendEvent step's end: encode the event and queue it for signing and sending."""
         if not isinstance(part, RequestPayloadPart):
             raise errors.SerializationError(
                 f"a SendEvent middleware passed on a {type(part).__name__}, not a RequestPayloadPart",
                 operation=self._operation,
             )
-        message = encode_request_part(part)
-        self._outbox.append(message if self._signer is None else self._signer.sign(message, self._now()))
+        self._outbox.append(encode_request_part(part))
 
     def _now(self) -> datetime:
         now = datetime.now(UTC)

@@ -488,16 +488,29 @@ def test_event_middleware_may_drop_or_split_events() -> None:
     assert http2.streams[0].verify_error is None
 
 
-def test_an_event_middleware_must_pass_on_a_request_event() -> None:
+def test_an_event_middleware_must_pass_on_a_request_event_and_a_failed_send_signs_nothing() -> None:
     def breaks(stack: Any) -> None:
-        stack.send_event.add(event_middleware("Breaks", lambda ctx, event, next: next(ctx, event.bytes)))
+        def valid_then_not(ctx: Any, event: Any, next: Any) -> None:
+            next(ctx, event)
+            if event.bytes == b"bad":
+                next(ctx, event.bytes)
+
+        stack.send_event.add(event_middleware("Breaks", valid_then_not))
+
+    http2 = mock()
 
     async def exchange() -> None:
-        async with AsyncClient(**fields(mock(), api_options=[breaks])) as client, client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+        async with AsyncClient(**fields(http2, api_options=[breaks])) as client, \
+                client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
             with pytest.raises(errors.SerializationError, match="passed on a bytes, not a RequestPayloadPart"):
-                await stream.send(b"x")
+                await stream.send(b"bad")
+            await stream.send(b"good")  # chained on the last event sent, not on one signed and dropped
+            await stream.end_input()
+            assert [part.bytes async for part in stream] == [b"good"]
 
     run(exchange())
+
+    assert http2.streams[0].verify_error is None
 
 
 def test_an_async_event_middleware_is_refused_when_the_stack_is_composed() -> None:
