@@ -517,6 +517,9 @@ class BidirectionalStream:
         self._loop = loop
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop.stopped:
+            coroutine.close()
+            raise errors.SageMakerRuntimeError("the client is closed", operation=self._stream._operation)
         return self._loop.run(coroutine)
 
     def __enter__(self) -> BidirectionalStream:

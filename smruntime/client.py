@@ -209,6 +209,8 @@ class Client(BaseClient):
         from smruntime.loop_thread import LoopThread
 
         with self._lock:
+            if self._closed:
+                raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
             if self._loop is None:
                 self._loop = LoopThread(f"smruntime-{id(self):x}")
         return BidirectionalStream(self._bidirectional_stream(operation_name, input, option_fns), self._loop)

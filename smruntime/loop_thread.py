@@ -18,17 +18,23 @@ T = TypeVar("T")
 class LoopThread:
     """A daemon thread running one event loop; :meth:`run` runs a coroutine there and waits."""
 
-    __slots__ = ("_lock", "_loop", "_name", "_thread")
+    __slots__ = ("_lock", "_loop", "_name", "_stopped", "_thread")
 
     def __init__(self, name: str = "smruntime-loop") -> None:
         self._name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def running(self) -> bool:
         return self._thread is not None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called: the loop does not start again."""
+        return self._stopped
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the loop and return its result (or raise its error).
@@ -52,6 +58,7 @@ class LoopThread:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+            self._stopped = True
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(loop.stop)
@@ -62,6 +69,8 @@ class LoopThread:
         if loop is not None:
             return loop
         with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"{self._name} is stopped")
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=_serve, args=(loop,), name=self._name, daemon=True)

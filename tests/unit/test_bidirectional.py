@@ -630,8 +630,17 @@ def test_the_blocking_client_runs_its_streams_on_one_loop_thread_stopped_on_clos
     assert len(started) == 1 and started.pop().startswith("smruntime-")
     client.close()
     assert {thread.name for thread in threading.enumerate()} <= before
-    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"), client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep"):
-        pass
+    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
+        client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
+    assert {thread.name for thread in threading.enumerate()} <= before  # no loop started again
+
+
+def test_a_blocking_stream_used_after_its_client_closed_says_so() -> None:
+    client = Client(**fields(mock()))
+    stream = client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
+    client.close()
+    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
+        stream.send(b"x")
 
 
 def test_a_client_closes_the_http2_client_it_made_but_not_one_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
