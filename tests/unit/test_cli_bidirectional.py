@@ -72,3 +72,11 @@ def test_a_refused_stream_prints_one_line_and_fails(
     assert status == cli.EXIT_ERROR
     error = capsys.readouterr().err
     assert "ModelError" in error and "the container refused the connection" in error and len(error.splitlines()) == 1
+
+
+def test_the_stack_command_prints_the_event_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["stack", "invoke-endpoint-with-bidirectional-stream"]) == 0
+
+    printed = capsys.readouterr().out
+    assert printed.startswith("InvokeEndpointWithBidirectionalStream\n\tInitialize stack step\n")
+    assert printed.endswith("\tSendEvent stack step\n\tReceiveEvent stack step\n")
