@@ -31,7 +31,7 @@ from smruntime.errors import (
     SigningError,
 )
 from smruntime.http import HTTPRequest
-from smruntime.logs import NOT_LOGGING, logger_for
+from smruntime.logs import NOT_LOGGING, LogMode, logger_for
 from smruntime.middleware import (
     AsyncNext,
     BuildInput,
@@ -42,7 +42,6 @@ from smruntime.middleware import (
     Next,
     Transform,
 )
-from smruntime.options import LogMode
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS, redact_text
 
 __all__ = [

@@ -7,7 +7,6 @@ variables, then the shared config file's profile, then the built-in defaults.
 from __future__ import annotations
 
 import copy
-import enum
 import os
 import re
 import stat
@@ -17,6 +16,7 @@ import attrs
 
 from smruntime.errors import FieldProblem, InvalidParamsError
 from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE
+from smruntime.logs import LogMode as LogMode  # re-exported: its first home
 
 if TYPE_CHECKING:
     import logging
@@ -31,19 +31,6 @@ if TYPE_CHECKING:
 RETRY_MODES = ("standard", "adaptive", "none")
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
-
-
-class LogMode(enum.Flag):
-    """What the ``smruntime`` logger records at DEBUG (secrets are always redacted)."""
-
-    NONE = 0
-    REQUEST = enum.auto()
-    REQUEST_BODY = enum.auto()
-    RESPONSE = enum.auto()
-    RESPONSE_BODY = enum.auto()
-    RETRIES = enum.auto()
-    SIGNING = enum.auto()
-    ALL = REQUEST | REQUEST_BODY | RESPONSE | RESPONSE_BODY | RETRIES | SIGNING
 
 
 APIOption = Callable[["Stack"], None]

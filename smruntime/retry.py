@@ -50,7 +50,7 @@ from smruntime.errors import (
     RetryQuotaExceededError,
     SageMakerRuntimeError,
 )
-from smruntime.logs import logger_for
+from smruntime.logs import LogMode, logger_for
 from smruntime.middleware import (
     AsyncNext,
     BuildInput,
@@ -61,7 +61,6 @@ from smruntime.middleware import (
     Next,
     Transform,
 )
-from smruntime.options import LogMode
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState, Retrying

@@ -54,7 +54,8 @@ from smruntime.middleware import (
     Stack,
     finalize_middleware,
 )
-from smruntime.options import LogMode, Options
+from smruntime.logs import LogMode
+from smruntime.options import Options
 
 KEY_ID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

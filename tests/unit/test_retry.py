@@ -43,7 +43,8 @@ from smruntime.middleware import (
     Stack,
     build_middleware,
 )
-from smruntime.options import LogMode, Options
+from smruntime.logs import LogMode
+from smruntime.options import Options
 from smruntime.retry import (
     THROTTLING_CODES,
     TRANSIENT_CODES,

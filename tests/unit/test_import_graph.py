@@ -1,0 +1,172 @@
+"""The package's import graph: no cycles, and a middleware framework that knows nothing of AWS.
+
+Only module-level imports count: an import inside a function runs when it is called, and one
+under ``if TYPE_CHECKING:`` never runs, so neither can make a cycle at import time.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import smruntime
+
+PACKAGE = "smruntime"
+ROOT = Path(smruntime.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Imports that run when the module is imported: not in a function, not under TYPE_CHECKING."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.append(node)
+            elif isinstance(node, ast.If):
+                if not _is_type_checking(node.test):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+                for handler in node.handlers:
+                    visit(handler.body)
+                visit(node.orelse)
+                visit(node.finalbody)
+            elif isinstance(node, (ast.With, ast.ClassDef)):
+                visit(node.body)
+
+    visit(tree.body)
+    return found
+
+
+def _package_of(module: str) -> str:
+    return module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _ancestors(module: str) -> set[str]:
+    """A module's enclosing packages: importing it runs their ``__init__`` first."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def _targets(module: str, node: ast.Import | ast.ImportFrom) -> set[str]:
+    """The package's modules that ``node`` runs when ``module`` is imported.
+
+    Importing ``a.b.c`` runs the packages ``a.b`` and ``a.b.c``; the top package and the
+    importer's own enclosing packages are left out (they are already being imported, as for any
+    submodule of a package), so an edge is a real import-time dependency.
+    """
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            anchor = _package_of(module).split(".")
+            anchor = anchor[: len(anchor) - (node.level - 1)]
+            base = ".".join([*anchor, base] if base else anchor)
+        # ``from pkg import name`` imports the submodule ``pkg.name`` when there is one.
+        names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    skip = {PACKAGE, module, *_ancestors(module)}
+    targets: set[str] = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(2, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if prefix in MODULES and prefix not in skip:
+                targets.add(prefix)
+    return targets
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        edges: set[str] = set()
+        for node in _module_level_imports(tree):
+            edges |= _targets(module, node)
+        graph[module] = edges
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = dict.fromkeys(graph, WHITE)
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = GREY
+        path.append(node)
+        for target in sorted(graph[node]):
+            if colour[target] == GREY:
+                return [*path[path.index(target) :], target]
+            if colour[target] == WHITE:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        path.pop()
+        colour[node] = BLACK
+        return None
+
+    for node in sorted(graph):
+        if colour[node] == WHITE:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    cycle = _find_cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_graph_sees_real_imports() -> None:
+    graph = _graph()
+    assert "smruntime.middleware" in graph["smruntime.client"]
+    assert "smruntime.errors" in graph["smruntime.client"]
+
+
+def test_the_middleware_framework_imports_nothing_outside_itself() -> None:
+    graph = _graph()
+    framework = {m for m in graph if m == "smruntime.middleware" or m.startswith("smruntime.middleware.")}
+    outside = {m: sorted(graph[m] - framework) for m in sorted(framework)}
+    assert {m: found for m, found in outside.items() if found} == {}
+    for module in sorted(framework):
+        tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+        said = [text for text in _strings_said(tree) if "SageMaker" in text or "AWS" in text]
+        assert said == [], f"{module} speaks of AWS in its messages: {said}"
+
+
+def _strings_said(tree: ast.Module) -> list[str]:
+    """The string literals a module may show at run time: every one but its docstrings."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
