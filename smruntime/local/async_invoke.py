@@ -43,19 +43,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smruntime.file_locations import resolve_within
-from smruntime.local.app import (
+from smruntime.local.async_worker import (
+    DEFAULT_INVOCATION_TIMEOUT_SECONDS,
+    DEFAULT_REQUEST_TTL_SECONDS,
+    AsyncJob,
+    AsyncWorker,
+)
+from smruntime.local.calls import (
     ConnectionResetOnPurpose,
     accept_call,
     apply_faults,
     count_answer,
     error_response,
     wire_response,
-)
-from smruntime.local.async_worker import (
-    DEFAULT_INVOCATION_TIMEOUT_SECONDS,
-    DEFAULT_REQUEST_TTL_SECONDS,
-    AsyncJob,
-    AsyncWorker,
 )
 from smruntime.local.config import AsyncInferenceConfig
 from smruntime.local.routing import route
