@@ -23,7 +23,7 @@ from smruntime.options import OptionFunc
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
-    from smruntime.async_results import Poll, S3Reader
+    from smruntime.async_inference import Poll, S3Reader
     from smruntime.streaming import AsyncResponseStream
     from smruntime.transport.async_protocol import AsyncHTTPResponse
 

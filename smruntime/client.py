@@ -18,7 +18,7 @@ from smruntime.retry import ClockOffset
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
-    from smruntime.async_results import Poll, S3Reader
+    from smruntime.async_inference import Poll, S3Reader
     from smruntime.bulk import BulkResult
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
 

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from smruntime.local.async_invoke import AsyncInvocations
+from smruntime.local.async_inference import AsyncInvocations
 from smruntime.local.calls import (
     TRANSPORT_KEY,
     Accepted,
