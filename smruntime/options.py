@@ -21,10 +21,10 @@ from smruntime.logs import LogMode as LogMode  # re-exported: its first home
 if TYPE_CHECKING:
     import logging
 
-    from smruntime.auth import HTTPSigner
+    from smruntime.auth.sigv4 import HTTPSigner
     from smruntime.endpoints import EndpointResolver
     from smruntime.middleware import Stack
-    from smruntime.retry import Retryer
+    from smruntime.retry.policy import Retryer
     from smruntime.transport import HTTPClient
     from smruntime.transport.async_protocol import AsyncHTTPClient
 

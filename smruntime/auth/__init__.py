@@ -41,6 +41,12 @@ from smruntime.auth.sigv4 import (
     string_to_sign,
 )
 
+# isort: split
+# Public names kept out of __all__, importable from here as before the split.
+from smruntime.auth.sigv4 import DEFAULT_SIGNING_NAME as DEFAULT_SIGNING_NAME
+from smruntime.auth.sigv4 import TERMINATOR as TERMINATOR
+from smruntime.auth.sigv4 import SigningTrace as SigningTrace
+
 __all__ = [
     "ALGORITHM",
     "ANONYMOUS",
