@@ -78,7 +78,7 @@ class Accepted:
 
 async def accept_call(state: LocalState, request: Request, header_names: dict[str, str] = INVOKE_ENDPOINT_HEADERS,
                       *, max_body_bytes: int | None = None) -> Accepted:
-    """Steps 1-3 of ``app``'s docstring (see this module's); raises the ServiceError to answer."""
+    """Accept a call as this module's docstring says (steps 1-3 of ``app``'s); raises the ServiceError to answer."""
     name = request.path_params.get("endpoint_name", "")
     runtime = state.endpoints.get(name)
     if runtime is not None:
