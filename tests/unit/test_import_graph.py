@@ -1,7 +1,9 @@
 """The package's import graph: no cycles, and a middleware framework that knows nothing of AWS.
 
-Only module-level imports count: an import inside a function runs when it is called, and one
-under ``if TYPE_CHECKING:`` never runs, so neither can make a cycle at import time.
+Read with ``ast``, three ways: the module-level imports (what runs at import time: an import in
+a function runs when it is called, one under ``if TYPE_CHECKING:`` never), then with the
+deferred imports too, then with the type-only ones too; none may have a cycle (but for the few
+deliberate edges listed below).
 """
 
 from __future__ import annotations
