@@ -1,0 +1,224 @@
+"""The local endpoint's HTTP/2 listener: hypercorn serving the bidirectional-stream app.
+
+It listens on its own port, as the service does on 8443: cleartext HTTP/2 with prior
+knowledge (no Upgrade) on a plain socket, or TLS with ALPN ``h2`` when given a certificate
+and key. The accept loop is ours, and hypercorn speaks HTTP/2 on each connection, so that
+the app can find the connection a stream belongs to (:class:`Connections`): to hold
+connections to ``ServerLimits.max_connections`` (one over the limit has every stream
+answered 503), and to cut a connection on purpose (the ``reset_next`` and
+``break_stream_after`` faults). A connection with no stream open is closed after
+``ServerLimits.header_timeout`` (hypercorn's keep-alive timeout), as is a TLS handshake that
+takes longer.
+
+:class:`HTTP2Listener` runs it in a thread with its own event loop (``LocalEndpoint``, and
+``serve`` beside uvicorn), started and stopped with the HTTP/1.1 server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import struct
+import threading
+from typing import Any, Final
+
+import attrs
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.config import Config
+from hypercorn.utils import wrap_app
+from starlette.types import ASGIApp
+
+from smruntime.local.limits import ServerLimits
+
+__all__ = ["Connections", "HTTP2Listener", "TLSFiles", "tls_context"]
+
+logger = logging.getLogger("smruntime.local")
+
+_GRACE_SECONDS: Final = 5.0
+
+
+@attrs.frozen
+class TLSFiles:
+    """A PEM certificate (chain) and its private key: the HTTP/2 listener then speaks TLS, ALPN ``h2``."""
+
+    certfile: str
+    keyfile: str
+
+
+def tls_context(files: TLSFiles) -> ssl.SSLContext:
+    """A server context offering only ``h2`` (RFC 9113 §9.2: TLS 1.2 or later, no compression)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION
+    context.set_alpn_protocols(["h2"])
+    context.load_cert_chain(files.certfile, files.keyfile)
+    return context
+
+
+@attrs.define(eq=False)
+class _Connection:
+    writer: asyncio.StreamWriter
+    over_limit: bool
+
+
+class Connections:
+    """The open connections of one listener, by the client's address (the ASGI ``client``)."""
+
+    def __init__(self, max_connections: int) -> None:
+        self._max = max_connections
+        self._open: dict[tuple[str, int], _Connection] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def opened(self, writer: asyncio.StreamWriter) -> tuple[str, int] | None:
+        peer = writer.get_extra_info("peername")
+        if not isinstance(peer, tuple):
+            return None
+        key = (str(peer[0]), int(peer[1]))
+        self._open[key] = _Connection(writer, over_limit=len(self._open) >= self._max)
+        return key
+
+    def closed(self, key: tuple[str, int] | None) -> None:
+        if key is not None:
+            self._open.pop(key, None)
+
+    def over_limit(self, client: Any) -> bool:
+        """Whether the connection of the ASGI ``client`` came past ``max_connections``."""
+        found = self._find(client)
+        return found is not None and found.over_limit
+
+    def cut(self, client: Any, *, reset: bool) -> None:
+        """Close the client's connection now: with a TCP RST (``reset``) or a FIN."""
+        found = self._find(client)
+        if found is None:
+            raise ConnectionAbortedError("fault injection: the stream's connection is not known")
+        transport = found.writer.transport
+        if reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0: close() sends RST instead of FIN, what a crashed proxy looks like.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
+
+    def _find(self, client: Any) -> _Connection | None:
+        if not isinstance(client, list | tuple) or len(client) < 2:
+            return None
+        return self._open.get((str(client[0]), int(client[1])))
+
+
+def hypercorn_config(limits: ServerLimits, *, quiet: bool) -> Config:
+    """hypercorn's settings for the listener (HTTP/2 only; timeouts from ``limits``)."""
+    config = Config()
+    config.keep_alive_timeout = limits.header_timeout
+    config.ssl_handshake_timeout = limits.header_timeout
+    config.graceful_timeout = _GRACE_SECONDS
+    config.include_server_header = False
+    config.include_date_header = False  # the app writes Date from its own (possibly offset) clock
+    config.h2_max_concurrent_streams = 100
+    config.errorlog = logger
+    config.accesslog = None if quiet else logging.getLogger("smruntime.local.access")
+    return config
+
+
+async def serve_http2(app: ASGIApp, sock: socket.socket, connections: Connections, *, limits: ServerLimits,
+                      tls: ssl.SSLContext | None, stop: asyncio.Event, quiet: bool,
+                      started: threading.Event | None = None) -> None:
+    """Serve ``app`` on the bound ``sock`` until ``stop`` is set; connections get a grace period to finish."""
+    config = hypercorn_config(limits, quiet=quiet)
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    context = WorkerContext(None)
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        key = connections.opened(writer)
+        try:
+            await TCPServer(wrapped, loop, config, context, {}, reader, writer)
+        finally:
+            connections.closed(key)
+
+    server = await asyncio.start_server(connection, sock=sock, ssl=tls, backlog=128,
+                                        ssl_handshake_timeout=limits.header_timeout if tls else None)
+    if started is not None:
+        started.set()
+    try:
+        await stop.wait()
+    finally:
+        await context.terminated.set()
+        server.close()
+        await server.wait_closed()
+        if tasks:
+            _, pending = await asyncio.wait(set(tasks), timeout=_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=_GRACE_SECONDS)
+
+
+class HTTP2Listener:
+    """The HTTP/2 server in a background thread with its own event loop."""
+
+    def __init__(self, app: ASGIApp, sock: socket.socket, connections: Connections, *, limits: ServerLimits,
+                 tls: TLSFiles | None = None, quiet: bool = True) -> None:
+        self._app = app
+        self._socket = sock
+        self._connections = connections
+        self._limits = limits
+        self._tls = tls_context(tls) if tls is not None else None
+        self._quiet = quiet
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self._tls is not None
+
+    def start(self, timeout: float) -> None:
+        port = self._socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name=f"smruntime-local-http2-{port}", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError(f"the local HTTP/2 listener did not start on port {port}")
+        if self._failure is not None:
+            raise RuntimeError(f"the local HTTP/2 listener failed to start: {self._failure}") from self._failure
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve_http2(self._app, self._socket, self._connections, limits=self._limits, tls=self._tls,
+                              stop=self._stop, quiet=self._quiet, started=self._started)
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # reported by start(), or logged once running
+            self._failure = error
+            if self._started.is_set():
+                logger.exception("the local HTTP/2 listener stopped")
+            self._started.set()
+
+    def stop(self, timeout: float) -> None:
+        """Stop accepting, give open streams a grace period, and wait for the thread; idempotent."""
+        loop, stop, thread = self._loop, self._stop, self._thread
+        self._thread = None
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # the loop closed in the meantime
+        if thread is not None:
+            thread.join(timeout)
+        self._socket.close()
