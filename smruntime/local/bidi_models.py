@@ -117,10 +117,10 @@ class TurnTaking:
 
 
 def _chunks_of(output: object) -> tuple[str | None, Iterator[bytes]]:
+    content_type: str | None = None
+    body: object = output
     if isinstance(output, ModelResponse):
         content_type, body = output.content_type, output.body
-    else:
-        content_type, body = None, output
     if isinstance(body, bytes | bytearray | memoryview):
         return content_type, iter((bytes(body),))
     if isinstance(body, Iterable) and not isinstance(body, str):
@@ -129,7 +129,8 @@ def _chunks_of(output: object) -> tuple[str | None, Iterator[bytes]]:
 
 
 def _is_bidirectional(candidate: object) -> bool:
-    return inspect.isasyncgenfunction(candidate) or inspect.isasyncgenfunction(getattr(candidate, "__call__", None))
+    call = type(candidate).__call__ if callable(candidate) else None
+    return inspect.isasyncgenfunction(candidate) or inspect.isasyncgenfunction(call)
 
 
 def bidirectional_model(model: object) -> BidiModel:
@@ -146,8 +147,3 @@ def bidirectional_model(model: object) -> BidiModel:
     if model is echo:
         return echo_parts
     return TurnTaking(model).converse  # type: ignore[arg-type]
-
-
-def is_bidirectional_only(model: object) -> bool:
-    """True for a model that only speaks the bidirectional stream (an async generator function)."""
-    return _is_bidirectional(model)

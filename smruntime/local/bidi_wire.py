@@ -27,8 +27,8 @@ from smruntime.local.event_verify import EventSignatureError, EventVerifier
 __all__ = [
     "BINARY",
     "COMPLETE",
-    "DATA_TYPES",
     "COMPLETION_STATES",
+    "DATA_TYPES",
     "PARTIAL",
     "UTF8",
     "InboundEvents",

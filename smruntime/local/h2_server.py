@@ -29,7 +29,7 @@ from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smruntime.local.limits import ServerLimits
 
@@ -61,7 +61,29 @@ def tls_context(files: TLSFiles) -> ssl.SSLContext:
 @attrs.define(eq=False)
 class _Connection:
     writer: asyncio.StreamWriter
+    server: TCPServer
     over_limit: bool
+
+
+class _Ignored:
+    """Stands in for a stream hypercorn has finished with: what still arrives on it is dropped."""
+
+    idle = True
+
+    async def handle(self, _event: object) -> None:
+        return None
+
+
+class _FinishedStreamsIgnored(dict[int, Any]):
+    # hypercorn forgets a stream once its response is complete, and a DATA frame the client
+    # still sends on it (legal: the client's half is open) would then raise KeyError and
+    # take the whole connection down. An early answer (an error, a model that is done) is
+    # normal here, so such frames are dropped instead (hypercorn has acknowledged them).
+    def __missing__(self, _stream_id: int) -> _Ignored:
+        return _IGNORED
+
+
+_IGNORED: Final = _Ignored()
 
 
 class Connections:
@@ -74,17 +96,25 @@ class Connections:
     def __len__(self) -> int:
         return len(self._open)
 
-    def opened(self, writer: asyncio.StreamWriter) -> tuple[str, int] | None:
+    def opened(self, writer: asyncio.StreamWriter, server: TCPServer) -> tuple[str, int] | None:
         peer = writer.get_extra_info("peername")
         if not isinstance(peer, tuple):
             return None
         key = (str(peer[0]), int(peer[1]))
-        self._open[key] = _Connection(writer, over_limit=len(self._open) >= self._max)
+        self._open[key] = _Connection(writer, server, over_limit=len(self._open) >= self._max)
         return key
 
     def closed(self, key: tuple[str, int] | None) -> None:
         if key is not None:
             self._open.pop(key, None)
+
+    def stream_started(self, client: Any) -> None:
+        """Called by the app for every stream: see ``_FinishedStreamsIgnored``."""
+        found = self._find(client)
+        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None) if found else None
+        streams = getattr(protocol, "streams", None)
+        if type(streams) is dict:
+            protocol.streams = _FinishedStreamsIgnored(streams)  # type: ignore[union-attr]
 
     def over_limit(self, client: Any) -> bool:
         """Whether the connection of the ASGI ``client`` came past ``max_connections``."""
@@ -131,7 +161,13 @@ async def serve_http2(app: ASGIApp, sock: socket.socket, connections: Connection
                       started: threading.Event | None = None) -> None:
     """Serve ``app`` on the bound ``sock`` until ``stop`` is set; connections get a grace period to finish."""
     config = hypercorn_config(limits, quiet=quiet)
-    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+
+    async def app_on_known_connection(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            connections.stream_started(scope.get("client"))
+        await app(scope, receive, send)
+
+    wrapped = wrap_app(app_on_known_connection, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     context = WorkerContext(None)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
@@ -141,9 +177,10 @@ async def serve_http2(app: ASGIApp, sock: socket.socket, connections: Connection
         if task is not None:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        key = connections.opened(writer)
+        server = TCPServer(wrapped, loop, config, context, {}, reader, writer)
+        key = connections.opened(writer, server)
         try:
-            await TCPServer(wrapped, loop, config, context, {}, reader, writer)
+            await server
         finally:
             connections.closed(key)
 
