@@ -282,7 +282,9 @@ class _Session:
             async with contextlib.aclosing(opened.model(request)) as answers:  # type: ignore[type-var]
                 async for answer in answers:
                     if self._break_after is not None and sent >= self._break_after:
-                        self._connections.cut(self._scope.get("client"), reset=False)
+                        client = self._scope.get("client")
+                        await self._connections.flush(client)  # the N parts reach the client first
+                        self._connections.cut(client, reset=False)
                         raise _ConnectionCut
                     frame = part_frame(_as_part(answer))
                     await self._send({"type": "http.response.body", "body": frame, "more_body": True})

@@ -121,6 +121,16 @@ class Connections:
         found = self._find(client)
         return found is not None and found.over_limit
 
+    async def flush(self, client: Any) -> None:
+        """Wait until what the app has sent on the client's connection is written to the socket."""
+        found = self._find(client)
+        if found is None:
+            return
+        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None)
+        for buffer in list(getattr(protocol, "stream_buffers", {}).values()):
+            await buffer.drain()
+        await found.writer.drain()
+
     def cut(self, client: Any, *, reset: bool) -> None:
         """Close the client's connection now: with a TCP RST (``reset``) or a FIN."""
         found = self._find(client)
@@ -181,6 +191,10 @@ async def serve_http2(app: ASGIApp, sock: socket.socket, connections: Connection
         key = connections.opened(writer, server)
         try:
             await server
+        except asyncio.CancelledError:
+            # Cut at shutdown, past the grace period. Ending normally keeps asyncio's
+            # start_server callback (Python 3.11) from logging the cancellation as an error.
+            writer.transport.abort()
         finally:
             connections.closed(key)
 
