@@ -58,6 +58,19 @@ def tls_context(files: TLSFiles) -> ssl.SSLContext:
     return context
 
 
+class _TCPServer(TCPServer):
+    """hypercorn's connection handler, letting go of a connection as soon as the client closed it.
+
+    hypercorn keeps a connection whose client went away until its keep-alive timer runs out,
+    so it would count against ``max_connections`` (and hold its socket) for up to
+    ``header_timeout`` more. Once the socket reads EOF nothing more can happen on it.
+    """
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
 @attrs.define(eq=False)
 class _Connection:
     writer: asyncio.StreamWriter
@@ -187,7 +200,7 @@ async def serve_http2(app: ASGIApp, sock: socket.socket, connections: Connection
         if task is not None:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        server = TCPServer(wrapped, loop, config, context, {}, reader, writer)
+        server = _TCPServer(wrapped, loop, config, context, {}, reader, writer)
         key = connections.opened(writer, server)
         try:
             await server
@@ -232,6 +245,10 @@ class HTTP2Listener:
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+
+    @property
+    def connections(self) -> Connections:
+        return self._connections
 
     @property
     def secure(self) -> bool:

@@ -244,6 +244,11 @@ class LocalEndpoint:
         return self._http2_port
 
     @property
+    def http2_connections(self) -> int:
+        """How many connections the HTTP/2 listener holds now (for tests of its limits)."""
+        return len(self._http2.connections) if self._http2 is not None else 0
+
+    @property
     def http2_url(self) -> str:
         """``http://127.0.0.1:PORT`` (``https`` with TLS): the endpoint URL of the HTTP/2 service,
         where InvokeEndpointWithBidirectionalStream is served."""
