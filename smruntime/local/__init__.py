@@ -20,7 +20,10 @@ from smruntime.local.config import (
 from smruntime.local.container import RemoteContainer
 from smruntime.local.counters import Counters, CounterSnapshot
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey
+from smruntime.local.bidi_models import BidiRequest, TurnTaking
+from smruntime.local.bidi_wire import Part
 from smruntime.local.faults import Faults
+from smruntime.local.h2_server import TLSFiles
 from smruntime.local.hosts import HostPolicy
 from smruntime.local.limits import ServerLimits
 from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
@@ -30,6 +33,7 @@ __all__ = [
     "EXAMPLE_CREDENTIALS",
     "AcceptedKey",
     "AsyncInferenceConfig",
+    "BidiRequest",
     "CounterSnapshot",
     "Counters",
     "EndpointConfig",
@@ -44,9 +48,12 @@ __all__ = [
     "ModelFailure",
     "ModelRequest",
     "ModelResponse",
+    "Part",
     "RemoteContainer",
     "ServerLimits",
+    "TLSFiles",
     "TokenStreamer",
+    "TurnTaking",
     "VariantConfig",
     "create_app",
     "default_config",

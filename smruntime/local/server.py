@@ -309,9 +309,6 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
         print(f"Local SageMaker Runtime endpoint on {url} "
               f"(region {local.region}; endpoints: {', '.join(sorted(state.endpoints))}; "
               f"access keys: {', '.join(state.verifier.access_key_ids)})", file=sys.stderr, flush=True)
-        if http2 is not None:
-            print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}; point clients at it with:\n"
-                  f"  export {HTTP2_ENDPOINT_ENV}={http2_url}", file=sys.stderr, flush=True)
         if keys == (AcceptedKey(*EXAMPLE_CREDENTIALS),):
             # No credentials here, so none in the caller's shell either: say how to sign for it.
             key_id, secret = EXAMPLE_CREDENTIALS
@@ -321,6 +318,9 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
                   # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
                   f"AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}",
                   file=sys.stderr, flush=True)
+        if http2 is not None:
+            print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}; point clients at it with:\n"
+                  f"  export {HTTP2_ENDPOINT_ENV}={http2_url}", file=sys.stderr, flush=True)
         app = create_app(state=state, hosts=hosts)
         server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False, limits=limits))
         server.run(sockets=[sock])

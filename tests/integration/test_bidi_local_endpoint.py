@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -340,3 +341,39 @@ def test_a_model_failing_mid_stream_ends_it_with_a_model_stream_error(endpoint: 
     document = json.loads(error.payload)
     assert document["ErrorCode"] == "StreamBroken"
     assert "the model fell over" in document["Message"]
+
+
+# --- smruntime serve ------------------------------------------------------------------------
+
+def test_serve_prints_the_http2_url_serves_it_and_stops_both_on_ctrl_c(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=CREDENTIALS[0], AWS_SECRET_ACCESS_KEY=CREDENTIALS[1],
+               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
+    process = subprocess.Popen([sys.executable, "-m", "smruntime", "serve", "--port", "0"],
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+    try:
+        assert process.stderr is not None
+        # The banner, the example pair's export hint, then the HTTP/2 URL and its own export line.
+        lines = [process.stderr.readline() for _ in range(5)]
+        assert "InvokeEndpointWithBidirectionalStream (HTTP/2) on http://127.0.0.1:" in lines[3]
+        export = lines[4].split("export ", 1)[1].strip()
+        name, url = export.split("=", 1)
+        assert name == "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
+        port = int(url.rsplit(":", 1)[1])
+        assert asyncio.run(asyncio.wait_for(_echo_once(port), 30)) == "ok"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) in (0, 130)  # 130: the interrupt, passed on
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
