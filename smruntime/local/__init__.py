@@ -6,6 +6,8 @@ code (``LocalConfig``/``EndpointConfig``/``VariantConfig``) or a TOML file (form
 """
 
 from smruntime.local.app import LocalApp, create_app
+from smruntime.local.bidi_models import BidiRequest, TurnTaking
+from smruntime.local.bidi_wire import Part
 from smruntime.local.builtins import TokenStreamer
 from smruntime.local.config import (
     AsyncInferenceConfig,
@@ -20,8 +22,6 @@ from smruntime.local.config import (
 from smruntime.local.container import RemoteContainer
 from smruntime.local.counters import Counters, CounterSnapshot
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey
-from smruntime.local.bidi_models import BidiRequest, TurnTaking
-from smruntime.local.bidi_wire import Part
 from smruntime.local.faults import Faults
 from smruntime.local.h2_server import TLSFiles
 from smruntime.local.hosts import HostPolicy
