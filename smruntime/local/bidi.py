@@ -86,6 +86,10 @@ __all__ = ["IDLE_TIMEOUT", "BidirectionalStreams", "create_http2_app"]
 logger = logging.getLogger("smruntime.local")
 
 IDLE_TIMEOUT: Final = "StreamIdleTimeout"
+_INBOX_HIGH: Final = 1024 * 1024
+"""Bytes of parts waiting for the model past which the client is held back (flow control)."""
+_INBOX_LOW: Final = _INBOX_HIGH // 4
+"""... and below which it may send again."""
 _SERVICE: Final = "sagemaker"
 
 
@@ -197,9 +201,12 @@ class _Session:
         self._send = send
         self._connections = connections
         self._inbound = InboundEvents(opened.verifier, max_frame_bytes=max_event_bytes)
-        # Unbounded: the reader must never stop reading, since hypercorn reads the whole
-        # connection (the client's WINDOW_UPDATEs for our answers too) only as fast as the app.
+        # Unbounded as a queue: the reader must never stop reading, since hypercorn reads the
+        # whole connection (the client's WINDOW_UPDATEs for our answers too) only as fast as
+        # the app. Past _INBOX_HIGH bytes, HTTP/2 flow control holds the client back instead.
         self._inbox: asyncio.Queue[Part | None] = asyncio.Queue()
+        self._inbox_bytes = 0
+        self._flow = connections.stream_flow(scope)
         self._idle_timeout = idle_timeout
         self._last_activity = 0.0
         self._break_after = opened.endpoint.faults.take_stream_break()
@@ -237,6 +244,8 @@ class _Session:
             for task in (reader, speaker, watch):
                 task.cancel()
             await asyncio.gather(reader, speaker, watch, return_exceptions=True)
+            if self._flow is not None:
+                await self._flow.release()  # held credit is the connection's too
         if reader.done() and isinstance(_exception(reader), _Disconnected):
             return
         with contextlib.suppress(OSError):
@@ -256,10 +265,13 @@ class _Session:
                 continue
             self._touch()
             for part in self._inbound.feed(message.get("body", b"")):
-                await self._inbox.put(part)
+                self._inbox_bytes += len(part.data)
+                self._inbox.put_nowait(part)
+            if self._flow is not None and self._inbox_bytes > _INBOX_HIGH:
+                self._flow.hold()
             if not message.get("more_body", False):
                 self._inbound.finish()
-                await self._inbox.put(None)
+                self._inbox.put_nowait(None)
                 return
 
     async def _parts(self) -> AsyncIterator[Part]:
@@ -267,6 +279,9 @@ class _Session:
             part = await self._inbox.get()
             if part is None:
                 return
+            self._inbox_bytes -= len(part.data)
+            if self._flow is not None and self._flow.holding and self._inbox_bytes <= _INBOX_LOW:
+                await self._flow.release()
             yield part
 
     async def _speak(self) -> None:

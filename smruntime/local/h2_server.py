@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smruntime.local.limits import ServerLimits
 
-__all__ = ["Connections", "HTTP2Listener", "TLSFiles", "tls_context"]
+__all__ = ["Connections", "HTTP2Listener", "StreamFlow", "TLSFiles", "tls_context"]
 
 logger = logging.getLogger("smruntime.local")
 
@@ -69,6 +69,59 @@ class _TCPServer(TCPServer):
     async def _read_data(self) -> None:
         await super()._read_data()
         await self.idle_task.stop()
+
+
+class StreamFlow:
+    """Holds back the HTTP/2 flow-control credit of one stream's received data, and gives it back.
+
+    hypercorn acknowledges received data (reopening the client's send window) as soon as it
+    has queued it for the app, so a client could send without bound to a model that does
+    not read. While held, that acknowledgement is kept back: the client's window runs out
+    and it waits, as it would for the service. The app keeps reading meanwhile, so the
+    connection's other frames (the client's WINDOW_UPDATEs for the answers) still get in.
+    """
+
+    def __init__(self, protocol: Any, stream_id: int) -> None:
+        self._protocol = protocol
+        self._stream_id = stream_id
+        self._held = 0
+        self.holding = False
+        gate = protocol.connection.acknowledge_received_data
+        if not isinstance(gate, _AcknowledgeGate):
+            gate = _AcknowledgeGate(gate)
+            protocol.connection.acknowledge_received_data = gate
+        self._gate = gate
+
+    def hold(self) -> None:
+        if not self.holding:
+            self.holding = True
+            self._gate.held[self._stream_id] = 0
+
+    async def release(self) -> None:
+        if not self.holding:
+            return
+        self.holding = False
+        size = self._gate.held.pop(self._stream_id, 0)
+        if size:
+            try:
+                self._gate.acknowledge(size, self._stream_id)
+            except Exception:  # the stream or the connection closed meanwhile: nothing to give back
+                return
+            await self._protocol._flush()
+
+
+class _AcknowledgeGate:
+    """Stands in for ``H2Connection.acknowledge_received_data``, counting what a held stream receives."""
+
+    def __init__(self, acknowledge: Any) -> None:
+        self.acknowledge = acknowledge
+        self.held: dict[int, int] = {}
+
+    def __call__(self, size: int, stream_id: int) -> None:
+        if stream_id in self.held:
+            self.held[stream_id] += size
+        else:
+            self.acknowledge(size, stream_id)
 
 
 @attrs.define(eq=False)
@@ -128,6 +181,15 @@ class Connections:
         streams = getattr(protocol, "streams", None)
         if type(streams) is dict:
             protocol.streams = _FinishedStreamsIgnored(streams)  # type: ignore[union-attr]
+
+    def stream_flow(self, scope: Any) -> StreamFlow | None:
+        """The flow-control credit of the HTTP/2 stream the ASGI ``scope`` belongs to (None if not found)."""
+        found = self._find(scope.get("client"))
+        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None) if found else None
+        for stream_id, stream in dict(getattr(protocol, "streams", {})).items():
+            if getattr(stream, "scope", None) is scope:
+                return StreamFlow(protocol, stream_id)
+        return None
 
     def over_limit(self, client: Any) -> bool:
         """Whether the connection of the ASGI ``client`` came past ``max_connections``."""

@@ -64,3 +64,9 @@ async def silent(request: BidiRequest) -> AsyncIterator[BidiOutput]:
 async def one_answer(request: BidiRequest) -> AsyncIterator[BidiOutput]:
     """Answers once and is done, whatever the caller still sends."""
     yield "done already"
+
+
+async def deaf(request: BidiRequest) -> AsyncIterator[BidiOutput]:
+    """Says it is listening, then reads nothing until it is told (by a part it never reads) to stop."""
+    yield "listening"
+    await asyncio.sleep(3600)

@@ -32,6 +32,7 @@ def _config() -> LocalConfig:
         EndpointConfig.serving("chatty", f"{MODELS}:chatty"),
         EndpointConfig.serving("failing", f"{MODELS}:fail_on_boom"),
         EndpointConfig.serving("done", f"{MODELS}:one_answer"),
+        EndpointConfig.serving("deaf", f"{MODELS}:deaf"),
         EndpointConfig(name="ab", variants=(VariantConfig(name="a", model=f"{MODELS}:describe"),
                                             VariantConfig(name="b", model=f"{MODELS}:describe"))),
     ))
@@ -270,6 +271,42 @@ def test_a_stream_with_nothing_moving_ends_after_the_idle_timeout() -> None:
     assert answer.payload == b"then silence"
     assert (timeout.message_type, timeout.exception_type) == ("exception", "ModelStreamError")
     assert json.loads(timeout.payload)["ErrorCode"] == "StreamIdleTimeout"
+
+
+# --- flow control ---------------------------------------------------------------------------
+
+def test_large_events_both_ways_flow_through_the_windows(endpoint: LocalEndpoint) -> None:
+    part = bytes(range(256)) * 256  # 64 KiB, past the default 64 KiB windows once framed
+
+    async def scenario(port: int) -> tuple[int, bool]:
+        async with await RawBidiStream.open(port, "echo") as stream:
+            for _ in range(48):  # 3 MiB sent before anything is read
+                await stream.send_part(part)
+            await stream.end_input()
+            answers = await stream.read_all()
+            return len(answers), all(answer.payload == part for answer in answers)
+
+    assert run(endpoint, scenario) == (48, True)
+
+
+def test_a_model_that_does_not_read_holds_the_caller_back(endpoint: LocalEndpoint) -> None:
+    part = b"x" * 65536
+
+    async def scenario(port: int) -> int:
+        async with await RawBidiStream.open(port, "deaf") as stream:
+            assert await stream.next_message() is not None  # "listening"
+            sent = 0
+            while sent < 64 * 1024 * 1024:
+                try:
+                    await asyncio.wait_for(stream.send_part(part), 1.0)
+                except TimeoutError:
+                    return sent  # the windows ran out: flow control holds it back
+                sent += len(part)
+            return sent
+
+    sent = run(endpoint, scenario)
+    assert 1024 * 1024 <= sent < 4 * 1024 * 1024
+    assert run(endpoint, _echo_once) == "ok"
 
 
 # --- faults ---------------------------------------------------------------------------------
