@@ -10,6 +10,7 @@ Sends respect HTTP/2 flow control (chunked to the window and the frame size).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -79,12 +80,20 @@ class RawBidiStream:
                    credentials: tuple[str, ...] | None = CREDENTIALS, region: str = REGION,
                    service: str = "sagemaker", when: datetime | None = None, path: str | None = None,
                    payload_hash: str | None = None, unsigned: Iterable[tuple[str, str]] = (),
-                   host: str = "127.0.0.1") -> RawBidiStream:
-        """Connect, send the signed HEADERS (no END_STREAM) and return without waiting for the answer."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
+                   host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> RawBidiStream:
+        """Connect, send the signed HEADERS (no END_STREAM) and return without waiting for the answer.
+
+        With ``tls``, over TLS (the context must offer ALPN ``h2``, which the server must pick).
+        """
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None), TIMEOUT)
+        if tls is not None:
+            ssl_object = writer.get_extra_info("ssl_object")
+            assert ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
+        scheme = "https" if tls else "http"
         authority = f"{host}:{port}"
         path = path if path is not None else path_of(endpoint)
-        request = HTTPRequest("POST", f"http://{authority}{path}",
+        request = HTTPRequest("POST", f"{scheme}://{authority}{path}",
                               Headers([("Content-Type", "application/vnd.amazon.eventstream"), *headers]), b"")
         signer = None
         if credentials is not None:
@@ -100,7 +109,7 @@ class RawBidiStream:
         stream = cls(reader, writer, signer)
         stream.conn.initiate_connection()
         stream.stream_id = stream.conn.get_next_available_stream_id()
-        wire = [(":method", "POST"), (":scheme", "http"), (":authority", authority), (":path", path)]
+        wire = [(":method", "POST"), (":scheme", scheme), (":authority", authority), (":path", path)]
         wire += [(name.lower(), value) for name, value in [*request.headers.items(), *unsigned]]
         stream.conn.send_headers(stream.stream_id, wire)
         await stream._flush()

@@ -16,7 +16,7 @@ import pytest
 
 from smruntime.auth import payload_sha256
 from smruntime.eventstream import Message
-from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ServerLimits, VariantConfig
+from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ServerLimits, TLSFiles, VariantConfig
 from tests.integration.h2_raw_client import CREDENTIALS, ConnectionGone, RawBidiStream, path_of
 
 MODELS = "tests.integration.bidi_test_models"
@@ -244,6 +244,33 @@ def test_a_request_signed_with_the_empty_body_hash_is_accepted(endpoint: LocalEn
 def test_without_a_config_the_default_endpoints_are_served() -> None:
     with LocalEndpoint(credentials=CREDENTIALS) as plain:
         assert run(plain, _echo_once) == "ok"
+
+
+def test_with_a_certificate_it_serves_tls_with_alpn_h2(tmp_path: Any) -> None:
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certificate.cert_chain_pems[0].write_to_path(certfile)
+    for blob in certificate.cert_chain_pems[1:]:
+        blob.write_to_path(certfile, append=True)
+    certificate.private_key_pem.write_to_path(keyfile)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    client_context.set_alpn_protocols(["h2"])
+    with LocalEndpoint(credentials=CREDENTIALS, http2_tls=TLSFiles(str(certfile), str(keyfile))) as secure:
+        assert secure.http2_url == f"https://127.0.0.1:{secure.http2_port}"
+
+        async def scenario(port: int) -> list[str]:
+            async with await RawBidiStream.open(port, "echo", tls=client_context) as stream:
+                await stream.send_part(b"over tls")
+                await stream.end_input()
+                return texts(await stream.read_all())
+
+        assert run(secure, scenario) == ["over tls"]
 
 
 def test_http1_on_the_http2_port_is_refused(endpoint: LocalEndpoint) -> None:
