@@ -186,3 +186,13 @@ def test_turn_taking_passes_a_model_failure_on() -> None:
 
     with pytest.raises(RuntimeError, match="gone"):
         _converse(broken, Part(b"go"))
+
+
+def test_the_docs_model_example_runs() -> None:
+    from tests.docs.test_doc_examples import python_block
+
+    namespace: dict[str, object] = {}
+    exec(compile(python_block("local-endpoint.md", "## Bidirectional streaming (HTTP/2)"), "local-endpoint.md",
+                 "exec"), namespace)
+    answers = _converse(namespace["shout"], Part(b"hi ", completion_state="PARTIAL"), Part(b"there"))
+    assert answers == ["ready", Part(b"THERE", "UTF8")]
