@@ -212,46 +212,46 @@ class _Session:
         self._break_after = opened.endpoint.faults.take_stream_break()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_activity = loop.time()
+        self._touch()
         reader = asyncio.create_task(self._read())
         speaker = asyncio.create_task(self._speak())
         watch = asyncio.create_task(self._watch())
-        final: bytes | None = None
         try:
-            pending = {reader, speaker, watch}
-            while speaker in pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done and reader.exception() is not None:
-                    error = reader.exception()
-                    if isinstance(error, InputRejected):
-                        final = error.frame()
-                    elif not isinstance(error, _Disconnected):
-                        raise error  # type: ignore[misc]
-                    break
-                if watch in done:
-                    final = exception_frame("ModelStreamError", {
-                        "Message": f"Nothing was sent or received on the stream for {self._idle_timeout:g} seconds.",
-                        "ErrorCode": IDLE_TIMEOUT,
-                    })
-                    break
-            if speaker in done and speaker.exception() is not None:
-                error = speaker.exception()
-                if isinstance(error, _ConnectionCut | _Disconnected):
-                    return
-                raise error  # type: ignore[misc]
+            final = await self._until_done(reader, speaker, watch)
+        except (_ConnectionCut, _Disconnected):
+            return
+        except Exception:
+            # A bug here must still end the stream: the client would otherwise wait forever.
+            logger.exception("the bidirectional stream of endpoint %s failed", self._opened.endpoint.name)
+            final = exception_frame("InternalStreamFailure", {"Message": "The stream failed inside the endpoint."})
         finally:
             for task in (reader, speaker, watch):
                 task.cancel()
             await asyncio.gather(reader, speaker, watch, return_exceptions=True)
             if self._flow is not None:
                 await self._flow.release()  # held credit is the connection's too
-        if reader.done() and isinstance(_exception(reader), _Disconnected):
-            return
-        with contextlib.suppress(OSError):
-            if final is not None:
-                await self._send({"type": "http.response.body", "body": final, "more_body": True})
-            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        if final is not None:
+            await self._send({"type": "http.response.body", "body": final, "more_body": True})
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _until_done(self, reader: asyncio.Task[None], speaker: asyncio.Task[None],
+                          watch: asyncio.Task[None]) -> bytes | None:
+        """Wait for the model to finish, the input to be refused or the stream to idle out;
+        the exception event to end with, if any."""
+        pending: set[asyncio.Task[None]] = {reader, speaker, watch}
+        while speaker in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done and (error := reader.exception()) is not None:
+                if isinstance(error, InputRejected):
+                    return error.frame()
+                raise error
+            if watch in done:
+                return exception_frame("ModelStreamError", {
+                    "Message": f"Nothing was sent or received on the stream for {self._idle_timeout:g} seconds.",
+                    "ErrorCode": IDLE_TIMEOUT,
+                })
+        speaker.result()  # the model's failures are answered inside; a cut connection raises
+        return None
 
     # --- the three sides ---
 
@@ -329,10 +329,6 @@ class _Session:
 
 class _Disconnected(Exception):
     """The client went away (the stream was reset or the connection lost)."""
-
-
-def _exception(task: asyncio.Task[None]) -> BaseException | None:
-    return None if task.cancelled() else task.exception()
 
 
 def _as_part(answer: BidiOutput) -> Part:
