@@ -27,7 +27,8 @@ or with one exception event, after which nothing more is sent:
 what happened                                          exception event                 document
 =====================================================  ==============================  ==============================
 an event's signature does not follow the chain         ``InvalidSignatureException``   ``{"message": ...}``
-(tampered, reordered, dropped, replayed), an event
+(tampered, reordered, dropped, replayed), a ``:date``
+more than 5 min from the server's clock, an event
 after the end frame, or the input ended without the
 signed end frame
 a frame that does not decode, an inner event that is   ``ValidationError``             ``{"Message": ...}``
@@ -52,7 +53,7 @@ import contextlib
 import email.utils
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import attrs
@@ -140,7 +141,8 @@ class BidirectionalStreams:
             (b"date", email.utils.formatdate(self._state.now(), usegmt=True).encode()),
         ]})
         session = _Session(opened, scope, receive, send, self._connections,
-                           max_event_bytes=self._state.config.max_event_bytes, idle_timeout=self._idle_timeout)
+                           max_event_bytes=self._state.config.max_event_bytes, idle_timeout=self._idle_timeout,
+                           clock=self._state.now)
         await session.run()
 
     async def _open(self, scope: Scope, name: str) -> _Opened:
@@ -194,13 +196,13 @@ class _Session:
     """One open stream: the reader, the model and the idle watch, side by side."""
 
     def __init__(self, opened: _Opened, scope: Scope, receive: Receive, send: Send, connections: Connections, *,
-                 max_event_bytes: int, idle_timeout: float) -> None:
+                 max_event_bytes: int, idle_timeout: float, clock: Callable[[], float]) -> None:
         self._opened = opened
         self._scope = scope
         self._receive = receive
         self._send = send
         self._connections = connections
-        self._inbound = InboundEvents(opened.verifier, max_frame_bytes=max_event_bytes)
+        self._inbound = InboundEvents(opened.verifier, max_frame_bytes=max_event_bytes, clock=clock)
         # Unbounded as a queue: the reader must never stop reading, since hypercorn reads the
         # whole connection (the client's WINDOW_UPDATEs for our answers too) only as fast as
         # the app. Past _INBOX_HIGH bytes, HTTP/2 flow control holds the client back instead.

@@ -15,7 +15,8 @@ exception event; neither is signed (the service signs nothing it sends).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -23,6 +24,7 @@ import attrs
 from smruntime.errors import EventStreamError
 from smruntime.eventstream import EventStreamDecoder, HeaderValue, Message, encode_message
 from smruntime.local.event_verify import EventSignatureError, EventVerifier
+from smruntime.local.sigv4_verify import MAX_SKEW_SECONDS
 
 __all__ = [
     "BINARY",
@@ -154,15 +156,19 @@ class InboundEvents:
     """The request body of one bidirectional stream, checked frame by frame as it arrives.
 
     ``verifier`` None accepts unsigned-but-framed input (``verify_signatures = false``): each
-    outer frame's payload is taken as it is, and the end frame is not required.
+    outer frame's payload is taken as it is, and the end frame is not required. With a
+    ``clock`` (Unix seconds), a signed event's ``:date`` must also be within
+    ``MAX_SKEW_SECONDS`` of it, as the opening request's ``X-Amz-Date`` must.
     """
 
-    __slots__ = ("_decoder", "_max_frame_bytes", "_verifier", "ended")
+    __slots__ = ("_clock", "_decoder", "_max_frame_bytes", "_verifier", "ended")
 
-    def __init__(self, verifier: EventVerifier | None, *, max_frame_bytes: int) -> None:
+    def __init__(self, verifier: EventVerifier | None, *, max_frame_bytes: int,
+                 clock: Callable[[], float] | None = None) -> None:
         self._decoder = EventStreamDecoder()
         self._verifier = verifier
         self._max_frame_bytes = max_frame_bytes
+        self._clock = clock
         self.ended = False
         """Whether the signed end frame arrived (no more parts are accepted)."""
 
@@ -198,6 +204,8 @@ class InboundEvents:
                 payload = self._verifier.verify(frame)
             except EventSignatureError as error:
                 raise InputRejected(INVALID_SIGNATURE, str(error)) from None
+            if self._clock is not None:
+                _check_date(frame.headers[":date"], self._clock())
         elif self.ended:
             raise _invalid("an event arrived after the end frame")
         else:
@@ -206,6 +214,15 @@ class InboundEvents:
             self.ended = True
             return None
         return decode_part(_one_event(payload))
+
+
+def _check_date(date: HeaderValue, now: float) -> None:
+    signed_at = int(date) / 1000  # a Timestamp once verified
+    if abs(signed_at - now) > MAX_SKEW_SECONDS:
+        shown = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(signed_at))
+        server = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        raise InputRejected(INVALID_SIGNATURE, f"Signature expired: the event's :date {shown} is more than 5 min "
+                                               f"from the server's time {server}.")
 
 
 _FRAME_OVERHEAD: Final = 16

@@ -335,3 +335,14 @@ def test_a_connection_that_sends_nothing_is_closed() -> None:
             while chunk := idle.recv(65536):
                 received += chunk
         assert received == b""  # closed without a word
+
+
+def test_an_event_signed_long_ago_has_expired(endpoint: LocalEndpoint) -> None:
+    async def act(stream: RawBidiStream) -> None:
+        assert stream.signer is not None
+        await stream.send_part(b"now")
+        await stream.send_raw(stream.signer.sign(inner_part(b"stale"), datetime.now(UTC) - timedelta(minutes=6)))
+
+    parts, code, message = refused(endpoint, act)
+    assert (parts, code) == ([b"now"], "InvalidSignatureException")
+    assert message.startswith("Signature expired: the event's :date ")
