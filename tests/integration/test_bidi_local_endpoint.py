@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from smruntime.auth import payload_sha256
-from smruntime.eventstream import Message
+from smruntime.eventstream import Message, encode_message
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ServerLimits, TLSFiles, VariantConfig
-from tests.integration.h2_raw_client import CREDENTIALS, ConnectionGone, RawBidiStream, path_of
+from tests.integration.h2_raw_client import CREDENTIALS, ConnectionGone, RawBidiStream, inner_part, path_of
 
 MODELS = "tests.integration.bidi_test_models"
 
@@ -239,6 +239,18 @@ def test_a_request_signed_with_the_empty_body_hash_is_accepted(endpoint: LocalEn
             return texts(await stream.read_all())
 
     assert run(endpoint, scenario) == ["rust"]
+
+
+def test_with_verification_off_unsigned_frames_are_taken_as_they_are() -> None:
+    config = LocalConfig(endpoints=(EndpointConfig.serving("echo", "echo"),), verify_signatures=False)
+    with LocalEndpoint(config, credentials=CREDENTIALS) as lenient:
+        async def scenario(port: int) -> list[str]:
+            async with await RawBidiStream.open(port, "echo", credentials=None) as stream:
+                await stream.send_raw(encode_message({":date": "unchecked"}, inner_part(b"unsigned")))
+                await stream.send_raw(encode_message({}), end_stream=True)
+                return texts(await stream.read_all())
+
+        assert run(lenient, scenario) == ["unsigned"]
 
 
 def test_without_a_config_the_default_endpoints_are_served() -> None:
