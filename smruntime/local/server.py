@@ -233,8 +233,7 @@ class LocalEndpoint:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: the ``endpoint_url`` for clients."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return _shown_url("http", self.host, self.port)
 
     @property
     def http2_port(self) -> int:

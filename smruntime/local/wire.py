@@ -243,16 +243,22 @@ def validate_endpoint_name(name: str) -> None:
 
 def parse_invoke_params(headers: Mapping[str, str], names: Mapping[str, str] = INVOKE_ENDPOINT_HEADERS) -> InvokeParams:
     """Read and validate the API headers (``names``: field -> header, case-insensitive ``headers``)."""
+    return InvokeParams(**_read_headers(headers, names, HEADER_RULES))
+
+
+def _read_headers(headers: Mapping[str, str], names: Mapping[str, str],
+                  rules: Mapping[str, HeaderRule]) -> dict[str, str]:
+    """field -> value of the headers present; a ValidationError listing every rule broken."""
     values: dict[str, str] = {}
     problems: list[str] = []
     for field, header in names.items():
         value = headers.get(header)
         if value is None:
             continue
-        problems.extend(_problems(HEADER_RULES[field], value))
+        problems.extend(_problems(rules[field], value))
         values[field] = value
     _raise_if(problems)
-    return InvokeParams(**values)
+    return values
 
 
 # --- InvokeEndpointWithBidirectionalStream --------------------------------------------------
@@ -282,13 +288,4 @@ BIDI_HEADER_RULES: dict[str, HeaderRule] = {
 
 def parse_bidi_params(headers: Mapping[str, str]) -> BidiParams:
     """Read and validate a bidirectional stream's API headers (case-insensitive ``headers``)."""
-    values: dict[str, str] = {}
-    problems: list[str] = []
-    for field, header in BIDI_HEADERS.items():
-        value = headers.get(header)
-        if value is None:
-            continue
-        problems.extend(_problems(BIDI_HEADER_RULES[field], value))
-        values[field] = value
-    _raise_if(problems)
-    return BidiParams(**values)
+    return BidiParams(**_read_headers(headers, BIDI_HEADERS, BIDI_HEADER_RULES))
