@@ -237,7 +237,7 @@ def hypercorn_config(limits: ServerLimits, *, quiet: bool) -> Config:
     config.include_date_header = False  # the app writes Date from its own (possibly offset) clock
     config.h2_max_concurrent_streams = 100
     config.errorlog = logger
-    config.accesslog = None if quiet else logging.getLogger("smruntime.local.access")
+    config.accesslog = None if quiet else "-"  # serve: one line a stream on stdout, like uvicorn
     return config
 
 
