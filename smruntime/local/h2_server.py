@@ -12,6 +12,12 @@ takes longer.
 
 :class:`HTTP2Listener` runs it in a thread with its own event loop (``LocalEndpoint``, and
 ``serve`` beside uvicorn), started and stopped with the HTTP/1.1 server.
+
+Three fixes reach into hypercorn's connection objects (as of hypercorn 0.18), each falling
+back to hypercorn's own behaviour where they are not found: a connection is let go as soon
+as its client closes it (``_TCPServer``), DATA on a stream whose answer is complete is
+dropped rather than taking the connection down (``_FinishedStreamsIgnored``), and a stream's
+flow-control credit can be held back (``StreamFlow``).
 """
 
 from __future__ import annotations
@@ -68,7 +74,9 @@ class _TCPServer(TCPServer):
 
     async def _read_data(self) -> None:
         await super()._read_data()
-        await self.idle_task.stop()
+        idle = getattr(self, "idle_task", None)
+        if idle is not None:
+            await idle.stop()
 
 
 class StreamFlow:
