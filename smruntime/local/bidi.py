@@ -43,7 +43,8 @@ The service's reference says which errors the stream carries (``ModelStreamError
 answers like AWS's other signed event streams (Amazon Transcribe), with an exception event
 on the response stream, named after the error the same fault gets on the request's headers.
 
-The ``break_stream_after(N)`` fault cuts the connection after N parts (no end of stream).
+The ``break_stream_after(N)`` fault cuts the connection after N parts (no end of stream);
+``fail_stream_after(N)`` ends the stream with an ``InternalStreamFailure`` event after N parts.
 """
 
 from __future__ import annotations
@@ -212,6 +213,7 @@ class _Session:
         self._idle_timeout = idle_timeout
         self._last_activity = 0.0
         self._break_after = opened.endpoint.faults.take_stream_break()
+        self._fail_after = opened.endpoint.faults.take_stream_failure()
 
     async def run(self) -> None:
         self._touch()
@@ -298,6 +300,11 @@ class _Session:
         try:
             async with contextlib.aclosing(opened.model(request)) as answers:  # type: ignore[type-var]
                 async for answer in answers:
+                    if self._fail_after is not None and sent >= self._fail_after:
+                        frame = exception_frame("InternalStreamFailure", {
+                            "Message": "The stream failed inside the endpoint (injected fault). Try again."})
+                        await self._send({"type": "http.response.body", "body": frame, "more_body": True})
+                        return
                     if self._break_after is not None and sent >= self._break_after:
                         client = self._scope.get("client")
                         await self._connections.flush(client)  # the N parts reach the client first

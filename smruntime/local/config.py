@@ -187,6 +187,8 @@ class FaultConfig:
     reset_next: int = 0
     latency: float = 0.0
     break_stream_after: int | None = None
+    fail_stream_after: int | None = None
+    """Bidirectional streams only: an InternalStreamFailure event after this many parts."""
     throttle_above: float | None = None
 
 

@@ -453,3 +453,19 @@ def test_serve_prints_the_http2_url_serves_it_and_stops_both_on_ctrl_c(tmp_path:
             process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_an_injected_stream_failure_ends_the_stream_with_an_internal_stream_failure(endpoint: LocalEndpoint) -> None:
+    endpoint.faults("echo").fail_stream_after(1)
+
+    async def scenario(port: int) -> list[Message]:
+        async with await RawBidiStream.open(port, "echo") as stream:
+            await stream.send_part(b"a")
+            await stream.send_part(b"b")
+            return await stream.read_all()
+
+    answer, failure = run(endpoint, scenario)
+    assert answer.payload == b"a"
+    assert (failure.message_type, failure.exception_type) == ("exception", "InternalStreamFailure")
+    assert "injected fault" in json.loads(failure.payload)["Message"]
+    assert run(endpoint, _echo_once) == "ok"
