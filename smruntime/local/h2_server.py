@@ -23,6 +23,7 @@ flow-control credit can be held back (``StreamFlow``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -44,6 +45,8 @@ __all__ = ["Connections", "HTTP2Listener", "StreamFlow", "TLSFiles", "tls_contex
 logger = logging.getLogger("smruntime.local")
 
 _GRACE_SECONDS: Final = 5.0
+_CONNECTION_WINDOW: Final = 16 * 1024 * 1024
+"""Added to a connection's receive window (65,535 bytes to begin with)."""
 
 
 @attrs.frozen
@@ -183,12 +186,17 @@ class Connections:
             self._open.pop(key, None)
 
     def stream_started(self, client: Any) -> None:
-        """Called by the app for every stream: see ``_FinishedStreamsIgnored``."""
+        """Called by the app for every stream; on a connection's first, fits it out (once)."""
         found = self._find(client)
         protocol = getattr(getattr(found.server, "protocol", None), "protocol", None) if found else None
         streams = getattr(protocol, "streams", None)
         if type(streams) is dict:
             protocol.streams = _FinishedStreamsIgnored(streams)  # type: ignore[union-attr]
+            # A stream held back (StreamFlow) keeps up to its own window (64 KiB) of the
+            # connection's; a large connection window keeps that from stalling the others.
+            # The WINDOW_UPDATE goes out with hypercorn's next write.
+            with contextlib.suppress(Exception):
+                protocol.connection.increment_flow_control_window(_CONNECTION_WINDOW)  # type: ignore[union-attr]
 
     def stream_flow(self, scope: Any) -> StreamFlow | None:
         """The flow-control credit of the HTTP/2 stream the ASGI ``scope`` belongs to (None if not found)."""

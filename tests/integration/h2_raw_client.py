@@ -57,13 +57,18 @@ class ConnectionGone(Exception):
 
 
 class RawBidiStream:
-    """One HTTP/2 connection carrying one bidirectional stream."""
+    """One bidirectional stream on an HTTP/2 connection (its own, or another stream's: :meth:`open_another`)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 signer: EventSigner | None) -> None:
+                 signer: EventSigner | None, conn: h2.connection.H2Connection | None = None,
+                 streams: dict[int, RawBidiStream] | None = None) -> None:
         self._reader = reader
         self._writer = writer
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self._owner = conn is None
+        self.conn = conn or h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self._streams: dict[int, RawBidiStream] = streams if streams is not None else {}
+        self._request: tuple[str, int, str, tuple[str, ...] | None, str, str] = ("", 0, "", None, "", "")
         self.signer = signer
         self.stream_id = 0
         self.status: int | None = None
@@ -90,7 +95,25 @@ class RawBidiStream:
         if tls is not None:
             ssl_object = writer.get_extra_info("ssl_object")
             assert ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
-        scheme = "https" if tls else "http"
+        stream = cls(reader, writer, None)
+        stream.conn.initiate_connection()
+        stream._request = ("https" if tls else "http", port, host, credentials, region, service)
+        await stream._start(endpoint, headers=headers, when=when, path=path, payload_hash=payload_hash,
+                            unsigned=unsigned)
+        stream._pump = asyncio.create_task(stream._read())
+        return stream
+
+    async def open_another(self, endpoint: str = "echo", *, headers: Iterable[tuple[str, str]] = ()) -> RawBidiStream:
+        """A second stream on this stream's connection, signed with the same keys."""
+        sibling = type(self)(self._reader, self._writer, None, self.conn, self._streams)
+        sibling._request = self._request
+        await sibling._start(endpoint, headers=headers)
+        return sibling
+
+    async def _start(self, endpoint: str, *, headers: Iterable[tuple[str, str]] = (), when: datetime | None = None,
+                     path: str | None = None, payload_hash: str | None = None,
+                     unsigned: Iterable[tuple[str, str]] = ()) -> None:
+        scheme, port, host, credentials, region, service = self._request
         authority = f"{host}:{port}"
         path = path if path is not None else path_of(endpoint)
         request = HTTPRequest("POST", f"{scheme}://{authority}{path}",
@@ -106,15 +129,13 @@ class RawBidiStream:
                 SigV4Signer().sign_http(request, creds, payload_hash, service, region, signing_time)
                 seed = request.headers["Authorization"].rpartition("Signature=")[2]
             signer = EventSigner(creds, region=region, service=service, seed=seed)
-        stream = cls(reader, writer, signer)
-        stream.conn.initiate_connection()
-        stream.stream_id = stream.conn.get_next_available_stream_id()
+        self.signer = signer
+        self.stream_id = self.conn.get_next_available_stream_id()
+        self._streams[self.stream_id] = self
         wire = [(":method", "POST"), (":scheme", scheme), (":authority", authority), (":path", path)]
         wire += [(name.lower(), value) for name, value in [*request.headers.items(), *unsigned]]
-        stream.conn.send_headers(stream.stream_id, wire)
-        await stream._flush()
-        stream._pump = asyncio.create_task(stream._read())
-        return stream
+        self.conn.send_headers(self.stream_id, wire)
+        await self._flush()
 
     # --- sending ---
 
@@ -185,6 +206,8 @@ class RawBidiStream:
         return found
 
     async def close(self) -> None:
+        if not self._owner:
+            return  # the connection is its first stream's
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
@@ -215,13 +238,17 @@ class RawBidiStream:
                 if not data:
                     raise ConnectionGone("the server closed the connection")
                 for event in self.conn.receive_data(data):
-                    self._handle(event)
+                    stream_id = getattr(event, "stream_id", None)
+                    targets = [self._streams[stream_id]] if stream_id in self._streams else self._streams.values()
+                    for stream in list(targets):
+                        stream._handle(event)
                 await self._flush()
         except (ConnectionGone, OSError, h2.exceptions.ProtocolError) as error:
             failure = error if isinstance(error, ConnectionGone) else ConnectionGone(str(error))
-            if not self._response.done():
-                self._response.set_exception(failure)
-            self._messages.put_nowait(failure)
+            for stream in list(self._streams.values()):
+                if not stream._response.done():
+                    stream._response.set_exception(failure)
+                stream._messages.put_nowait(failure)
 
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.ResponseReceived):

@@ -469,3 +469,41 @@ def test_an_injected_stream_failure_ends_the_stream_with_an_internal_stream_fail
     assert (failure.message_type, failure.exception_type) == ("exception", "InternalStreamFailure")
     assert "injected fault" in json.loads(failure.payload)["Message"]
     assert run(endpoint, _echo_once) == "ok"
+
+
+# --- several streams on one connection ------------------------------------------------------
+
+def test_streams_sharing_a_connection_are_independent(endpoint: LocalEndpoint) -> None:
+    async def scenario(port: int) -> tuple[list[str], list[str], int]:
+        async with await RawBidiStream.open(port, "echo") as first:
+            second = await first.open_another("shout")
+            missing = await first.open_another("missing")
+            for word in (b"a", b"b"):
+                await first.send_part(word)
+                await second.send_part(word)
+            status = await missing.response()  # answered early, while its caller could still send
+            await missing.send_part(b"late")
+            await first.end_input()
+            await second.end_input()
+            return texts(await first.read_all()), texts(await second.read_all()), status
+
+    assert run(endpoint, scenario) == (["a", "b"], ["A", "B"], 400)
+
+
+def test_a_held_back_stream_does_not_stall_the_others_on_its_connection(endpoint: LocalEndpoint) -> None:
+    part = b"x" * 65536
+
+    async def scenario(port: int) -> list[str]:
+        async with await RawBidiStream.open(port, "deaf") as deaf:
+            assert await deaf.next_message() is not None
+            while True:
+                try:
+                    await asyncio.wait_for(deaf.send_part(part), 1.0)
+                except TimeoutError:
+                    break  # held back
+            other = await deaf.open_another("echo")
+            await asyncio.wait_for(other.send_part(b"through"), 5.0)
+            await other.end_input()
+            return texts(await other.read_all())
+
+    assert run(endpoint, scenario) == ["through"]
