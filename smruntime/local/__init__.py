@@ -2,7 +2,9 @@
 
 Start one with ``LocalEndpoint`` (tests, notebooks) or ``smruntime serve``; configure it from
 code (``LocalConfig``/``EndpointConfig``/``VariantConfig``) or a TOML file (format in
-``smruntime.local.config``); write models against ``smruntime.local.models``.
+``smruntime.local.config``); write models against ``smruntime.local.models``, and
+bidirectional ones (InvokeEndpointWithBidirectionalStream, on the HTTP/2 port) against
+``smruntime.local.bidi_models``.
 """
 
 from smruntime.local.app import LocalApp, create_app
