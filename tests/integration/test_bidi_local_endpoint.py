@@ -404,19 +404,31 @@ def test_a_broken_stream_fault_cuts_the_connection_after_n_parts(endpoint: Local
     assert run(endpoint, _echo_once) == "ok"
 
 
-def test_a_model_failing_mid_stream_ends_it_with_a_model_stream_error(endpoint: LocalEndpoint) -> None:
-    async def scenario(port: int) -> list[Message]:
-        async with await RawBidiStream.open(port, "failing") as stream:
-            await stream.send_part(b"fine")
-            await stream.send_part(b"boom")
-            return await stream.read_all()
+async def _send_without_ending(port: int, endpoint: str, *parts: bytes) -> list[Message]:
+    """What the stream answers to ``parts``, when it ends without the caller ending its input."""
+    async with await RawBidiStream.open(port, endpoint) as stream:
+        for part in parts:
+            await stream.send_part(part)
+        return await stream.read_all()
 
-    fine, error = run(endpoint, scenario)
+
+def test_a_model_failing_mid_stream_ends_it_with_a_model_stream_error(endpoint: LocalEndpoint) -> None:
+    fine, error = run(endpoint, lambda port: _send_without_ending(port, "failing", b"fine", b"boom"))
     assert fine.payload == b"fine"
     assert (error.message_type, error.exception_type) == ("exception", "ModelStreamError")
     document = json.loads(error.payload)
     assert document["ErrorCode"] == "StreamBroken"
     assert "the model fell over" in document["Message"]
+
+
+def test_an_injected_stream_failure_ends_the_stream_with_an_internal_stream_failure(endpoint: LocalEndpoint) -> None:
+    endpoint.faults("echo").fail_stream_after(1)
+
+    answer, failure = run(endpoint, lambda port: _send_without_ending(port, "echo", b"a", b"b"))
+    assert answer.payload == b"a"
+    assert (failure.message_type, failure.exception_type) == ("exception", "InternalStreamFailure")
+    assert "injected fault" in json.loads(failure.payload)["Message"]
+    assert run(endpoint, _echo_once) == "ok"
 
 
 # --- smruntime serve ------------------------------------------------------------------------
@@ -454,21 +466,6 @@ def test_serve_prints_the_http2_url_serves_it_and_stops_both_on_ctrl_c(tmp_path:
         if process.stderr is not None:
             process.stderr.close()
 
-
-def test_an_injected_stream_failure_ends_the_stream_with_an_internal_stream_failure(endpoint: LocalEndpoint) -> None:
-    endpoint.faults("echo").fail_stream_after(1)
-
-    async def scenario(port: int) -> list[Message]:
-        async with await RawBidiStream.open(port, "echo") as stream:
-            await stream.send_part(b"a")
-            await stream.send_part(b"b")
-            return await stream.read_all()
-
-    answer, failure = run(endpoint, scenario)
-    assert answer.payload == b"a"
-    assert (failure.message_type, failure.exception_type) == ("exception", "InternalStreamFailure")
-    assert "injected fault" in json.loads(failure.payload)["Message"]
-    assert run(endpoint, _echo_once) == "ok"
 
 
 # --- several streams on one connection ------------------------------------------------------
