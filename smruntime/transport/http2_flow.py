@@ -206,12 +206,16 @@ class H2Session:
             data = b"".join(state.received)
             state.received.clear()
         else:
-            first = state.received.popleft()
-            if len(first) > max_size:
-                data, rest = first[:max_size], first[max_size:]
-                state.received.appendleft(rest)
-            else:
-                data = first
+            pieces = []
+            wanted = max_size
+            while wanted:
+                piece = state.received.popleft()
+                if len(piece) > wanted:
+                    state.received.appendleft(piece[wanted:])
+                    piece = piece[:wanted]
+                pieces.append(piece)
+                wanted -= len(piece)
+            data = b"".join(pieces)
         state.buffered -= len(data)
         self._acknowledge(state.stream_id, len(data))
         return data
