@@ -166,12 +166,20 @@ class _ServerThread:
 
 
 class HypercornServer(_ServerThread):
-    """hypercorn serving ``app`` on 127.0.0.1 and an ephemeral port; ``tls`` for https with ALPN h2."""
+    """hypercorn serving ``app`` on 127.0.0.1 and an ephemeral port; ``tls`` for https, where the
+    server picks the first protocol of ``alpn`` the client offers."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]] = echo_app, *, tls: TLSFiles | None = None) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]] = echo_app,
+        *,
+        tls: TLSFiles | None = None,
+        alpn: tuple[str, ...] = ("h2", "http/1.1"),
+    ) -> None:
         super().__init__("hypercorn-h2")
         self.app = app
         self.tls = tls
+        self.alpn = alpn
         self.port = 0
 
     @property
@@ -195,6 +203,7 @@ class HypercornServer(_ServerThread):
         if self.tls is not None:
             config.certfile = self.tls.cert_file
             config.keyfile = self.tls.key_file
+            config.alpn_protocols = list(self.alpn)
 
         async def run(stop: asyncio.Event) -> None:
             self._ready.set()
@@ -382,6 +391,9 @@ class RawH2Server(_ServerThread):
             if event.stream_id in streams:
                 streams[event.stream_id].reset_code = int(event.error_code)
             floods.pop(event.stream_id, None)
+            for stream_id, length in [item for item in held if item[0] == event.stream_id]:
+                held.remove((stream_id, length))  # a reset stream's data still counts for the connection
+                conn.acknowledge_received_data(length, stream_id)
         return False
 
 

@@ -60,6 +60,8 @@ __all__ = ["H2HTTPClient"]
 
 _CONNECTION_SPECIFIC = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
 """Headers HTTP/2 forbids (RFC 9113 §8.2.2); ``te`` is allowed only as ``trailers``."""
+_CLOSE_TIMEOUT = 1.0
+"""How long ``aclose`` lets a connection flush its GOAWAY before it aborts the socket."""
 
 
 class _Connection(asyncio.Protocol):
@@ -73,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.opened = 0  # streams ever opened here
         self.lost = False
         self._drain: asyncio.Future[None] | None = None
+        self._gone = asyncio.get_running_loop().create_future()  # done once the socket is closed
 
     # -- the loop's side --------------------------------------------------------------------
 
@@ -89,6 +92,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if not self._gone.done():
+            self._gone.set_result(None)
         detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
         self.session.fail(ConnectionClosedError(f"the HTTP/2 connection closed{detail}", request_sent=True))
         drain, self._drain = self._drain, None
@@ -160,6 +165,17 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
         self.origin.forget(self)
+
+    async def closed(self, timeout: float) -> None:
+        """Wait until the socket is closed; abort it if that takes longer than ``timeout``."""
+        if self.transport is None or self._gone.done():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._gone)
+        except TimeoutError:
+            self.transport.abort()
+            await self._gone
 
     def fail(self, error: TransportError) -> None:
         """Fail every stream with ``error`` and close (the client is closing)."""
@@ -245,7 +261,7 @@ class H2Stream:
                     raise state.error
                 if state.reset:
                     raise ConnectionClosedError("the HTTP/2 stream was closed before its response arrived")
-                await self._wait_readable("the response headers")
+                await self._wait_readable("response headers")
         except asyncio.CancelledError:
             self._release(reset=True)
             raise
@@ -494,11 +510,14 @@ class _Origin:
             self.connections.remove(conn)
             self.wake()
 
-    def close(self) -> None:
+    def close(self) -> list[_Connection]:
+        """Close every connection; the ones that were open."""
         self.closed = True
-        for conn in list(self.connections):
+        connections = list(self.connections)
+        for conn in connections:
             conn.fail(ClientClosedError("the HTTP/2 client was closed while this stream was open", request_sent=True))
         self.wake()
+        return connections
 
 
 def _abort(protocol: _Connection) -> None:
@@ -607,8 +626,9 @@ class H2HTTPClient:
         The client opens new connections if it is used again."""
         origins = list(self._origins.values())
         self._origins.clear()
-        for origin in origins:
-            origin.close()
+        closing = [conn for origin in origins for conn in origin.close()]
+        # Return once the sockets are closed: a GOAWAY still in the write buffer goes out first.
+        await asyncio.gather(*(conn.closed(_CLOSE_TIMEOUT) for conn in closing))
 
     async def __aenter__(self) -> H2HTTPClient:
         return self
