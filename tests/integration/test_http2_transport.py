@@ -318,7 +318,7 @@ def test_no_response_within_read_timeout_fails_and_cancels_the_stream(raw: RawH2
         stream = await client.open_stream(post(raw.url, "/hold"))
         await stream.response()
 
-    with pytest.raises(ReadTimeoutError, match="no response headers from the server for 0.3 s"):
+    with pytest.raises(ReadTimeoutError, match=r"no response headers from the server for 0\.3 s"):
         run(scenario, read_timeout=0.3)
     raw.wait_for(lambda: raw.streams[-1].reset_code == 8)
 
