@@ -200,7 +200,9 @@ class H2Session:
             if state.error is not None:
                 raise state.error
             if state.reset:
-                return b""
+                raise ConnectionClosedError(
+                    "the HTTP/2 stream was closed before its response was read to the end", request_sent=True
+                )
             return None
         if max_size is None or state.buffered <= max_size:
             data = b"".join(state.received)
