@@ -269,6 +269,7 @@ class RawH2Server(_ServerThread):
                     writer.transport.abort()
 
         self._writers: set[asyncio.StreamWriter] = set()
+        self._open: dict[h2.connection.H2Connection, asyncio.StreamWriter] = {}
         self._start(run)
         return self
 
@@ -279,6 +280,18 @@ class RawH2Server(_ServerThread):
         with self._changed:
             if not self._changed.wait_for(predicate, timeout):
                 raise AssertionError("the raw h2 server never saw what the test waited for")
+
+    def goaway(self) -> None:
+        """Send GOAWAY (NO_ERROR) on every connection and close them, as an idle timeout does."""
+        assert self._loop is not None
+
+        def close_all() -> None:
+            for conn, writer in list(self._open.items()):
+                conn.close_connection()
+                writer.write(conn.data_to_send())
+                writer.close()
+
+        self._loop.call_soon_threadsafe(close_all)
 
     def release_window(self) -> None:
         """Acknowledge everything ``/stall`` held back (from the test's thread)."""
@@ -295,6 +308,7 @@ class RawH2Server(_ServerThread):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
         writer.write(conn.data_to_send())
+        self._open[conn] = writer
         streams: dict[int, RawStream] = {}
         held: list[tuple[int, int]] = []  # /stall: (stream, length) not yet acknowledged
         floods: dict[int, int] = {}  # /flood: bytes still to send per stream
@@ -335,6 +349,7 @@ class RawH2Server(_ServerThread):
         except (ConnectionError, h2.exceptions.ProtocolError):
             pass
         finally:
+            self._open.pop(conn, None)
             self._writers.discard(writer)
             writer.transport.abort()
             self._note()

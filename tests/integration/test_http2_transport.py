@@ -326,12 +326,17 @@ def test_no_response_within_read_timeout_fails_and_cancels_the_stream(raw: RawH2
 # -- cancellation and closing ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["response", "send"])
-def test_a_cancelled_task_resets_the_stream_and_frees_its_slot(raw: RawH2Server, where: str) -> None:
+async def _read_body(stream: HTTP2Stream) -> bytes:
+    response = await stream.response()
+    return await response.body.read()
+
+
+@pytest.mark.parametrize(("where", "path"), [("response", "/hold"), ("send", "/stall"), ("body", "/echo")])
+def test_a_cancelled_task_resets_the_stream_and_frees_its_slot(raw: RawH2Server, where: str, path: str) -> None:
     async def scenario(client: H2HTTPClient) -> bytes:
-        path = "/hold" if where == "response" else "/stall"
         stream = await client.open_stream(post(raw.url, path))
-        waiting = asyncio.ensure_future(stream.response() if where == "response" else stream.send(b"c" * 200_000))
+        waits = {"response": stream.response, "send": lambda: stream.send(b"c" * 200_000), "body": lambda: _read_body(stream)}
+        waiting = asyncio.ensure_future(waits[where]())
         await asyncio.to_thread(raw.wait_for, lambda: len(raw.streams) == 1)
         await asyncio.sleep(0.05)
         waiting.cancel()
@@ -381,6 +386,25 @@ def test_later_and_concurrent_streams_share_one_connection(raw: RawH2Server) -> 
     assert run(scenario) == [b"first", b"second", *(b"%d" % i for i in range(20))]
     assert raw.connections == 1
     assert [s.stream_id for s in raw.streams[:2]] == [1, 3]
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(raw: RawH2Server) -> None:
+    async def one(client: H2HTTPClient, text: bytes) -> bytes:
+        stream = await client.open_stream(post(raw.url, "/echo"))
+        await stream.send(text)
+        await stream.end_input()
+        return await read_all(stream)
+
+    async def scenario(client: H2HTTPClient) -> list[bytes]:
+        first = await one(client, b"before")
+        raw.goaway()
+        (origin,) = client._origins.values()
+        while origin.connections:  # the GOAWAY arrives
+            await asyncio.sleep(0.01)
+        return [first, await one(client, b"after")]
+
+    assert run(scenario) == [b"before", b"after"]
+    assert raw.connections == 2
 
 
 def test_without_multiplexing_each_stream_has_its_own_connection_within_the_pool_limit(raw: RawH2Server) -> None:
