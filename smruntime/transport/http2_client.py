@@ -159,7 +159,7 @@ class _Connection(asyncio.Protocol):
         self.origin.wake()
 
     def close(self) -> None:
-        """Say GOAWAY and close; streams still open fail with the session's error."""
+        """Say GOAWAY (unless the connection is over already) and close the socket."""
         self.session.close()
         self.flush()
         if self.transport is not None:
@@ -329,6 +329,7 @@ class H2Stream:
             return
         self._released = True
         self._conn.release(self, reset=reset)
+        self._wake()  # a task waiting on the other side of the stream sees it is over
 
 
 def _expire(waiter: asyncio.Future[None], message: str) -> None:

@@ -354,6 +354,20 @@ def test_a_cancelled_task_resets_the_stream_and_frees_its_slot(raw: RawH2Server,
     assert raw.connections == 1
 
 
+def test_closing_a_stream_wakes_the_task_waiting_on_its_response(raw: RawH2Server) -> None:
+    async def scenario(client: H2HTTPClient) -> None:
+        stream = await client.open_stream(post(raw.url, "/echo"))
+        body = (await stream.response()).body
+        reading = asyncio.ensure_future(body.read())
+        await asyncio.sleep(0.05)
+        await stream.aclose()
+        with pytest.raises(ConnectionClosedError, match="closed before its response was read to the end"):
+            await reading
+
+    run(scenario)
+    raw.wait_for(lambda: raw.streams[0].reset_code == 8)
+
+
 def test_aclose_fails_open_streams_with_client_closed(raw: RawH2Server) -> None:
     async def scenario(client: H2HTTPClient) -> None:
         stream = await client.open_stream(post(raw.url, "/hold"))
