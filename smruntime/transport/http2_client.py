@@ -46,9 +46,11 @@ from smruntime.transport.http2_flow import (
 from smruntime.transport.shared import (
     BAD_VALUE,
     TOKEN,
+    WriteGate,
     body_too_large,
     environ_ca_bundle,
     host_header,
+    set_nodelay,
     split_url,
     ssl_context_for,
 )
@@ -74,7 +76,7 @@ class _Connection(asyncio.Protocol):
         self.streams: dict[int, H2Stream] = {}
         self.opened = 0  # streams ever opened here
         self.lost = False
-        self._drain: asyncio.Future[None] | None = None
+        self._gate = WriteGate()
         self._gone = asyncio.get_running_loop().create_future()  # done once the socket is closed
 
     # -- the loop's side --------------------------------------------------------------------
@@ -96,21 +98,16 @@ class _Connection(asyncio.Protocol):
             self._gone.set_result(None)
         detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
         self.session.fail(ConnectionClosedError(f"the HTTP/2 connection closed{detail}", request_sent=True))
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._gate.resume()  # a writer then finds its stream failed
         for stream in list(self.streams.values()):
             stream._wake()
         self.origin.forget(self)
 
     def pause_writing(self) -> None:
-        if self._drain is None:
-            self._drain = asyncio.get_running_loop().create_future()
+        self._gate.pause()
 
     def resume_writing(self) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._gate.resume()
 
     # -- the client's side ------------------------------------------------------------------
 
@@ -124,8 +121,7 @@ class _Connection(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
-        if self._drain is not None:
-            await self._drain
+        await self._gate.wait()
 
     @property
     def usable(self) -> bool:
@@ -479,14 +475,7 @@ class _Origin:
                     f"the server does not speak HTTP/2 over TLS: ALPN offered h2, the server chose {chosen or 'nothing'}",
                     request_sent=False,
                 )
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
 
     async def _wait(self) -> None:
         waiter = asyncio.get_running_loop().create_future()

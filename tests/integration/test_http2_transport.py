@@ -73,6 +73,14 @@ async def read_all(stream: HTTP2Stream) -> bytes:
     return await response.body.read()
 
 
+async def echo(client: H2HTTPClient, url: str, data: bytes) -> bytes:
+    """One short stream: send ``data`` to ``/echo``, end the input, read the whole answer."""
+    stream = await client.open_stream(post(url, "/echo"))
+    await stream.send(data)
+    await stream.end_input()
+    return await read_all(stream)
+
+
 def test_the_client_is_an_async_http2_client() -> None:
     client: AsyncHTTP2Client = H2HTTPClient()
     assert callable(client.open_stream)
@@ -146,10 +154,7 @@ def test_large_bodies_both_ways_go_past_many_windows(h2c: HypercornServer) -> No
 
 def test_https_negotiates_h2_with_alpn_and_checks_the_certificate(h2_tls: HypercornServer, tls_files: TLSFiles) -> None:
     async def scenario(client: H2HTTPClient) -> bytes:
-        stream = await client.open_stream(post(h2_tls.url, "/echo"))
-        await stream.send(b"over tls")
-        await stream.end_input()
-        return await read_all(stream)
+        return await echo(client, h2_tls.url, b"over tls")
 
     assert run(scenario, verify=tls_files.ca_file) == b"over tls"
     with pytest.raises(ConnectError, match=r"TLS|certificate") as caught:
@@ -264,10 +269,7 @@ def test_goaway_fails_the_stream_and_the_next_stream_gets_a_new_connection(
             await read_all(stream)
         assert caught.value.processed is processed and caught.value.request_sent is processed
         assert "going away" in str(caught.value)
-        again = await client.open_stream(post(raw.url, "/echo"))
-        await again.send(b"again")
-        await again.end_input()
-        return await read_all(again)
+        return await echo(client, raw.url, b"again")
 
     assert run(scenario) == b"again"
     assert raw.connections == 2
@@ -345,10 +347,7 @@ def test_a_cancelled_task_resets_the_stream_and_frees_its_slot(raw: RawH2Server,
         await asyncio.to_thread(raw.wait_for, lambda: raw.streams[0].reset_code == 8)  # RST_STREAM CANCEL
         (origin,) = client._origins.values()
         assert all(not conn.streams for conn in origin.connections)
-        again = await client.open_stream(post(raw.url, "/echo"))  # the connection is still good
-        await again.send(b"ok")
-        await again.end_input()
-        return await read_all(again)
+        return await echo(client, raw.url, b"ok")  # the connection is still good
 
     assert run(scenario) == b"ok"
     assert raw.connections == 1
@@ -387,15 +386,9 @@ def test_aclose_fails_open_streams_with_client_closed(raw: RawH2Server) -> None:
 
 
 def test_later_and_concurrent_streams_share_one_connection(raw: RawH2Server) -> None:
-    async def one(client: H2HTTPClient, text: bytes) -> bytes:
-        stream = await client.open_stream(post(raw.url, "/echo"))
-        await stream.send(text)
-        await stream.end_input()
-        return await read_all(stream)
-
     async def scenario(client: H2HTTPClient) -> list[bytes]:
-        first = [await one(client, b"first"), await one(client, b"second")]
-        return first + list(await asyncio.gather(*(one(client, b"%d" % i) for i in range(20))))
+        first = [await echo(client, raw.url, b"first"), await echo(client, raw.url, b"second")]
+        return first + list(await asyncio.gather(*(echo(client, raw.url, b"%d" % i) for i in range(20))))
 
     assert run(scenario) == [b"first", b"second", *(b"%d" % i for i in range(20))]
     assert raw.connections == 1
@@ -403,19 +396,13 @@ def test_later_and_concurrent_streams_share_one_connection(raw: RawH2Server) -> 
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced(raw: RawH2Server) -> None:
-    async def one(client: H2HTTPClient, text: bytes) -> bytes:
-        stream = await client.open_stream(post(raw.url, "/echo"))
-        await stream.send(text)
-        await stream.end_input()
-        return await read_all(stream)
-
     async def scenario(client: H2HTTPClient) -> list[bytes]:
-        first = await one(client, b"before")
+        first = await echo(client, raw.url, b"before")
         raw.goaway()
         (origin,) = client._origins.values()
         while origin.connections:  # the GOAWAY arrives
             await asyncio.sleep(0.01)
-        return [first, await one(client, b"after")]
+        return [first, await echo(client, raw.url, b"after")]
 
     assert run(scenario) == [b"before", b"after"]
     assert raw.connections == 2
@@ -427,10 +414,7 @@ def test_without_multiplexing_each_stream_has_its_own_connection_within_the_pool
         with pytest.raises(ConnectTimeoutError, match="waiting to open an HTTP/2 stream"):
             await client.open_stream(post(raw.url, "/echo"))  # the one connection allowed is taken
         await first.aclose()
-        second = await client.open_stream(post(raw.url, "/echo"))
-        await second.send(b"x")
-        await second.end_input()
-        assert await read_all(second) == b"x"
+        assert await echo(client, raw.url, b"x") == b"x"
 
     run(scenario, multiplex=False, max_pool_connections=1, connect_timeout=0.3)
     assert raw.connections == 2
