@@ -58,6 +58,8 @@ from smruntime.transport.shared import (
 if TYPE_CHECKING:
     import ssl
 
+    from smruntime.transport.http2_protocol import AsyncHTTP2Client
+
 __all__ = ["H2HTTPClient"]
 
 _CONNECTION_SPECIFIC = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
@@ -640,3 +642,8 @@ class H2HTTPClient:
             self._context = context
         return self._context
 
+
+if TYPE_CHECKING:
+
+    def _is_an_async_http2_client(client: H2HTTPClient) -> AsyncHTTP2Client:
+        return client  # mypy checks that H2HTTPClient and H2Stream follow the protocols
