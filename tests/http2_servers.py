@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,7 +28,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-__all__ = ["HypercornServer", "RawH2Server", "TLSFiles", "echo_app", "make_tls"]
+__all__ = ["HypercornServer", "RawH2Server", "RawStream", "TLSFiles", "echo_app", "make_tls", "refusing_port"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -428,7 +427,3 @@ def refusing_port() -> Iterator[int]:
     finally:
         sock.close()
 
-
-def client_tls_context(files: TLSFiles) -> ssl.SSLContext:
-    """A client context that trusts the test CA (for checks outside the client under test)."""
-    return ssl.create_default_context(cafile=files.ca_file)

@@ -116,7 +116,6 @@ class H2Session:
         self.conn = h2.connection.H2Connection(config)
         self.streams: dict[int, StreamState] = {}
         self.terminated = False  # GOAWAY received or sent, or the connection failed
-        self.error: TransportError | None = None  # why every stream failed, once the connection did
         self._stream_window = stream_window
         self._connection_window = connection_window
 
@@ -260,8 +259,6 @@ class H2Session:
     def fail(self, error: TransportError) -> None:
         """The connection is gone (lost, or the client closed): every open stream fails with ``error``."""
         self.terminated = True
-        if self.error is None:
-            self.error = error
         for state in self.streams.values():
             if state.error is None and not state.finished:
                 state.error = error
@@ -344,8 +341,6 @@ class H2Session:
                 state.reset = True
                 changes.streams.add(state.stream_id)
         self.terminated = True
-        if self.error is None:
-            self.error = ConnectionTerminatedError(code, last, 2**31 - 1, detail)
         changes.terminated = changes.slots_changed = changes.all_writers = True
 
     def _terminated_error(self) -> TransportError:
