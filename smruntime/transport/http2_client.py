@@ -424,30 +424,30 @@ class _Origin:
         pending = self._pending = loop.create_future() if self.multiplex else None
         self._connecting += 1
         protocol = _Connection(self, H2Session(**self.client._windows))
+        outcome: BaseException | None = None
         try:
-            try:
-                await self._open(loop, protocol)
-            finally:
-                self._connecting -= 1
+            await self._open(loop, protocol)
+            if self.closed:  # while we connected
+                _abort(protocol)
+                raise ClientClosedError("the HTTP/2 client was closed while this stream waited to open")
+            self.connections.append(protocol)
+            protocol.start()
+            return protocol
         except BaseException as exc:
-            if pending is not None:
-                self._pending = None
-                if isinstance(exc, Exception):
-                    pending.set_exception(exc)
-                    pending.exception()  # retrieved: the waiters re-raise it themselves
-                else:
-                    pending.set_result(None)  # we were cancelled: a waiter tries again
-            self.wake()
+            outcome = exc
             raise
-        if self.closed:
-            protocol.close()
-            raise ClientClosedError("the HTTP/2 client was closed while this stream waited to open")
-        self.connections.append(protocol)
-        protocol.start()
-        if pending is not None:
-            self._pending = None
-            pending.set_result(None)
-        return protocol
+        finally:
+            self._connecting -= 1
+            if pending is not None:
+                # Streams waiting for this connection: a failure is theirs too; after a
+                # success, or if we were cancelled, they look again.
+                self._pending = None
+                if isinstance(outcome, Exception):
+                    pending.set_exception(outcome)
+                    pending.exception()  # marked retrieved: each waiter re-raises it itself
+                else:
+                    pending.set_result(None)
+            self.wake()
 
     async def _open(self, loop: asyncio.AbstractEventLoop, protocol: _Connection) -> None:
         timeout = self.client.connect_timeout

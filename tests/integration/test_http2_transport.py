@@ -4,6 +4,7 @@ and a scripted raw-h2 server for the faults (resets, GOAWAY, drops, withheld win
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -311,6 +312,29 @@ def test_a_tls_handshake_that_never_ends_is_a_connect_timeout() -> None:
         with pytest.raises(ConnectTimeoutError, match="timed out") as caught:
             run(scenario, connect_timeout=0.3, verify=False)
         assert caught.value.request_sent is False
+    finally:
+        listener.close()
+
+
+def test_streams_opened_at_once_wait_for_one_connection_and_share_its_failure() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody speaks TLS
+    try:
+
+        async def scenario(client: H2HTTPClient) -> list[BaseException]:
+            url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+            opening = [client.open_stream(post(url, "/")) for _ in range(5)]
+            return list(await asyncio.gather(*opening, return_exceptions=True))  # type: ignore[arg-type]
+
+        errors = run(scenario, connect_timeout=0.3, verify=False)
+        assert all(isinstance(error, ConnectTimeoutError) for error in errors), errors
+        listener.setblocking(False)
+        accepted = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                accepted.append(listener.accept()[0])
+        for sock in accepted:
+            sock.close()
+        assert len(accepted) == 1  # one connection attempt, not five
     finally:
         listener.close()
 
