@@ -19,15 +19,18 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "BIDI_HEADERS",
     "HEADER_RULES",
     "INVOKE_ENDPOINT_HEADERS",
     "MODELED_ERRORS",
     "STREAM_HEADERS",
+    "BidiParams",
     "HeaderRule",
     "InvokeParams",
     "ServiceError",
     "error_document",
     "model_error",
+    "parse_bidi_params",
     "parse_invoke_params",
     "service_error_for_status",
     "throttling_error",
@@ -169,6 +172,9 @@ _PRINT = r"\A\S[\p{Print}]*\z"
 _NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*"
 _COMPONENT = r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$"
 _SESSION = r"^(NEW_SESSION)$|^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+_INVOCATION_PATH = r"^[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*$"
+_QUERY_PAIR = r"[a-zA-Z0-9][A-Za-z0-9_-]*=(?:[A-Za-z0-9._~\-]|%[0-9A-Fa-f]{2})+"
+_QUERY_STRING = rf"^{_QUERY_PAIR}(?:&{_QUERY_PAIR})*$"
 
 # Python equivalents of the model's (Java) patterns; \p{Print} is printable ASCII there.
 _PYTHON_PATTERNS = {
@@ -177,6 +183,8 @@ _PYTHON_PATTERNS = {
     _NAME: re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*"),
     _COMPONENT: re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?"),
     _SESSION: re.compile(r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*"),
+    _INVOCATION_PATH: re.compile(_INVOCATION_PATH),
+    _QUERY_STRING: re.compile(_QUERY_STRING),
 }
 
 
@@ -235,13 +243,49 @@ def validate_endpoint_name(name: str) -> None:
 
 def parse_invoke_params(headers: Mapping[str, str], names: Mapping[str, str] = INVOKE_ENDPOINT_HEADERS) -> InvokeParams:
     """Read and validate the API headers (``names``: field -> header, case-insensitive ``headers``)."""
+    return InvokeParams(**_read_headers(headers, names, HEADER_RULES))
+
+
+def _read_headers(headers: Mapping[str, str], names: Mapping[str, str],
+                  rules: Mapping[str, HeaderRule]) -> dict[str, str]:
+    """field -> value of the headers present; a ValidationError listing every rule broken."""
     values: dict[str, str] = {}
     problems: list[str] = []
     for field, header in names.items():
         value = headers.get(header)
         if value is None:
             continue
-        problems.extend(_problems(HEADER_RULES[field], value))
+        problems.extend(_problems(rules[field], value))
         values[field] = value
     _raise_if(problems)
-    return InvokeParams(**values)
+    return values
+
+
+# --- InvokeEndpointWithBidirectionalStream --------------------------------------------------
+
+@attrs.frozen
+class BidiParams:
+    """The API headers of a bidirectional stream."""
+
+    target_variant: str | None = None
+    model_invocation_path: str | None = None
+    model_query_string: str | None = None
+
+
+BIDI_HEADERS = {
+    "target_variant": "X-Amzn-SageMaker-Target-Variant",
+    "model_invocation_path": "X-Amzn-SageMaker-Model-Invocation-Path",
+    "model_query_string": "X-Amzn-SageMaker-Model-Query-String",
+}
+"""InvokeEndpointWithBidirectionalStream: BidiParams field -> request header."""
+
+BIDI_HEADER_RULES: dict[str, HeaderRule] = {
+    "target_variant": HEADER_RULES["target_variant"],
+    "model_invocation_path": HeaderRule("modelInvocationPath", 100, _INVOCATION_PATH),
+    "model_query_string": HeaderRule("modelQueryString", 2048, _QUERY_STRING),
+}
+
+
+def parse_bidi_params(headers: Mapping[str, str]) -> BidiParams:
+    """Read and validate a bidirectional stream's API headers (case-insensitive ``headers``)."""
+    return BidiParams(**_read_headers(headers, BIDI_HEADERS, BIDI_HEADER_RULES))

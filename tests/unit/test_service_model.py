@@ -24,7 +24,7 @@ from smruntime import Client, PayloadPart, errors, operations
 from smruntime.eventstream import encode_message
 from smruntime.http import HTTPResponse
 from smruntime.local import wire
-from smruntime.local.async_invoke import ASYNC_HEADERS
+from smruntime.local.async_inference import ASYNC_HEADERS
 from smruntime.streaming import ResponseStream
 from smruntime.transport import MockHTTPClient
 
