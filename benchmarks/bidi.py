@@ -301,15 +301,6 @@ def run(*, rtts: int = 2000, total: int = GIB) -> Section:
     )
 
 
-def available() -> bool:
-    """Whether this checkout has what the benchmark needs: the HTTP/2 transport, the local
-    endpoint's HTTP/2 listener and the raw-h2 floor."""
-    import importlib.util
-
-    needed = ("smruntime.transport.http2_client", "smruntime.local.h2_server", "benchmarks.h2_floor")
-    return all(importlib.util.find_spec(name) is not None for name in needed)
-
-
 def targets(section: Section) -> list[dict[str, Any]]:
     """The bidirectional-streaming targets, as ``benchmarks.run`` lists them."""
     data = section.data

@@ -76,7 +76,7 @@ def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
                 growth <= 32),
         *_tracing_targets(by_key),
         *_async_targets(by_key),
-        *(bidi.targets(by_key["bidi"]) if "bidi" in by_key else []),
+        *bidi.targets(by_key["bidi"]),
     ]
 
 
@@ -187,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
         step("6. 1 GiB stream", lambda: stream_memory.run(server))
         step("7. tracing middleware", tracing.run)
         step("8. asyncio", lambda: async_per_call.run(server))
-    if bidi.available():
         step("9. bidirectional streaming", bidi.run)
     elapsed = time.perf_counter() - started
     by_key = {section.key: section for section in sections}

@@ -27,7 +27,7 @@ def run(out: TextIO = sys.stdout) -> int:
         config = demo_config(Path(scratch))
         with LocalEndpoint(config, credentials=DEMO_CREDENTIALS) as endpoint, Client(
             region="us-east-1", endpoint_url=endpoint.url, credentials=DEMO_CREDENTIALS,
-            http2_endpoint_url=getattr(endpoint, "http2_url", None),
+            http2_endpoint_url=endpoint.http2_url,
         ) as client:
             say(f"Local SageMaker endpoint listening on {endpoint.url}")
             say()
@@ -74,10 +74,9 @@ def run(out: TextIO = sys.stdout) -> int:
                     say(f"  +{elapsed:7.1f} ms  {part.bytes!r}")
             say()
 
-            if client.options.http2_endpoint_url:
-                say("== InvokeEndpointWithBidirectionalStream: turns on one HTTP/2 stream ==")
-                _conversation(client, say)
-                say()
+            say("== InvokeEndpointWithBidirectionalStream: turns on one HTTP/2 stream ==")
+            _conversation(client, say)
+            say()
 
             say("== InvokeEndpointAsync: input and output on file:// locations ==")
             source = Path(scratch) / "input.json"

@@ -79,14 +79,6 @@ def test_the_bidirectional_guides_mock_example_runs_as_written() -> None:
     exec(compile(python_block("bidirectional-streaming.md", "## Testing your code"), "bidirectional-streaming.md", "exec"), {})
 
 
-def _serves_http2() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None
-               for name in ("smruntime.transport.http2_client", "smruntime.local.h2_server"))
-
-
-@pytest.mark.skipif(not _serves_http2(), reason="needs the HTTP/2 transport and the local endpoint's HTTP/2 listener")
 @pytest.mark.parametrize(
     ("heading", "printed"),
     [

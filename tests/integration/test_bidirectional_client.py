@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("smruntime.transport.http2_client", reason="the HTTP/2 transport")
-pytest.importorskip("smruntime.local.h2_server", reason="the local endpoint's HTTP/2 listener")
-
 from smruntime import errors
 from smruntime.eventstream import TruncatedStreamError
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint

@@ -110,21 +110,8 @@ def run_page(page: Path, scratch: Path, url: str) -> subprocess.CompletedProcess
                           cwd=scratch, env=_environment(scratch, url), timeout=120, check=False)
 
 
-def _serves_http2() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None
-               for name in ("smruntime.transport.http2_client", "smruntime.local.h2_server"))
-
-
-NEEDS_HTTP2 = {"bidirectional-streaming.md"}
-"""Pages whose examples start the local endpoint's HTTP/2 listener and use the HTTP/2 transport."""
-
-
 @pytest.mark.parametrize("page", [page for page in PAGES if any(examples(page))], ids=lambda page: page.name)
 def test_the_examples_of_a_page_run_as_written(page: Path, endpoint: LocalEndpoint, tmp_path: Path) -> None:
-    if page.name in NEEDS_HTTP2 and not _serves_http2():
-        pytest.skip("needs the HTTP/2 transport and the local endpoint's HTTP/2 listener")
     done = run_page(page, tmp_path, endpoint.url)
     assert done.returncode == 0, done.stderr[-3000:]
 
