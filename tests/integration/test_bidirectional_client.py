@@ -30,6 +30,7 @@ def endpoint() -> Iterator[LocalEndpoint]:
         EndpointConfig.serving("greeter", f"{MODELS}:greet_first"),
         EndpointConfig.serving("failing", f"{MODELS}:fail_on_boom"),
         EndpointConfig.serving("done", f"{MODELS}:one_answer"),
+        EndpointConfig.serving("silent", f"{MODELS}:silent"),
     ))
     with LocalEndpoint(config, credentials=KEYS) as running:
         yield running
@@ -278,3 +279,14 @@ def test_the_demo_shows_turns_on_one_stream() -> None:
     assert "== InvokeEndpointWithBidirectionalStream: turns on one HTTP/2 stream ==" in text
     assert "sent      'hello over HTTP/2'" in text
     assert "received  b' chained' (COMPLETE)" in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_model_silent_past_the_read_timeout_stalls_the_stream(kind: str, endpoint: LocalEndpoint) -> None:
+    async def body(stream: Stream) -> None:
+        await stream.send("hello")  # the model answers only once the input ends
+        with pytest.raises(TruncatedStreamError, match="stalled") as raised:
+            await stream.next()
+        assert raised.value.timeout
+
+    scenario(kind, endpoint, "silent", body, read_timeout=0.3)
