@@ -139,7 +139,7 @@ class BaseClient:
         from smruntime.bidirectional import AsyncBidirectionalStream
 
         async def open() -> tuple[OpenedStream, DuplexChain, Context]:
-            await self._ensure_http2_client()
+            self._ensure_http2_client()  # here: on the loop the HTTP/2 client will run on
             chain, ctx = self._prepare(operation_name, option_fns)
             duplex = cast("DuplexChain", chain)  # what a duplex operation composes
             opened: OpenedStream = await duplex.open(ctx, input)
@@ -147,8 +147,8 @@ class BaseClient:
 
         return AsyncBidirectionalStream(open, operation=operation_name)
 
-    async def _ensure_http2_client(self) -> None:
-        """Make the HTTP/2 client on first use (on the loop it will run on) unless the options name one."""
+    def _ensure_http2_client(self) -> None:
+        """Make the HTTP/2 client on first use unless the options name one."""
         if self._options.http2_client is None:
             from smruntime.transport import default_http2_client
 
