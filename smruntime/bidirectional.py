@@ -7,7 +7,7 @@ signed and chained) and hands out each event that arrives (decoded, through the
 read while it still sends. :class:`BidirectionalStream` is the blocking face of the same
 stream, driven on its client's event-loop thread.
 
-The codec of the events themselves (:func:`encode_request_part`, :func:`response_part`) is
+The codec of the events themselves (:func:`encode_payload_part`, :func:`response_part`) is
 sans-IO.
 """
 
@@ -40,7 +40,7 @@ __all__ = [
     "AsyncBidirectionalStream",
     "BidirectionalStream",
     "OpenedStream",
-    "encode_request_part",
+    "encode_payload_part",
     "request_part",
     "response_part",
 ]
@@ -93,8 +93,9 @@ def request_part(
     return RequestPayloadPart(data, data_type, completion_state, p)
 
 
-def encode_request_part(part: RequestPayloadPart) -> bytes:
-    """The event-stream message of one ``PayloadPart`` request event (before signing)."""
+def encode_payload_part(part: RequestPayloadPart | ResponsePayloadPart) -> bytes:
+    """The event-stream message of one ``PayloadPart`` event (a request event before signing;
+    a response event as a server sends it)."""
     headers: dict[str, Any] = dict(_EVENT_HEADERS)
     if part.data_type is not None:
         headers["DataType"] = part.data_type
@@ -302,7 +303,7 @@ class AsyncBidirectionalStream:
                 f"a SendEvent middleware passed on a {type(part).__name__}, not a RequestPayloadPart",
                 operation=self._operation,
             )
-        self._outbox.append(encode_request_part(part))
+        self._outbox.append(encode_payload_part(part))
 
     def _now(self) -> datetime:
         now = datetime.now(UTC)

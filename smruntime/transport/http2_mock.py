@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Mapping
 
 from smruntime import errors
-from smruntime.eventstream import EventStreamDecoder, Message, encode_message
+from smruntime.eventstream import EventStreamDecoder, Message
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.types import RequestPayloadPart, ResponsePayloadPart
@@ -212,15 +212,9 @@ def _frame(answer: Any) -> bytes:
     if isinstance(answer, bytes):
         return answer
     if isinstance(answer, ResponsePayloadPart):
-        headers: dict[str, Any] = {
-            ":message-type": "event",
-            ":event-type": "PayloadPart",
-            ":content-type": "application/octet-stream",
-        }
-        for name, value in (("DataType", answer.data_type), ("CompletionState", answer.completion_state), ("P", answer.p)):
-            if value is not None:
-                headers[name] = value
-        return encode_message(headers, answer.bytes)
+        from smruntime.bidirectional import encode_payload_part
+
+        return encode_payload_part(answer)
     raise TypeError(f"a mock model yields ResponsePayloadPart or bytes, not {type(answer).__name__}")
 
 
