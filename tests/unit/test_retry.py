@@ -6,6 +6,7 @@ injected, so nothing here sleeps or opens a socket.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import threading
@@ -548,6 +549,75 @@ def test_rate_limiter_recovers_along_the_cubic_curve() -> None:
 
     assert low == 0.5
     assert limiter.rate > 5.0
+
+
+def steady_traffic(limiter: ClientRateLimiter, fake: FakeTime, per_second: int, seconds: float) -> None:
+    """Successful attempts at ``per_second`` for ``seconds``, each reserved and reported in turn."""
+    for _ in range(int(per_second * seconds)):
+        fake.now += 1 / per_second
+        limiter.reserve()
+        limiter.update(None)
+
+
+def in_flight(limiter: ClientRateLimiter, count: int) -> list[contextvars.Context]:
+    """``count`` attempts reserved now, each in a context of its own, as threads and tasks are."""
+    attempts = [contextvars.copy_context() for _ in range(count)]
+    for attempt in attempts:
+        attempt.run(limiter.reserve)
+    return attempts
+
+
+def test_throttles_from_one_round_trip_cut_the_rate_once() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+    burst = in_flight(limiter, 32)
+
+    fake.now += 0.02
+    burst[0].run(limiter.update, throttled())
+    cut = limiter.rate
+    for attempt in burst[1:]:  # sent before that cut: the cut already answered them
+        attempt.run(limiter.update, throttled())
+
+    assert cut == pytest.approx(70, rel=0.05)  # 0.7 x the measured 100 per second
+    assert limiter.rate == cut
+
+
+def test_a_throttle_of_an_attempt_sent_after_the_cut_cuts_again() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+    before_cut = in_flight(limiter, 2)
+    before_cut[0].run(limiter.update, throttled())
+    first = limiter.rate
+    after_cut = in_flight(limiter, 1)
+
+    before_cut[1].run(limiter.update, throttled())
+    after_cut[0].run(limiter.update, throttled())
+
+    assert limiter.rate == pytest.approx(0.7 * first)
+
+
+def test_throttles_arriving_together_on_threads_cut_once() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+    reserved = threading.Barrier(16)
+    rates: list[float] = []
+
+    def attempt() -> None:
+        limiter.reserve()
+        reserved.wait()  # every thread's attempt is in flight before any is answered
+        limiter.update(throttled())
+        rates.append(limiter.rate)
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert rates == [pytest.approx(70, rel=0.05)] * 16
 
 
 # --------------------------------------------------------------------------- per-call options
