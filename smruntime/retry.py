@@ -349,6 +349,10 @@ class ClientRateLimiter:
     compound into a rate far below what the endpoint allows. An attempt is paired with its
     reservation through a context variable, which each thread and asyncio task has its own of
     (the retry loop reserves and reports an attempt in the same thread or task).
+
+    The send rate is measured from the first outcome on (not from construction, which may be
+    long before the first call), so a throttle before the first bucket closes cuts from what
+    that bucket has seen so far rather than from nothing down to ``min_rate``.
     """
 
     # The attempt reserved last in this thread or task: (its limiter's marker, cuts before it).
@@ -389,7 +393,7 @@ class ClientRateLimiter:
         # Measured send rate, smoothed over time buckets.
         self._measured = 0.0
         self._count = 0
-        self._last_bucket = float(math.floor(now))
+        self._last_bucket: float | None = None
         # Cuts so far; an attempt reserved before the latest one does not cut again.
         self._cuts = 0
         self._marker = object()
@@ -445,11 +449,15 @@ class ClientRateLimiter:
     def _record(self, now: float) -> float:
         bucket = math.floor(now * self._bucket_scale) / self._bucket_scale
         self._count += 1
+        if self._last_bucket is None:  # measuring starts with the first outcome, not at construction
+            self._last_bucket = bucket
         if bucket > self._last_bucket:
             current = self._count / (bucket - self._last_bucket)
             self._measured = current * self._smoothing + self._measured * (1 - self._smoothing)
             self._count = 0
             self._last_bucket = bucket
+        if not self._measured:  # no bucket closed yet: what this one has seen so far, a lower bound
+            return self._count * self._bucket_scale
         return self._measured
 
     def _refill(self, now: float) -> None:

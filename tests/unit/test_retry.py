@@ -520,8 +520,10 @@ def test_adaptive_retryer_slows_down_after_throttles() -> None:
 
     assert plain.slept == [0.0, 0.0, 0.0]  # only the (zero) backoff
     assert retryer.rate_limiter.enabled
-    # Each retry: the (zero) backoff, then a 2 s wait for a send token at the 0.5 rps floor.
-    assert adaptive_time.slept == [0.0, 2.0, 0.0, 2.0, 0.0, 2.0]
+    # Each retry: the (zero) backoff, then a wait for a send token. The first throttle cuts to
+    # 0.7 x the rate seen so far (one outcome in a half-second bucket: 2 per second); each retry
+    # was sent after the previous cut, so each of its throttles cuts by 0.7 again.
+    assert adaptive_time.slept == pytest.approx([0.0, 1 / 1.4, 0.0, 1 / 0.98, 0.0, 1 / 0.686])
 
 
 def test_adaptive_retryer_sends_freely_until_the_first_throttle() -> None:
@@ -540,14 +542,14 @@ def test_rate_limiter_recovers_along_the_cubic_curve() -> None:
     fake = FakeTime()
     limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
     limiter.update(throttled())
-    assert limiter.acquire() == pytest.approx(2.0)  # empty bucket at 0.5 rps
+    assert limiter.acquire() == pytest.approx(1 / 1.4)  # empty bucket at 0.7 x 2 rps (one outcome in 0.5 s)
     low = limiter.rate
 
     for _ in range(100):  # ten seconds of successes at ten requests a second
         fake.now += 0.1
         limiter.update(None)
 
-    assert low == 0.5
+    assert low == pytest.approx(1.4)
     assert limiter.rate > 5.0
 
 
@@ -596,6 +598,20 @@ def test_a_throttle_of_an_attempt_sent_after_the_cut_cuts_again() -> None:
     after_cut[0].run(limiter.update, throttled())
 
     assert limiter.rate == pytest.approx(0.7 * first)
+
+
+def test_a_throttle_before_the_first_half_second_cuts_from_what_was_seen_not_to_the_floor() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    fake.now += 60  # the client sat idle before its first call: measuring starts with the first outcome
+    for _ in range(30):
+        fake.now += 0.001
+        limiter.reserve()
+        limiter.update(None)
+
+    limiter.update(throttled())
+
+    assert limiter.rate == pytest.approx(0.7 * 31 * 2)  # 31 outcomes in a half-second bucket so far
 
 
 def test_throttles_arriving_together_on_threads_cut_once() -> None:
