@@ -1,6 +1,7 @@
 """The sans-IO core of bulk invocation: what to send next, and what may be handed out.
 
-It never blocks and never calls the network. A shell asks ``can_send()``, pulls one record
+It never blocks and never calls the network; the thread shell (``Client.invoke_many``) and
+the asyncio shell (``AsyncClient.invoke_many``) drive it the same way. A shell asks ``can_send()``, pulls one record
 from the input and calls ``started(index)`` when it sends it, and reports each finished call
 with ``finished(result)``, which returns the results now ready for the caller (all of them as
 they complete, or the next run of consecutive indices in ordered mode).
@@ -33,6 +34,14 @@ class BulkResult:
     error: BaseException | None = None
     attempts: int = 1
     latency: float = 0.0
+
+    @classmethod
+    def succeeded(cls, index: int, output: InvokeEndpointOutput, latency: float) -> BulkResult:
+        return cls(index, output=output, attempts=output.metadata.attempts, latency=latency)
+
+    @classmethod
+    def failed(cls, index: int, error: BaseException, latency: float) -> BulkResult:
+        return cls(index, error=error, attempts=getattr(error, "attempts", 1), latency=latency)
 
     @property
     def ok(self) -> bool:
