@@ -59,15 +59,20 @@ def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
     assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
 
 
-def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input() -> None:
-    from smruntime import Client, MockHTTPClient
+@pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
+def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input(kind: str) -> None:
+    from smruntime import AsyncClient, Client, MockHTTPClient
+    from smruntime.transport.async_mock import AsyncMockHTTPClient
 
     def never_read():
         raise AssertionError("the input was read")
         yield b""
 
-    mock = MockHTTPClient(lambda request: None)
-    with Client(region="us-east-1", credentials=("AKID", "secret"), http_client=mock) as client, \
-            pytest.raises(ValueError, match="concurrency must be at least 1"):
+    mock = MockHTTPClient(lambda request: None) if kind == "Client" else AsyncMockHTTPClient(lambda request: None)
+    client = (Client if kind == "Client" else AsyncClient)(region="us-east-1", credentials=("AKID", "secret"),
+                                                          http_client=mock)
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
         client.invoke_many(never_read(), endpoint_name="ep", concurrency=0)
+    with pytest.raises(ValueError, match="reorder_window must be at least concurrency"):
+        client.invoke_many(never_read(), endpoint_name="ep", concurrency=8, ordered=True, reorder_window=2)
     assert mock.requests == []
