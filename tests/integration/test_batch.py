@@ -169,13 +169,15 @@ def test_throttling_mid_run_slows_the_run_and_every_record_is_answered(endpoint,
     assert sum(r.attempts - 1 for r in results) == 5
 
 
-def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("http_client", ["fast", "requests"])  # AsyncClient on tasks; Client on threads
+def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, tmp_path, capsys, http_client) -> None:
     source = write_records(tmp_path / "in.jsonl", 20)
     with source.open("a") as f:
         f.write("{not json\n")
         f.write(json.dumps({"numbers": [5]}) + "\n")
     out = tmp_path / "out.jsonl"
-    status = main(batch(endpoint, "--input", str(source), "--output", str(out), "--concurrency", "4"))
+    status = main(batch(endpoint, "--input", str(source), "--output", str(out), "--concurrency", "4",
+                        "--http-client", http_client))
     assert status == 1
     lines = {line["index"]: line for line in read_results(out)}
     assert sorted(lines) == list(range(22))
@@ -185,11 +187,12 @@ def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, 
     assert "21 done, 0 failed (0 throttled), 1 malformed" in capsys.readouterr().err
 
 
-def test_an_endpoint_failing_every_call_marks_every_record_failed(endpoint, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("http_client", ["fast", "requests"])
+def test_an_endpoint_failing_every_call_marks_every_record_failed(endpoint, tmp_path, capsys, http_client) -> None:
     endpoint.faults("sum").fail_next(1000, status=500)
     out = tmp_path / "out.jsonl"
     status = main(batch(endpoint, "--input", str(write_records(tmp_path / "in.jsonl", 30)), "--output", str(out),
-                        "--max-attempts", "2"))
+                        "--max-attempts", "2", "--http-client", http_client))
     assert status == 1
     lines = read_results(out)
     assert sorted(line["index"] for line in lines) == list(range(30))
