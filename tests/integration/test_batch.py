@@ -169,7 +169,7 @@ def test_throttling_mid_run_slows_the_run_and_every_record_is_answered(endpoint,
     assert sum(r.attempts - 1 for r in results) == 5
 
 
-@pytest.mark.parametrize("http_client", ["fast", "requests"])  # AsyncClient on tasks; Client on threads
+@pytest.mark.parametrize("http_client", ["fast", "requests"])
 def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, tmp_path, capsys, http_client) -> None:
     source = write_records(tmp_path / "in.jsonl", 20)
     with source.open("a") as f:
