@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
 from smruntime.bulk.caller import limiter_of, run_client, send_rate
@@ -56,23 +57,39 @@ def _run(
             return BulkResult.failed(index, error, time.perf_counter() - start)
         return BulkResult.succeeded(index, output, time.perf_counter() - start)
 
-    pending: set[Future[BulkResult]] = set()
-    with ThreadPoolExecutor(max_workers=scheduler.concurrency, thread_name_prefix="smruntime-bulk") as pool:
-        try:
-            while not scheduler.done:
-                while scheduler.can_send(send_rate(limiter)):
-                    try:
-                        record = next(records)
-                    except StopIteration:
-                        scheduler.input_exhausted()
-                        break
-                    pending.add(pool.submit(call, scheduler.started(), record))
-                if not pending:
-                    continue
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield from scheduler.finished(future.result())
-        finally:
-            # The caller stopped early (or the input raised): don't start what is queued.
-            for future in pending:
-                future.cancel()
+    # Worker threads take records from one queue and put results on another: two SimpleQueue
+    # operations per call. A ThreadPoolExecutor with concurrent.futures.wait costs more than
+    # the call itself at high concurrency (a Future per call, and every wait locks every
+    # pending future).
+    work: SimpleQueue[tuple[int, InvokeEndpointInput | bytes | str] | None] = SimpleQueue()
+    done: SimpleQueue[BulkResult] = SimpleQueue()
+
+    def worker() -> None:
+        while (job := work.get()) is not None:
+            done.put(call(*job))
+
+    workers: list[threading.Thread] = []
+    try:
+        while not scheduler.done:
+            while scheduler.can_send(send_rate(limiter)):
+                try:
+                    record = next(records)
+                except StopIteration:
+                    scheduler.input_exhausted()
+                    break
+                work.put((scheduler.started(), record))
+                if len(workers) < scheduler.in_flight:  # one thread per call in flight, made as needed
+                    thread = threading.Thread(target=worker, name=f"smruntime-bulk-{len(workers)}", daemon=True)
+                    thread.start()
+                    workers.append(thread)
+            if scheduler.in_flight:
+                yield from scheduler.finished(done.get())
+    finally:
+        # The caller stopped early (or the input raised): don't start what is queued; the
+        # calls in flight finish before the run ends.
+        while not work.empty():
+            work.get_nowait()
+        for _ in workers:
+            work.put(None)
+        for thread in workers:
+            thread.join()
