@@ -6,6 +6,7 @@ injected, so nothing here sleeps or opens a socket.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import io
 import logging
@@ -634,6 +635,30 @@ def test_throttles_arriving_together_on_threads_cut_once() -> None:
         thread.join()
 
     assert rates == [pytest.approx(70, rel=0.05)] * 16
+
+
+def test_throttles_arriving_together_on_asyncio_tasks_cut_once() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+
+    async def burst() -> list[float]:
+        answered = asyncio.Event()
+        rates: list[float] = []
+
+        async def attempt() -> None:
+            limiter.reserve()
+            await answered.wait()  # every task's attempt is in flight before any is answered
+            limiter.update(throttled())
+            rates.append(limiter.rate)
+
+        tasks = [asyncio.create_task(attempt()) for _ in range(16)]
+        await asyncio.sleep(0)
+        answered.set()
+        await asyncio.gather(*tasks)
+        return rates
+
+    assert asyncio.run(burst()) == [pytest.approx(70, rel=0.05)] * 16
 
 
 # --------------------------------------------------------------------------- per-call options
