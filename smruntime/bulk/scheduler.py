@@ -92,7 +92,7 @@ class BulkScheduler:
     in_flight: int = attrs.field(default=0, init=False)
     sent: int = attrs.field(default=0, init=False)
     exhausted: bool = attrs.field(default=False, init=False)
-    latency: float = attrs.field(default=0.0, init=False)  # smoothed seconds per call
+    latency: float = attrs.field(default=0.0, init=False)  # seconds the endpoint takes to answer, smoothed
     _next_out: int = attrs.field(default=0, init=False)
     _held: dict[int, BulkResult] = attrs.field(factory=dict, init=False)
 
@@ -128,7 +128,7 @@ class BulkScheduler:
     def finished(self, result: BulkResult) -> list[BulkResult]:
         """Record one finished call; returns the results ready to hand out, in order."""
         self.in_flight -= 1
-        self.latency = result.latency if self.latency <= 0 else 0.8 * self.latency + 0.2 * result.latency
+        self._learn_latency(result)
         if not self.ordered:
             self._next_out += 1
             return [result]
@@ -138,6 +138,21 @@ class BulkScheduler:
             ready.append(self._held.pop(self._next_out))
             self._next_out += 1
         return ready
+
+    def _learn_latency(self, result: BulkResult) -> None:
+        """Track how long the endpoint takes, not how long calls waited: a retried record's
+        latency is mostly backoff, and under a rate limit every call's includes its wait for a
+        send token. Counting those would widen the window with the very queue it is there to
+        prevent (calls reserving tokens far ahead, which they then sleep out even after the
+        rate has recovered). So only first attempts count, and the estimate falls fast and
+        rises slowly."""
+        if result.attempts != 1:
+            return
+        if self.latency <= 0:
+            self.latency = result.latency
+            return
+        weight = 0.5 if result.latency < self.latency else 0.05
+        self.latency += weight * (result.latency - self.latency)
 
     @property
     def done(self) -> bool:

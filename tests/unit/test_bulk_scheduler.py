@@ -59,6 +59,21 @@ def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
     assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
 
 
+def test_calls_that_waited_for_tokens_or_were_retried_barely_widen_the_window() -> None:
+    scheduler = BulkScheduler(64)
+    for _ in range(5):
+        scheduler.finished(BulkResult(scheduler.started(), latency=0.01))
+    assert scheduler.window(rate=100.0) == 2  # 100/s x 10 ms, plus one
+
+    scheduler.finished(BulkResult(scheduler.started(), latency=2.0, attempts=3))  # mostly backoff: not counted
+    scheduler.finished(BulkResult(scheduler.started(), latency=2.0))  # mostly a wait for a send token
+
+    assert scheduler.window(rate=100.0) <= 12  # not 64: the queue must not justify itself
+    for _ in range(5):
+        scheduler.finished(BulkResult(scheduler.started(), latency=0.01))
+    assert scheduler.window(rate=100.0) == 3  # and the estimate falls back fast
+
+
 @pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
 def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input(kind: str) -> None:
     from smruntime import AsyncClient, Client, MockHTTPClient
