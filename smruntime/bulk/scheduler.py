@@ -7,10 +7,11 @@ with ``finished(result)``, which returns the results now ready for the caller (a
 they complete, or the next run of consecutive indices in ordered mode).
 
 Bounds: at most ``concurrency`` calls in flight, fewer while a send-rate limit applies (the
-shell passes the limiter's rate to ``can_send``): then the window is what that rate sustains
-at the observed latency (Little's law, rate x latency, plus one), so calls don't pile up
-waiting for send tokens reserved at a low rate, and the window grows back with the rate; in ordered mode at most ``reorder_window``
-records between the oldest result not yet handed out and the newest record sent, so a slow
+shell passes the limiter's rate to ``can_send``): then the window is twice what that rate
+sustains at the endpoint's latency (Little's law, rate x latency; twice, for room as the
+latency varies), plus one, so calls don't pile up waiting for send tokens reserved at a low
+rate (a call waits at most about two latencies for its token), and the window grows back with
+the rate; in ordered mode at most ``reorder_window`` records between the oldest result not yet handed out and the newest record sent, so a slow
 record holds back at most that many finished results in memory. The input is read only when
 a record can be sent, so read-ahead is one record.
 """
@@ -106,7 +107,7 @@ class BulkScheduler:
         """Calls allowed in flight: ``concurrency``, or what a send ``rate`` (per second) sustains."""
         if rate is None or self.latency <= 0:
             return self.concurrency
-        return max(1, min(self.concurrency, math.ceil(rate * self.latency) + 1))
+        return max(1, min(self.concurrency, math.ceil(2 * rate * self.latency) + 1))
 
     def can_send(self, rate: float | None = None) -> bool:
         """True when one more record may be read and sent now (``rate``: the send-rate limit in

@@ -51,10 +51,10 @@ def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
     scheduler.started()
     scheduler.finished(BulkResult(0, latency=0.1))
     assert scheduler.window() == 64
-    assert scheduler.window(rate=50.0) == 6  # 50/s x 0.1 s in flight, plus one waiting
+    assert scheduler.window(rate=50.0) == 11  # twice 50/s x 0.1 s in flight, plus one waiting
     assert scheduler.window(rate=0.5) == 2  # one call, and the next waiting for its token
     assert scheduler.window(rate=10_000.0) == 64
-    for _ in range(6):
+    for _ in range(11):
         scheduler.started()
     assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
 
@@ -63,15 +63,15 @@ def test_calls_that_waited_for_tokens_or_were_retried_barely_widen_the_window() 
     scheduler = BulkScheduler(64)
     for _ in range(5):
         scheduler.finished(BulkResult(scheduler.started(), latency=0.01))
-    assert scheduler.window(rate=100.0) == 2  # 100/s x 10 ms, plus one
+    assert scheduler.window(rate=100.0) == 3  # twice 100/s x 10 ms, plus one
 
     scheduler.finished(BulkResult(scheduler.started(), latency=2.0, attempts=3))  # mostly backoff: not counted
     scheduler.finished(BulkResult(scheduler.started(), latency=2.0))  # mostly a wait for a send token
 
-    assert scheduler.window(rate=100.0) <= 12  # not 64: the queue must not justify itself
+    assert scheduler.window(rate=100.0) <= 23  # not 64: the queue must not justify itself
     for _ in range(5):
         scheduler.finished(BulkResult(scheduler.started(), latency=0.01))
-    assert scheduler.window(rate=100.0) == 3  # and the estimate falls back fast
+    assert scheduler.window(rate=100.0) == 4  # and the estimate falls back fast
 
 
 @pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
