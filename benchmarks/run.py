@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.run [--out DIR]`` (what ``make bench`` runs) writes into DIR, by default
 ``benchmarks/out/`` (not tracked): ``results.md`` (the machine, the targets, every table),
-``results.json`` (all figures) and ``benchmarks.png``. It takes about three minutes on two cores.
+``results.json`` (all figures) and ``benchmarks.png``. It takes about six minutes on two cores
+(half of it the bulk-scoring section).
 The committed figures in ``benchmarks/results/`` change only when asked:
 ``make bench BENCH_OUT=benchmarks/results``.
 """
