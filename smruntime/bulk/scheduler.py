@@ -1,19 +1,21 @@
 """The sans-IO core of bulk invocation: what to send next, and what may be handed out.
 
 It never blocks and never calls the network; the thread shell (``Client.invoke_many``) and
-the asyncio shell (``AsyncClient.invoke_many``) drive it the same way. A shell asks ``can_send()``, pulls one record
-from the input and calls ``started(index)`` when it sends it, and reports each finished call
-with ``finished(result)``, which returns the results now ready for the caller (all of them as
-they complete, or the next run of consecutive indices in ordered mode).
+the asyncio shell (``AsyncClient.invoke_many``) drive it the same way. A shell asks
+``can_send()``, pulls one record from the input and calls ``started(index)`` when it sends it,
+and reports each finished call with ``finished(result)``, which returns the results now ready
+for the caller (all of them as they complete, or the next run of consecutive indices in
+ordered mode).
 
 Bounds: at most ``concurrency`` calls in flight, fewer while a send-rate limit applies (the
 shell passes the limiter's rate to ``can_send``): then the window is twice what that rate
 sustains at the endpoint's latency (Little's law, rate x latency; twice, for room as the
 latency varies), plus one, so calls don't pile up waiting for send tokens reserved at a low
 rate (a call waits at most about two latencies for its token), and the window grows back with
-the rate; in ordered mode at most ``reorder_window`` records between the oldest result not yet handed out and the newest record sent, so a slow
-record holds back at most that many finished results in memory. The input is read only when
-a record can be sent, so read-ahead is one record.
+the rate. In ordered mode at most ``reorder_window`` records lie between the oldest result not
+yet handed out and the newest record sent, so a slow record holds back at most that many
+finished results in memory. The input is read only when a record can be sent, so read-ahead
+is one record.
 """
 
 from __future__ import annotations
