@@ -1,17 +1,20 @@
-"""Bulk scoring: ``smruntime batch`` against a ThreadPoolExecutor + boto3, and its memory.
+"""(9) Bulk scoring: ``smruntime batch`` against a ThreadPoolExecutor + boto3, throttling, memory.
 
-``python -m benchmarks.bulk [--records N] [--memory-records N]``
+``python -m benchmarks.bulk [--records N] [--throttled-records N] [--memory-records N]``; in
+``make bench`` as one section (fewer memory records there, see ``MAKE_BENCH_MEMORY_RECORDS``).
 
 1. Throughput: ``--records`` records (10,000) through the local endpoint (``smruntime serve``
    in its own process) whose ``slow`` model answers after 20 ms. ``smruntime batch
    --concurrency 64`` (a process of its own, timed from start to exit, so it pays its own
    import and start-up) against ``ThreadPoolExecutor(64)`` + boto3 (``max_pool_connections=64``)
-   in this process. The limit is 64 calls / 20 ms = 3,200 records/s.
-3. Throttling: ``--throttled-records`` records (6,000) through the ``capped`` endpoint, which
+   in this process, in ``ROUNDS`` interleaved rounds (boto3 first, then batch first); medians.
+   The limit is 64 calls / 20 ms = 3,200 records/s. Where the time goes: the CPU seconds per
+   record of each client (its process's user + system time) and of the server in the same run.
+2. Throttling: ``--throttled-records`` records (6,000) through the ``capped`` endpoint, which
    throttles every request beyond 300 per second (``throttle_above``), with ``--max-attempts
    10``. Reported: records answered, throttled attempts, the rate over the whole run and over
    its second half (after the limiter settled), as a fraction of the 300/s allowed.
-2. Memory: ``--memory-records`` records (1,000,000) streamed from a file through the ``fast``
+3. Memory: ``--memory-records`` records (1,000,000) streamed from a file through the ``fast``
    model (no delay); the batch process's resident set is sampled every 0.1 s, and the growth
    is its peak minus the first sample after the first result was written.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -28,13 +32,18 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
+
+import attrs
 
 from benchmarks import clients
-from benchmarks.common import isolate_aws_env, subprocess_env
+from benchmarks.common import Section, median, paired_ratio, ratio, round_order, standalone, subprocess_env, table
 
 CONCURRENCY = 64
 DELAY = 0.020
 CAPACITY = 300  # requests/s the "capped" endpoint allows; it throttles the rest
+ROUNDS = 2
+MAKE_BENCH_MEMORY_RECORDS = 200_000  # the RSS growth is flat in the count; 1,000,000 takes minutes
 CONFIG = """
 [[endpoints]]
 name = "slow"
@@ -82,6 +91,11 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("the local endpoint did not start")
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self._process.terminate()
         self._process.wait(timeout=30)
@@ -93,14 +107,26 @@ def write_input(path: Path, records: int) -> None:
             out.write(json.dumps({"i": index}) + "\n")
 
 
-def run_batch(url: str, endpoint: str, source: Path, output: Path, sample_rss: bool = False,
-              extra: tuple[str, ...] = (), progress: list[tuple[float, int]] | None = None) -> tuple[float, int]:
-    """Seconds ``smruntime batch`` took, and its RSS growth in bytes (when sampled); with
-    ``progress``, (seconds, results written) samples."""
+@attrs.frozen
+class Run:
+    """One timed run: wall seconds, CPU seconds of the client and of the server, RSS growth."""
+
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+    rss_growth: int = 0
+    summary: str = ""
+
+
+def run_batch(server: Server, endpoint: str, source: Path, output: Path, sample_rss: bool = False,
+              extra: tuple[str, ...] = (), progress: list[tuple[float, int]] | None = None) -> Run:
+    """``smruntime batch`` in a process of its own, timed from start to exit; with ``progress``,
+    (seconds, results written) samples."""
     output.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "smruntime", "batch", "--endpoint-url", url, "--endpoint-name", endpoint,
+    argv = [sys.executable, "-m", "smruntime", "batch", "--endpoint-url", server.url, "--endpoint-name", endpoint,
             "--input", str(source), "--output", str(output), "--concurrency", str(CONCURRENCY), "--no-progress",
             *extra]
+    children, served = _cpu_children(), server.cpu()
     start = time.perf_counter()
     process = subprocess.Popen(argv, env=subprocess_env(), stderr=subprocess.PIPE, text=True)
     baseline = peak = 0
@@ -115,8 +141,9 @@ def run_batch(url: str, endpoint: str, source: Path, output: Path, sample_rss: b
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     summary = process.stderr.read().strip() if process.stderr else ""
-    print(f"  {summary}")
-    return seconds, (peak - baseline if baseline else 0)
+    if process.returncode:
+        raise RuntimeError(f"smruntime batch failed: {summary}")
+    return Run(seconds, _cpu_children() - children, server.cpu() - served, peak - baseline if baseline else 0, summary)
 
 
 def _rss(pid: int) -> int:
@@ -129,35 +156,140 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def run_boto3(url: str, records: int) -> float:
-    client = clients.boto3_client(url, max_pool_connections=CONCURRENCY)
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_boto3(server: Server, records: int) -> Run:
+    client = clients.boto3_client(server.url, max_pool_connections=CONCURRENCY)
 
     def call(index: int) -> bytes:
         body = json.dumps({"i": index}).encode()
         data: bytes = client.invoke_endpoint(EndpointName="slow", Body=body, ContentType="application/json")["Body"].read()
         return data
 
+    mine, served = _cpu_self(), server.cpu()
     start = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         for _ in pool.map(call, range(records)):
             pass
-    return time.perf_counter() - start
+    return Run(time.perf_counter() - start, _cpu_self() - mine, server.cpu() - served)
 
 
-def throttled_run(url: str, folder: Path, records: int) -> None:
+def throughput(server: Server, folder: Path, records: int, rounds: int = ROUNDS) -> dict[str, Any]:
+    source = folder / "in.jsonl"
+    write_input(source, records)
+    contenders: dict[str, Callable[[], Run]] = {
+        "ThreadPool(64)+boto3": lambda: run_boto3(server, records),
+        "smruntime batch": lambda: run_batch(server, "slow", source, folder / "out.jsonl"),
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in contenders}
+    for index in range(rounds):
+        for name, contender in round_order(contenders, index):
+            runs[name].append(contender())
+    rates = {name: [records / run.seconds for run in done] for name, done in runs.items()}
+    return {
+        "records": records,
+        "rounds": rounds,
+        "limit_per_s": CONCURRENCY / DELAY,
+        "records_per_s": {name: median(values) for name, values in rates.items()},
+        "batch_vs_boto3": paired_ratio(rates["smruntime batch"], rates["ThreadPool(64)+boto3"]),
+        "client_cpu_ms": {name: median([run.client_cpu / records * 1e3 for run in done]) for name, done in runs.items()},
+        "server_cpu_ms": {name: median([run.server_cpu / records * 1e3 for run in done]) for name, done in runs.items()},
+    }
+
+
+def throttled(server: Server, folder: Path, records: int) -> dict[str, Any]:
     source, output = folder / "capped.jsonl", folder / "capped-out.jsonl"
     write_input(source, records)
     samples: list[tuple[float, int]] = []
-    seconds, _ = run_batch(url, "capped", source, output, extra=("--max-attempts", "10"), progress=samples)
+    run = run_batch(server, "capped", source, output, extra=("--max-attempts", "10"), progress=samples)
     lines = [json.loads(line) for line in output.read_text().splitlines()]
-    answered = sum(line["status"] == "ok" for line in lines)
-    retried = sum(line["attempts"] - 1 for line in lines)
     half = [(t, n) for t, n in samples if n >= records // 2]
     settled = (half[-1][1] - half[0][1]) / (half[-1][0] - half[0][0]) if len(half) > 1 and half[-1][0] > half[0][0] else 0.0
-    print(f"throttling, {records} records, endpoint allows {CAPACITY}/s:")
-    print(f"  {answered}/{records} answered, {retried} throttled attempts retried")
-    print(f"  {records / seconds:.0f} records/s over the run ({records / seconds / CAPACITY:.0%}),"
-          f" {settled:.0f}/s over its second half ({settled / CAPACITY:.0%})")
+    return {
+        "records": records,
+        "allowed_per_s": CAPACITY,
+        "answered": sum(line["status"] == "ok" for line in lines),
+        "throttled_attempts": sum(line["attempts"] - 1 for line in lines),
+        "run_per_s": records / run.seconds,
+        "settled_per_s": settled,
+    }
+
+
+def memory(server: Server, folder: Path, records: int) -> dict[str, Any]:
+    big = folder / "big.jsonl"
+    write_input(big, records)
+    run = run_batch(server, "fast", big, folder / "big-out.jsonl", sample_rss=True)
+    return {"records": records, "peak_growth_mib": run.rss_growth / 2**20, "records_per_s": records / run.seconds}
+
+
+def measure(records: int, throttled_records: int, memory_records: int) -> Section:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", clients.ACCESS_KEY)
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", clients.SECRET_KEY)
+    data: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        server = Server(folder)
+        try:
+            if records:
+                data["throughput"] = throughput(server, folder, records)
+            if throttled_records:
+                data["throttling"] = throttled(server, folder, throttled_records)
+            if memory_records:
+                data["memory"] = memory(server, folder, memory_records)
+        finally:
+            server.close()
+    return Section("bulk", "9. Bulk scoring: smruntime batch", _table(data), data, _notes(data))
+
+
+def _table(data: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+    if "throughput" in data:
+        speed = data["throughput"]
+        limit = speed["limit_per_s"]
+        for name, rate in speed["records_per_s"].items():
+            rows.append((f"{speed['records']:,} records, model 20 ms, 64 in flight: {name}",
+                         f"{rate:,.0f} records/s ({rate / limit:.0%} of {limit:,.0f}/s)",
+                         f"client {speed['client_cpu_ms'][name]:.2f} ms, server {speed['server_cpu_ms'][name]:.2f} ms"))
+        rows.append(("batch / boto3 (paired rounds)", ratio(speed["batch_vs_boto3"]), ""))
+    if "throttling" in data:
+        capped = data["throttling"]
+        allowed = capped["allowed_per_s"]
+        rows.append((f"throttling endpoint ({allowed}/s allowed), {capped['records']:,} records",
+                     f"{capped['answered']:,} answered; {capped['run_per_s']:,.0f}/s over the run "
+                     f"({capped['run_per_s'] / allowed:.0%}), {capped['settled_per_s']:,.0f}/s settled "
+                     f"({capped['settled_per_s'] / allowed:.0%})", f"{capped['throttled_attempts']:,} throttled attempts"))
+    if "memory" in data:
+        big = data["memory"]
+        rows.append((f"{big['records']:,} records streamed, model answers at once",
+                     f"peak RSS growth {big['peak_growth_mib']:.1f} MiB", f"{big['records_per_s']:,.0f} records/s"))
+    return table(["run", "result", "CPU per record"], rows, "lll")
+
+
+def _notes(data: dict[str, Any]) -> list[str]:
+    if "throughput" not in data:
+        return []
+    speed = data["throughput"]
+    server = speed["server_cpu_ms"]["smruntime batch"]
+    return [
+        "CPU per record: user + system seconds of the client's process and of the server's, over the run. "
+        "Client and server share the machine's CPUs with each other (and with whatever else runs).",
+        f"The local endpoint is one Python process: at {server:.2f} ms of CPU per call it cannot answer more than "
+        f"{1000 / server:,.0f} calls/s, whoever sends them; the model's limit ({speed['limit_per_s']:,.0f}/s) is "
+        "out of reach here, and the comparison is between what each client costs per record.",
+    ]
+
+
+def run() -> Section:
+    """The ``make bench`` section."""
+    return measure(10_000, 6_000, MAKE_BENCH_MEMORY_RECORDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,34 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-records", type=int, default=1_000_000)
     parser.add_argument("--throttled-records", type=int, default=6_000)
     args = parser.parse_args(argv)
-    isolate_aws_env()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", clients.ACCESS_KEY)
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", clients.SECRET_KEY)
-    limit = CONCURRENCY / DELAY
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        server = Server(folder)
-        try:
-            if args.records:
-                source = folder / "in.jsonl"
-                write_input(source, args.records)
-                boto3_seconds = run_boto3(server.url, args.records)
-                batch_seconds, _ = run_batch(server.url, "slow", source, folder / "out.jsonl")
-                batch_rate, boto3_rate = args.records / batch_seconds, args.records / boto3_seconds
-                print(f"throughput, {args.records} records, model 20 ms, {CONCURRENCY} in flight (limit {limit:.0f}/s):")
-                print(f"  smruntime batch        {batch_rate:8.0f} records/s  ({batch_rate / limit:.0%} of the limit)")
-                print(f"  ThreadPool(64)+boto3   {boto3_rate:8.0f} records/s  ({boto3_rate / limit:.0%} of the limit)")
-                print(f"  ratio                  {batch_rate / boto3_rate:8.2f}x")
-            if args.throttled_records:
-                throttled_run(server.url, folder, args.throttled_records)
-            if args.memory_records:
-                big = folder / "big.jsonl"
-                write_input(big, args.memory_records)
-                seconds, growth = run_batch(server.url, "fast", big, folder / "big-out.jsonl", sample_rss=True)
-                print(f"memory, {args.memory_records} records streamed, model answers at once:")
-                print(f"  peak RSS growth {growth / 2**20:.1f} MiB (goal <= 64 MiB), {args.memory_records / seconds:.0f} records/s")
-        finally:
-            server.close()
+    standalone(lambda: measure(args.records, args.throttled_records, args.memory_records))
     return 0
 
 

@@ -1,17 +1,21 @@
 """The sans-IO core of bulk invocation: what to send next, and what may be handed out.
 
-It never blocks and never calls the network. A shell asks ``can_send()``, pulls one record
-from the input and calls ``started(index)`` when it sends it, and reports each finished call
-with ``finished(result)``, which returns the results now ready for the caller (all of them as
-they complete, or the next run of consecutive indices in ordered mode).
+It never blocks and never calls the network; the thread shell (``Client.invoke_many``) and
+the asyncio shell (``AsyncClient.invoke_many``) drive it the same way. A shell asks
+``can_send()``, pulls one record from the input and calls ``started(index)`` when it sends it,
+and reports each finished call with ``finished(result)``, which returns the results now ready
+for the caller (all of them as they complete, or the next run of consecutive indices in
+ordered mode).
 
 Bounds: at most ``concurrency`` calls in flight, fewer while a send-rate limit applies (the
-shell passes the limiter's rate to ``can_send``): then the window is what that rate sustains
-at the observed latency (Little's law, rate x latency, plus one), so calls don't pile up
-waiting for send tokens reserved at a low rate, and the window grows back with the rate; in ordered mode at most ``reorder_window``
-records between the oldest result not yet handed out and the newest record sent, so a slow
-record holds back at most that many finished results in memory. The input is read only when
-a record can be sent, so read-ahead is one record.
+shell passes the limiter's rate to ``can_send``): then the window is twice what that rate
+sustains at the endpoint's latency (Little's law, rate x latency; twice, for room as the
+latency varies), plus one, so calls don't pile up waiting for send tokens reserved at a low
+rate (a call waits at most about two latencies for its token), and the window grows back with
+the rate. In ordered mode at most ``reorder_window`` records lie between the oldest result not
+yet handed out and the newest record sent, so a slow record holds back at most that many
+finished results in memory. The input is read only when a record can be sent, so read-ahead
+is one record.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ class BulkResult:
     error: BaseException | None = None
     attempts: int = 1
     latency: float = 0.0
+
+    @classmethod
+    def succeeded(cls, index: int, output: InvokeEndpointOutput, latency: float) -> BulkResult:
+        return cls(index, output=output, attempts=output.metadata.attempts, latency=latency)
+
+    @classmethod
+    def failed(cls, index: int, error: BaseException, latency: float) -> BulkResult:
+        return cls(index, error=error, attempts=getattr(error, "attempts", 1), latency=latency)
 
     @property
     def ok(self) -> bool:
@@ -83,7 +95,7 @@ class BulkScheduler:
     in_flight: int = attrs.field(default=0, init=False)
     sent: int = attrs.field(default=0, init=False)
     exhausted: bool = attrs.field(default=False, init=False)
-    latency: float = attrs.field(default=0.0, init=False)  # smoothed seconds per call
+    latency: float = attrs.field(default=0.0, init=False)  # seconds the endpoint takes to answer, smoothed
     _next_out: int = attrs.field(default=0, init=False)
     _held: dict[int, BulkResult] = attrs.field(factory=dict, init=False)
 
@@ -97,7 +109,7 @@ class BulkScheduler:
         """Calls allowed in flight: ``concurrency``, or what a send ``rate`` (per second) sustains."""
         if rate is None or self.latency <= 0:
             return self.concurrency
-        return max(1, min(self.concurrency, math.ceil(rate * self.latency) + 1))
+        return max(1, min(self.concurrency, math.ceil(2 * rate * self.latency) + 1))
 
     def can_send(self, rate: float | None = None) -> bool:
         """True when one more record may be read and sent now (``rate``: the send-rate limit in
@@ -119,7 +131,7 @@ class BulkScheduler:
     def finished(self, result: BulkResult) -> list[BulkResult]:
         """Record one finished call; returns the results ready to hand out, in order."""
         self.in_flight -= 1
-        self.latency = result.latency if self.latency <= 0 else 0.8 * self.latency + 0.2 * result.latency
+        self._learn_latency(result)
         if not self.ordered:
             self._next_out += 1
             return [result]
@@ -129,6 +141,21 @@ class BulkScheduler:
             ready.append(self._held.pop(self._next_out))
             self._next_out += 1
         return ready
+
+    def _learn_latency(self, result: BulkResult) -> None:
+        """Track how long the endpoint takes, not how long calls waited: a retried record's
+        latency is mostly backoff, and under a rate limit every call's includes its wait for a
+        send token. Counting those would widen the window with the very queue it is there to
+        prevent (calls reserving tokens far ahead, which they then sleep out even after the
+        rate has recovered). So only first attempts count, and the estimate falls fast and
+        rises slowly."""
+        if result.attempts != 1:
+            return
+        if self.latency <= 0:
+            self.latency = result.latency
+            return
+        weight = 0.5 if result.latency < self.latency else 0.05
+        self.latency += weight * (result.latency - self.latency)
 
     @property
     def done(self) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 import time
-from typing import Callable
+from typing import Callable, ClassVar
 
 __all__ = [
     "ClientRateLimiter",
@@ -20,7 +21,23 @@ class ClientRateLimiter:
     measured rate nor below ``min_rate`` requests per second. Tokens are reserved under the lock
     and waited for outside it: :meth:`reserve` says how long (the sans-IO core), and
     :meth:`acquire` waits that long with one call of the injected ``sleep``.
+
+    One cut per round trip: a throttled attempt lowers the rate only when it was reserved after
+    the last cut. Throttles of attempts already in flight at a cut are the same congestion the
+    cut answered; cutting again for each (many arrive together at high concurrency) would
+    compound into a rate far below what the endpoint allows. An attempt is paired with its
+    reservation through a context variable, which each thread and asyncio task has its own of
+    (the retry loop reserves and reports an attempt in the same thread or task).
+
+    The send rate is measured from the first outcome on (not from construction, which may be
+    long before the first call), so a throttle before the first bucket closes cuts from what
+    that bucket has seen so far rather than from nothing down to ``min_rate``.
     """
+
+    # The attempt reserved last in this thread or task: (its limiter's marker, cuts before it).
+    _reserved: ClassVar[contextvars.ContextVar[tuple[object, int] | None]] = contextvars.ContextVar(
+        "smruntime_rate_limiter_reserved", default=None
+    )
 
     def __init__(
         self,
@@ -55,7 +72,10 @@ class ClientRateLimiter:
         # Measured send rate, smoothed over time buckets.
         self._measured = 0.0
         self._count = 0
-        self._last_bucket = float(math.floor(now))
+        self._last_bucket: float | None = None
+        # Cuts so far; an attempt reserved before the latest one does not cut again.
+        self._cuts = 0
+        self._marker = object()
 
     @property
     def enabled(self) -> bool:
@@ -68,6 +88,7 @@ class ClientRateLimiter:
 
     def reserve(self) -> float:
         """Take a send token when enabled; returns the seconds to wait before sending."""
+        self._reserved.set((self._marker, self._cuts))
         if not self._enabled:
             return 0.0
         with self._lock:
@@ -85,10 +106,15 @@ class ClientRateLimiter:
     def update(self, error: BaseException | None) -> None:
         """Record one attempt's outcome: a throttle lowers the rate, anything else raises it."""
         throttled = error is not None and bool(getattr(error, "throttling", False))
+        reserved = self._reserved.get()
+        self._reserved.set(None)
         with self._lock:
             now = self._clock()
             measured = self._record(now)
+            if throttled and reserved is not None and reserved[0] is self._marker and reserved[1] < self._cuts:
+                return  # in flight at the last cut, which already answered this congestion
             if throttled:
+                self._cuts += 1
                 rate = measured if not self._enabled else min(measured, self._fill_rate)
                 self._w_max = rate
                 self._k = (rate * (1 - self._beta) / self._scale) ** (1 / 3)
@@ -102,11 +128,15 @@ class ClientRateLimiter:
     def _record(self, now: float) -> float:
         bucket = math.floor(now * self._bucket_scale) / self._bucket_scale
         self._count += 1
+        if self._last_bucket is None:  # measuring starts with the first outcome, not at construction
+            self._last_bucket = bucket
         if bucket > self._last_bucket:
             current = self._count / (bucket - self._last_bucket)
             self._measured = current * self._smoothing + self._measured * (1 - self._smoothing)
             self._count = 0
             self._last_bucket = bucket
+        if not self._measured:  # no bucket closed yet: what this one has seen so far, a lower bound
+            return self._count * self._bucket_scale
         return self._measured
 
     def _refill(self, now: float) -> None:

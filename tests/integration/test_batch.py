@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from smruntime import Client
+from smruntime import AsyncClient, Client
 from smruntime.auth import Credentials
+from smruntime.bulk import BulkResult
 from smruntime.cli import main
 from smruntime.errors import APIError
 from smruntime.local import LocalEndpoint
@@ -51,34 +54,130 @@ def client(endpoint: LocalEndpoint, **fields) -> Client:
     return Client(region="us-east-1", endpoint_url=endpoint.url, credentials=Credentials(KEY, SECRET), **fields)
 
 
-def test_invoke_many_ordered_yields_every_index_in_order(endpoint) -> None:
+def async_client(endpoint: LocalEndpoint, **fields) -> AsyncClient:
+    return AsyncClient(region="us-east-1", endpoint_url=endpoint.url, credentials=Credentials(KEY, SECRET), **fields)
+
+
+RunMany = Callable[..., list[BulkResult]]
+
+
+@pytest.fixture(params=["Client", "AsyncClient"])
+def invoke_many(request: pytest.FixtureRequest, endpoint: LocalEndpoint) -> RunMany:
+    """``Client.invoke_many`` or ``AsyncClient.invoke_many`` run to the end: the results in the
+    order they came, ``each`` called with every one as it comes."""
+
+    def run_sync(inputs: Any, *, each: Callable[[BulkResult], None] = lambda r: None, fields: dict[str, Any] | None = None,
+                 **kwargs: Any) -> list[BulkResult]:
+        seen = []
+        with client(endpoint, **(fields or {})) as c:
+            for result in c.invoke_many(inputs, **kwargs):
+                each(result)
+                seen.append(result)
+        return seen
+
+    def run_async(inputs: Any, *, each: Callable[[BulkResult], None] = lambda r: None,
+                  fields: dict[str, Any] | None = None, **kwargs: Any) -> list[BulkResult]:
+        async def main() -> list[BulkResult]:
+            seen = []
+            async with async_client(endpoint, **(fields or {})) as c:
+                async for result in c.invoke_many(inputs, **kwargs):
+                    each(result)
+                    seen.append(result)
+            return seen
+
+        return asyncio.run(main())
+
+    return run_sync if request.param == "Client" else run_async
+
+
+def test_invoke_many_ordered_yields_every_index_in_order(invoke_many: RunMany) -> None:
     bodies = (json.dumps({"numbers": [i]}) for i in range(100))
-    with client(endpoint) as c:
-        results = list(c.invoke_many(bodies, endpoint_name="sum", content_type="application/json",
-                                     concurrency=8, ordered=True))
+    results = invoke_many(bodies, endpoint_name="sum", content_type="application/json", concurrency=8, ordered=True)
     assert [r.index for r in results] == list(range(100))
     assert [json.loads(r.output.body)["sum"] for r in results] == list(range(100))
     assert all(r.attempts == 1 and r.latency > 0 for r in results)
 
 
-def test_invoke_many_keeps_going_past_failures_with_typed_errors(endpoint) -> None:
+def test_invoke_many_keeps_going_past_failures_with_typed_errors(endpoint, invoke_many: RunMany) -> None:
     endpoint.faults("sum").fail_next(3, status=424)
-    with client(endpoint, max_attempts=1) as c:
-        results = sorted(c.invoke_many([b'{"numbers":[1]}'] * 10, endpoint_name="sum", concurrency=2),
-                         key=lambda r: r.index)
+    results = sorted(invoke_many([b'{"numbers":[1]}'] * 10, endpoint_name="sum", concurrency=2,
+                                 fields={"max_attempts": 1}), key=lambda r: r.index)
     assert [r.index for r in results] == list(range(10))
     failed = [r for r in results if not r.ok]
     assert len(failed) == 3
     assert all(isinstance(r.error, APIError) and r.output is None for r in failed)
 
 
-def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, tmp_path, capsys) -> None:
+def test_asyncclient_invoke_many_reads_an_async_iterable(endpoint) -> None:
+    async def bodies() -> AsyncIterator[bytes]:
+        for i in range(30):
+            await asyncio.sleep(0)
+            yield json.dumps({"numbers": [i, 1]}).encode()
+
+    async def main() -> list[BulkResult]:
+        async with async_client(endpoint) as c:
+            return [r async for r in c.invoke_many(bodies(), endpoint_name="sum", concurrency=4, ordered=True)]
+
+    results = asyncio.run(main())
+    assert [json.loads(r.output.body)["sum"] for r in results] == [i + 1 for i in range(30)]
+
+
+@pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
+def test_leaving_the_loop_early_reads_no_further_and_lets_the_calls_in_flight_finish(endpoint, kind: str) -> None:
+    endpoint.faults("sum").set_latency(0.05)
+    read = []
+
+    def bodies() -> Iterator[bytes]:
+        for i in range(1000):
+            read.append(i)
+            yield b'{"numbers":[1]}'
+
+    if kind == "Client":
+        with client(endpoint) as c:
+            results = c.invoke_many(bodies(), endpoint_name="sum", concurrency=4)
+            first = next(results)
+            results.close()
+    else:
+        async def main() -> BulkResult:
+            async with async_client(endpoint) as c:
+                results = c.invoke_many(bodies(), endpoint_name="sum", concurrency=4)
+                first = await anext(results)
+                await results.aclose()  # type: ignore[attr-defined]
+                assert asyncio.all_tasks() == {asyncio.current_task()}
+                return first
+
+        first = asyncio.run(main())
+
+    assert first.ok
+    assert len(read) == 4  # what could be sent, nothing read ahead of it
+    counters = endpoint.counters("sum").snapshot()
+    assert counters.requests == 4 and counters.statuses == {200: 4}  # every call in flight was answered
+
+
+def test_throttling_mid_run_slows_the_run_and_every_record_is_answered(endpoint, invoke_many: RunMany) -> None:
+    seen = []
+
+    def throttle_after_warm_up(result: BulkResult) -> None:
+        seen.append(result)
+        if len(seen) == 300:  # after a warm-up, so the limiter has measured a send rate
+            endpoint.faults("sum").throttle_next(5)
+
+    results = invoke_many([b'{"numbers":[1]}'] * 600, endpoint_name="sum", concurrency=8, each=throttle_after_warm_up,
+                          fields={"max_attempts": 10})
+    assert sorted(r.index for r in results) == list(range(600))
+    assert all(r.ok for r in results)
+    assert sum(r.attempts - 1 for r in results) == 5
+
+
+@pytest.mark.parametrize("http_client", ["fast", "requests"])
+def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, tmp_path, capsys, http_client) -> None:
     source = write_records(tmp_path / "in.jsonl", 20)
     with source.open("a") as f:
         f.write("{not json\n")
         f.write(json.dumps({"numbers": [5]}) + "\n")
     out = tmp_path / "out.jsonl"
-    status = main(batch(endpoint, "--input", str(source), "--output", str(out), "--concurrency", "4"))
+    status = main(batch(endpoint, "--input", str(source), "--output", str(out), "--concurrency", "4",
+                        "--http-client", http_client))
     assert status == 1
     lines = {line["index"]: line for line in read_results(out)}
     assert sorted(lines) == list(range(22))
@@ -88,30 +187,18 @@ def test_batch_writes_one_line_per_record_and_reports_malformed_lines(endpoint, 
     assert "21 done, 0 failed (0 throttled), 1 malformed" in capsys.readouterr().err
 
 
-def test_an_endpoint_failing_every_call_marks_every_record_failed(endpoint, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("http_client", ["fast", "requests"])
+def test_an_endpoint_failing_every_call_marks_every_record_failed(endpoint, tmp_path, capsys, http_client) -> None:
     endpoint.faults("sum").fail_next(1000, status=500)
     out = tmp_path / "out.jsonl"
     status = main(batch(endpoint, "--input", str(write_records(tmp_path / "in.jsonl", 30)), "--output", str(out),
-                        "--max-attempts", "2"))
+                        "--max-attempts", "2", "--http-client", http_client))
     assert status == 1
     lines = read_results(out)
     assert sorted(line["index"] for line in lines) == list(range(30))
     assert all(line["status"] == "failed" and line["attempts"] == 2 for line in lines)
     assert {line["error"]["code"] for line in lines} == {"InternalFailure"}
     assert "0 done, 30 failed" in capsys.readouterr().err
-
-
-def test_throttling_mid_run_slows_the_run_and_every_record_is_answered(endpoint) -> None:
-    bodies = [b'{"numbers":[1]}'] * 600
-    seen = []
-    with client(endpoint, max_attempts=10) as c:
-        for result in c.invoke_many(bodies, endpoint_name="sum", concurrency=8):
-            seen.append(result)
-            if len(seen) == 300:  # after a warm-up, so the limiter has measured a send rate
-                endpoint.faults("sum").throttle_next(5)
-    assert sorted(r.index for r in seen) == list(range(600))
-    assert all(r.ok for r in seen)
-    assert sum(r.attempts - 1 for r in seen) == 5
 
 
 def test_csv_and_folder_inputs(endpoint, tmp_path) -> None:

@@ -51,23 +51,43 @@ def test_a_send_rate_limit_narrows_the_window_to_what_it_sustains() -> None:
     scheduler.started()
     scheduler.finished(BulkResult(0, latency=0.1))
     assert scheduler.window() == 64
-    assert scheduler.window(rate=50.0) == 6  # 50/s x 0.1 s in flight, plus one waiting
+    assert scheduler.window(rate=50.0) == 11  # twice 50/s x 0.1 s in flight, plus one waiting
     assert scheduler.window(rate=0.5) == 2  # one call, and the next waiting for its token
     assert scheduler.window(rate=10_000.0) == 64
-    for _ in range(6):
+    for _ in range(11):
         scheduler.started()
     assert not scheduler.can_send(rate=50.0) and scheduler.can_send()
 
 
-def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input() -> None:
-    from smruntime import Client, MockHTTPClient
+def test_calls_that_waited_for_tokens_or_were_retried_barely_widen_the_window() -> None:
+    scheduler = BulkScheduler(64)
+    for _ in range(5):
+        scheduler.finished(BulkResult(scheduler.started(), latency=0.01))
+    assert scheduler.window(rate=100.0) == 3  # twice 100/s x 10 ms, plus one
+
+    scheduler.finished(BulkResult(scheduler.started(), latency=2.0, attempts=3))  # mostly backoff: not counted
+    scheduler.finished(BulkResult(scheduler.started(), latency=2.0))  # mostly a wait for a send token
+
+    assert scheduler.window(rate=100.0) <= 23  # not 64: the queue must not justify itself
+    for _ in range(5):
+        scheduler.finished(BulkResult(scheduler.started(), latency=0.01))
+    assert scheduler.window(rate=100.0) == 4  # and the estimate falls back fast
+
+
+@pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
+def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input(kind: str) -> None:
+    from smruntime import AsyncClient, Client, MockHTTPClient
+    from smruntime.transport.async_mock import AsyncMockHTTPClient
 
     def never_read():
         raise AssertionError("the input was read")
         yield b""
 
-    mock = MockHTTPClient(lambda request: None)
-    with Client(region="us-east-1", credentials=("AKID", "secret"), http_client=mock) as client, \
-            pytest.raises(ValueError, match="concurrency must be at least 1"):
+    mock = MockHTTPClient(lambda request: None) if kind == "Client" else AsyncMockHTTPClient(lambda request: None)
+    client = (Client if kind == "Client" else AsyncClient)(region="us-east-1", credentials=("AKID", "secret"),
+                                                          http_client=mock)
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
         client.invoke_many(never_read(), endpoint_name="ep", concurrency=0)
+    with pytest.raises(ValueError, match="reorder_window must be at least concurrency"):
+        client.invoke_many(never_read(), endpoint_name="ep", concurrency=8, ordered=True, reorder_window=2)
     assert mock.requests == []

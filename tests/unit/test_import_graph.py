@@ -153,6 +153,7 @@ DEFERRED_BY_DESIGN = {
     # Client.map / the bulk helpers are built on Client: loaded when first used.
     ("smruntime.client", "smruntime.bulk"),
     ("smruntime.client", "smruntime.bulk.threaded"),
+    ("smruntime.async_client", "smruntime.bulk.tasks"),
     # The batch command is loaded when it runs; it reuses the CLI's client options.
     ("smruntime.cli", "smruntime.batch_cli"),
 }

@@ -6,6 +6,8 @@ injected, so nothing here sleeps or opens a socket.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import io
 import logging
 import threading
@@ -520,8 +522,10 @@ def test_adaptive_retryer_slows_down_after_throttles() -> None:
 
     assert plain.slept == [0.0, 0.0, 0.0]  # only the (zero) backoff
     assert retryer.rate_limiter.enabled
-    # Each retry: the (zero) backoff, then a 2 s wait for a send token at the 0.5 rps floor.
-    assert adaptive_time.slept == [0.0, 2.0, 0.0, 2.0, 0.0, 2.0]
+    # Each retry: the (zero) backoff, then a wait for a send token. The first throttle cuts to
+    # 0.7 x the rate seen so far (one outcome in a half-second bucket: 2 per second); each retry
+    # was sent after the previous cut, so each of its throttles cuts by 0.7 again.
+    assert adaptive_time.slept == pytest.approx([0.0, 1 / 1.4, 0.0, 1 / 0.98, 0.0, 1 / 0.686])
 
 
 def test_adaptive_retryer_sends_freely_until_the_first_throttle() -> None:
@@ -540,15 +544,122 @@ def test_rate_limiter_recovers_along_the_cubic_curve() -> None:
     fake = FakeTime()
     limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
     limiter.update(throttled())
-    assert limiter.acquire() == pytest.approx(2.0)  # empty bucket at 0.5 rps
+    assert limiter.acquire() == pytest.approx(1 / 1.4)  # empty bucket at 0.7 x 2 rps (one outcome in 0.5 s)
     low = limiter.rate
 
     for _ in range(100):  # ten seconds of successes at ten requests a second
         fake.now += 0.1
         limiter.update(None)
 
-    assert low == 0.5
+    assert low == pytest.approx(1.4)
     assert limiter.rate > 5.0
+
+
+def steady_traffic(limiter: ClientRateLimiter, fake: FakeTime, per_second: int, seconds: float) -> None:
+    """Successful attempts at ``per_second`` for ``seconds``, each reserved and reported in turn."""
+    for _ in range(int(per_second * seconds)):
+        fake.now += 1 / per_second
+        limiter.reserve()
+        limiter.update(None)
+
+
+def in_flight(limiter: ClientRateLimiter, count: int) -> list[contextvars.Context]:
+    """``count`` attempts reserved now, each in a context of its own, as threads and tasks are."""
+    attempts = [contextvars.copy_context() for _ in range(count)]
+    for attempt in attempts:
+        attempt.run(limiter.reserve)
+    return attempts
+
+
+def test_throttles_from_one_round_trip_cut_the_rate_once() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+    burst = in_flight(limiter, 32)
+
+    fake.now += 0.02
+    burst[0].run(limiter.update, throttled())
+    cut = limiter.rate
+    for attempt in burst[1:]:  # sent before that cut: the cut already answered them
+        attempt.run(limiter.update, throttled())
+
+    assert cut == pytest.approx(70, rel=0.05)  # 0.7 x the measured 100 per second
+    assert limiter.rate == cut
+
+
+def test_a_throttle_of_an_attempt_sent_after_the_cut_cuts_again() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+    before_cut = in_flight(limiter, 2)
+    before_cut[0].run(limiter.update, throttled())
+    first = limiter.rate
+    after_cut = in_flight(limiter, 1)
+
+    before_cut[1].run(limiter.update, throttled())
+    after_cut[0].run(limiter.update, throttled())
+
+    assert limiter.rate == pytest.approx(0.7 * first)
+
+
+def test_a_throttle_before_the_first_half_second_cuts_from_what_was_seen_not_to_the_floor() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    fake.now += 60  # the client sat idle before its first call: measuring starts with the first outcome
+    for _ in range(30):
+        fake.now += 0.001
+        limiter.reserve()
+        limiter.update(None)
+
+    limiter.update(throttled())
+
+    assert limiter.rate == pytest.approx(0.7 * 31 * 2)  # 31 outcomes in a half-second bucket so far
+
+
+def test_throttles_arriving_together_on_threads_cut_once() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+    reserved = threading.Barrier(16)
+    rates: list[float] = []
+
+    def attempt() -> None:
+        limiter.reserve()
+        reserved.wait()  # every thread's attempt is in flight before any is answered
+        limiter.update(throttled())
+        rates.append(limiter.rate)
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert rates == [pytest.approx(70, rel=0.05)] * 16
+
+
+def test_throttles_arriving_together_on_asyncio_tasks_cut_once() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=100, seconds=3)
+
+    async def burst() -> list[float]:
+        answered = asyncio.Event()
+        rates: list[float] = []
+
+        async def attempt() -> None:
+            limiter.reserve()
+            await answered.wait()  # every task's attempt is in flight before any is answered
+            limiter.update(throttled())
+            rates.append(limiter.rate)
+
+        tasks = [asyncio.create_task(attempt()) for _ in range(16)]
+        await asyncio.sleep(0)
+        answered.set()
+        await asyncio.gather(*tasks)
+        return rates
+
+    assert asyncio.run(burst()) == [pytest.approx(70, rel=0.05)] * 16
 
 
 # --------------------------------------------------------------------------- per-call options
