@@ -1,102 +1,135 @@
-"""The service model's member constraints, shared by the three operations."""
+"""Validation derived from an operation's member table.
+
+Each member becomes one check (its type, bounds, pattern and enum, or "is required"); an
+operation's validator runs them all and reports every problem at once, in member order.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+from functools import cache
+from typing import Any, Callable
 
+from smruntime import errors
 from smruntime import validation as v
+from smruntime.operations import model
+from smruntime.operations.spec import Member, Shape
 
 Problems = v.Problems
-
-# Optional members return at once when absent: most calls set only a few of them, and each
-# check below is a keyword-heavy call.
-
-_NAME_TEXT = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+Check = Callable[[Problems, Any], None]
+Rules = Callable[[Any, Problems], None]
+"""Checks beyond single members (one of two members, say), run after the members' own."""
 
 
-def endpoint_name(problems: Problems, value: Any) -> None:
-    if v.required(problems, "endpoint_name", value):
-        v.string(problems, "endpoint_name", value, min_len=1, max_len=63, pattern=v.NAME_PATTERN, pattern_text=_NAME_TEXT)
+def member_check(member: Member) -> Check:
+    """The check of one member's value, as its row in the table states it.
+
+    An absent optional member returns at once: most calls set only a few of them.
+    """
+    name, required = member.name, member.required
+    checker = _value_check(member)
+
+    def check(problems: Problems, value: Any) -> None:
+        if value is None:
+            if required:
+                problems.append(errors.FieldProblem(name, "required", "is required"))
+            return
+        checker(problems, value)
+
+    return check
 
 
-def body(problems: Problems, value: Any) -> None:
-    if v.required(problems, "body", value):
-        v.body(problems, "body", value)
+def _value_check(member: Member) -> Check:
+    name, minimum, maximum = member.name, member.min, member.max
+    if member.type == "blob":
+        max_bytes = maximum if maximum is not None else v.MAX_BODY_BYTES
+        return lambda problems, value: v.body(problems, name, value, max_bytes=max_bytes)
+    if member.type == "integer":
+        low = minimum if minimum is not None else -(2**63)
+        high = maximum if maximum is not None else 2**63 - 1
+        return lambda problems, value: v.integer(problems, name, value, minimum=low, maximum=high)
+    pattern = member.pattern
+    regex = None if pattern is None else pattern.client
+    text = "" if pattern is None else pattern.text
+    # A pattern that refuses the empty string makes it a length problem, as a minimum would.
+    min_len = minimum or (1 if regex is not None and regex.fullmatch("") is None else 0)
+    sensitive, enum = member.sensitive, member.enum
+
+    def check(problems: Problems, value: Any) -> None:
+        v.string(problems, name, value, min_len=min_len, max_len=maximum, pattern=regex, pattern_text=text,
+                 sensitive=sensitive)
+
+    if not enum:
+        return check
+
+    def check_enum(problems: Problems, value: Any) -> None:
+        found = len(problems)
+        check(problems, value)
+        if len(problems) == found and value not in enum:
+            shown = "another value" if sensitive else repr(value)
+            problems.append(errors.FieldProblem(name, "enum", f"must be one of {', '.join(enum)}, got {shown}"))
+
+    return check_enum
 
 
-def content_type(problems: Problems, field: str, value: Any) -> None:
-    if value is None:
-        return
-    v.string(problems, field, value, max_len=1024, pattern=v.ASCII_HEADER_PATTERN, pattern_text="printable US-ASCII")
+def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], None]:
+    """``validate(params, operation)`` for ``shape``: every constraint, reported together.
+
+    The members that do not vary (the endpoint name, the formats, the target) repeat from
+    call to call, so each distinct combination of them is checked once; the varying ones
+    (the body, ids, custom attributes) are checked on every call.
+    """
+    repeated = tuple(member for member in shape.members if not member.varies)
+    varying = tuple(member for member in shape.members if member.varies)
+    repeated_values = _getter(repeated)
+    varying_values = _getter(varying)
+    repeated_checks = tuple(member_check(member) for member in repeated)
+    varying_checks = tuple(member_check(member) for member in varying)
+    order = shape.names
+    passed = v.PassedValues()
+
+    def validate(params: Any, operation: str) -> None:
+        problems: Problems = []
+        values = repeated_values(params)
+        if values not in passed:
+            for check, value in zip(repeated_checks, values):
+                check(problems, value)
+            if not problems:
+                passed.add(values)
+        for check, value in zip(varying_checks, varying_values(params)):
+            check(problems, value)
+        if rules is not None:
+            rules(params, problems)
+        if problems:
+            in_member_order(problems, order)
+            raise errors.InvalidParamsError(problems, operation=operation)
+
+    return validate
 
 
-def custom_attributes(problems: Problems, value: Any) -> None:
-    if value is None:
-        return
-    v.string(
-        problems,
-        "custom_attributes",
-        value,
-        max_len=1024,
-        pattern=v.VISIBLE_ASCII_PATTERN,
-        pattern_text="visible US-ASCII characters",
-        sensitive=True,
-    )
-
-
-def target_model(problems: Problems, value: Any) -> None:
-    if value is None:
-        return
-    v.string(problems, "target_model", value, min_len=1, max_len=1024, pattern=v.PRINTABLE_PATTERN,
-             pattern_text="printable US-ASCII not starting with a space")
-
-
-def name_field(problems: Problems, field: str, value: Any) -> None:
-    if value is None:
-        return
-    v.string(problems, field, value, min_len=1, max_len=63, pattern=v.NAME_PATTERN, pattern_text=_NAME_TEXT)
-
-
-def inference_id(problems: Problems, value: Any) -> None:
-    _printable_id(problems, "inference_id", value)
-
-
-def prefix_aware_id(problems: Problems, value: Any) -> None:
-    _printable_id(problems, "prefix_aware_id", value)
-
-
-def _printable_id(problems: Problems, field: str, value: Any) -> None:
-    if value is None:
-        return
-    v.string(problems, field, value, min_len=1, max_len=64, pattern=v.PRINTABLE_PATTERN,
-             pattern_text="printable US-ASCII not starting with a space")
-
-
-def enable_explanations(problems: Problems, value: Any) -> None:
-    if value is None:
-        return
-    v.string(problems, "enable_explanations", value, min_len=1, max_len=64, pattern=v.VISIBLE_ASCII_PATTERN,
-             pattern_text="printable US-ASCII")
-
-
-def inference_component_name(problems: Problems, value: Any) -> None:
-    if value is None:
-        return
-    v.string(problems, "inference_component_name", value, min_len=1, max_len=63, pattern=v.COMPONENT_PATTERN,
-             pattern_text="^[a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
-
-
-def session_id(problems: Problems, value: Any, *, allow_new: bool) -> None:
-    if value is None:
-        return
-    if allow_new:
-        v.string(problems, "session_id", value, min_len=1, max_len=256, pattern=v.SESSION_PATTERN,
-                 pattern_text="NEW_SESSION or ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-    else:
-        v.string(problems, "session_id", value, min_len=1, max_len=256, pattern=v.STREAM_SESSION_PATTERN,
-                 pattern_text="^[a-zA-Z0-9](-*[a-zA-Z0-9])*$ (start sessions with InvokeEndpoint)")
+def _getter(members: tuple[Member, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    names = [member.name for member in members]
+    if len(names) > 1:
+        return operator.attrgetter(*names)  # one C call for the whole tuple
+    return lambda params: tuple(getattr(params, name) for name in names)
 
 
 def in_member_order(problems: Problems, members: tuple[str, ...]) -> None:
     """Sort ``problems`` into the input's member order (each member reports at most one)."""
     problems.sort(key=lambda problem: members.index(problem.field) if problem.field in members else len(members))
+
+
+# The checks of members other operations' inputs share, for an input not yet stated as a table.
+endpoint_name = member_check(model.ENDPOINT_NAME)
+
+
+
+
+def name_field(problems: Problems, field: str, value: Any) -> None:
+    """A name-shaped member (a variant, a container hostname)."""
+    _name_check(field)(problems, value)
+
+
+@cache
+def _name_check(field: str) -> Check:
+    return member_check(Member(field, field, "header", max=63, pattern=model.NAME))

@@ -12,6 +12,7 @@ from smruntime.endpoints import join_url
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Context, DeserializeOutput, SerializeInput, SerializeOutput, Transform
 from smruntime.operations import bodies
+from smruntime.operations.spec import Member, Shape
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
 
 _THROTTLING = frozenset(code.lower() for code in THROTTLING_CODES)
@@ -35,48 +36,60 @@ def operation_url(base: str, endpoint_name: str, action: str) -> str:
     return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
 
 
-HeaderBindings = tuple[tuple[str, str], ...]
-"""``(input attribute, header name)`` pairs: the members an operation sends as headers."""
-
-
 class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
-    """Builds an operation's POST: the endpoint name as a path label, header bindings, payload.
-
-    ``default_content_type`` is sent as ``Content-Type`` when the input has none (as the Go
-    SDK does); ``None`` means the operation binds its content type elsewhere (in ``headers``).
-    """
+    """Builds an operation's POST from its input table: the URI label, the header members
+    (a member's ``default`` sent when the input has none, as the Go SDK does), the payload."""
 
     id = "OperationSerializer"
-    __slots__ = ("action", "default_content_type", "has_payload", "headers")
+    __slots__ = ("action", "defaults", "headers", "label", "payload")
 
-    def __init__(
-        self,
-        action: str,
-        headers: HeaderBindings,
-        *,
-        default_content_type: str | None = "application/octet-stream",
-        has_payload: bool = True,
-    ) -> None:
+    def __init__(self, action: str, input: Shape) -> None:
         self.action = action
-        self.headers = headers
-        self.default_content_type = default_content_type
-        self.has_payload = has_payload
+        (label,) = input.at("uri")
+        self.label = label.name
+        bound = input.at("header")
+        self.defaults = tuple((m.name, _name(m), m.default) for m in bound if m.default is not None)
+        self.headers = tuple((m.name, _name(m)) for m in bound if m.default is None)
+        self.payload = next((member.name for member in input.at("payload")), None)
 
     def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
         params = in_.parameters
         request: HTTPRequest = in_.request
         request.method = "POST"
-        request.url = operation_url(request.url, params.endpoint_name, self.action)
+        request.url = operation_url(request.url, getattr(params, self.label), self.action)
         headers = request.headers
-        if self.default_content_type is not None:
-            headers["Content-Type"] = params.content_type if params.content_type is not None else self.default_content_type
+        for attribute, header, default in self.defaults:
+            value = getattr(params, attribute)
+            headers[header] = value if value is not None else default
         for attribute, header in self.headers:
             value = getattr(params, attribute)
             if value is not None:
                 headers[header] = value if isinstance(value, str) else str(value)
-        body = bodies.to_request_body(params.body, ctx.operation_name) if self.has_payload else None
+        payload = self.payload
+        body = None if payload is None else bodies.to_request_body(getattr(params, payload), ctx.operation_name)
         request.body = b"" if body is None else body
         return in_
+
+
+HeaderBindings = tuple[tuple[str, str], ...]
+"""``(member, lower-case header name)`` pairs: the members an output reads from headers."""
+
+
+def header_bindings(output: Shape) -> HeaderBindings:
+    """The header members of ``output``, to read a response with :func:`read_headers`."""
+    return tuple((member.name, _name(member).lower()) for member in output.at("header"))
+
+
+def read_headers(bindings: HeaderBindings, response: HTTPResponse) -> dict[str, str | None]:
+    """Each bound member's value in ``response`` (None where its header is absent)."""
+    headers = response.headers.lower_dict()  # one pass; the lookups below are plain dict reads
+    return {name: headers.get(header) for name, header in bindings}
+
+
+def _name(member: Member) -> str:
+    if member.location_name is None:
+        raise ValueError(f"{member.name} is bound to a {member.location} without a name")
+    return member.location_name
 
 
 def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:
