@@ -46,13 +46,14 @@ from smruntime.local.sessions import NEW_SESSION, format_new_session_header
 from smruntime.local.sigv4_verify import SignedHeaders
 from smruntime.local.state import EndpointRuntime, LocalState
 from smruntime.local.wire import (
-    INVOKE_ENDPOINT_HEADERS,
     InvokeParams,
     ServiceError,
     parse_invoke_params,
     validate_endpoint_name,
     validation_error,
 )
+from smruntime.operations import model
+from smruntime.operations.spec import Shape
 
 __all__ = ["Accepted", "LocalApp", "accept_call", "busy_app", "create_app", "error_response", "wire_response"]
 
@@ -184,9 +185,10 @@ class Accepted:
     body: bytes = attrs.field(repr=False)
 
 
-async def accept_call(state: LocalState, request: Request, header_names: dict[str, str] = INVOKE_ENDPOINT_HEADERS,
+async def accept_call(state: LocalState, request: Request, shape: Shape = model.INVOKE_ENDPOINT,
                       *, max_body_bytes: int | None = None) -> Accepted:
-    """Steps 1-3 of the module docstring; raises the ServiceError to answer."""
+    """Steps 1-3 of the module docstring for the operation whose input table is ``shape``;
+    raises the ServiceError to answer."""
     name = request.path_params.get("endpoint_name", "")
     runtime = state.endpoints.get(name)
     if runtime is not None:
@@ -198,7 +200,7 @@ async def accept_call(state: LocalState, request: Request, header_names: dict[st
     if signed is not None:
         state.verifier.verify_body(signed, body)
     validate_endpoint_name(name)
-    params = parse_invoke_params(request.headers, header_names)
+    params = parse_invoke_params(request.headers, shape)
     if runtime is None:
         raise validation_error(f"Endpoint {name} of account {state.config.account_id} not found.")
     return Accepted(endpoint=runtime, params=params, body=body)
