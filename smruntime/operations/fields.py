@@ -92,11 +92,11 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
         problems: Problems = []
         values = repeated_values(params)
         if values not in passed:
-            for check, value in zip(repeated_checks, values):
+            for check, value in zip(repeated_checks, values, strict=True):
                 check(problems, value)
             if not problems:
                 passed.add(values)
-        for check, value in zip(varying_checks, varying_values(params)):
+        for check, value in zip(varying_checks, varying_values(params), strict=True):
             check(problems, value)
         if rules is not None:
             rules(params, problems)

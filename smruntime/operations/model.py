@@ -40,8 +40,8 @@ SESSION = Pattern(
     re.compile(r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*"),
     text="NEW_SESSION or ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
 )
-SESSION_ID = Pattern("^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", _NAME)
-STREAM_SESSION = attrs.evolve(SESSION_ID, text="^[a-zA-Z0-9](-*[a-zA-Z0-9])*$ (start sessions with InvokeEndpoint)")
+OPEN_SESSION = Pattern("^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", _NAME)
+STREAM_SESSION = attrs.evolve(OPEN_SESSION, text="^[a-zA-Z0-9](-*[a-zA-Z0-9])*$ (start sessions with InvokeEndpoint)")
 NEW_SESSION_HEADER = Pattern(
     "^[a-zA-Z0-9](-*[a-zA-Z0-9])*;\\sExpires=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
     re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*;\sExpires=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"),
@@ -123,7 +123,7 @@ INVOKE_ENDPOINT_OUTPUT = Shape("InvokeEndpointOutput", (
     Member("new_session_id", "NewSessionId", "header", _SAGEMAKER + "New-Session-Id", max=256,
            pattern=NEW_SESSION_HEADER, doc="the session the call opened, and when it expires"),
     Member("closed_session_id", "ClosedSessionId", "header", _SAGEMAKER + "Closed-Session-Id", max=256,
-           pattern=SESSION_ID, doc="the session the call closed"),
+           pattern=OPEN_SESSION, doc="the session the call closed"),
 ))
 
 INVOKE_ENDPOINT_WITH_RESPONSE_STREAM = Shape("InvokeEndpointWithResponseStreamInput", (
