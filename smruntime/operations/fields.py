@@ -22,24 +22,21 @@ Rules = Callable[[Any, Problems], None]
 
 
 def member_check(member: Member) -> Check:
-    """The check of one member's value, as its row in the table states it.
-
-    An absent optional member returns at once: most calls set only a few of them.
-    """
+    """The check of one member, as its row in the table states it ("is required" included)."""
     name, required = member.name, member.required
-    checker = _value_check(member)
+    check_value = value_check(member)
 
     def check(problems: Problems, value: Any) -> None:
-        if value is None:
-            if required:
-                problems.append(errors.FieldProblem(name, "required", "is required"))
-            return
-        checker(problems, value)
+        if value is not None:
+            check_value(problems, value)
+        elif required:
+            problems.append(errors.FieldProblem(name, "required", "is required"))
 
     return check
 
 
-def _value_check(member: Member) -> Check:
+def value_check(member: Member) -> Check:
+    """The check of a value given for ``member``: its type, bounds, pattern and enum."""
     name, minimum, maximum = member.name, member.min, member.max
     if member.type == "blob":
         max_bytes = maximum if maximum is not None else v.MAX_BODY_BYTES
@@ -76,15 +73,22 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
     """``validate(params, operation)`` for ``shape``: every constraint, reported together.
 
     The members that do not vary (the endpoint name, the formats, the target) repeat from
-    call to call, so each distinct combination of them is checked once; the varying ones
-    (the body, ids, custom attributes) are checked on every call.
+    call to call, so each distinct combination of them is checked once. The payload is
+    checked on every call, and so are the other varying members (ids, custom attributes):
+    they are optional, and most calls leave them out, which one comparison finds.
     """
-    repeated = tuple(member for member in shape.members if not member.varies)
-    varying = tuple(member for member in shape.members if member.varies)
-    repeated_values = _getter(repeated)
-    varying_values = _getter(varying)
-    repeated_checks = tuple(member_check(member) for member in repeated)
-    varying_checks = tuple(member_check(member) for member in varying)
+    payload = next((member for member in shape.members if member.location == "payload"), None)
+    repeated = [member for member in shape.members if not member.varies and member is not payload]
+    varying = [member for member in shape.members if member.varies and member is not payload]
+    repeated_values, varying_values = _getter(repeated), _getter(varying)
+    # (check, index into the values) pairs: a loop over a ready tuple is quicker than a zip.
+    repeated_checks = tuple((member_check(member), index) for index, member in enumerate(repeated))
+    if any(member.required for member in varying):
+        raise ValueError(f"{shape.name}: a required member varies, so it cannot be skipped when absent")
+    varying_checks = tuple((value_check(member), index) for index, member in enumerate(varying))
+    absent = (None,) * len(varying)
+    payload_name = "" if payload is None else payload.name
+    payload_check = None if payload is None else member_check(payload)
     order = shape.names
     passed = v.PassedValues()
 
@@ -92,12 +96,18 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
         problems: Problems = []
         values = repeated_values(params)
         if values not in passed:
-            for check, value in zip(repeated_checks, values, strict=True):
-                check(problems, value)
+            for check, index in repeated_checks:
+                check(problems, values[index])
             if not problems:
                 passed.add(values)
-        for check, value in zip(varying_checks, varying_values(params), strict=True):
-            check(problems, value)
+        if payload_check is not None:
+            payload_check(problems, getattr(params, payload_name))
+        values = varying_values(params)
+        if values != absent:
+            for check, index in varying_checks:
+                value = values[index]
+                if value is not None:
+                    check(problems, value)
         if rules is not None:
             rules(params, problems)
         if problems:
@@ -107,11 +117,15 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
     return validate
 
 
-def _getter(members: tuple[Member, ...]) -> Callable[[Any], tuple[Any, ...]]:
+def _getter(members: list[Member]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values of ``members`` in one tuple (one C call for two or more)."""
     names = [member.name for member in members]
     if len(names) > 1:
-        return operator.attrgetter(*names)  # one C call for the whole tuple
-    return lambda params: tuple(getattr(params, name) for name in names)
+        return operator.attrgetter(*names)
+    if names:
+        name = names[0]
+        return lambda params: (getattr(params, name),)
+    return lambda params: ()
 
 
 def in_member_order(problems: Problems, members: tuple[str, ...]) -> None:
