@@ -16,7 +16,7 @@ import re
 import attrs
 
 from smruntime.operations.spec import Member, Pattern, Shape
-from smruntime.validation import MAX_BODY_BYTES
+from smruntime.validation import ASCII_HEADER_PATTERN, MAX_BODY_BYTES
 
 # --- patterns --------------------------------------------------------------------------------
 # Java's \p{Print} is printable ASCII; \S excludes a leading space. A header carries printable
@@ -27,7 +27,7 @@ _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _PRINTABLE = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
 _VISIBLE = re.compile(r"[\x20-\x7e]*")
 
-ASCII = Pattern(r"\p{ASCII}*", _ANY_ASCII, client=re.compile(r"[\x20-\x7e\t]*"), text="printable US-ASCII")
+ASCII = Pattern(r"\p{ASCII}*", _ANY_ASCII, client=ASCII_HEADER_PATTERN, text="printable US-ASCII")
 VISIBLE_ASCII = Pattern(r"\p{ASCII}*", _ANY_ASCII, client=_VISIBLE, text="visible US-ASCII characters")
 PRINTABLE = Pattern(r"\A\S[\p{Print}]*\z", _PRINTABLE, text="printable US-ASCII not starting with a space")
 ANY = Pattern(".*", re.compile(".*"), client=_VISIBLE, text="printable US-ASCII")
