@@ -77,9 +77,10 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
     checked on every call, and so are the other varying members (ids, custom attributes):
     they are optional, and most calls leave them out, which one comparison finds.
     """
-    payload = next((member for member in shape.members if member.location == "payload"), None)
-    repeated = [member for member in shape.members if not member.varies and member is not payload]
-    varying = [member for member in shape.members if member.varies and member is not payload]
+    members = shape.held
+    payload = next((member for member in members if member.location == "payload"), None)
+    repeated = [member for member in members if not member.varies and member is not payload]
+    varying = [member for member in members if member.varies and member is not payload]
     repeated_values, varying_values = _getter(repeated), _getter(varying)
     # (check, index into the values) pairs: a loop over a ready tuple is quicker than a zip.
     repeated_checks = tuple((member_check(member), index) for index, member in enumerate(repeated))

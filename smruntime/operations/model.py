@@ -5,8 +5,10 @@ plus a doc line; ``tests/unit/test_service_model.py`` compares every row with th
 botocore's model. Members several operations share are written once below and reused.
 
 An input table lists its members in the order of the clients' keyword parameters, which is
-also the order problems are reported in: the service model's order, except that
-InvokeEndpointAsync names its payload (``input_location`` or ``body``) first.
+also the order problems are reported in: the service model's order, except for
+InvokeEndpointAsync, whose keyword order names the payload (``input_location`` or ``body``)
+first. An event-stream body is an ``eventstream`` payload member: the input or output object
+does not hold it, and nothing validates it up front (its events are sent or read one by one).
 """
 
 from __future__ import annotations

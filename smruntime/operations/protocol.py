@@ -50,7 +50,7 @@ class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
         bound = input.at("header")
         self.defaults = tuple((m.name, _name(m), m.default) for m in bound if m.default is not None)
         self.headers = tuple((m.name, _name(m)) for m in bound if m.default is None)
-        self.payload = next((member.name for member in input.at("payload")), None)
+        self.payload = next((member.name for member in input.held if member.location == "payload"), None)
 
     def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
         params = in_.parameters

@@ -97,6 +97,12 @@ class Shape:
     def names(self) -> tuple[str, ...]:
         return tuple(member.name for member in self.members)
 
+    @property
+    def held(self) -> tuple[Member, ...]:
+        """The members the input or output object holds: all but an event stream, whose
+        events are sent or read on the open stream."""
+        return tuple(member for member in self.members if member.type != "eventstream")
+
     def at(self, location: Location) -> tuple[Member, ...]:
         """The members that travel at ``location``, in order."""
         return tuple(member for member in self.members if member.location == location)
