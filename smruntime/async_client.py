@@ -11,21 +11,22 @@ the response on, so the middleware there never wait.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys
 from smruntime.client import BaseClient, Chain, is_async_http_client, received, transport_failure
 from smruntime.client_methods import async_method
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, Stack
+from smruntime.middleware import Stack
 from smruntime.options import OptionFunc
+from smruntime.stack_types import Context
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_results import Poll, S3Reader
     from smruntime.streaming import AsyncResponseStream
-    from smruntime.transport.async_protocol import AsyncHTTPResponse
+    from smruntime.transport.async_protocol import AsyncHTTPClient, AsyncHTTPResponse
 
 __all__ = ["AsyncClient"]
 
@@ -94,7 +95,7 @@ async def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse | AsyncHTTPR
     """The terminal handler: send with the call's AsyncHTTPClient, and read the body unless it
     is a live event stream (a 2xx answer of a streaming operation), so that the Deserialize
     step gets it in memory."""
-    client = ctx.options.http_client
+    client = cast("AsyncHTTPClient", ctx.options.http_client)  # checked when the client was made
     streams = ctx.get(keys.STREAM_RESPONSE, False)
     response: HTTPResponse | AsyncHTTPResponse
     try:

@@ -32,18 +32,10 @@ from smruntime.errors import (
 )
 from smruntime.http import HTTPRequest
 from smruntime.logs import NOT_LOGGING, logger_for
-from smruntime.middleware import (
-    AsyncNext,
-    BuildInput,
-    BuildOutput,
-    Context,
-    FinalizeInput,
-    FinalizeOutput,
-    Next,
-    Transform,
-)
+from smruntime.middleware import AsyncNext, Next, Transform
 from smruntime.options import LogMode
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS, redact_text
+from smruntime.stack_types import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput
 
 __all__ = [
     "ALGORITHM",

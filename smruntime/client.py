@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar, cast
 
 from smruntime import client_methods as methods
-from smruntime import errors, keys
+from smruntime import errors, keys, middleware
 from smruntime.client_methods import sync_method
 from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, Stack
+from smruntime.middleware import Stack
 from smruntime.operations import Operation
 from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID, new_stack
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
 from smruntime.retry import ClockOffset
+from smruntime.stack_types import Context
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_results import Poll, S3Reader
     from smruntime.bulk import BulkResult
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
+    from smruntime.transport import HTTPClient
 
 Chain = Callable[[Context, Any], Any]
 R = TypeVar("R")
@@ -94,7 +96,7 @@ class BaseClient:
         else:  # most calls: the client's own options and the chain composed for them
             options = self._options
             chain = self._chains.get(operation.name) or self._chain(operation, options)
-        ctx = Context(operation.name, SERVICE_ID, options)
+        ctx: Context = middleware.Context(operation.name, SERVICE_ID, options)  # the bare class: cheaper to call
         if operation.streams_response:
             ctx.set(keys.STREAM_RESPONSE, True)
         return chain, ctx
@@ -110,7 +112,7 @@ class BaseClient:
         self._check_http_client(options.http_client)
         return _with_defaults(options)
 
-    def _chain(self, operation: Operation, options: Options) -> Chain:
+    def _chain(self, operation: Operation[Any, Any], options: Options) -> Chain:
         # The composed chain depends only on the operation and the api options, so the
         # client's own configuration is composed once; a call whose option functions
         # changed the api options gets a chain of its own.
@@ -125,7 +127,7 @@ class BaseClient:
                     self._chains[operation.name] = chain
         return chain
 
-    def _build_stack(self, operation: Operation, options: Options) -> Stack:
+    def _build_stack(self, operation: Operation[Any, Any], options: Options) -> Stack:
         stack = new_stack(operation, clock_offset=self._clock_offset)
         for api_option in options.api_options:
             api_option(stack)
@@ -246,9 +248,9 @@ def is_async_http_client(http_client: Any) -> bool:
 
 def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse:
     """The terminal handler: hand the request to the HTTP client."""
-    client = ctx.options.http_client
+    client = cast("HTTPClient", ctx.options.http_client)  # checked when the client was made
     try:
-        response: HTTPResponse = client.send(request, stream=ctx.get(keys.STREAM_RESPONSE, False))
+        response = client.send(request, stream=ctx.get(keys.STREAM_RESPONSE, False))
     except errors.SageMakerRuntimeError:
         raise
     except Exception as error:  # a user's HTTP client: map its failure at this one boundary

@@ -20,7 +20,8 @@ import attrs
 from smruntime import keys
 from smruntime.errors import EndpointNotFoundError, EndpointResolutionError, SageMakerRuntimeError
 from smruntime.http import HTTPRequest
-from smruntime.middleware import Context, SerializeInput, SerializeOutput, Transform
+from smruntime.middleware import Transform
+from smruntime.stack_types import Context, SerializeInput, SerializeOutput
 
 __all__ = [
     "DEFAULT_SIGNING_NAME",

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Final
 from smruntime import keys
 from smruntime.errors import server_text
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
+from smruntime.middleware import Transform
 from smruntime.options import LogMode
 from smruntime.redaction import redact_headers, redact_text
+from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 
 if TYPE_CHECKING:
     import logging

@@ -36,11 +36,12 @@ import math
 import random as _random
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Protocol, cast
 
 import attrs
 
 from smruntime import keys
+from smruntime import middleware as _mw
 from smruntime.errors import (
     APIError,
     FieldProblem,
@@ -51,17 +52,9 @@ from smruntime.errors import (
     SageMakerRuntimeError,
 )
 from smruntime.logs import logger_for
-from smruntime.middleware import (
-    AsyncNext,
-    BuildInput,
-    BuildOutput,
-    Context,
-    FinalizeInput,
-    FinalizeOutput,
-    Next,
-    Transform,
-)
+from smruntime.middleware import AsyncNext, Next, Transform
 from smruntime.options import LogMode
+from smruntime.stack_types import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState, Retrying
@@ -648,7 +641,7 @@ class Retry:
             retryer.sleep(wait)
         release = retryer.get_initial_token()
         try:
-            out = next(ctx, FinalizeInput(in_.request.copy()))
+            out = next(ctx, _mw.FinalizeInput(in_.request.copy()))
         except Exception as error:
             _release(release_attempt, release, error)
             return _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).resume(error)
@@ -666,7 +659,7 @@ class Retry:
             await async_sleep_of(retryer)(wait)
         release = retryer.get_initial_token()
         try:
-            out = await next(ctx, FinalizeInput(in_.request.copy()))
+            out = await next(ctx, _mw.FinalizeInput(in_.request.copy()))
         except Exception as error:
             _release(release_attempt, release, error)
             return await _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).aresume(error)
@@ -876,7 +869,7 @@ class _Loop:
         if wait > 0:
             self.retryer.sleep(wait)
         try:
-            out: FinalizeOutput = self.next(self.ctx, FinalizeInput(self.in_.request.copy()))
+            out: FinalizeOutput = self.next(self.ctx, _mw.FinalizeInput(self.in_.request.copy()))
         except Exception as error:
             _release(release_attempt, release, error)
             raise
@@ -888,7 +881,7 @@ class _Loop:
         if wait > 0:
             await async_sleep_of(self.retryer)(wait)
         try:
-            out: FinalizeOutput = await self.next(self.ctx, FinalizeInput(self.in_.request.copy()))
+            out: FinalizeOutput = await self.next(self.ctx, _mw.FinalizeInput(self.in_.request.copy()))
         except Exception as error:
             _release(release_attempt, release, error)
             raise
@@ -991,7 +984,7 @@ class _Loop:
         if position is None:
             return "it is an unseekable stream"
         try:
-            self.in_.request.body.seek(position)
+            cast("IO[bytes]", self.in_.request.body).seek(position)  # a position was recorded: a file
         except (AttributeError, OSError, ValueError) as problem:
             return f"seek failed: {type(problem).__name__}"
         return None

@@ -14,7 +14,8 @@ from typing import Any
 import attrs
 
 from smruntime import keys
-from smruntime.middleware import Context, Stack
+from smruntime.middleware import Stack
+from smruntime.stack_types import Context
 
 _clock = time.perf_counter
 

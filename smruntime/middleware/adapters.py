@@ -7,7 +7,7 @@ one makes an async middleware (for ``AsyncClient``).
 from __future__ import annotations
 
 import inspect
-from typing import Awaitable, Callable, Generic, TypeVar, cast
+from typing import Any, Awaitable, Callable, Generic, TypeVar, cast
 
 import attrs
 
@@ -29,8 +29,8 @@ from smruntime.middleware.types import (
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
-HandleFunc = Callable[[Context, InT, Next[InT, OutT]], OutT]
-AsyncHandleFunc = Callable[[Context, InT, AsyncNext[InT, OutT]], Awaitable[OutT]]
+HandleFunc = Callable[[Context[Any], InT, Next[InT, OutT]], OutT]
+AsyncHandleFunc = Callable[[Context[Any], InT, AsyncNext[InT, OutT]], Awaitable[OutT]]
 
 
 @attrs.frozen
@@ -40,7 +40,7 @@ class MiddlewareFunc(Generic[InT, OutT]):
     id: str
     fn: HandleFunc[InT, OutT]
 
-    def handle(self, ctx: Context, in_: InT, next: Next[InT, OutT]) -> OutT:
+    def handle(self, ctx: Context[Any], in_: InT, next: Next[InT, OutT]) -> OutT:
         return self.fn(ctx, in_, next)
 
 
@@ -51,7 +51,7 @@ class AsyncMiddlewareFunc(Generic[InT, OutT]):
     id: str
     fn: AsyncHandleFunc[InT, OutT]
 
-    async def ahandle(self, ctx: Context, in_: InT, next: AsyncNext[InT, OutT]) -> OutT:
+    async def ahandle(self, ctx: Context[Any], in_: InT, next: AsyncNext[InT, OutT]) -> OutT:
         return await self.fn(ctx, in_, next)
 
 
@@ -66,30 +66,30 @@ def _adapt(id: str, fn: AnyFunc[InT, OutT]) -> AnyMiddlewareFunc[InT, OutT]:
 
 
 def initialize_middleware(
-    id: str, fn: AnyFunc[InitializeInput, InitializeOutput]
-) -> AnyMiddlewareFunc[InitializeInput, InitializeOutput]:
+    id: str, fn: AnyFunc[InitializeInput[Any], InitializeOutput[Any]]
+) -> AnyMiddlewareFunc[InitializeInput[Any], InitializeOutput[Any]]:
     return _adapt(id, fn)
 
 
 def serialize_middleware(
-    id: str, fn: AnyFunc[SerializeInput, SerializeOutput]
-) -> AnyMiddlewareFunc[SerializeInput, SerializeOutput]:
+    id: str, fn: AnyFunc[SerializeInput[Any, Any], SerializeOutput[Any]]
+) -> AnyMiddlewareFunc[SerializeInput[Any, Any], SerializeOutput[Any]]:
     return _adapt(id, fn)
 
 
 def build_middleware(
-    id: str, fn: AnyFunc[BuildInput, BuildOutput]
-) -> AnyMiddlewareFunc[BuildInput, BuildOutput]:
+    id: str, fn: AnyFunc[BuildInput[Any], BuildOutput[Any]]
+) -> AnyMiddlewareFunc[BuildInput[Any], BuildOutput[Any]]:
     return _adapt(id, fn)
 
 
 def finalize_middleware(
-    id: str, fn: AnyFunc[FinalizeInput, FinalizeOutput]
-) -> AnyMiddlewareFunc[FinalizeInput, FinalizeOutput]:
+    id: str, fn: AnyFunc[FinalizeInput[Any], FinalizeOutput[Any]]
+) -> AnyMiddlewareFunc[FinalizeInput[Any], FinalizeOutput[Any]]:
     return _adapt(id, fn)
 
 
 def deserialize_middleware(
-    id: str, fn: AnyFunc[DeserializeInput, DeserializeOutput]
-) -> AnyMiddlewareFunc[DeserializeInput, DeserializeOutput]:
+    id: str, fn: AnyFunc[DeserializeInput[Any], DeserializeOutput[Any, Any]]
+) -> AnyMiddlewareFunc[DeserializeInput[Any], DeserializeOutput[Any, Any]]:
     return _adapt(id, fn)

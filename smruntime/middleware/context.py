@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar, overload
 import attrs
 
 T = TypeVar("T")
+OptionsT = TypeVar("OptionsT")
 T_co = TypeVar("T_co", covariant=True)
 D = TypeVar("D")
 
@@ -66,16 +67,17 @@ class Metadata:
 
 
 @attrs.define(slots=True, eq=False)
-class Context:
+class Context(Generic[OptionsT]):
     """One call's context: who is calling, with which options, and typed values.
 
     Values set with :meth:`set` are visible to every middleware that runs later in the
-    same call; ``metadata`` is what the call reports back to its caller.
+    same call; ``metadata`` is what the call reports back to its caller. ``Context[Options]``
+    types ``options`` for an SDK's own middleware; bare, it is ``Any``.
     """
 
     operation_name: str
     service_id: str = ""
-    options: Any = None
+    options: OptionsT = None  # type: ignore[assignment]  # every SDK call sets it
     metadata: Metadata = attrs.field(factory=Metadata)
     _values: dict[StackKey[Any], Any] = attrs.field(factory=dict, alias="values")
 

@@ -36,10 +36,10 @@ from smruntime.middleware.types import (
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
-Handler = Callable[[Context, Any], Any]
+Handler = Callable[[Context[Any], Any], Any]
 """The terminal handler: ``handler(ctx, request) -> raw response`` (the HTTP client)."""
 
-AsyncHandler = Callable[[Context, Any], Awaitable[Any]]
+AsyncHandler = Callable[[Context[Any], Any], Awaitable[Any]]
 """The terminal handler of an asyncio chain: ``await handler(ctx, request) -> raw response``."""
 
 
@@ -92,14 +92,14 @@ class Stack:
     def __repr__(self) -> str:
         return f"Stack({self.id!r}, {self.list()[1:]!r})"
 
-    def handler(self, terminal: Handler) -> Callable[[Context, Any], Any]:
+    def handler(self, terminal: Handler) -> Callable[[Context[Any], Any], Any]:
         """The composed chain: ``chain(ctx, parameters) -> result``.
 
         The chain is a snapshot: later changes to the stack do not affect it.
         """
         return compose(self, terminal)
 
-    def async_handler(self, terminal: AsyncHandler) -> Callable[[Context, Any], Awaitable[Any]]:
+    def async_handler(self, terminal: AsyncHandler) -> Callable[[Context[Any], Any], Awaitable[Any]]:
         """The composed asyncio chain: ``await chain(ctx, parameters) -> result``.
 
         Raises :class:`StackError` when a middleware has only a sync ``handle``: it would
@@ -150,13 +150,13 @@ def _run_of(befores: list[Before], next_fn: Next[Any, Any]) -> Next[Any, Any]:
     if len(befores) == 1:
         before = befores[0]
 
-        def one(ctx: Context, in_: Any) -> Any:
+        def one(ctx: Context[Any], in_: Any) -> Any:
             return next_fn(ctx, before(ctx, in_))
 
         return one
     hooks_in_order = tuple(befores)
 
-    def run(ctx: Context, in_: Any) -> Any:
+    def run(ctx: Context[Any], in_: Any) -> Any:
         for before in hooks_in_order:
             in_ = before(ctx, in_)
         return next_fn(ctx, in_)
@@ -168,13 +168,13 @@ def _transform_link(before: Before | None, after: After | None, failed: Failed |
     # The shapes the built-in transforms take get a closure each; the rest share the general one.
     if before is None and after is not None and failed is None:
 
-        def call_after(ctx: Context, in_: Any) -> Any:
+        def call_after(ctx: Context[Any], in_: Any) -> Any:
             return after(ctx, in_, next_fn(ctx, in_))
 
         return call_after
     if before is None and after is None and failed is not None:
 
-        def call_failed(ctx: Context, in_: Any) -> Any:
+        def call_failed(ctx: Context[Any], in_: Any) -> Any:
             try:
                 return next_fn(ctx, in_)
             except BaseException as error:
@@ -184,7 +184,7 @@ def _transform_link(before: Before | None, after: After | None, failed: Failed |
         return call_failed
     if before is None and after is not None and failed is not None:
 
-        def call_after_or_failed(ctx: Context, in_: Any) -> Any:
+        def call_after_or_failed(ctx: Context[Any], in_: Any) -> Any:
             try:
                 out = next_fn(ctx, in_)
             except BaseException as error:
@@ -195,7 +195,7 @@ def _transform_link(before: Before | None, after: After | None, failed: Failed |
         return call_after_or_failed
     if before is not None and after is not None and failed is None:
 
-        def call_around(ctx: Context, in_: Any) -> Any:
+        def call_around(ctx: Context[Any], in_: Any) -> Any:
             in_ = before(ctx, in_)
             return after(ctx, in_, next_fn(ctx, in_))
 
@@ -204,7 +204,7 @@ def _transform_link(before: Before | None, after: After | None, failed: Failed |
     last: After = after or _keep_output
     on_error: Failed = failed or _ignore_error
 
-    def call(ctx: Context, in_: Any) -> Any:
+    def call(ctx: Context[Any], in_: Any) -> Any:
         in_ = first(ctx, in_)
         try:
             out = next_fn(ctx, in_)
@@ -216,15 +216,15 @@ def _transform_link(before: Before | None, after: After | None, failed: Failed |
     return call
 
 
-def _keep_input(ctx: Context, in_: Any) -> Any:
+def _keep_input(ctx: Context[Any], in_: Any) -> Any:
     return in_
 
 
-def _keep_output(ctx: Context, in_: Any, out: Any) -> Any:
+def _keep_output(ctx: Context[Any], in_: Any, out: Any) -> Any:
     return out
 
 
-def _ignore_error(ctx: Context, in_: Any, error: BaseException) -> None:
+def _ignore_error(ctx: Context[Any], in_: Any, error: BaseException) -> None:
     """The error propagates unchanged."""
 
 
@@ -237,7 +237,7 @@ def _link(step: Step[Any, Any], middleware: AnyMiddleware[Any, Any], next_fn: Ne
             "or write it as a Transform if it only changes the input or the output"
         )
 
-    def call(ctx: Context, in_: Any) -> Any:
+    def call(ctx: Context[Any], in_: Any) -> Any:
         return handle(ctx, in_, next_fn)
 
     return call
@@ -253,7 +253,7 @@ def _arun_of(befores: list[Before], next_fn: AsyncNext[Any, Any]) -> AsyncNext[A
         return next_fn
     hooks_in_order = tuple(befores)
 
-    def run(ctx: Context, in_: Any) -> Awaitable[Any]:
+    def run(ctx: Context[Any], in_: Any) -> Awaitable[Any]:
         # Not a coroutine itself: it hands back the awaitable of the rest of the chain.
         for before in hooks_in_order:
             in_ = before(ctx, in_)
@@ -269,7 +269,7 @@ def _atransform_link(
     last: After = after or _keep_output
     on_error: Failed = failed or _ignore_error
 
-    async def call(ctx: Context, in_: Any) -> Any:
+    async def call(ctx: Context[Any], in_: Any) -> Any:
         in_ = first(ctx, in_)
         try:
             out = await next_fn(ctx, in_)
@@ -291,77 +291,77 @@ def _alink(step: Step[Any, Any], middleware: AnyMiddleware[Any, Any], next_fn: A
             "the input or the output"
         )
 
-    def call(ctx: Context, in_: Any) -> Awaitable[Any]:
+    def call(ctx: Context[Any], in_: Any) -> Awaitable[Any]:
         return ahandle(ctx, in_, next_fn)  # type: ignore[no-any-return]
 
     return call
 
 
-def compose(stack: Stack, terminal: Handler) -> Callable[[Context, Any], Any]:
+def compose(stack: Stack, terminal: Handler) -> Callable[[Context[Any], Any], Any]:
     """Compose ``stack`` around ``terminal`` into one callable."""
 
-    def send(ctx: Context, in_: DeserializeInput) -> DeserializeOutput:
+    def send(ctx: Context[Any], in_: DeserializeInput[Any]) -> DeserializeOutput[Any, Any]:
         return DeserializeOutput(terminal(ctx, in_.request))
 
     deserialize = _chain(stack.deserialize, send)
 
-    def to_deserialize(ctx: Context, in_: FinalizeInput) -> FinalizeOutput:
+    def to_deserialize(ctx: Context[Any], in_: FinalizeInput[Any]) -> FinalizeOutput[Any]:
         return FinalizeOutput(deserialize(ctx, DeserializeInput(in_.request)).result)
 
     finalize = _chain(stack.finalize, to_deserialize)
 
-    def to_finalize(ctx: Context, in_: BuildInput) -> BuildOutput:
+    def to_finalize(ctx: Context[Any], in_: BuildInput[Any]) -> BuildOutput[Any]:
         return BuildOutput(finalize(ctx, FinalizeInput(in_.request)).result)
 
     build = _chain(stack.build, to_finalize)
 
-    def to_build(ctx: Context, in_: SerializeInput) -> SerializeOutput:
+    def to_build(ctx: Context[Any], in_: SerializeInput[Any, Any]) -> SerializeOutput[Any]:
         return SerializeOutput(build(ctx, BuildInput(in_.request)).result)
 
     serialize = _chain(stack.serialize, to_build)
     new_request = stack.new_request
 
-    def to_serialize(ctx: Context, in_: InitializeInput) -> InitializeOutput:
+    def to_serialize(ctx: Context[Any], in_: InitializeInput[Any]) -> InitializeOutput[Any]:
         return InitializeOutput(serialize(ctx, SerializeInput(in_.parameters, new_request())).result)
 
     initialize = _chain(stack.initialize, to_serialize)
 
-    def run(ctx: Context, parameters: Any) -> Any:
+    def run(ctx: Context[Any], parameters: Any) -> Any:
         return initialize(ctx, InitializeInput(parameters)).result
 
     return run
 
 
-def compose_async(stack: Stack, terminal: AsyncHandler) -> Callable[[Context, Any], Awaitable[Any]]:
+def compose_async(stack: Stack, terminal: AsyncHandler) -> Callable[[Context[Any], Any], Awaitable[Any]]:
     """Compose ``stack`` around an async ``terminal`` into one coroutine function."""
 
-    async def send(ctx: Context, in_: DeserializeInput) -> DeserializeOutput:
+    async def send(ctx: Context[Any], in_: DeserializeInput[Any]) -> DeserializeOutput[Any, Any]:
         return DeserializeOutput(await terminal(ctx, in_.request))
 
     deserialize = _achain(stack.deserialize, send)
 
-    async def to_deserialize(ctx: Context, in_: FinalizeInput) -> FinalizeOutput:
+    async def to_deserialize(ctx: Context[Any], in_: FinalizeInput[Any]) -> FinalizeOutput[Any]:
         return FinalizeOutput((await deserialize(ctx, DeserializeInput(in_.request))).result)
 
     finalize = _achain(stack.finalize, to_deserialize)
 
-    async def to_finalize(ctx: Context, in_: BuildInput) -> BuildOutput:
+    async def to_finalize(ctx: Context[Any], in_: BuildInput[Any]) -> BuildOutput[Any]:
         return BuildOutput((await finalize(ctx, FinalizeInput(in_.request))).result)
 
     build = _achain(stack.build, to_finalize)
 
-    async def to_build(ctx: Context, in_: SerializeInput) -> SerializeOutput:
+    async def to_build(ctx: Context[Any], in_: SerializeInput[Any, Any]) -> SerializeOutput[Any]:
         return SerializeOutput((await build(ctx, BuildInput(in_.request))).result)
 
     serialize = _achain(stack.serialize, to_build)
     new_request = stack.new_request
 
-    async def to_serialize(ctx: Context, in_: InitializeInput) -> InitializeOutput:
+    async def to_serialize(ctx: Context[Any], in_: InitializeInput[Any]) -> InitializeOutput[Any]:
         return InitializeOutput((await serialize(ctx, SerializeInput(in_.parameters, new_request()))).result)
 
     initialize = _achain(stack.initialize, to_serialize)
 
-    async def run(ctx: Context, parameters: Any) -> Any:
+    async def run(ctx: Context[Any], parameters: Any) -> Any:
         return (await initialize(ctx, InitializeInput(parameters))).result
 
     return run

@@ -25,10 +25,10 @@ from smruntime.middleware.types import (
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
-Next = Callable[[Context, InT], OutT]
+Next = Callable[[Context[Any], InT], OutT]
 """The rest of the chain: ``next(ctx, in_)`` returns the step's output."""
 
-AsyncNext = Callable[[Context, InT], Awaitable[OutT]]
+AsyncNext = Callable[[Context[Any], InT], Awaitable[OutT]]
 """The rest of an asyncio chain: ``await next(ctx, in_)`` returns the step's output."""
 
 
@@ -45,7 +45,7 @@ class Middleware(Protocol[InT, OutT]):
     @property
     def id(self) -> str: ...
 
-    def handle(self, ctx: Context, in_: InT, next: Next[InT, OutT]) -> OutT: ...
+    def handle(self, ctx: Context[Any], in_: InT, next: Next[InT, OutT]) -> OutT: ...
 
 
 class AsyncMiddleware(Protocol[InT, OutT]):
@@ -55,7 +55,7 @@ class AsyncMiddleware(Protocol[InT, OutT]):
     @property
     def id(self) -> str: ...
 
-    async def ahandle(self, ctx: Context, in_: InT, next: AsyncNext[InT, OutT]) -> OutT: ...
+    async def ahandle(self, ctx: Context[Any], in_: InT, next: AsyncNext[InT, OutT]) -> OutT: ...
 
 
 AnyMiddleware = Middleware[InT, OutT] | AsyncMiddleware[InT, OutT]
@@ -175,35 +175,35 @@ def _position(position: Any, error: type[StackError]) -> Position:
 
 
 @attrs.define(slots=True, eq=False, repr=False)
-class InitializeStep(Step[InitializeInput, InitializeOutput]):
+class InitializeStep(Step[InitializeInput[Any], InitializeOutput[Any]]):
     """Sets defaults and validates the input parameters."""
 
     name = "Initialize stack step"
 
 
 @attrs.define(slots=True, eq=False, repr=False)
-class SerializeStep(Step[SerializeInput, SerializeOutput]):
+class SerializeStep(Step[SerializeInput[Any, Any], SerializeOutput[Any]]):
     """Turns the input parameters into a request."""
 
     name = "Serialize stack step"
 
 
 @attrs.define(slots=True, eq=False, repr=False)
-class BuildStep(Step[BuildInput, BuildOutput]):
+class BuildStep(Step[BuildInput[Any], BuildOutput[Any]]):
     """Adds what every attempt shares: lengths, hashes, identifying headers."""
 
     name = "Build stack step"
 
 
 @attrs.define(slots=True, eq=False, repr=False)
-class FinalizeStep(Step[FinalizeInput, FinalizeOutput]):
+class FinalizeStep(Step[FinalizeInput[Any], FinalizeOutput[Any]]):
     """Per-attempt work: retries and signing."""
 
     name = "Finalize stack step"
 
 
 @attrs.define(slots=True, eq=False, repr=False)
-class DeserializeStep(Step[DeserializeInput, DeserializeOutput]):
+class DeserializeStep(Step[DeserializeInput[Any], DeserializeOutput[Any, Any]]):
     """Turns the raw response into a result or an error."""
 
     name = "Deserialize stack step"

@@ -17,9 +17,9 @@ from smruntime.middleware.step import AsyncNext, Next
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
-Before = Callable[[Context, Any], Any]
-After = Callable[[Context, Any, Any], Any]
-Failed = Callable[[Context, Any, BaseException], None]
+Before = Callable[[Context[Any], Any], Any]
+After = Callable[[Context[Any], Any, Any], Any]
+Failed = Callable[[Context[Any], Any, BaseException], None]
 
 
 class Transform(Generic[InT, OutT]):
@@ -39,16 +39,16 @@ class Transform(Generic[InT, OutT]):
 
     id: str
 
-    def before(self, ctx: Context, in_: InT) -> InT:
+    def before(self, ctx: Context[Any], in_: InT) -> InT:
         return in_
 
-    def after(self, ctx: Context, in_: InT, out: OutT) -> OutT:
+    def after(self, ctx: Context[Any], in_: InT, out: OutT) -> OutT:
         return out
 
-    def failed(self, ctx: Context, in_: InT, error: BaseException) -> None:
+    def failed(self, ctx: Context[Any], in_: InT, error: BaseException) -> None:
         """Called with the error the rest of the chain raised."""
 
-    def handle(self, ctx: Context, in_: InT, next: Next[InT, OutT]) -> OutT:
+    def handle(self, ctx: Context[Any], in_: InT, next: Next[InT, OutT]) -> OutT:
         in_ = self.before(ctx, in_)
         try:
             out = next(ctx, in_)
@@ -57,7 +57,7 @@ class Transform(Generic[InT, OutT]):
             raise
         return self.after(ctx, in_, out)
 
-    async def ahandle(self, ctx: Context, in_: InT, next: AsyncNext[InT, OutT]) -> OutT:
+    async def ahandle(self, ctx: Context[Any], in_: InT, next: AsyncNext[InT, OutT]) -> OutT:
         in_ = self.before(ctx, in_)
         try:
             out = await next(ctx, in_)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
+from typing import Any
 
 from smruntime.operations.spec import Operation
 
@@ -15,7 +16,7 @@ _MODULES = {
 
 
 @cache
-def get(name: str) -> Operation:
+def get(name: str) -> Operation[Any, Any]:
     """The operation named ``name`` (API name, e.g. ``InvokeEndpoint``).
 
     Each operation's module is imported on first use: the stream operation pulls in the
@@ -24,7 +25,7 @@ def get(name: str) -> Operation:
     module = _MODULES.get(name)
     if module is None:
         raise KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(_MODULES))}")
-    operation: Operation = importlib.import_module(module).OPERATION
+    operation: Operation[Any, Any] = importlib.import_module(module).OPERATION
     return operation
 
 

@@ -9,7 +9,9 @@ import attrs
 
 from smruntime import errors, keys
 from smruntime.http import HTTPRequest
-from smruntime.middleware import (
+from smruntime.middleware import Stack, Transform
+from smruntime.operations.protocol import request_id
+from smruntime.stack_types import (
     BuildInput,
     BuildOutput,
     Context,
@@ -17,10 +19,7 @@ from smruntime.middleware import (
     DeserializeOutput,
     InitializeInput,
     InitializeOutput,
-    Stack,
-    Transform,
 )
-from smruntime.operations.protocol import request_id
 from smruntime.version import __version__
 
 if TYPE_CHECKING:
@@ -179,7 +178,7 @@ class RequestIDRetriever(Transform[DeserializeInput, DeserializeOutput]):
             ctx.metadata.set(keys.REQUEST_ID, error.request_id)
 
 
-def new_stack(operation: Operation, *, clock_offset: ClockOffset | None = None) -> Stack:
+def new_stack(operation: Operation[Any, Any], *, clock_offset: ClockOffset | None = None) -> Stack:
     """The operation's default stack (as listed in the middleware guide), before any api option runs.
 
     ``clock_offset`` is the client's, shared by its operations (a fresh one without).

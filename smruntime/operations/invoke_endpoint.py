@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
+from smruntime.middleware import Transform
 from smruntime.operations import fields, model
 from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers
 from smruntime.operations.spec import Operation
+from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMetadata
 
 NAME = "InvokeEndpoint"
@@ -20,7 +21,7 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
 
     def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         response = check_status(ctx, out)
-        values = read_headers(_HEADERS, response)
+        values = read_headers(_HEADERS, response.headers)
         values["new_session_id"] = _first(values["new_session_id"])
         values["closed_session_id"] = _first(values["closed_session_id"])
         out.result = InvokeEndpointOutput(body=response.read(), metadata=ResultMetadata(ctx.metadata), **values)
@@ -34,12 +35,12 @@ def _first(value: str | None) -> str | None:
     return None if value is None else value.split(",", 1)[0].strip()
 
 
-OPERATION = Operation(
+OPERATION: Operation[InvokeEndpointInput, InvokeEndpointOutput] = Operation(
     name=NAME,
     input_type=InvokeEndpointInput,
     input=model.INVOKE_ENDPOINT,
     output=model.INVOKE_ENDPOINT_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer("invocations", model.INVOKE_ENDPOINT),
+    serializer=OperationSerializer[InvokeEndpointInput]("invocations", model.INVOKE_ENDPOINT),
     deserializer=Deserializer(),
 )

@@ -11,10 +11,11 @@ import json
 
 from smruntime import errors
 from smruntime import validation as v
-from smruntime.middleware import Context, DeserializeInput, DeserializeOutput, Transform
+from smruntime.middleware import Transform
 from smruntime.operations import fields, model
 from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers
 from smruntime.operations.spec import Operation
+from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 from smruntime.types import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput, ResultMetadata
 
 NAME = "InvokeEndpointAsync"
@@ -53,7 +54,7 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
             raise errors.DeserializationError(
                 "the InvokeEndpointAsync response body is not a JSON object", snapshot=raw, operation=ctx.operation_name
             )
-        values = read_headers(_HEADERS, response)
+        values = read_headers(_HEADERS, response.headers)
         for name, key in _JSON:
             value = document.get(key)
             values[name] = None if value is None else str(value)
@@ -65,12 +66,12 @@ _HEADERS = header_bindings(model.INVOKE_ENDPOINT_ASYNC_OUTPUT)
 _JSON = tuple((member.name, member.api_name) for member in model.INVOKE_ENDPOINT_ASYNC_OUTPUT.at("json"))
 
 
-OPERATION = Operation(
+OPERATION: Operation[InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput] = Operation(
     name=NAME,
     input_type=InvokeEndpointAsyncInput,
     input=model.INVOKE_ENDPOINT_ASYNC,
     output=model.INVOKE_ENDPOINT_ASYNC_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer("async-invocations", model.INVOKE_ENDPOINT_ASYNC),
+    serializer=OperationSerializer[InvokeEndpointAsyncInput]("async-invocations", model.INVOKE_ENDPOINT_ASYNC),
     deserializer=Deserializer(),
 )

@@ -9,16 +9,21 @@ the messages mean is shared.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, cast
 
 from smruntime import errors
 from smruntime.eventstream import EventStreamDecoder, Message
-from smruntime.middleware import AsyncNext, Context, DeserializeInput, DeserializeOutput, Next, Transform
+from smruntime.middleware import AsyncNext, Next, Transform
 from smruntime.operations import fields, model
 from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers, request_id
 from smruntime.operations.spec import Operation
+from smruntime.stack_types import AsyncDeserializeOutput, Context, DeserializeInput, DeserializeOutput
 from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error, stream_cut_off
 from smruntime.types import InvokeEndpointWithResponseStreamInput, ResultMetadata
+
+if TYPE_CHECKING:
+    from smruntime.http import HTTPResponse
+    from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 NAME = "InvokeEndpointWithResponseStream"
 
@@ -49,26 +54,27 @@ class EventStreamDeserializer:
                 first.end()
         except errors.TransportError as error:
             raise stream_cut_off(error) from error
-        out.result = _opened(ResponseStream, ctx, out, first, chunks)
+        out.result = _opened(ResponseStream, ctx, out.raw_response, first, chunks)
         return out
 
     async def ahandle(
-        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, DeserializeOutput]
-    ) -> DeserializeOutput:
+        self, ctx: Context, in_: DeserializeInput, next: AsyncNext[DeserializeInput, AsyncDeserializeOutput]
+    ) -> AsyncDeserializeOutput:
         out = await next(ctx, in_)
+        response = cast("AsyncHTTPResponse", out.raw_response)  # the asyncio terminal leaves a 2xx stream live
         first = _First()
-        chunks = out.raw_response.body.aiter_chunks()
+        chunks = response.body.aiter_chunks()
         try:
             async for chunk in chunks:
                 if first.feed(chunk):
                     break
             else:
                 first.end()
-            out.result = _opened(AsyncResponseStream, ctx, out, first, chunks)
+            out.result = _opened(AsyncResponseStream, ctx, response, first, chunks)
         except BaseException as error:
             # The live body is this middleware's until the stream is handed out: releasing
             # it is awaited, so it is released here rather than by ErrorCloseResponseBody.
-            await out.raw_response.aclose()
+            await response.aclose()
             if isinstance(error, errors.TransportError):
                 raise stream_cut_off(error) from error
             raise
@@ -95,12 +101,11 @@ class _First:
 def _opened(
     stream_type: type[Any],
     ctx: Context,
-    out: DeserializeOutput,
+    response: HTTPResponse | AsyncHTTPResponse,
     first: _First,
     chunks: Iterator[bytes] | AsyncIterator[bytes],
 ) -> Any:
     """The stream handed to the caller, once the first message is known not to be an error."""
-    response = out.raw_response
     rid = request_id(response)
     for message in first.messages[:1]:
         error = message_error(message, ctx.operation_name, rid)
@@ -109,7 +114,7 @@ def _opened(
     return stream_type(
         response,
         operation=ctx.operation_name,
-        **read_headers(_HEADERS, response),
+        **read_headers(_HEADERS, response.headers),
         metadata=ResultMetadata(ctx.metadata),
         request_id=rid,
         first=first.messages,
@@ -120,13 +125,13 @@ def _opened(
 
 _HEADERS = header_bindings(model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT)
 
-OPERATION = Operation(
+OPERATION: Operation[InvokeEndpointWithResponseStreamInput, ResponseStream | AsyncResponseStream] = Operation(
     name=NAME,
     input_type=InvokeEndpointWithResponseStreamInput,
     input=model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM,
     output=model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer("invocations-response-stream", model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
+    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
     deserializer=Deserializer(),
     event_stream_deserializer=EventStreamDeserializer(),
     streams_response=True,

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 from smruntime import errors, keys
+from smruntime import middleware as _mw
 from smruntime.endpoints import join_url
-from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Context, DeserializeOutput, SerializeInput, SerializeOutput, Transform
+from smruntime.http import Headers, HTTPRequest, HTTPResponse
+from smruntime.middleware import Transform
 from smruntime.operations import bodies
 from smruntime.operations.spec import Member, Shape
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
+from smruntime.stack_types import Context, DeserializeOutput, SerializeOutput
+
+if TYPE_CHECKING:
+    from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 _THROTTLING = frozenset(code.lower() for code in THROTTLING_CODES)
 _TRANSIENT = frozenset(code.lower() for code in TRANSIENT_CODES)
@@ -36,7 +41,10 @@ def operation_url(base: str, endpoint_name: str, action: str) -> str:
     return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
 
 
-class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
+ParamsT = TypeVar("ParamsT")
+
+
+class OperationSerializer(Transform[_mw.SerializeInput[ParamsT, HTTPRequest], SerializeOutput], Generic[ParamsT]):
     """Builds an operation's POST from its input table: the URI label, the header members
     (a member's ``default`` sent when the input has none, as the Go SDK does), the payload."""
 
@@ -52,9 +60,9 @@ class OperationSerializer(Transform[SerializeInput, SerializeOutput]):
         self.headers = tuple((m.name, _name(m)) for m in bound if m.default is None)
         self.payload = next((member.name for member in input.held if member.location == "payload"), None)
 
-    def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
+    def before(self, ctx: Context, in_: _mw.SerializeInput[ParamsT, HTTPRequest]) -> _mw.SerializeInput[ParamsT, HTTPRequest]:
         params = in_.parameters
-        request: HTTPRequest = in_.request
+        request = in_.request
         request.method = "POST"
         request.url = operation_url(request.url, getattr(params, self.label), self.action)
         headers = request.headers
@@ -80,10 +88,10 @@ def header_bindings(output: Shape) -> HeaderBindings:
     return tuple((member.name, _name(member).lower()) for member in output.at("header"))
 
 
-def read_headers(bindings: HeaderBindings, response: HTTPResponse) -> dict[str, str | None]:
-    """Each bound member's value in ``response`` (None where its header is absent)."""
-    headers = response.headers.lower_dict()  # one pass; the lookups below are plain dict reads
-    return {name: headers.get(header) for name, header in bindings}
+def read_headers(bindings: HeaderBindings, headers: Headers) -> dict[str, str | None]:
+    """Each bound member's value in a response's ``headers`` (None where its header is absent)."""
+    values = headers.lower_dict()  # one pass; the lookups below are plain dict reads
+    return {name: values.get(header) for name, header in bindings}
 
 
 def _name(member: Member) -> str:
@@ -101,7 +109,7 @@ def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:
     return response
 
 
-def request_id(response: HTTPResponse) -> str | None:
+def request_id(response: HTTPResponse | AsyncHTTPResponse) -> str | None:
     for name in REQUEST_ID_HEADERS:
         value = response.headers.get(name)
         if value:

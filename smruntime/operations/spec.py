@@ -10,11 +10,17 @@ and the local endpoint's request checks are all derived from them.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Literal
+from typing import Callable, Generic, Literal, TypeVar
 
 import attrs
 
-from smruntime.middleware import DeserializeInput, DeserializeOutput, Middleware, SerializeInput, SerializeOutput
+from smruntime import middleware as _mw
+from smruntime.http import HTTPRequest
+from smruntime.middleware import Middleware
+from smruntime.stack_types import DeserializeInput, DeserializeOutput, SerializeOutput
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
 
 Location = Literal["uri", "header", "query", "payload", "json"]
 """Where a member travels: a path label, a header, a query parameter, the whole HTTP body
@@ -109,16 +115,20 @@ class Shape:
 
 
 @attrs.frozen
-class Operation:
+class Operation(Generic[InT, OutT]):
     """One API operation: its member tables, and the validator, serializer and deserializer(s)
-    derived from them."""
+    derived from them.
+
+    ``OutT`` is what a call returns (the deserializer's result); the clients' methods read it
+    from here, so a call's input and output are typed end to end.
+    """
 
     name: str
-    input_type: type[Any]
+    input_type: type[InT]
     input: Shape
     output: Shape
-    validate: Callable[[Any, str], None]
-    serializer: Middleware[SerializeInput, SerializeOutput]
+    validate: Callable[[InT, str], None]
+    serializer: Middleware[_mw.SerializeInput[InT, HTTPRequest], SerializeOutput]
     deserializer: Middleware[DeserializeInput, DeserializeOutput]
     event_stream_deserializer: Middleware[DeserializeInput, DeserializeOutput] | None = None
     streams_response: bool = False

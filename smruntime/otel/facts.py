@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smruntime import errors, keys
-from smruntime.middleware import Context
 from smruntime.operations.common import SERVICE_ID
+from smruntime.stack_types import Context
 
 RPC_SYSTEM = "aws-api"
 ENDPOINT_NAME = "aws.sagemaker.endpoint_name"

@@ -18,7 +18,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from smruntime import keys
-from smruntime.middleware import (
+from smruntime.middleware import Next, StackKey
+from smruntime.otel import facts
+from smruntime.otel.bodies import stream_capture
+from smruntime.otel.xray import HEADER, trace_header
+from smruntime.stack_types import (
     BuildInput,
     BuildOutput,
     Context,
@@ -26,12 +30,7 @@ from smruntime.middleware import (
     FinalizeOutput,
     InitializeInput,
     InitializeOutput,
-    Next,
-    StackKey,
 )
-from smruntime.otel import facts
-from smruntime.otel.bodies import stream_capture
-from smruntime.otel.xray import HEADER, trace_header
 from smruntime.streaming import AsyncResponseStream, ResponseStream
 
 AsyncNext = Callable[[Context, Any], Awaitable[Any]]
