@@ -81,11 +81,11 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
     payload = next((member for member in members if member.location == "payload"), None)
     repeated = [member for member in members if not member.varies and member is not payload]
     varying = [member for member in members if member.varies and member is not payload]
+    if any(member.required for member in varying):
+        raise ValueError(f"{shape.name}: a required member varies, so it cannot be skipped when absent")
     repeated_values, varying_values = _getter(repeated), _getter(varying)
     # (check, index into the values) pairs: a loop over a ready tuple is quicker than a zip.
     repeated_checks = tuple((member_check(member), index) for index, member in enumerate(repeated))
-    if any(member.required for member in varying):
-        raise ValueError(f"{shape.name}: a required member varies, so it cannot be skipped when absent")
     varying_checks = tuple((value_check(member), index) for index, member in enumerate(varying))
     absent = (None,) * len(varying)
     payload_name = "" if payload is None else payload.name
@@ -136,8 +136,6 @@ def in_member_order(problems: Problems, members: tuple[str, ...]) -> None:
 
 # The checks of members other operations' inputs share, for an input not yet stated as a table.
 endpoint_name = member_check(model.ENDPOINT_NAME)
-
-
 
 
 def name_field(problems: Problems, field: str, value: Any) -> None:

@@ -152,7 +152,7 @@ INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT = Shape("InvokeEndpointWithResponseS
 INVOKE_ENDPOINT_ASYNC = Shape("InvokeEndpointAsyncInput", (
     ENDPOINT_NAME,
     Member("input_location", "InputLocation", "header", _SAGEMAKER + "InputLocation", min=1, max=1024,
-           pattern=INPUT_LOCATION, doc="the payload's S3 URI (s3://bucket/key), in place of an inline body"),
+           pattern=INPUT_LOCATION, varies=True, doc="the payload's S3 URI (s3://bucket/key), in place of an inline body"),
     attrs.evolve(BODY, required=False, max=MAX_INLINE_BODY_BYTES,
                  doc="an inline payload up to 128,000 bytes, in place of an input location"),
     attrs.evolve(CONTENT_TYPE, location_name=_SAGEMAKER + "Content-Type", default=None),

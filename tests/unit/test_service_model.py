@@ -39,6 +39,7 @@ from smruntime.eventstream import encode_message
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.local import wire
 from smruntime.local.async_invoke import parse_async_params
+from smruntime.operations import fields
 from smruntime.operations import model as tables
 from smruntime.operations.spec import Member
 from smruntime.operations.spec import Shape as Table
@@ -450,3 +451,19 @@ def test_a_request_to_the_model_carries_every_invoke_endpoint_member() -> None:
     held = {wire.params_field(member) for member in tables.INVOKE_ENDPOINT.at("header")}
     assert held == set(attrs.fields_dict(wire.InvokeParams))
     assert held <= {field.name for field in attrs.fields(ModelRequest)}
+
+
+def test_an_enum_member_is_checked_by_the_client_and_the_local_endpoint() -> None:
+    # No member of today's model is an enum (the table test above fails when one becomes one).
+    member = Member("mode", "Mode", "header", "X-Mode", max=8, enum=("FAST", "SAFE"))
+    problems: list[errors.FieldProblem] = []
+    for value in ("FAST", "SLOW", "TOO-LONG-VALUE"):
+        fields.member_check(member)(problems, value)
+    assert [(p.field, p.rule, p.detail) for p in problems] == [
+        ("mode", "enum", "must be one of FAST, SAFE, got 'SLOW'"),
+        ("mode", "length", "must be at most 8 characters, got 14"),
+    ]
+    assert wire.member_problems(member, "FAST") == []
+    assert wire.member_problems(member, "SLOW") == [
+        "Value 'SLOW' at 'mode' failed to satisfy constraint: Member must satisfy enum value set: [FAST, SAFE]"
+    ]
