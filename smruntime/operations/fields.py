@@ -69,8 +69,11 @@ def value_check(member: Member) -> Check:
     return check_enum
 
 
-def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], None]:
-    """``validate(params, operation)`` for ``shape``: every constraint, reported together.
+def validator(
+    shape: Shape, rules: Rules | None = None, order: tuple[str, ...] | None = None
+) -> Callable[[Any, str], None]:
+    """``validate(params, operation)`` for ``shape``: every constraint, reported together, in
+    ``order`` (the table's unless given).
 
     The members that do not vary (the endpoint name, the formats, the target) repeat from
     call to call, so each distinct combination of them is checked once. The payload is
@@ -90,7 +93,7 @@ def validator(shape: Shape, rules: Rules | None = None) -> Callable[[Any, str], 
     absent = (None,) * len(varying)
     payload_name = "" if payload is None else payload.name
     payload_check = None if payload is None else member_check(payload)
-    order = shape.names
+    order = order or shape.names
     passed = v.PassedValues()
 
     def validate(params: Any, operation: str) -> None:

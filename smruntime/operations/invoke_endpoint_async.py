@@ -29,13 +29,16 @@ def _payload(params: InvokeEndpointAsyncInput, problems: fields.Problems) -> Non
     if params.body is None and location is None:
         problems.append(errors.FieldProblem("input_location", "required", "is required"))
     elif params.body is not None and location is not None:
+        # The location is not the payload then: what it is wrong with is only that it is given.
+        problems[:] = [problem for problem in problems if problem.field != "input_location"]
         problems.append(errors.FieldProblem("input_location", "exclusive", "give input_location or body, not both"))
-    elif (isinstance(location, str) and v.ASCII_HEADER_PATTERN.fullmatch(location) is None
-          and not any(problem.field == "input_location" for problem in problems)):
+    elif isinstance(location, str) and v.ASCII_HEADER_PATTERN.fullmatch(location) is None:
         problems.append(errors.FieldProblem("input_location", "pattern", "must not contain control or non-ASCII characters"))
 
 
-validate = fields.validator(model.INVOKE_ENDPOINT_ASYNC, rules=_payload)
+# A body given with a location is refused after the body's own problems.
+_ORDER = ("endpoint_name", "body", *(name for name in model.INVOKE_ENDPOINT_ASYNC.names if name not in ("endpoint_name", "body")))
+validate = fields.validator(model.INVOKE_ENDPOINT_ASYNC, rules=_payload, order=_ORDER)
 
 
 class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
