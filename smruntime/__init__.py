@@ -11,7 +11,8 @@
 
 from smruntime.async_client import AsyncClient
 from smruntime.client import Client
-from smruntime.options import LogMode, Options
+from smruntime.logs import LogMode
+from smruntime.options import Options
 from smruntime.types import (
     InvokeEndpointAsyncInput,
     InvokeEndpointAsyncOutput,

@@ -24,7 +24,7 @@ from smruntime.stack_types import Context
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
-    from smruntime.async_results import Poll, S3Reader
+    from smruntime.async_inference import Poll, S3Reader
     from smruntime.streaming import AsyncResponseStream
     from smruntime.transport.async_protocol import AsyncHTTPClient, AsyncHTTPResponse
 

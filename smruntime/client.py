@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, T
 from smruntime import client_methods as methods
 from smruntime import errors, keys, middleware
 from smruntime.client_methods import sync_method
+from smruntime.default_stack import new_stack
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Stack
 from smruntime.operations import Operation
 from smruntime.operations import get as get_operation
-from smruntime.operations.common import SERVICE_ID, new_stack
+from smruntime.operations.common import SERVICE_ID
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
 from smruntime.retry import ClockOffset
 from smruntime.stack_types import Context
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
-    from smruntime.async_results import Poll, S3Reader
+    from smruntime.async_inference import Poll, S3Reader
     from smruntime.bulk import BulkResult
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
     from smruntime.transport import HTTPClient

@@ -176,8 +176,8 @@ def wait_for_async_inference(
     read only as regular files inside ``file_root``; without it they are refused. On
     ``AsyncClient`` the reads run in a worker thread and the waits are ``asyncio.sleep``.
     """
-    from smruntime import async_results
+    from smruntime import async_inference
 
-    reader = async_results.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
-    poll = async_results.Poll(output, reader, timeout, poll_interval, file_root)
+    reader = async_inference.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
+    poll = async_inference.Poll(output, reader, timeout, poll_interval, file_root)
     return self._wait(poll, reader)

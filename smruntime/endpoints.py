@@ -21,6 +21,7 @@ from smruntime import keys
 from smruntime.errors import EndpointNotFoundError, EndpointResolutionError, SageMakerRuntimeError
 from smruntime.http import HTTPRequest
 from smruntime.middleware import Transform
+from smruntime.resolved_endpoint import DEFAULT_SIGNING_NAME, Endpoint
 from smruntime.stack_types import Context, SerializeInput, SerializeOutput
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "with_fallback",
 ]
 
-DEFAULT_SIGNING_NAME = "sagemaker"
 SERVICE_NAME = "sagemaker-runtime"
 """botocore's name for the service's data directory."""
 
@@ -61,21 +61,6 @@ _VPCE_HOST = re.compile(
 
 _MEMO_LIMIT = 512
 """Entries per memo; beyond it results are still correct, just not remembered."""
-
-
-@attrs.frozen
-class Endpoint:
-    """A resolved endpoint: ``url`` is ``scheme://host[:port][/base-path]``, no trailing slash.
-
-    ``signing_region`` None means "sign for the client's region".
-    """
-
-    url: str
-    signing_region: str | None = None
-    signing_name: str = DEFAULT_SIGNING_NAME
-    partition: str = "aws"
-    source: str = "custom"
-    """How it was found: ``default`` (the rule set), ``custom`` or ``vpce`` (a given URL)."""
 
 
 @attrs.frozen

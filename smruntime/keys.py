@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from smruntime.middleware.context import MetadataKey, StackKey
 
 if TYPE_CHECKING:
-    from smruntime.endpoints import Endpoint
     from smruntime.http import HTTPResponse
+    from smruntime.resolved_endpoint import Endpoint
 
 # Values that flow down.
 ENDPOINT: StackKey[Endpoint] = StackKey("endpoint")

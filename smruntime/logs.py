@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Final
 
 from smruntime import keys
 from smruntime.errors import server_text
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Transform
-from smruntime.options import LogMode
 from smruntime.redaction import redact_headers, redact_text
 from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 
 if TYPE_CHECKING:
     import logging
+
+
+class LogMode(enum.Flag):
+    """What the ``smruntime`` logger records at DEBUG (secrets are always redacted)."""
+
+    NONE = 0
+    REQUEST = enum.auto()
+    REQUEST_BODY = enum.auto()
+    RESPONSE = enum.auto()
+    RESPONSE_BODY = enum.auto()
+    RETRIES = enum.auto()
+    SIGNING = enum.auto()
+    ALL = REQUEST | REQUEST_BODY | RESPONSE | RESPONSE_BODY | RETRIES | SIGNING
+
 
 NOT_LOGGING: Final = LogMode.NONE
 """``LogMode.NONE`` as a module global, for the per-call "is anything logged?" checks: an

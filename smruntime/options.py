@@ -7,7 +7,6 @@ variables, then the shared config file's profile, then the built-in defaults.
 from __future__ import annotations
 
 import copy
-import enum
 import os
 import re
 import stat
@@ -17,33 +16,21 @@ import attrs
 
 from smruntime.errors import FieldProblem, InvalidParamsError
 from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE
+from smruntime.logs import LogMode as LogMode  # re-exported: its first home
 
 if TYPE_CHECKING:
     import logging
 
-    from smruntime.auth import HTTPSigner
+    from smruntime.auth.sigv4 import HTTPSigner
     from smruntime.endpoints import EndpointResolver
     from smruntime.middleware import Stack
-    from smruntime.retry import Retryer
+    from smruntime.retry.policy import Retryer
     from smruntime.transport import HTTPClient
     from smruntime.transport.async_protocol import AsyncHTTPClient
 
 RETRY_MODES = ("standard", "adaptive", "none")
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
-
-
-class LogMode(enum.Flag):
-    """What the ``smruntime`` logger records at DEBUG (secrets are always redacted)."""
-
-    NONE = 0
-    REQUEST = enum.auto()
-    REQUEST_BODY = enum.auto()
-    RESPONSE = enum.auto()
-    RESPONSE_BODY = enum.auto()
-    RETRIES = enum.auto()
-    SIGNING = enum.auto()
-    ALL = REQUEST | REQUEST_BODY | RESPONSE | RESPONSE_BODY | RETRIES | SIGNING
 
 
 APIOption = Callable[["Stack"], None]

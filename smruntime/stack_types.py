@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from smruntime import middleware as _mw
 from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.options import Options
 
 if TYPE_CHECKING:
+    # Type-only: Options names the signer, retryer and logging types whose middleware use
+    # these aliases, so a run-time import would be a cycle.
+    from smruntime.options import Options
     from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 __all__ = [
@@ -34,7 +36,7 @@ __all__ = [
     "SerializeOutput",
 ]
 
-Context: TypeAlias = _mw.Context[Options]
+Context: TypeAlias = "_mw.Context[Options]"
 InitializeInput: TypeAlias = _mw.InitializeInput[object]
 InitializeOutput: TypeAlias = _mw.InitializeOutput[object]
 SerializeInput: TypeAlias = _mw.SerializeInput[object, HTTPRequest]

@@ -12,7 +12,8 @@ from smruntime.local.config import EndpointConfig, LocalConfig, VariantConfig
 from smruntime.local.counters import Counters
 from smruntime.local.credentials import AcceptedKey
 from smruntime.local.faults import Faults
-from smruntime.local.models import Model, resolve_model
+from smruntime.local.model_refs import resolve_model
+from smruntime.local.models import Model
 from smruntime.local.sessions import SessionStore
 from smruntime.local.sigv4_verify import Verifier
 

@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from smruntime.eventstream import MAX_PAYLOAD_LENGTH, encode_message
-from smruntime.local.app import (
+from smruntime.local.calls import (
     TRANSPORT_KEY,
     ConnectionResetOnPurpose,
     accept_call,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import attrs
 
 from smruntime import errors, keys
 from smruntime.http import HTTPRequest
-from smruntime.middleware import Stack, Transform
+from smruntime.middleware import Transform
 from smruntime.operations.protocol import request_id
 from smruntime.stack_types import (
     BuildInput,
@@ -21,10 +21,6 @@ from smruntime.stack_types import (
     InitializeOutput,
 )
 from smruntime.version import __version__
-
-if TYPE_CHECKING:
-    from smruntime.operations.spec import Operation
-    from smruntime.retry import ClockOffset
 
 SERVICE_ID = "SageMaker Runtime"
 SIGNING_NAME = "sagemaker"
@@ -176,36 +172,3 @@ class RequestIDRetriever(Transform[DeserializeInput, DeserializeOutput]):
     def failed(self, ctx: Context, in_: DeserializeInput, error: BaseException) -> None:
         if isinstance(error, errors.APIError) and error.request_id:
             ctx.metadata.set(keys.REQUEST_ID, error.request_id)
-
-
-def new_stack(operation: Operation[Any, Any], *, clock_offset: ClockOffset | None = None) -> Stack:
-    """The operation's default stack (as listed in the middleware guide), before any api option runs.
-
-    ``clock_offset`` is the client's, shared by its operations (a fresh one without).
-    """
-    from smruntime.auth import ComputePayloadHash, Signing
-    from smruntime.endpoints import ResolveEndpoint
-    from smruntime.logs import RequestResponseLogger
-    from smruntime.retry import ClientRequestID, ClockOffset, Retry, RetryMetricsHeader
-
-    stack = Stack(operation.name, HTTPRequest, error_type=errors.StackError)
-    stack.initialize.add(RegisterServiceMetadata())
-    stack.initialize.add(OperationInputValidation(operation.validate))
-    stack.serialize.add(ResolveEndpoint())
-    stack.serialize.add(operation.serializer)
-    stack.build.add(ClientRequestID())
-    stack.build.add(ComputeContentLength())
-    stack.build.add(ComputePayloadHash())
-    stack.build.add(UserAgent())
-    stack.finalize.add(Retry(clock_offset=clock_offset or ClockOffset()))
-    stack.finalize.add(RetryMetricsHeader())
-    stack.finalize.add(Signing())
-    stack.deserialize.add(ErrorCloseResponseBody())
-    stack.deserialize.add(CloseResponseBody())
-    stack.deserialize.add(ResponseErrorWrapper())
-    stack.deserialize.add(RequestIDRetriever())
-    if operation.event_stream_deserializer is not None:
-        stack.deserialize.add(operation.event_stream_deserializer)
-    stack.deserialize.add(operation.deserializer)
-    stack.deserialize.add(RequestResponseLogger())
-    return stack

@@ -22,7 +22,7 @@ import pytest
 from botocore.credentials import Credentials as BotocoreCredentials
 from botocore.credentials import RefreshableCredentials
 
-from smruntime import auth, keys
+from smruntime import keys
 from smruntime.auth import (
     ANONYMOUS,
     EMPTY_SHA256,
@@ -43,8 +43,10 @@ from smruntime.auth import (
     payload_sha256,
     signing_key,
 )
+from smruntime.auth import credentials as auth_credentials
 from smruntime.errors import CredentialsError, InvalidParamsError, SigningError
 from smruntime.http import HTTPRequest, HTTPResponse
+from smruntime.logs import LogMode
 from smruntime.middleware import (
     BuildInput,
     BuildOutput,
@@ -54,7 +56,7 @@ from smruntime.middleware import (
     Stack,
     finalize_middleware,
 )
-from smruntime.options import LogMode, Options
+from smruntime.options import Options
 
 KEY_ID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -300,7 +302,7 @@ def test_the_environment_fast_path_gives_what_botocores_chain_gives(
     (aws_env / "credentials").write_text(_STATIC_PROFILES)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    assert (auth._from_environment(profile) is not None) == fast
+    assert (auth_credentials._from_environment(profile) is not None) == fast
     assert _ours(profile) == _botocore_chain(profile)
 
 
@@ -308,7 +310,7 @@ def test_a_half_set_key_pair_is_left_to_botocore_which_reports_it(
     aws_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    assert auth._from_environment(None) is None
+    assert auth_credentials._from_environment(None) is None
     with pytest.raises(CredentialsError, match="AWS_SECRET_ACCESS_KEY"):
         DefaultCredentialsProvider().retrieve()
 
@@ -324,7 +326,7 @@ def test_a_profile_with_credential_process_or_role_arn_is_left_to_botocore(aws_e
         "[profile role]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = dev\n"
     )
     (aws_env / "credentials").write_text(_STATIC_PROFILES)
-    assert auth._from_environment("proc") is None and auth._from_environment("role") is None
+    assert auth_credentials._from_environment("proc") is None and auth_credentials._from_environment("role") is None
     assert _ours("proc") == _botocore_chain("proc") == ("AKIDPROC", "proc-secret", "proc-token", "custom-process")
 
 
@@ -372,7 +374,7 @@ def test_default_chain_is_resolved_once_and_frozen_per_call(monkeypatch: pytest.
         resolved.append(profile)
         return _refreshing(counter)
 
-    monkeypatch.setattr(auth, "_resolve_chain", resolve)
+    monkeypatch.setattr(auth_credentials, "_resolve_chain", resolve)
     provider = DefaultCredentialsProvider("dev")
     results: list[Credentials] = []
     threads = [threading.Thread(target=lambda: results.append(provider.retrieve())) for _ in range(8)]

@@ -14,7 +14,7 @@ from smruntime.auth import Credentials, SigV4Signer, format_amz_date, parse_auth
 from smruntime.errors import InvalidParamsError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.operations import invoke_endpoint, invoke_endpoint_with_response_stream
-from smruntime.retry import _uuid4
+from smruntime.retry.middleware import _uuid4
 from smruntime.types import InvokeEndpointInput
 from smruntime.validation import PassedValues
 

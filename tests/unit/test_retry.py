@@ -34,6 +34,7 @@ from smruntime.errors import (
     ValidationError,
 )
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
+from smruntime.logs import LogMode
 from smruntime.middleware import (
     BuildInput,
     BuildOutput,
@@ -43,7 +44,7 @@ from smruntime.middleware import (
     Stack,
     build_middleware,
 )
-from smruntime.options import LogMode, Options
+from smruntime.options import Options
 from smruntime.retry import (
     THROTTLING_CODES,
     TRANSIENT_CODES,

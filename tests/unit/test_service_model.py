@@ -38,7 +38,7 @@ from smruntime.cli import build_parser
 from smruntime.eventstream import encode_message
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.local import wire
-from smruntime.local.async_invoke import parse_async_params
+from smruntime.local.async_inference import parse_async_params
 from smruntime.operations import fields
 from smruntime.operations import model as tables
 from smruntime.operations.spec import Member

@@ -38,7 +38,7 @@ from smruntime.local import (
     ModelResponse,
     default_config,
 )
-from smruntime.local.async_invoke import result_locations
+from smruntime.local.async_inference import result_locations
 from smruntime.local.config import config_from_dict, demo_config
 from smruntime.local.storage import join_location, parse_location
 from smruntime.types import InvokeEndpointAsyncOutput

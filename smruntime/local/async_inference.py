@@ -12,7 +12,7 @@ and ``-Accept``), then:
 - the answer is ``202`` with ``{"InferenceId": ...}`` (the caller's
   ``X-Amzn-SageMaker-Inference-Id``, else a new UUID) and the headers
   ``X-Amzn-SageMaker-OutputLocation`` / ``X-Amzn-SageMaker-FailureLocation``; the job is
-  queued on the ``async_worker``.
+  queued on the ``async_inference_worker``.
 
 Where results go (see :func:`result_locations`)::
 
@@ -43,19 +43,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smruntime.file_locations import resolve_within
-from smruntime.local.app import (
+from smruntime.local.async_inference_worker import (
+    DEFAULT_INVOCATION_TIMEOUT_SECONDS,
+    DEFAULT_REQUEST_TTL_SECONDS,
+    AsyncJob,
+    AsyncWorker,
+)
+from smruntime.local.calls import (
     ConnectionResetOnPurpose,
     accept_call,
     apply_faults,
     count_answer,
     error_response,
     wire_response,
-)
-from smruntime.local.async_worker import (
-    DEFAULT_INVOCATION_TIMEOUT_SECONDS,
-    DEFAULT_REQUEST_TTL_SECONDS,
-    AsyncJob,
-    AsyncWorker,
 )
 from smruntime.local.config import AsyncInferenceConfig
 from smruntime.local.routing import route
