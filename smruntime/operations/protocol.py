@@ -90,8 +90,8 @@ def header_bindings(output: Shape) -> HeaderBindings:
 
 def read_headers(bindings: HeaderBindings, headers: Headers) -> dict[str, str | None]:
     """Each bound member's value in a response's ``headers`` (None where its header is absent)."""
-    values = headers.lower_dict()  # one pass; the lookups below are plain dict reads
-    return {name: values.get(header) for name, header in bindings}
+    get = headers.lower_dict().get  # one pass; the lookups below are plain dict reads
+    return {name: get(header) for name, header in bindings}
 
 
 def _name(member: Member) -> str:
