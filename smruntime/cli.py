@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int, default=64, help="connections held at once (more: 503)")
     serve.add_argument("--header-timeout", type=float, default=20.0, help="seconds for a request head to arrive")
     serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a request body to arrive")
+    serve.add_argument("--http2-port", type=int,
+                       help="the HTTP/2 port for InvokeEndpointWithBidirectionalStream (default: 8443, or any free "
+                            "port with --port 0; 0: any free port; -1: none)")
+    serve.add_argument("--http2-certfile", help="PEM certificate: serve HTTP/2 over TLS (ALPN h2), with --http2-keyfile")
+    serve.add_argument("--http2-keyfile", help="PEM private key of --http2-certfile")
     serve.set_defaults(handler=_serve)
 
     demo = command("demo", help="start the local endpoint in-process and run all three operations")
@@ -258,13 +263,24 @@ def _invoke_async(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from smruntime.local import ServerLimits, serve
+    from smruntime.local import ServerLimits, TLSFiles, serve
 
     limits = ServerLimits(max_connections=args.max_connections, header_timeout=args.header_timeout,
                           body_timeout=args.body_timeout)
+    if (args.http2_certfile is None) != (args.http2_keyfile is None):
+        raise SystemExit("smruntime serve: --http2-certfile and --http2-keyfile go together")
+    tls = TLSFiles(args.http2_certfile, args.http2_keyfile) if args.http2_certfile else None
     serve(config=args.config, host=args.host, port=args.port, limits=limits, allowed_hosts=args.allowed_host,
-          allow_example_credentials=args.allow_example_credentials)
+          allow_example_credentials=args.allow_example_credentials,
+          http2_port=_http2_port(args), http2_tls=tls)
     return 0
+
+
+def _http2_port(args: argparse.Namespace) -> int | None:
+    if args.http2_port is None:
+        # A server on any free port (tests, scripts) must not collide with another one on 8443.
+        return 0 if args.port == 0 else 8443
+    return None if args.http2_port < 0 else int(args.http2_port)
 
 
 def _demo(args: argparse.Namespace) -> int:

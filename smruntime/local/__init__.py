@@ -2,10 +2,14 @@
 
 Start one with ``LocalEndpoint`` (tests, notebooks) or ``smruntime serve``; configure it from
 code (``LocalConfig``/``EndpointConfig``/``VariantConfig``) or a TOML file (format in
-``smruntime.local.config``); write models against ``smruntime.local.models``.
+``smruntime.local.config``); write models against ``smruntime.local.models``, and
+bidirectional ones (InvokeEndpointWithBidirectionalStream, on the HTTP/2 port) against
+``smruntime.local.bidi_models``.
 """
 
 from smruntime.local.app import LocalApp, create_app
+from smruntime.local.bidi_models import BidiRequest, TurnTaking
+from smruntime.local.bidi_wire import Part
 from smruntime.local.builtins import TokenStreamer
 from smruntime.local.config import (
     AsyncInferenceConfig,
@@ -21,6 +25,7 @@ from smruntime.local.container import RemoteContainer
 from smruntime.local.counters import Counters, CounterSnapshot
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey
 from smruntime.local.faults import Faults
+from smruntime.local.h2_server import TLSFiles
 from smruntime.local.hosts import HostPolicy
 from smruntime.local.limits import ServerLimits
 from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
@@ -30,6 +35,7 @@ __all__ = [
     "EXAMPLE_CREDENTIALS",
     "AcceptedKey",
     "AsyncInferenceConfig",
+    "BidiRequest",
     "CounterSnapshot",
     "Counters",
     "EndpointConfig",
@@ -44,9 +50,12 @@ __all__ = [
     "ModelFailure",
     "ModelRequest",
     "ModelResponse",
+    "Part",
     "RemoteContainer",
     "ServerLimits",
+    "TLSFiles",
     "TokenStreamer",
+    "TurnTaking",
     "VariantConfig",
     "create_app",
     "default_config",

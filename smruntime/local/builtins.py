@@ -1,4 +1,4 @@
-"""Built-in demo models: ``echo``, ``sum``, ``tokens`` and ``inspect``."""
+"""Built-in demo models: ``echo``, ``sum``, ``tokens``, ``inspect``, and ``turns`` (bidirectional)."""
 
 from __future__ import annotations
 
@@ -106,10 +106,18 @@ def inspect(request: ModelRequest) -> ModelResponse:
                          custom_attributes=request.custom_attributes)
 
 
+def _turns() -> Model:
+    """Takes turns on a bidirectional stream: answers each turn word by word (``tokens`` elsewhere)."""
+    from smruntime.local.bidi_models import TurnTaking
+
+    return TurnTaking(TokenStreamer())
+
+
 BUILTIN_MODELS: dict[str, Callable[[], Model]] = {
     "echo": lambda: echo,
     "sum": lambda: sum_model,
     "tokens": TokenStreamer,
     "inspect": lambda: inspect,
+    "turns": _turns,
 }
 """Built-in model names and how to make each."""

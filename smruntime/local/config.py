@@ -5,6 +5,7 @@ A TOML file::
     region = "us-east-1"              # requests must be signed for this region
     account_id = "123456789012"       # shows up in error messages and log-stream ARNs
     verify_signatures = true
+    max_event_bytes = 16777216        # the largest input event of a bidirectional stream
     seed = 7                          # makes weighted variant routing repeatable
 
     [[endpoints]]                     # one variant, "AllTraffic", serving a built-in model
@@ -79,6 +80,7 @@ from smruntime.local.models import ModelSpec
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "MAX_BODY_BYTES",
+    "MAX_EVENT_BYTES",
     "AsyncInferenceConfig",
     "EndpointConfig",
     "FaultConfig",
@@ -94,6 +96,9 @@ __all__ = [
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """InvokeEndpoint's request body limit (BodyBlob max in the service model): 6,291,456 bytes."""
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The AWS event-stream libraries' payload limit (16 MiB): no larger event reaches a model."""
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_CONTAINER_TIMEOUT = 60.0
@@ -182,6 +187,8 @@ class FaultConfig:
     reset_next: int = 0
     latency: float = 0.0
     break_stream_after: int | None = None
+    fail_stream_after: int | None = None
+    """Bidirectional streams only: an InternalStreamFailure event after this many parts."""
     throttle_above: float | None = None
 
 
@@ -289,6 +296,8 @@ class LocalConfig:
     account_id: str = DEFAULT_ACCOUNT_ID
     verify_signatures: bool = True
     max_body_bytes: int = MAX_BODY_BYTES
+    max_event_bytes: int = MAX_EVENT_BYTES
+    """The largest input event of a bidirectional stream, whole frame included (past it: ValidationError)."""
     seed: int | None = None
     """Seeds weighted variant routing; None draws from the OS."""
     session_ttl_seconds: float = 20 * 60
@@ -360,7 +369,7 @@ def load_config(path: str | os.PathLike[str]) -> LocalConfig:
 
 def config_from_dict(data: Mapping[str, Any]) -> LocalConfig:
     """Build a LocalConfig from parsed TOML (or any plain dict of the same shape)."""
-    known = {"endpoints", "region", "account_id", "verify_signatures", "max_body_bytes", "seed",
+    known = {"endpoints", "region", "account_id", "verify_signatures", "max_body_bytes", "max_event_bytes", "seed",
              "session_ttl_seconds", "clock_offset_seconds"}
     _reject_unknown("configuration", data, known)
     endpoints = tuple(_endpoint_from_dict(item) for item in data.get("endpoints", ()))

@@ -7,6 +7,7 @@ Change faults while the server runs (from any thread)::
     endpoint.faults("sum").set_latency(0.2)           # every request waits 0.2 s first
     endpoint.faults("sum").reset_next(1)              # the connection is reset, no response
     endpoint.faults("tokens").break_stream_after(3)   # the next stream stops after 3 parts
+    endpoint.faults("echo").fail_stream_after(2)      # bidirectional: InternalStreamFailure after 2 parts
     endpoint.faults("sum").throttle_above(100)        # ThrottlingException above 100 requests/s
     endpoint.faults("sum").clear()
 
@@ -52,6 +53,7 @@ class Faults:
         self._latency = 0.0
         self._delays: list[float] = []
         self._stream_breaks: list[int] = []
+        self._stream_failures: list[int] = []
         if config is not None:
             self.apply(config)
 
@@ -69,6 +71,8 @@ class Faults:
             self.throttle_above(config.throttle_above)
         if config.break_stream_after is not None:
             self.break_stream_after(config.break_stream_after)
+        if config.fail_stream_after is not None:
+            self.fail_stream_after(config.fail_stream_after)
         return self
 
     def fail_next(self, count: int = 1, *, status: int = 503, message: str | None = None) -> Faults:
@@ -112,6 +116,13 @@ class Faults:
             self._stream_breaks.extend([parts] * count)
         return self
 
+    def fail_stream_after(self, parts: int, count: int = 1) -> Faults:
+        """End the next ``count`` bidirectional streams with an ``InternalStreamFailure`` event
+        after ``parts`` PayloadParts (the service failing, not the model)."""
+        with self._lock:
+            self._stream_failures.extend([parts] * count)
+        return self
+
     def throttle_above(self, per_second: float | None) -> Faults:
         """Throttle requests beyond ``per_second`` (a token bucket holding 0.1 s of them, at
         least one); None stops it. Models an endpoint with a fixed capacity."""
@@ -145,6 +156,7 @@ class Faults:
             self._latency = 0.0
             self._delays.clear()
             self._stream_breaks.clear()
+            self._stream_failures.clear()
             self._rate = None
         return self
 
@@ -165,6 +177,11 @@ class Faults:
         with self._lock:
             return self._stream_breaks.pop(0) if self._stream_breaks else None
 
+    def take_stream_failure(self) -> int | None:
+        """The number of parts after which the bidirectional stream now starting must fail, if any."""
+        with self._lock:
+            return self._stream_failures.pop(0) if self._stream_failures else None
+
     @property
     def pending(self) -> dict[str, object]:
         """What is still armed (for debugging and tests)."""
@@ -175,5 +192,6 @@ class Faults:
                 "latency": self._latency,
                 "delays": list(self._delays),
                 "stream_breaks": list(self._stream_breaks),
+                "stream_failures": list(self._stream_failures),
                 "throttle_above": self._rate,
             }

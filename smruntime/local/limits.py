@@ -16,6 +16,10 @@ takes, and accepts any number of connections. ``ServerLimits`` adds what a front
 
 The limits live in the HTTP protocol (:func:`limited_protocol`), below the app: they hold
 whatever the app does.
+
+The HTTP/2 listener (``h2_server``) holds to the same ``max_connections`` and
+``header_timeout``; a bidirectional stream has no total time, as a session may last, but
+ends once nothing has moved either way for ``stream_idle_timeout``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class ServerLimits:
     """Seconds for a request head to arrive, from the connection or the previous answer."""
     body_timeout: float = attrs.field(default=60.0, validator=_positive)
     """Seconds for a request body to arrive, in all, from the end of its head."""
+    stream_idle_timeout: float = attrs.field(default=60.0, validator=_positive)
+    """Seconds a bidirectional stream (HTTP/2) may go with no event either way; past it, it ends."""
 
 
 _TIMEOUT_BODY = b'{"message": "The request body was not received in time."}'

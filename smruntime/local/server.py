@@ -13,6 +13,11 @@
 Also usable without ``with`` (a notebook): ``endpoint = LocalEndpoint().start()`` ...
 ``endpoint.stop()``. ``serve()`` runs the same app in the foreground (``smruntime serve``).
 
+InvokeEndpointWithBidirectionalStream is served over HTTP/2 on a second port, as the service
+serves it on 8443 (``http2_port``; ``http2_url`` for clients, see ``bidi``): cleartext HTTP/2
+with prior knowledge, or TLS with ALPN ``h2`` given ``http2_tls``. Both servers start and
+stop together.
+
 Both bound connections and request time (``limits``, see ``smruntime.local.limits``), answer
 only the Host names they serve (``allowed_hosts`` adds names, see ``smruntime.local.hosts``),
 and refuse to start on an address other machines can reach while the AWS documentation's
@@ -33,15 +38,20 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from smruntime.local.app import busy_app, create_app
+from smruntime.local.bidi import create_http2_app
 from smruntime.local.config import LocalConfig, as_config
 from smruntime.local.counters import Counters
 from smruntime.local.credentials import EXAMPLE_CREDENTIALS, AcceptedKey, CredentialsInput, resolve_credentials
 from smruntime.local.faults import Faults
+from smruntime.local.h2_server import Connections, HTTP2Listener, TLSFiles
 from smruntime.local.hosts import HostPolicy, is_loopback
 from smruntime.local.limits import ServerLimits, limited_protocol
 from smruntime.local.state import LocalState
 
-__all__ = ["LocalEndpoint", "refuse_exposed_example_credentials", "serve"]
+__all__ = ["HTTP2_ENDPOINT_ENV", "LocalEndpoint", "refuse_exposed_example_credentials", "serve"]
+
+HTTP2_ENDPOINT_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
+"""The variable that points clients' HTTP/2 (bidirectional stream) service at an endpoint URL."""
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
@@ -82,6 +92,18 @@ def _uvicorn_config(app: ASGIApp, state: LocalState, *, host: str, port: int, qu
     )
 
 
+def _http2_listener(state: LocalState, sock: socket.socket, *, hosts: HostPolicy, limits: ServerLimits,
+                    tls: TLSFiles | None, quiet: bool) -> HTTP2Listener:
+    connections = Connections(limits.max_connections)
+    app = create_http2_app(state, connections, hosts=hosts, idle_timeout=limits.stream_idle_timeout)
+    return HTTP2Listener(app, sock, connections, limits=limits, tls=tls, quiet=quiet)
+
+
+def _shown_url(scheme: str, host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
 def _bind(host: str, port: int) -> socket.socket:
     # Binding here, not in uvicorn, gives the port (also for port 0) before the thread starts.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -111,6 +133,8 @@ class LocalEndpoint:
         limits: ServerLimits | None = None,
         allowed_hosts: Iterable[str] = (),
         allow_example_credentials: bool = False,
+        http2_port: int | None = 0,
+        http2_tls: TLSFiles | None = None,
     ) -> None:
         self.config = as_config(config)
         self.host = host
@@ -119,7 +143,12 @@ class LocalEndpoint:
         keys = resolve_credentials(credentials)
         refuse_exposed_example_credentials(host, keys, allow=allow_example_credentials)
         self.state = LocalState(self.config, keys)
-        self.app = create_app(state=self.state, hosts=HostPolicy.serving(host, allowed_hosts))
+        self._hosts = HostPolicy.serving(host, allowed_hosts)
+        self.app = create_app(state=self.state, hosts=self._hosts)
+        self._requested_http2_port = http2_port
+        self._http2_tls = http2_tls
+        self._http2: HTTP2Listener | None = None
+        self._http2_port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -145,7 +174,20 @@ class LocalEndpoint:
                 self.stop()
                 raise RuntimeError(f"the local endpoint did not start on {self.host}:{self._port}")
             time.sleep(0.005)
+        if self._requested_http2_port is not None:
+            try:
+                self._start_http2(self._requested_http2_port)
+            except BaseException:
+                self.stop()
+                raise
         return self
+
+    def _start_http2(self, port: int) -> None:
+        sock = _bind(self.host, port)
+        self._http2_port = sock.getsockname()[1]
+        self._http2 = _http2_listener(self.state, sock, hosts=self._hosts, limits=self.limits, tls=self._http2_tls,
+                                      quiet=True)
+        self._http2.start(_START_TIMEOUT)
 
     def stop(self) -> None:
         """Stop serving, close the socket and release the models' resources; idempotent.
@@ -154,8 +196,10 @@ class LocalEndpoint:
         thread (one that ignores the container timeout) is waited for up to 20 s; past that
         the server thread (a daemon) is left to end on its own.
         """
-        server, thread, sock = self._server, self._thread, self._socket
-        self._server = self._thread = self._socket = None
+        server, thread, sock, http2 = self._server, self._thread, self._socket, self._http2
+        self._server = self._thread = self._socket = self._http2 = None
+        if http2 is not None:
+            http2.stop(_STOP_TIMEOUT)
         if server is not None:
             server.should_exit = True
         if thread is not None:
@@ -189,8 +233,25 @@ class LocalEndpoint:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: the ``endpoint_url`` for clients."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return _shown_url("http", self.host, self.port)
+
+    @property
+    def http2_port(self) -> int:
+        """The port of the HTTP/2 listener (known once started; none with ``http2_port=None``)."""
+        if self._http2_port is None:
+            raise RuntimeError("LocalEndpoint has no HTTP/2 listener running")
+        return self._http2_port
+
+    @property
+    def http2_connections(self) -> int:
+        """How many connections the HTTP/2 listener holds now (for tests of its limits)."""
+        return len(self._http2.connections) if self._http2 is not None else 0
+
+    @property
+    def http2_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https`` with TLS): the endpoint URL of the HTTP/2 service,
+        where InvokeEndpointWithBidirectionalStream is served."""
+        return _shown_url("https" if self._http2_tls is not None else "http", self.host, self.http2_port)
 
     @property
     def region(self) -> str:
@@ -223,31 +284,47 @@ class LocalEndpoint:
 
 def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: str = "127.0.0.1", port: int = 8080,
           credentials: CredentialsInput | None = None, limits: ServerLimits | None = None,
-          allowed_hosts: Iterable[str] = (), allow_example_credentials: bool = False) -> None:
-    """Serve in the foreground until interrupted (``smruntime serve``); the keywords are LocalEndpoint's."""
+          allowed_hosts: Iterable[str] = (), allow_example_credentials: bool = False,
+          http2_port: int | None = 8443, http2_tls: TLSFiles | None = None) -> None:
+    """Serve in the foreground until interrupted (``smruntime serve``); the keywords are LocalEndpoint's.
+
+    The HTTP/2 listener (``http2_port``, None: none) runs in a thread beside uvicorn and stops with it.
+    """
     local = as_config(config)
+    limits = limits if limits is not None else ServerLimits()
     keys = resolve_credentials(credentials)
     refuse_exposed_example_credentials(host, keys, allow=allow_example_credentials)
     state = LocalState(local, keys)
+    hosts = HostPolicy.serving(host, allowed_hosts)
     sock = _bind(host, port)
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"Local SageMaker Runtime endpoint on http://{shown_host}:{sock.getsockname()[1]} "
-          f"(region {local.region}; endpoints: {', '.join(sorted(state.endpoints))}; "
-          f"access keys: {', '.join(state.verifier.access_key_ids)})", file=sys.stderr, flush=True)
-    if keys == (AcceptedKey(*EXAMPLE_CREDENTIALS),):
-        # No credentials here, so none in the caller's shell either: say how to sign for it.
-        key_id, secret = EXAMPLE_CREDENTIALS
-        print("No AWS credentials found: it accepts the AWS documentation's example pair. Clients "
-              "(smruntime, boto3, the AWS CLI) sign with it after:\n"
-              f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
-              # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
-              f"AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}",
-              file=sys.stderr, flush=True)
-    app = create_app(state=state, hosts=HostPolicy.serving(host, allowed_hosts))
-    server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False,
-                                            limits=limits if limits is not None else ServerLimits()))
+    http2: HTTP2Listener | None = None
     try:
+        if http2_port is not None:
+            http2_sock = _bind(host, http2_port)
+            http2_url = _shown_url("https" if http2_tls else "http", host, http2_sock.getsockname()[1])
+            http2 = _http2_listener(state, http2_sock, hosts=hosts, limits=limits, tls=http2_tls, quiet=False)
+            http2.start(_START_TIMEOUT)
+        url = _shown_url("http", host, sock.getsockname()[1])
+        print(f"Local SageMaker Runtime endpoint on {url} "
+              f"(region {local.region}; endpoints: {', '.join(sorted(state.endpoints))}; "
+              f"access keys: {', '.join(state.verifier.access_key_ids)})", file=sys.stderr, flush=True)
+        if keys == (AcceptedKey(*EXAMPLE_CREDENTIALS),):
+            # No credentials here, so none in the caller's shell either: say how to sign for it.
+            key_id, secret = EXAMPLE_CREDENTIALS
+            print("No AWS credentials found: it accepts the AWS documentation's example pair. Clients "
+                  "(smruntime, boto3, the AWS CLI) sign with it after:\n"
+                  f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
+                  # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
+                  f"AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}",
+                  file=sys.stderr, flush=True)
+        if http2 is not None:
+            print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}; point clients at it with:\n"
+                  f"  export {HTTP2_ENDPOINT_ENV}={http2_url}", file=sys.stderr, flush=True)
+        app = create_app(state=state, hosts=hosts)
+        server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False, limits=limits))
         server.run(sockets=[sock])
     finally:
+        if http2 is not None:
+            http2.stop(_STOP_TIMEOUT)
         sock.close()
         state.close()

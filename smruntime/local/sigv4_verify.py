@@ -14,10 +14,13 @@ that value, and its body must then hash to it.
 SageMaker Runtime's operations sign their payload: their service model has no
 ``unsignedPayload`` trait, and the SDKs (botocore, the Go and Java SDKs) hash the body for
 them. ``UNSIGNED-PAYLOAD`` and the ``STREAMING-*`` values of ``X-Amz-Content-SHA256`` are an
-Amazon S3 feature (and ``STREAMING-AWS4-HMAC-SHA256-EVENTS`` belongs to the bidirectional
-stream, which this server does not serve); a service that does not take them computes the
-canonical request from the body, so the signature does not match. Here such a value, or
-anything but a SHA-256 in lowercase hex, is refused the same way, before the body is read.
+Amazon S3 feature; a service that does not take them computes the canonical request from
+the body, so the signature does not match. Here such a value, or anything but a SHA-256 in
+lowercase hex, is refused the same way, before the body is read. The one exception is the
+bidirectional stream (``streaming_events=True``), whose events are signed one by one: its
+request declares ``STREAMING-AWS4-HMAC-SHA256-EVENTS`` and is signed with that literal as
+the payload hash, or declares nothing and is signed with the empty body's hash (the Rust
+SDK's way); the events are then checked by ``event_verify``.
 
 What each failure is answered with. Every authentication failure is a 403, as AWS's REST-JSON
 services (Lambda, API Gateway) answer them; JSON 1.1 services answer 400 for some. Codes are
@@ -65,6 +68,7 @@ import attrs
 
 from smruntime import auth
 from smruntime.errors import SigningError
+from smruntime.event_signing import STREAMING_EVENTS_PAYLOAD
 from smruntime.local.credentials import AcceptedKey
 from smruntime.local.wire import ServiceError
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS
@@ -149,9 +153,12 @@ class Verifier:
         return tuple(self._keys)
 
     def verify_headers(self, *, method: str, raw_path: str, raw_query: str,
-                       headers: Sequence[tuple[str, str]]) -> SignedHeaders:
+                       headers: Sequence[tuple[str, str]], streaming_events: bool = False) -> SignedHeaders:
         """Everything that can be checked before the body: raise the service's ServiceError, or
-        return what :meth:`verify_body` needs. With a declared payload hash, that includes the signature."""
+        return what :meth:`verify_body` needs. With a declared payload hash, that includes the signature.
+
+        ``streaming_events``: the request opens a signed event stream (see the module docstring).
+        """
         values = {name.lower(): value for name, value in headers}
         authorization = values.get("authorization")
         if not authorization:
@@ -175,7 +182,12 @@ class Verifier:
         declared = values.get("x-amz-content-sha256")
         if declared is not None:
             declared = declared.strip()
-            if not _SHA256_HEX.fullmatch(declared):
+            if streaming_events and declared != STREAMING_EVENTS_PAYLOAD:
+                raise _invalid(
+                    f"{_MISMATCH} X-Amz-Content-SHA256 is '{_shown(declared)}': this operation's events are signed "
+                    f"one by one, so it must be '{STREAMING_EVENTS_PAYLOAD}'."
+                )
+            if not streaming_events and not _SHA256_HEX.fullmatch(declared):
                 raise _invalid(
                     f"{_MISMATCH} X-Amz-Content-SHA256 is '{_shown(declared)}': this operation's payload is signed "
                     "with its SHA-256 in lowercase hex (unsigned and streaming payloads are for Amazon S3)."

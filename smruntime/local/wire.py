@@ -22,6 +22,7 @@ from smruntime.operations.spec import Member, Shape
 
 __all__ = [
     "MODELED_ERRORS",
+    "BidiParams",
     "InvokeParams",
     "ServiceError",
     "error_document",
@@ -29,6 +30,7 @@ __all__ = [
     "member_problems",
     "model_error",
     "params_field",
+    "parse_bidi_params",
     "parse_invoke_params",
     "read_members",
     "service_error_for_status",
@@ -218,3 +220,19 @@ def parse_invoke_params(headers: Mapping[str, str], shape: Shape = model.INVOKE_
 def invoke_params_members(shape: Shape) -> tuple[Member, ...]:
     """The header members of ``shape`` that InvokeParams holds (the others are the operation's own)."""
     return tuple(member for member in shape.at("header") if params_field(member) in _INVOKE_PARAMS)
+
+
+# --- InvokeEndpointWithBidirectionalStream --------------------------------------------------
+
+@attrs.frozen
+class BidiParams:
+    """The API headers of a bidirectional stream."""
+
+    target_variant: str | None = None
+    model_invocation_path: str | None = None
+    model_query_string: str | None = None
+
+
+def parse_bidi_params(headers: Mapping[str, str]) -> BidiParams:
+    """Read and validate a bidirectional stream's API headers (case-insensitive ``headers``)."""
+    return BidiParams(**read_members(model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM.at("header"), headers))

@@ -2,7 +2,8 @@
 
 Each row is the model's fact (name, location, header, constraints, sensitivity, required)
 plus a doc line; ``tests/unit/test_service_model.py`` compares every row with the installed
-botocore's model. Members several operations share are written once below and reused.
+botocore's model (InvokeEndpointWithBidirectionalStream's once botocore has it). Members
+several operations share are written once below and reused.
 
 An input table lists its members in the order of the clients' keyword parameters, which is
 also the order problems are reported in: the service model's order, except for
@@ -53,6 +54,17 @@ INPUT_LOCATION = Pattern(
     "^(https|s3)://([^/]+)/?(.*)$",
     re.compile(r"(https|s3)://([^/]+)/?(.*)|file://.+", re.DOTALL),
     text="^(https|s3)://([^/]+)/?(.*)$ (or file:// locally)",
+)
+INVOCATION_PATH = Pattern(
+    r"^[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*$",
+    re.compile(r"[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*"),
+    text="path segments of letters, digits and -._ joined by / (no leading /)",
+)
+_QUERY_PAIR = r"[a-zA-Z0-9][A-Za-z0-9_-]*=(?:[A-Za-z0-9._~\-]|%[0-9A-Fa-f]{2})+"
+QUERY_STRING = Pattern(
+    rf"^{_QUERY_PAIR}(?:&{_QUERY_PAIR})*$",
+    re.compile(rf"{_QUERY_PAIR}(?:&{_QUERY_PAIR})*"),
+    text="name=value pairs joined by & (values percent-encoded)",
 )
 S3_OUTPUT_PATH_EXTENSION = Pattern("^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+$", re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+"))
 FILENAME = Pattern("^(?!.*\\..*\\.)[a-zA-Z0-9][a-zA-Z0-9-_\\.]*$", re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*"))
@@ -179,9 +191,18 @@ INVOKE_ENDPOINT_ASYNC_OUTPUT = Shape("InvokeEndpointAsyncOutput", (
            doc="where a failure will appear"),
 ))
 
-INPUTS = {
-    "InvokeEndpoint": INVOKE_ENDPOINT,
-    "InvokeEndpointWithResponseStream": INVOKE_ENDPOINT_WITH_RESPONSE_STREAM,
-    "InvokeEndpointAsync": INVOKE_ENDPOINT_ASYNC,
-}
-"""Each operation's input table, by API name."""
+# The events of both directions travel on the open stream: only the headers are checked up front.
+INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM = Shape("InvokeEndpointWithBidirectionalStreamInput", (
+    ENDPOINT_NAME,
+    Member("body", "Body", "payload", type="eventstream", required=True, doc="the request's events"),
+    TARGET_VARIANT,
+    Member("model_invocation_path", "ModelInvocationPath", "header", _SAGEMAKER + "Model-Invocation-Path", max=100,
+           pattern=INVOCATION_PATH, doc="the path the container serves the stream on (v1/listen)"),
+    Member("model_query_string", "ModelQueryString", "header", _SAGEMAKER + "Model-Query-String", max=2048,
+           pattern=QUERY_STRING, doc="the query the container gets with it (model=nova-3)"),
+))
+
+INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM_OUTPUT = Shape("InvokeEndpointWithBidirectionalStreamOutput", (
+    Member("body", "Body", "payload", type="eventstream", required=True, doc="the model's events"),
+    _INVOKED_PRODUCTION_VARIANT,
+))

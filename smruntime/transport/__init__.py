@@ -1,5 +1,6 @@
 """HTTP clients: the ``HTTPClient`` protocol, the requests-based default, a faster
-http.client-based client, and a mock for tests.
+http.client-based client, a mock for tests, and :class:`H2HTTPClient` for full-duplex HTTP/2
+streams (the ``http2`` extra).
 
 The wire request carries exactly the headers the stack built, plus what HTTP/1.1 requires
 (``Host``, ``Content-Length``). No ``Accept``, ``Accept-Encoding``, ``User-Agent`` or
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from smruntime.transport.async_mock import AsyncMockHTTPClient
     from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPClient, AsyncHTTPResponse, AsyncResponseBody
     from smruntime.transport.fast_client import FastHTTPClient
+    from smruntime.transport.http2_client import H2HTTPClient
+    from smruntime.transport.http2_errors import ConnectionTerminatedError, StreamResetError
     from smruntime.transport.http2_protocol import AsyncHTTP2Client, HTTP2Stream
     from smruntime.transport.mock import MockHTTPClient, MockResult
     from smruntime.transport.requests_client import RequestsHTTPClient
@@ -42,12 +45,15 @@ __all__ = [
     "AsyncHTTPResponse",
     "AsyncMockHTTPClient",
     "AsyncResponseBody",
+    "ConnectionTerminatedError",
     "FastHTTPClient",
+    "H2HTTPClient",
     "HTTP2Stream",
     "HTTPClient",
     "MockHTTPClient",
     "MockResult",
     "RequestsHTTPClient",
+    "StreamResetError",
     "map_transport_error",
 ]
 
@@ -60,11 +66,14 @@ _MODULES = {
     "AsyncHTTPClient": "smruntime.transport.async_protocol",
     "AsyncHTTPResponse": "smruntime.transport.async_protocol",
     "AsyncResponseBody": "smruntime.transport.async_protocol",
+    "ConnectionTerminatedError": "smruntime.transport.http2_errors",
     "FastHTTPClient": "smruntime.transport.fast_client",
+    "H2HTTPClient": "smruntime.transport.http2_client",
     "HTTP2Stream": "smruntime.transport.http2_protocol",
     "MockHTTPClient": "smruntime.transport.mock",
     "MockResult": "smruntime.transport.mock",
     "RequestsHTTPClient": "smruntime.transport.requests_client",
+    "StreamResetError": "smruntime.transport.http2_errors",
 }
 
 

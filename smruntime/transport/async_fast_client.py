@@ -25,9 +25,11 @@ from smruntime.transport.shared import (
     AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
+    WriteGate,
     host_header,
     proxy_authorization,
     proxy_for,
+    set_nodelay,
     split_url,
     ssl_context_for,
     wire_pieces,
@@ -53,13 +55,13 @@ class _ReadTimeout(TimeoutError):
 class _Protocol(asyncio.BufferedProtocol):
     """One connection: the loop writes received bytes into the reader's buffer."""
 
-    __slots__ = ("_drain", "_idle", "_paused", "_waiter", "broken", "error", "reader", "transport")
+    __slots__ = ("_gate", "_idle", "_paused", "_waiter", "broken", "error", "reader", "transport")
 
     def __init__(self, reader: ResponseReader) -> None:
         self.reader = reader
         self.transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._drain: asyncio.Future[None] | None = None
+        self._gate = WriteGate()
         self._paused = False
         self._idle = False  # in the pool: bytes arriving now belong to no request
         self.broken = False  # closed, or bytes arrived that no request asked for
@@ -101,18 +103,13 @@ class _Protocol(asyncio.BufferedProtocol):
         if self.error is None:
             self.reader.received(0)
         self._wake(self.error)
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_exception(self.error or ConnectionResetError("the connection closed while sending"))
+        self._gate.resume(self.error or ConnectionResetError("the connection closed while sending"))
 
     def pause_writing(self) -> None:
-        if self._drain is None:
-            self._drain = asyncio.get_running_loop().create_future()
+        self._gate.pause()
 
     def resume_writing(self) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._gate.resume()
 
     # -- the client's side ------------------------------------------------------------------
 
@@ -137,8 +134,7 @@ class _Protocol(asyncio.BufferedProtocol):
                 self._waiter = None
 
     async def drain(self) -> None:
-        if self._drain is not None:
-            await self._drain
+        await self._gate.wait()
 
     def fail(self, exc: BaseException) -> None:
         """Make the connection's reader and writer raise ``exc`` (the client was closed)."""
@@ -334,15 +330,7 @@ class _Connector:
                 protocol.transport.abort()
             tag(exc, "connect")
             raise
-        transport = cast(asyncio.Transport, protocol.transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(cast(asyncio.Transport, protocol.transport))
         return protocol
 
     async def _tunnel(self, loop: asyncio.AbstractEventLoop, protocol: _Protocol) -> None:

@@ -15,6 +15,7 @@ from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
 from smruntime.transport.error_mapping import describe_url, map_transport_error
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
 
 __all__ = [
@@ -27,12 +28,14 @@ __all__ = [
     "LiveBody",
     "PooledHTTPClient",
     "PreparedBody",
+    "WriteGate",
     "body_too_large",
     "environ_ca_bundle",
     "gather",
     "host_header",
     "proxy_authorization",
     "proxy_for",
+    "set_nodelay",
     "split_url",
     "ssl_context_for",
 ]
@@ -314,6 +317,47 @@ class LiveBody:
 
     def _discard(self) -> None:
         raise NotImplementedError
+
+
+class WriteGate:
+    """Where an asyncio protocol's writer waits while the transport's buffer is full: from the
+    loop's ``pause_writing`` until its ``resume_writing`` (or the connection is lost)."""
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+
+    def pause(self) -> None:
+        if self._waiter is None:
+            import asyncio
+
+            self._waiter = asyncio.get_running_loop().create_future()
+
+    def resume(self, error: BaseException | None = None) -> None:
+        """Let the writer go on, or make it raise ``error``."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+    async def wait(self) -> None:
+        if self._waiter is not None:
+            await self._waiter
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """Turn off Nagle's algorithm on a transport's TCP socket: a small write goes out at once."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        import socket
+
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 class AsyncLiveBody:

@@ -467,3 +467,37 @@ def test_an_enum_member_is_checked_by_the_client_and_the_local_endpoint() -> Non
     assert wire.member_problems(member, "SLOW") == [
         "Value 'SLOW' at 'mode' failed to satisfy constraint: Member must satisfy enum value set: [FAST, SAFE]"
     ]
+
+
+# --- InvokeEndpointWithBidirectionalStream -------------------------------------------------------
+# The installed botocore does not model it yet; its table is the service model's as published
+# (the local endpoint checks it). The client's input module validates on its own for now: the
+# validator derived from the table must say exactly what it says.
+
+@pytest.mark.parametrize("value", [None, "", *PROBES, "v1/listen", "a" * 101, "model=nova-3&lang=en", "a=%2", "a=%20"])
+def test_the_bidirectional_table_validates_as_the_bidirectional_input_does(value: Any) -> None:
+    from smruntime.operations import bidirectional_stream_input as bidi
+
+    derived = fields.validator(tables.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
+    for member in ("endpoint_name", "target_variant", "model_invocation_path", "model_query_string"):
+        params = bidi.BidirectionalStreamInput(**{"endpoint_name": "ep", member: value})
+        said = []
+        for validate in (bidi.validate, lambda p: derived(p, bidi.OPERATION)):
+            try:
+                validate(params)
+                said.append("")
+            except errors.InvalidParamsError as error:
+                said.append(str(error))
+        assert said[0] == said[1], (member, value)
+
+
+def test_the_local_endpoint_checks_the_bidirectional_headers_by_the_table() -> None:
+    shape = tables.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM
+    headers = {member.location_name: "/" + "x" * (member.max or 0) for member in shape.at("header")}
+    with pytest.raises(wire.ServiceError) as caught:
+        wire.parse_bidi_params(headers)
+    for member in shape.at("header"):
+        assert f"at '{member.wire_name}' failed to satisfy constraint: Member must have length" in caught.value.message
+    good = {"X-Amzn-SageMaker-Model-Invocation-Path": "v1/listen", "X-Amzn-SageMaker-Model-Query-String": "model=nova-3"}
+    assert wire.parse_bidi_params(good) == wire.BidiParams(model_invocation_path="v1/listen",
+                                                           model_query_string="model=nova-3")
