@@ -135,8 +135,6 @@ def _is_bidirectional(candidate: object) -> bool:
 
 def bidirectional_model(model: object) -> BidiModel:
     """The bidirectional model that serves a variant whose model is ``model`` (module docstring)."""
-    from smruntime.local.builtins import echo
-
     if _is_bidirectional(model):
         found: BidiModel = model  # type: ignore[assignment]
         return found
@@ -144,6 +142,4 @@ def bidirectional_model(model: object) -> BidiModel:
     if converse is not None and _is_bidirectional(converse):
         bound: BidiModel = converse
         return bound
-    if model is echo:
-        return echo_parts
     return TurnTaking(model).converse  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
+from smruntime.local.bidi_models import TurnTaking, echo_parts
 from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
 
 __all__ = ["BUILTIN_MODELS", "TokenStreamer", "echo", "inspect", "sum_model"]
@@ -97,6 +98,10 @@ class TokenStreamer:
             yield word.encode()
 
 
+# On a bidirectional stream echo answers each part as it arrives, not turn by turn.
+echo.converse = echo_parts  # type: ignore[attr-defined]
+
+
 def inspect(request: ModelRequest) -> ModelResponse:
     """Reports, as JSON, everything the model received (the body as text)."""
     received = attrs.asdict(request)
@@ -108,8 +113,6 @@ def inspect(request: ModelRequest) -> ModelResponse:
 
 def _turns() -> Model:
     """Takes turns on a bidirectional stream: answers each turn word by word (``tokens`` elsewhere)."""
-    from smruntime.local.bidi_models import TurnTaking
-
     return TurnTaking(TokenStreamer())
 
 

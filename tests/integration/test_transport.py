@@ -455,7 +455,7 @@ def test_read_timeout_after_sending(server: HTTPTestServer, make_client: ClientF
 def test_read_timeout_while_streaming(server: HTTPTestServer, make_client: ClientFactory) -> None:
     released = threading.Event()
     server.enqueue(chunked([b"first", Wait(released), b"late"]))
-    response = make_client(read_timeout=0.2).send(post(server.url + "/slow"), stream=True)
+    response = make_client(read_timeout=1.0).send(post(server.url + "/slow"), stream=True)
     chunks = response.body.iter_chunks()
     assert next(chunks) == b"first"
     with pytest.raises(ReadTimeoutError) as caught:
