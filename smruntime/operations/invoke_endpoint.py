@@ -22,17 +22,19 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
     def after(self, ctx: Context, in_: DeserializeInput, out: DeserializeOutput) -> DeserializeOutput:
         response = check_status(ctx, out)
         values = read_headers(_HEADERS, response.headers)
-        values["new_session_id"] = _first(values["new_session_id"])
-        values["closed_session_id"] = _first(values["closed_session_id"])
+        for name in _SESSION_IDS:
+            if name in values:
+                values[name] = _first(values[name])
         out.result = InvokeEndpointOutput(body=response.read(), metadata=ResultMetadata(ctx.metadata), **values)
         return out
 
 
 _HEADERS = header_bindings(model.INVOKE_ENDPOINT_OUTPUT)
+_SESSION_IDS = ("new_session_id", "closed_session_id")
 
 
-def _first(value: str | None) -> str | None:
-    return None if value is None else value.split(",", 1)[0].strip()
+def _first(value: str) -> str:
+    return value.split(",", 1)[0].strip()
 
 
 OPERATION: Operation[InvokeEndpointInput, InvokeEndpointOutput] = Operation(

@@ -60,7 +60,8 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
         values = read_headers(_HEADERS, response.headers)
         for name, key in _JSON:
             value = document.get(key)
-            values[name] = None if value is None else str(value)
+            if value is not None:
+                values[name] = str(value)
         out.result = InvokeEndpointAsyncOutput(metadata=ResultMetadata(ctx.metadata), **values)
         return out
 

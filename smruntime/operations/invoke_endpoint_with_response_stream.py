@@ -114,7 +114,7 @@ def _opened(
     return stream_type(
         response,
         operation=ctx.operation_name,
-        **read_headers(_HEADERS, response.headers),
+        **{**_ABSENT, **read_headers(_HEADERS, response.headers)},
         metadata=ResultMetadata(ctx.metadata),
         request_id=rid,
         first=first.messages,
@@ -124,6 +124,8 @@ def _opened(
 
 
 _HEADERS = header_bindings(model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT)
+_ABSENT: dict[str, str | None] = dict.fromkeys(name for name, _ in _HEADERS)
+"""Every header member as absent: the stream takes each of them."""
 
 OPERATION: Operation[InvokeEndpointWithResponseStreamInput, ResponseStream | AsyncResponseStream] = Operation(
     name=NAME,
