@@ -18,6 +18,7 @@ from typing import Any, Callable
 from benchmarks import (
     async_per_call,
     bench_eventstream,
+    bidi,
     cold_start,
     concurrency,
     in_process,
@@ -75,6 +76,7 @@ def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
                 growth <= 32),
         *_tracing_targets(by_key),
         *_async_targets(by_key),
+        *bidi.targets(by_key["bidi"]),
     ]
 
 
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         step("6. 1 GiB stream", lambda: stream_memory.run(server))
         step("7. tracing middleware", tracing.run)
         step("8. asyncio", lambda: async_per_call.run(server))
+        step("9. bidirectional streaming", bidi.run)
     elapsed = time.perf_counter() - started
     by_key = {section.key: section for section in sections}
     goals = targets(by_key)

@@ -20,6 +20,8 @@ from smruntime.types import (
     InvokeEndpointOutput,
     InvokeEndpointWithResponseStreamInput,
     PayloadPart,
+    RequestPayloadPart,
+    ResponsePayloadPart,
     ResultMetadata,
 )
 from smruntime.version import __version__
@@ -27,7 +29,9 @@ from smruntime.version import __version__
 # Names whose modules pull in heavier imports (requests, hashing) load on first use.
 _LAZY = {
     "ANONYMOUS": "smruntime.auth",
+    "AsyncBidirectionalStream": "smruntime.bidirectional",
     "AsyncResponseStream": "smruntime.streaming",
+    "BidirectionalStream": "smruntime.bidirectional",
     "Credentials": "smruntime.auth",
     "FastHTTPClient": "smruntime.transport",
     "MockHTTPClient": "smruntime.transport",
@@ -48,8 +52,10 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ANONYMOUS",
+    "AsyncBidirectionalStream",
     "AsyncClient",
     "AsyncResponseStream",
+    "BidirectionalStream",
     "Client",
     "Credentials",
     "FastHTTPClient",
@@ -62,7 +68,9 @@ __all__ = [
     "MockHTTPClient",
     "Options",
     "PayloadPart",
+    "RequestPayloadPart",
     "RequestsHTTPClient",
+    "ResponsePayloadPart",
     "ResponseStream",
     "ResultMetadata",
     "StaticEndpointResolver",

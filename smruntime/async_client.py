@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence, cast
 from smruntime import client_methods as methods
 from smruntime import errors, keys
 from smruntime.client import BaseClient, Chain, is_async_http_client, received, transport_failure
-from smruntime.client_methods import async_method
+from smruntime.client_methods import async_method, sync_method
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Stack
 from smruntime.options import OptionFunc
@@ -25,6 +25,7 @@ from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
+    from smruntime.bidirectional import AsyncBidirectionalStream
     from smruntime.streaming import AsyncResponseStream
     from smruntime.transport.async_protocol import AsyncHTTPClient, AsyncHTTPResponse
 
@@ -45,6 +46,12 @@ class AsyncClient(BaseClient):
     )
     invoke_endpoint_async = async_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
     wait_for_async_inference = async_method(methods.wait_for_async_inference, lambda: bytes)
+    invoke_endpoint_with_bidirectional_stream = sync_method(
+        methods.invoke_endpoint_with_bidirectional_stream, lambda: AsyncBidirectionalStream
+    )
+
+    def _open_stream(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> AsyncBidirectionalStream:
+        return self._bidirectional_stream(operation_name, input, option_fns)
 
     async def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:
@@ -68,6 +75,9 @@ class AsyncClient(BaseClient):
         client: Any = self._options.http_client  # an AsyncHTTPClient: _check_http_client saw to it
         if self._owns_http_client and client is not None:
             await client.aclose()
+        http2_client = self._options.http2_client
+        if self._owns_http2_client and http2_client is not None:
+            await http2_client.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

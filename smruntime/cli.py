@@ -1,4 +1,4 @@
-"""The ``smruntime`` command: the three operations (AWS CLI-shaped), ``serve``, ``demo``, ``stack``.
+"""The ``smruntime`` command: the operations (AWS CLI-shaped), ``serve``, ``demo``, ``stack``.
 
 Errors print one line and exit non-zero; ``--debug`` shows the traceback and DEBUG logs.
 """
@@ -85,6 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_members(stream, model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
     stream.add_argument("--lines", action="store_true", help="print whole lines, re-joined across parts")
     stream.set_defaults(handler=_invoke_stream)
+
+    duplex = command(
+        "invoke-endpoint-with-bidirectional-stream",
+        help="open a bidirectional stream: send each line of stdin as an event, print the model's as they arrive",
+    )
+    _add_client_arguments(duplex)
+    duplex.add_argument("--http2-endpoint-url",
+                        help="the HTTP/2 service's URL (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, "
+                             "else --endpoint-url, else the region's :8443 endpoint)")
+    duplex.add_argument("--endpoint-name", required=True, help="the endpoint's name")
+    duplex.add_argument("--target-variant", help="the production variant to invoke")
+    duplex.add_argument("--model-invocation-path", help="the path the container is called on, e.g. v1/listen")
+    duplex.add_argument("--model-query-string", help="the query the container is called with, e.g. model=nova-3")
+    duplex.add_argument("--data-type", choices=("UTF8", "BINARY"), default="UTF8", help="each event's DataType")
+    duplex.set_defaults(handler=_invoke_bidirectional_stream)
 
     queue = command("invoke-endpoint-async", help="queue an asynchronous inference")
     _add_client_arguments(queue)
@@ -182,7 +197,8 @@ def client_fields(args: argparse.Namespace) -> dict[str, Any]:
     from smruntime import LogMode
 
     fields: dict[str, Any] = {}
-    for name in ("region", "profile", "endpoint_url", "max_attempts", "retry_mode", "read_timeout", "connect_timeout"):
+    for name in ("region", "profile", "endpoint_url", "http2_endpoint_url", "max_attempts", "retry_mode", "read_timeout",
+                 "connect_timeout"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
@@ -242,6 +258,39 @@ def _invoke_stream(args: argparse.Namespace) -> int:
                     out.flush()
                 out.write(b"\n")
     out.flush()
+    return 0
+
+
+def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
+    import threading
+
+    out = sys.stdout.buffer
+    failures: list[BaseException] = []
+
+    def send_lines(stream: Any) -> None:
+        # Lines go out as they are typed while the model's answers are printed: two threads
+        # share the stream, as its blocking face allows.
+        try:
+            for line in sys.stdin.buffer:
+                stream.send(line.rstrip(b"\r\n"), data_type=args.data_type)
+            stream.end_input()
+        except BaseException as error:  # shown by the main thread, which owns the exit status
+            failures.append(error)
+
+    with _client(args) as client, client.invoke_endpoint_with_bidirectional_stream(
+        endpoint_name=args.endpoint_name,
+        **_inputs(args, ("target_variant", "model_invocation_path", "model_query_string")),
+    ) as stream:
+        sender = threading.Thread(target=send_lines, args=(stream,), name="smruntime-stdin", daemon=True)
+        sender.start()
+        try:
+            for part in stream:
+                out.write(part.bytes + b"\n")
+                out.flush()
+        except errors.SageMakerRuntimeError:
+            if failures:  # the sender's error (a refused stream, say) explains the reader's
+                raise failures[0] from None
+            raise
     return 0
 
 

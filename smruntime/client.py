@@ -21,7 +21,10 @@ from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, Invo
 
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
+    from smruntime.bidirectional import AsyncBidirectionalStream, BidirectionalStream, OpenedStream
     from smruntime.bulk import BulkResult
+    from smruntime.loop_thread import LoopThread
+    from smruntime.operations.duplex import DuplexChain, DuplexOperation
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
     from smruntime.transport import HTTPClient
 
@@ -46,6 +49,7 @@ class BaseClient:
             resolved.http_client = self._new_http_client(resolved)
         self._options = _with_defaults(resolved)
         self._owns_http_client = base.http_client is None
+        self._owns_http2_client = False
         self._chains: dict[str, Chain] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -113,23 +117,49 @@ class BaseClient:
         self._check_http_client(options.http_client)
         return _with_defaults(options)
 
-    def _chain(self, operation: Operation[Any, Any], options: Options) -> Chain:
+    def _chain(self, operation: Operation[Any, Any] | DuplexOperation, options: Options) -> Chain:
         # The composed chain depends only on the operation and the api options, so the
         # client's own configuration is composed once; a call whose option functions
         # changed the api options gets a chain of its own.
+        # A duplex operation composes its own asyncio chain, whichever the client.
+        compose: Callable[[Any], Chain] = self._compose if isinstance(operation, Operation) else operation.compose  # type: ignore[assignment]
         if options.api_options != self._options.api_options:
-            return self._compose(self._build_stack(operation, options))
+            return compose(self._build_stack(operation, options))
         chain = self._chains.get(operation.name)
         if chain is None:
             with self._lock:
                 chain = self._chains.get(operation.name)
                 if chain is None:
-                    chain = self._compose(self._build_stack(operation, options))
+                    chain = compose(self._build_stack(operation, options))
                     self._chains[operation.name] = chain
         return chain
 
-    def _build_stack(self, operation: Operation[Any, Any], options: Options) -> Stack:
-        stack = new_stack(operation, clock_offset=self._clock_offset)
+    def _bidirectional_stream(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> AsyncBidirectionalStream:
+        """A stream whose opening runs the operation's stack (on the running event loop)."""
+        from smruntime.bidirectional import AsyncBidirectionalStream
+
+        async def open() -> tuple[OpenedStream, DuplexChain, Context]:
+            self._ensure_http2_client()  # here: on the loop the HTTP/2 client will run on
+            chain, ctx = self._prepare(operation_name, option_fns)
+            duplex = cast("DuplexChain", chain)  # what a duplex operation composes
+            opened: OpenedStream = await duplex.open(ctx, input)
+            return opened, duplex, ctx
+
+        return AsyncBidirectionalStream(open, operation=operation_name)
+
+    def _ensure_http2_client(self) -> None:
+        """Make the HTTP/2 client on first use unless the options name one."""
+        if self._options.http2_client is None:
+            from smruntime.transport import default_http2_client
+
+            self._options.http2_client = default_http2_client(self._options)
+            self._owns_http2_client = True
+
+    def _build_stack(self, operation: Operation[Any, Any] | DuplexOperation, options: Options) -> Stack:
+        if isinstance(operation, Operation):
+            stack = new_stack(operation, clock_offset=self._clock_offset)
+        else:
+            stack = operation.new_stack(self._clock_offset)
         for api_option in options.api_options:
             api_option(stack)
         return stack
@@ -168,6 +198,23 @@ class Client(BaseClient):
     )
     invoke_endpoint_async = sync_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
     wait_for_async_inference = sync_method(methods.wait_for_async_inference, lambda: bytes)
+    invoke_endpoint_with_bidirectional_stream = sync_method(
+        methods.invoke_endpoint_with_bidirectional_stream, lambda: BidirectionalStream
+    )
+
+    _loop: LoopThread | None = None
+
+    def _open_stream(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> BidirectionalStream:
+        # The asyncio stream, driven on an event loop of the client's own, on its own thread.
+        from smruntime.bidirectional import BidirectionalStream
+        from smruntime.loop_thread import LoopThread
+
+        with self._lock:
+            if self._closed:
+                raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
+            if self._loop is None:
+                self._loop = LoopThread(f"smruntime-{id(self):x}")
+        return BidirectionalStream(self._bidirectional_stream(operation_name, input, option_fns), self._loop)
 
     def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:
@@ -217,6 +264,12 @@ class Client(BaseClient):
         client: Any = self._options.http_client  # an HTTPClient: _check_http_client saw to it
         if self._owns_http_client and client is not None:
             client.close()
+        loop = self._loop
+        if loop is not None:
+            http2_client = self._options.http2_client
+            if self._owns_http2_client and http2_client is not None and loop.running:
+                loop.run(http2_client.aclose())
+            loop.stop()
 
     def __enter__(self) -> Client:
         return self

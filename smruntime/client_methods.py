@@ -22,6 +22,7 @@ from smruntime.types import (
 if TYPE_CHECKING:
     import os
 
+    from smruntime.operations.bidirectional_stream_input import BidirectionalStreamInput
     from smruntime.options import OptionFunc
 
 P = ParamSpec("P")
@@ -181,3 +182,31 @@ def wait_for_async_inference(
     reader = async_inference.S3Reader(lambda: s3_client or self._s3_client(s3_endpoint_url), owned=s3_client is None)
     poll = async_inference.Poll(output, reader, timeout, poll_interval, file_root)
     return self._wait(poll, reader)
+
+
+def invoke_endpoint_with_bidirectional_stream(
+    self: Any,
+    input: BidirectionalStreamInput | None = None,
+    *,
+    endpoint_name: str | None = None,
+    target_variant: str | None = None,
+    model_invocation_path: str | None = None,
+    model_query_string: str | None = None,
+    options: Sequence[OptionFunc] = (),
+) -> Any:
+    """Open a bidirectional stream to an endpoint: send ``PayloadPart`` events, read the model's.
+
+    Use the result as a context manager (``async with`` on ``AsyncClient``): entering opens
+    the stream over HTTP/2; leaving releases it. ``model_invocation_path`` and
+    ``model_query_string`` choose the path and query the container is called with.
+    """
+    if input is None:
+        from smruntime.operations.bidirectional_stream_input import BidirectionalStreamInput
+
+        input = BidirectionalStreamInput(
+            endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
+            target_variant=target_variant,
+            model_invocation_path=model_invocation_path,
+            model_query_string=model_query_string,
+        )
+    return self._open_stream("InvokeEndpointWithBidirectionalStream", input, options)

@@ -1,4 +1,4 @@
-"""``smruntime demo``: the local endpoint in-process, and all three operations against it."""
+"""``smruntime demo``: the local endpoint in-process, and the operations against it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from smruntime import Client
 from smruntime.timing import format_timings, record_timings
@@ -26,7 +26,8 @@ def run(out: TextIO = sys.stdout) -> int:
     with tempfile.TemporaryDirectory(prefix="smruntime-demo-") as scratch:
         config = demo_config(Path(scratch))
         with LocalEndpoint(config, credentials=DEMO_CREDENTIALS) as endpoint, Client(
-            region="us-east-1", endpoint_url=endpoint.url, credentials=DEMO_CREDENTIALS
+            region="us-east-1", endpoint_url=endpoint.url, credentials=DEMO_CREDENTIALS,
+            http2_endpoint_url=endpoint.http2_url,
         ) as client:
             say(f"Local SageMaker endpoint listening on {endpoint.url}")
             say()
@@ -73,6 +74,10 @@ def run(out: TextIO = sys.stdout) -> int:
                     say(f"  +{elapsed:7.1f} ms  {part.bytes!r}")
             say()
 
+            say("== InvokeEndpointWithBidirectionalStream: turns on one HTTP/2 stream ==")
+            _conversation(client, say)
+            say()
+
             say("== InvokeEndpointAsync: input and output on file:// locations ==")
             source = Path(scratch) / "input.json"
             source.write_text(json.dumps({"numbers": [10, 20, 30]}))
@@ -85,3 +90,20 @@ def run(out: TextIO = sys.stdout) -> int:
             say(f"result:           {answer.decode()}")
     return 0
 
+
+
+def _conversation(client: Client, say: Callable[[str], None]) -> None:
+    """Each turn goes out as an event; the model answers it word by word, on the same stream."""
+    with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="tokens") as stream:
+        started = time.perf_counter()
+        for turn in ("hello over HTTP/2", "every event signed and chained"):
+            stream.send(turn, completion_state="COMPLETE")
+            say(f"  +{(time.perf_counter() - started) * 1000:7.1f} ms  sent      {turn!r}")
+            for part in stream:
+                say(f"  +{(time.perf_counter() - started) * 1000:7.1f} ms  received  {part.bytes!r} ({part.completion_state})")
+                if part.completion_state == "COMPLETE":
+                    break
+        stream.end_input()
+        for part in stream:  # nothing more: the model ends the stream once the input ends
+            say(f"  received {part.bytes!r}")
+        say(f"variant: {stream.invoked_production_variant}")

@@ -350,7 +350,7 @@ class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
             )
         options = ctx.options
         region: str | None = options.region
-        endpoint = _resolve(options, region, ctx.operation_name)
+        endpoint = self.resolve(options, region, ctx.operation_name)
         request.url = endpoint.url
         ctx.set(keys.ENDPOINT, endpoint)
         if not ctx.has(keys.SIGNING_NAME):
@@ -369,17 +369,33 @@ class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
 
             note_unknown_region(error, _strip_fips_pseudo_region(region, False)[0])
 
+    @staticmethod
+    def resolve(options: Any, region: str | None, operation: str) -> Endpoint:
+        """The call's endpoint (a subclass resolves another service's)."""
+        return _resolve(options, region, operation)
+
 
 _SCHEMES = ("https://", "http://")
 
 
 def _resolve(options: Any, region: str | None, operation: str) -> Endpoint:
+    return resolve_with(options.endpoint_resolver, options.endpoint_url, _DEFAULT_RESOLVER, options, region, operation)
+
+
+def resolve_with(
+    resolver: EndpointResolver | None,
+    url: str | None,
+    default: EndpointResolver,
+    options: Any,
+    region: str | None,
+    operation: str,
+) -> Endpoint:
+    """The endpoint from ``resolver``, else a fixed ``url`` (VPC endpoints sign for their own
+    region), else ``default``; FIPS or dual-stack with a fixed URL is a configuration error."""
     fips = bool(options.use_fips_endpoint)
     dual = bool(options.use_dualstack_endpoint)
-    resolver: EndpointResolver | None = options.endpoint_resolver
     try:
         if resolver is None:
-            url = options.endpoint_url
             if url:
                 if fips:
                     raise EndpointResolutionError(FIPS_AND_CUSTOM)
@@ -387,7 +403,7 @@ def _resolve(options: Any, region: str | None, operation: str) -> Endpoint:
                     raise EndpointResolutionError(DUALSTACK_AND_CUSTOM)
                 resolver = _static_resolver(url)
             else:
-                resolver = _DEFAULT_RESOLVER
+                resolver = default
         endpoint = resolver.resolve_endpoint(region, _RESOLVER_OPTIONS[fips, dual])
     except SageMakerRuntimeError as error:
         if error.operation is None:

@@ -27,8 +27,11 @@ if TYPE_CHECKING:
     from smruntime.retry.policy import Retryer
     from smruntime.transport import HTTPClient
     from smruntime.transport.async_protocol import AsyncHTTPClient
+    from smruntime.transport.http2_protocol import AsyncHTTP2Client
 
 RETRY_MODES = ("standard", "adaptive", "none")
+HTTP2_SERVICE_KEY = "sagemaker_runtime_http2"
+"""The HTTP/2 service's key in a config file's ``services`` section (its service id, snake case)."""
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
@@ -49,6 +52,11 @@ class Options:
     ``retrieve()``), or :data:`~smruntime.auth.ANONYMOUS` (requests are not signed);
     ``None`` means botocore's default chain, resolved on first use.
 
+    ``http2_endpoint_url`` is where the bidirectional stream goes (the HTTP/2 service; env
+    ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2``, or ``endpoint_url`` under
+    ``sagemaker_runtime_http2`` in the profile's ``services`` section); without it the stream
+    uses ``endpoint_url``, else the service's endpoint rules (port 8443).
+
     ``max_response_body_size`` bounds a response body read whole (64 MiB by default, far
     above SageMaker's 6 MB payloads); a longer one raises ``ResponseTooLargeError``. Streams
     are not bounded: each event is, by the event-stream limits.
@@ -58,11 +66,13 @@ class Options:
     credentials: Any = None
     profile: str | None = None
     endpoint_url: str | None = None
+    http2_endpoint_url: str | None = None
     endpoint_resolver: EndpointResolver | None = None
     use_fips_endpoint: bool = False
     use_dualstack_endpoint: bool = False
     signer: HTTPSigner | None = None
     http_client: HTTPClient | AsyncHTTPClient | None = None  # an AsyncHTTPClient for AsyncClient
+    http2_client: AsyncHTTP2Client | None = None  # the bidirectional stream's (made on first use)
     retryer: Retryer | None = None
     retry_mode: str | None = None
     max_attempts: int | None = None
@@ -83,7 +93,7 @@ class Options:
         return clone
 
     def __repr__(self) -> str:
-        shown = ("region", "profile", "endpoint_url", "retry_mode", "max_attempts", "log_mode")
+        shown = ("region", "profile", "endpoint_url", "http2_endpoint_url", "retry_mode", "max_attempts", "log_mode")
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
         creds = "None" if self.credentials is None else "<set>"
         return f"Options({fields}, credentials={creds})"
@@ -102,6 +112,12 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
             env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
             or env.get("AWS_ENDPOINT_URL")
             or profile.get("endpoint_url")
+            or None
+        )
+    if resolved.http2_endpoint_url is None:
+        resolved.http2_endpoint_url = (
+            env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2")
+            or profile.service_setting(HTTP2_SERVICE_KEY, "endpoint_url")
             or None
         )
     if resolved.retry_mode is None:
@@ -169,14 +185,34 @@ class _LazyProfile:
     def __init__(self, name: str | None, env: Mapping[str, str]) -> None:
         self._name = name or "default"
         self._env = env
-        self._section: dict[str, str] | None = None
+        self._sections: dict[str, dict[str, str]] | None = None
 
     def get(self, key: str) -> str | None:
-        if self._section is None:
-            self._section = self._load()
-        return self._section.get(key) or None
+        return self._section("default" if self._name == "default" else f"profile {self._name}").get(key) or None
 
-    def _load(self) -> dict[str, str]:
+    def service_setting(self, service: str, key: str) -> str | None:
+        """``key`` of ``service`` in the ``services`` section the profile names, as boto3 reads::
+
+            [profile dev]
+            services = local
+            [services local]
+            sagemaker_runtime_http2 =
+              endpoint_url = http://127.0.0.1:8443
+        """
+        name = self.get("services")
+        block = self._section(f"services {name}").get(service) if name else None
+        for line in (block or "").splitlines():
+            found, sep, value = line.partition("=")
+            if sep and found.strip() == key:
+                return value.strip() or None
+        return None
+
+    def _section(self, name: str) -> dict[str, str]:
+        if self._sections is None:
+            self._sections = self._load()
+        return self._sections.get(name, {})
+
+    def _load(self) -> dict[str, dict[str, str]]:
         path = self._env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
         if path == os.devnull or not _may_have_content(path):
             return {}  # as configparser would find, without importing it (the usual AWS Lambda case)
@@ -187,10 +223,7 @@ class _LazyProfile:
             parser.read(path, encoding="utf-8")
         except (OSError, configparser.Error):
             return {}
-        section = "default" if self._name == "default" else f"profile {self._name}"
-        if not parser.has_section(section):
-            return {}
-        return dict(parser.items(section))
+        return {section: dict(parser.items(section)) for section in parser.sections()}
 
 
 def _may_have_content(path: str) -> bool:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smruntime.operations.spec import Operation
+
+if TYPE_CHECKING:
+    from smruntime.operations.duplex import DuplexOperation
 
 _MODULES = {
     "InvokeEndpoint": "smruntime.operations.invoke_endpoint",
     "InvokeEndpointWithResponseStream": "smruntime.operations.invoke_endpoint_with_response_stream",
     "InvokeEndpointAsync": "smruntime.operations.invoke_endpoint_async",
+    "InvokeEndpointWithBidirectionalStream": "smruntime.operations.invoke_endpoint_with_bidirectional_stream",
 }
 
 
 @cache
-def get(name: str) -> Operation[Any, Any]:
+def get(name: str) -> Operation[Any, Any] | DuplexOperation:
     """The operation named ``name`` (API name, e.g. ``InvokeEndpoint``).
 
     Each operation's module is imported on first use: the stream operation pulls in the
@@ -25,7 +29,7 @@ def get(name: str) -> Operation[Any, Any]:
     module = _MODULES.get(name)
     if module is None:
         raise KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(_MODULES))}")
-    operation: Operation[Any, Any] = importlib.import_module(module).OPERATION
+    operation: Operation[Any, Any] | DuplexOperation = importlib.import_module(module).OPERATION
     return operation
 
 

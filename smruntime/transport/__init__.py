@@ -19,7 +19,7 @@ Each client lives in a module of its own and loads on first use, so a program th
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smruntime.transport.error_mapping import map_transport_error
 from smruntime.transport.protocol import HTTPClient
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from smruntime.transport.fast_client import FastHTTPClient
     from smruntime.transport.http2_client import H2HTTPClient
     from smruntime.transport.http2_errors import ConnectionTerminatedError, StreamResetError
+    from smruntime.transport.http2_mock import AsyncHTTP2MockClient
     from smruntime.transport.http2_protocol import AsyncHTTP2Client, HTTP2Stream
     from smruntime.transport.mock import MockHTTPClient, MockResult
     from smruntime.transport.requests_client import RequestsHTTPClient
@@ -41,6 +42,7 @@ __all__ = [
     "AsyncBytesBody",
     "AsyncFastHTTPClient",
     "AsyncHTTP2Client",
+    "AsyncHTTP2MockClient",
     "AsyncHTTPClient",
     "AsyncHTTPResponse",
     "AsyncMockHTTPClient",
@@ -54,6 +56,7 @@ __all__ = [
     "MockResult",
     "RequestsHTTPClient",
     "StreamResetError",
+    "default_http2_client",
     "map_transport_error",
 ]
 
@@ -63,6 +66,7 @@ _MODULES = {
     "AsyncBytesBody": "smruntime.transport.async_protocol",
     "AsyncFastHTTPClient": "smruntime.transport.async_fast_client",
     "AsyncHTTP2Client": "smruntime.transport.http2_protocol",
+    "AsyncHTTP2MockClient": "smruntime.transport.http2_mock",
     "AsyncHTTPClient": "smruntime.transport.async_protocol",
     "AsyncHTTPResponse": "smruntime.transport.async_protocol",
     "AsyncResponseBody": "smruntime.transport.async_protocol",
@@ -75,6 +79,25 @@ _MODULES = {
     "RequestsHTTPClient": "smruntime.transport.requests_client",
     "StreamResetError": "smruntime.transport.http2_errors",
 }
+
+
+def default_http2_client(options: Any) -> AsyncHTTP2Client:
+    """The HTTP/2 client a client makes for its bidirectional streams when ``options`` name none."""
+    try:
+        module = importlib.import_module("smruntime.transport.http2_client")
+    except ImportError as error:  # h2 is not installed
+        from smruntime.errors import SageMakerRuntimeError
+
+        raise SageMakerRuntimeError(
+            f"bidirectional streaming needs the h2 package (pip install 'smruntime[http2]'): {error}"
+        ) from error
+    client: AsyncHTTP2Client = module.H2HTTPClient(
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
+        max_pool_connections=options.max_pool_connections,
+        max_response_body_size=options.max_response_body_size,
+    )
+    return client
 
 
 def __getattr__(name: str) -> object:

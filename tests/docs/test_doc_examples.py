@@ -73,3 +73,34 @@ def test_the_readme_middleware_example_adds_its_middleware_to_the_stack(capsys: 
     printed = capsys.readouterr().out
     assert printed.startswith("InvokeEndpoint\n")
     assert "\t\tUserAgent\n\t\tAddTrace\n" in printed or "\t\tAddTrace\n" in printed.split("Build stack step")[1]
+
+
+def test_the_bidirectional_guides_mock_example_runs_as_written() -> None:
+    exec(compile(python_block("bidirectional-streaming.md", "## Testing your code"), "bidirectional-streaming.md", "exec"), {})
+
+
+@pytest.mark.parametrize(
+    ("heading", "printed"),
+    [
+        ("## With AsyncClient", "b'world' UTF8 COMPLETE\nAllTraffic\n"),
+        ("## With Client", "b'one'\nb'two'\nb'three'\n"),
+        ("## Its stack, and middleware for every event", "my card is [card]\n1.0 s of audio sent\n"),
+    ],
+)
+def test_the_bidirectional_guides_examples_run_as_written(
+    heading: str, printed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exec(compile(python_block("bidirectional-streaming.md", heading), "bidirectional-streaming.md", "exec"), {})
+
+    assert capsys.readouterr().out.endswith(printed)
+
+
+def test_the_bidirectional_guide_prints_the_stack_as_it_is() -> None:
+    from smruntime import Client
+    from smruntime.auth import ANONYMOUS
+
+    text = (DOCS / "bidirectional-streaming.md").read_text(encoding="utf-8")
+    shown = re.search(r"```text\n(InvokeEndpointWithBidirectionalStream\n.*?)```", text, re.S)
+    assert shown is not None
+    with Client(region="us-east-1", credentials=ANONYMOUS) as client:
+        assert shown.group(1) == str(client.stack("InvokeEndpointWithBidirectionalStream"))

@@ -47,6 +47,33 @@ STACKS = {
 }
 
 
+BIDIRECTIONAL_STREAM = """InvokeEndpointWithBidirectionalStream
+\tInitialize stack step
+\t\tRegisterServiceMetadata
+\t\tOperationInputValidation
+\tSerialize stack step
+\t\tResolveEndpoint
+\t\tOperationSerializer
+\tBuild stack step
+\t\tClientRequestID
+\t\tComputePayloadHash
+\t\tUserAgent
+\tFinalize stack step
+\t\tRetry
+\t\tRetryMetricsHeader
+\t\tSigning
+\tDeserialize stack step
+\t\tErrorCloseResponseBody
+\t\tResponseErrorWrapper
+\t\tOperationEventStreamDeserializer
+\t\tRequestResponseLogger
+\tSendEvent stack step
+\tReceiveEvent stack step
+"""
+"""The bidirectional stream's stack: the five steps open the stream (no body to measure, no
+response to close or read yet); the event steps are empty until a user adds to them."""
+
+
 def clients() -> list[Client | AsyncClient]:
     sync = Client(region="us-east-1", credentials=CREDENTIALS)
     fake = FakeAsyncHTTPClient(lambda request: (200, {}, b""))
@@ -63,6 +90,15 @@ def test_each_operations_default_stack_is_pinned_for_both_clients(operation: str
                          "Finalize stack step", "Deserialize stack step"]
 
 
+def test_the_bidirectional_streams_stack_is_pinned_for_both_clients() -> None:
+    for client in clients():
+        stack = client.stack("InvokeEndpointWithBidirectionalStream")
+        assert str(stack) == BIDIRECTIONAL_STREAM, type(client).__name__
+        assert [step.name for step in stack.steps] == ["Initialize stack step", "Serialize stack step", "Build stack step",
+                                                       "Finalize stack step", "Deserialize stack step"]
+        stack.async_handler(lambda ctx, request: asyncio.sleep(0))  # composed as an asyncio chain on both
+
+
 def test_every_default_middleware_composes_into_both_chains() -> None:
     sync, async_ = clients()
     for operation in STACKS:
@@ -73,8 +109,10 @@ def test_every_default_middleware_composes_into_both_chains() -> None:
 def test_the_public_names_are_pinned() -> None:
     assert smruntime.__all__ == [
         "ANONYMOUS",
+        "AsyncBidirectionalStream",
         "AsyncClient",
         "AsyncResponseStream",
+        "BidirectionalStream",
         "Client",
         "Credentials",
         "FastHTTPClient",
@@ -87,7 +125,9 @@ def test_the_public_names_are_pinned() -> None:
         "MockHTTPClient",
         "Options",
         "PayloadPart",
+        "RequestPayloadPart",
         "RequestsHTTPClient",
+        "ResponsePayloadPart",
         "ResponseStream",
         "ResultMetadata",
         "StaticEndpointResolver",

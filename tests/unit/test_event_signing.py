@@ -114,3 +114,23 @@ def test_the_initial_request_is_signed_for_streaming_events_and_seeds_the_chain(
         service="sagemaker",
     )
     assert seed == expected
+
+
+def test_events_signed_within_and_across_seconds_chain_as_chained_signature_computes() -> None:
+    from datetime import timedelta
+
+    from smruntime.auth import SigningKeyCache
+    from smruntime.event_signing import chained_signature
+
+    signer = _signer()
+    prior = SEED
+    for offset_ms in (0, 10, 999, 1000, 1500, 86_400_000, 86_400_001):
+        when = WHEN + timedelta(milliseconds=offset_ms)
+        payload = b"event %d" % offset_ms
+        (outer,) = EventStreamDecoder().feed(signer.sign(payload, when))
+        date = outer.headers[":date"]
+        assert isinstance(date, Timestamp) and date.millis % 1000 == 0
+        expected = chained_signature(SigningKeyCache(), "SECRET", region="us-east-1", service="sagemaker",
+                                     date=date, prior_signature=prior, payload=payload)
+        assert outer.headers[":chunk-signature"] == expected
+        prior = expected.hex()

@@ -148,7 +148,8 @@ def candidates(shape: Shape) -> list[Any]:
 # --- the tables, row by row --------------------------------------------------------------------
 
 def test_the_same_operations_at_the_same_paths() -> None:
-    assert operations.names() == NAMES
+    # The HTTP/2 service's one operation is not in this (HTTP/1.1) service's model.
+    assert operations.names() == sorted([*NAMES, "InvokeEndpointWithBidirectionalStream"])
     for name in NAMES:
         serializer: Any = operation(name).serializer
         assert model(name).http["method"] == "POST"

@@ -1,0 +1,583 @@
+"""The bidirectional stream of InvokeEndpointWithBidirectionalStream.
+
+:class:`AsyncBidirectionalStream` is the one implementation: it opens the HTTP/2 stream by
+running the operation's stack, then sends each event (through the ``SendEvent`` step, encoded,
+signed and chained) and hands out each event that arrives (decoded, through the
+``ReceiveEvent`` step) independently, so the caller may send before the model answers and
+read while it still sends. :class:`BidirectionalStream` is the blocking face of the same
+stream, driven on its client's event-loop thread.
+
+The codec of the events themselves (:func:`encode_payload_part`, :func:`response_part`) is
+sans-IO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Coroutine, Final, Iterator, TypeVar
+
+from smruntime import errors, keys
+from smruntime.eventstream import EventStreamDecoder, Message, encode_message
+from smruntime.http import BytesBody, HTTPResponse
+from smruntime.middleware.events import compose_events
+from smruntime.operations.protocol import parse_error, request_id
+from smruntime.streaming import message_error, stream_cut_off
+from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetadata
+
+if TYPE_CHECKING:
+    from smruntime.event_signing import EventSigner
+    from smruntime.loop_thread import LoopThread
+    from smruntime.operations.duplex import DuplexChain
+    from smruntime.stack_types import Context
+    from smruntime.transport.async_protocol import AsyncHTTPResponse
+    from smruntime.transport.http2_protocol import HTTP2Stream
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "AsyncBidirectionalStream",
+    "BidirectionalStream",
+    "OpenedStream",
+    "encode_payload_part",
+    "request_part",
+    "response_part",
+]
+
+LOGGER = logging.getLogger("smruntime")
+
+MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
+"""The largest payload one event may carry (16 MiB, the event-stream limit AWS SDKs apply)."""
+
+DATA_TYPES: Final = ("UTF8", "BINARY")
+COMPLETION_STATES: Final = ("PARTIAL", "COMPLETE")
+_MAX_PADDING: Final = 32767  # an event-stream string header value
+
+_EVENT_HEADERS: Final = {
+    ":message-type": "event",
+    ":event-type": "PayloadPart",
+    ":content-type": "application/octet-stream",
+}
+
+T = TypeVar("T")
+
+
+# -- the events (sans-IO) -----------------------------------------------------------------
+
+
+def request_part(
+    data: Any, data_type: str | None, completion_state: str | None, p: str | None, operation: str
+) -> RequestPayloadPart:
+    """The event ``send`` was asked to send, checked; raises InvalidParamsError naming each bad field.
+
+    ``data`` is bytes-like, or a str sent as UTF-8 (``data_type`` then defaults to ``UTF8``).
+    """
+    problems: list[errors.FieldProblem] = []
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+        data_type = "UTF8" if data_type is None else data_type
+    elif isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        problems.append(errors.FieldProblem("bytes", "type", f"must be bytes, bytearray, memoryview or str, got {type(data).__name__}"))
+    elif len(data) > MAX_EVENT_BYTES:
+        problems.append(errors.FieldProblem("bytes", "size", f"must be at most {MAX_EVENT_BYTES} bytes, got {len(data)}"))
+    for field, value, allowed in (("data_type", data_type, DATA_TYPES), ("completion_state", completion_state, COMPLETION_STATES)):
+        if value is not None and value not in allowed:
+            problems.append(errors.FieldProblem(field, "enum", f"must be one of {', '.join(allowed)}, got {value!r}"))
+    if p is not None and (not isinstance(p, str) or len(p.encode("utf-8", "replace")) > _MAX_PADDING):
+        problems.append(errors.FieldProblem("p", "length", f"must be a str of at most {_MAX_PADDING} UTF-8 bytes"))
+    if problems:
+        raise errors.InvalidParamsError(problems, operation=operation)
+    return RequestPayloadPart(data, data_type, completion_state, p)
+
+
+def encode_payload_part(part: RequestPayloadPart | ResponsePayloadPart) -> bytes:
+    """The event-stream message of one ``PayloadPart`` event (a request event before signing;
+    a response event as a server sends it)."""
+    headers: dict[str, Any] = dict(_EVENT_HEADERS)
+    if part.data_type is not None:
+        headers["DataType"] = part.data_type
+    if part.completion_state is not None:
+        headers["CompletionState"] = part.completion_state
+    if part.p is not None:
+        headers["P"] = part.p
+    return encode_message(headers, part.bytes)
+
+
+def response_part(message: Message, operation: str, request_id: str | None) -> ResponsePayloadPart | None:
+    """The event a response message carries (None for an unknown event type); raises the
+    error an exception or error message carries (``ModelStreamError``, ``InternalStreamFailure``)."""
+    error = message_error(message, operation, request_id)
+    if error is not None:
+        raise error
+    if message.event_type == "PayloadPart":
+        headers = message.headers
+        return ResponsePayloadPart(
+            message.payload, _text(headers.get("DataType")), _text(headers.get("CompletionState")), _text(headers.get("P"))
+        )
+    LOGGER.debug("%s: skipping unknown event type %r", operation, message.event_type)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# -- what the stack hands over ------------------------------------------------------------
+
+
+class OpenedStream:
+    """What the operation's stack returns: the open HTTP/2 stream and the signer of its events
+    (None when the call is anonymous: the events then go unsigned)."""
+
+    __slots__ = ("signer", "transport")
+
+    def __init__(self, transport: HTTP2Stream, signer: EventSigner | None) -> None:
+        self.transport = transport
+        self.signer = signer
+
+    def __repr__(self) -> str:
+        return f"OpenedStream(signed={self.signer is not None})"
+
+
+Opener = Callable[[], Awaitable[tuple[OpenedStream, "DuplexChain", "Context"]]]
+"""Runs the stack: the opened stream, the chain it ran (for its event steps) and the call's context."""
+
+
+# -- the asyncio stream -------------------------------------------------------------------
+
+
+class AsyncBidirectionalStream:
+    """A bidirectional stream on asyncio: ``send`` events, ``end_input``, ``async for`` answers.
+
+    Use it with ``async with``: entering opens the stream (validation, endpoint, signing and the
+    retry policy run then, before any event is sent); leaving releases it, cancelling the
+    stream (RST_STREAM) when the input was not ended or the answers not read to the end.
+    Sending and reading are independent: send before the model answers, read while you send,
+    from one task or two (sends are kept in order).
+
+    Iterating yields :class:`~smruntime.types.ResponsePayloadPart` events as they arrive.
+    An HTTP error (400 ValidationError, 424 ModelError, 500, 503) raises from iteration, or
+    from ``send`` once it is known; ``ModelStreamError`` and ``InternalStreamFailure`` events
+    raise from iteration.
+    """
+
+    def __init__(self, opener: Opener, *, operation: str) -> None:
+        self._opener = opener
+        self._operation = operation
+        self.metadata = ResultMetadata()
+        self._transport: HTTP2Stream | None = None
+        self._signer: EventSigner | None = None
+        self._ctx: Context | None = None
+        self._send_chain: Callable[[Context, Any], None] | None = None
+        self._receive_chain: Callable[[Context, Any], None] | None = None
+        self._open_lock: asyncio.Lock | None = None
+        self._send_lock: asyncio.Lock | None = None
+        self._response: asyncio.Future[AsyncHTTPResponse] | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._decoder = EventStreamDecoder()
+        self._outbox: list[bytes] = []
+        self._ready: deque[ResponsePayloadPart] = deque()
+        self._clock_offset: float | None = None
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._interrupted = False
+        self._input_ended = False
+        self._finished = False
+        self._closed = False
+
+    # -- opening ------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncBidirectionalStream:
+        await self._ensure_open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _ensure_open(self) -> None:
+        if self._transport is not None:
+            return
+        if self._closed:
+            raise errors.SageMakerRuntimeError("the stream is closed", operation=self._operation)
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._transport is not None:
+                return
+            opened, chain, ctx = await self._opener()
+            self._started(opened, chain, ctx)
+
+    def _started(self, opened: OpenedStream, chain: DuplexChain, ctx: Context) -> None:
+        self._transport = opened.transport
+        self._signer = opened.signer
+        self._ctx = ctx
+        self.metadata = ResultMetadata(ctx.metadata)
+        self._clock_offset = ctx.get(keys.CLOCK_OFFSET) or None
+        self._send_chain = compose_events(chain.send_event, self._queue)
+        self._receive_chain = compose_events(chain.receive_event, self._deliver)
+        self._send_lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        # A module function, not a method: the pending task must not keep an abandoned stream alive.
+        self._response = asyncio.ensure_future(_checked_answer(opened.transport, ctx, self._operation))
+        self._response.add_done_callback(_observe)
+
+    @property
+    def invoked_production_variant(self) -> str | None:
+        """The variant that serves the stream, from the response headers (None until they arrive)."""
+        response = _answer(self._response)
+        return None if response is None else response.headers.get("x-amzn-invoked-production-variant")
+
+    @property
+    def request_id(self) -> str | None:
+        """The service's request id, from the response headers (None until they arrive)."""
+        return self.metadata.request_id
+
+    async def wait_for_response(self) -> None:
+        """Wait until the service answered the request (its HTTP headers; the events come later).
+
+        Raises the HTTP error the answer carries. Afterwards ``invoked_production_variant`` is
+        set. Not needed before iterating, which waits for the answer itself.
+        """
+        await self._ensure_open()
+        assert self._response is not None
+        await self._response
+
+    # -- sending ------------------------------------------------------------------
+
+    async def send(
+        self,
+        data: bytes | bytearray | memoryview | str,
+        *,
+        data_type: str | None = None,
+        completion_state: str | None = None,
+        p: str | None = None,
+    ) -> None:
+        """Send one ``PayloadPart`` event; returns once it is written (flow control permitting).
+
+        ``data_type`` is ``UTF8`` or ``BINARY`` (a str is sent as UTF-8 with ``UTF8``),
+        ``completion_state`` ``PARTIAL`` or ``COMPLETE``, ``p`` padding. Checked before
+        anything is sent.
+        """
+        part = request_part(data, data_type, completion_state, p, self._operation)
+        await self._ensure_open()
+        assert self._send_lock is not None and self._send_chain is not None and self._ctx is not None
+        async with self._send_lock:
+            self._check_can_send()
+            try:
+                self._send_chain(self._ctx, part)
+                messages = self._outbox
+            finally:
+                self._outbox = []
+            # Signed only once every middleware is done: an event step that fails signs nothing,
+            # so the chain never moves on past an event that was not sent.
+            signer = self._signer
+            for message in messages:
+                await self._write(message if signer is None else signer.sign(message, self._now()))
+
+    async def end_input(self) -> None:
+        """End the input: the signed empty end frame, then END_STREAM. Idempotent.
+
+        The model keeps answering; read on until the stream ends.
+        """
+        await self._ensure_open()
+        assert self._send_lock is not None and self._transport is not None
+        async with self._send_lock:
+            if self._input_ended:
+                return
+            self._check_can_send()
+            self._input_ended = True
+            if self._signer is not None:
+                await self._write(self._signer.sign_end(self._now()))
+            try:
+                await self._transport.end_input()
+            except errors.TransportError as error:
+                raise self._send_failure(error) from error
+
+    def _queue(self, ctx: Context, part: Any) -> None:
+        """The SendEvent step's end: encode the event and queue it for signing and sending."""
+        if not isinstance(part, RequestPayloadPart):
+            raise errors.SerializationError(
+                f"a SendEvent middleware passed on a {type(part).__name__}, not a RequestPayloadPart",
+                operation=self._operation,
+            )
+        self._outbox.append(encode_payload_part(part))
+
+    def _now(self) -> datetime:
+        now = datetime.now(UTC)
+        offset = self._clock_offset
+        return now if not offset else now + timedelta(seconds=offset)
+
+    def _check_can_send(self) -> None:
+        if self._closed:
+            raise errors.SageMakerRuntimeError("the stream is closed", operation=self._operation)
+        if self._input_ended:
+            raise errors.SageMakerRuntimeError("cannot send after end_input()", operation=self._operation)
+        failure = _failure(self._response)
+        if failure is not None:
+            raise failure
+        if self._interrupted:
+            raise errors.SageMakerRuntimeError(
+                "an earlier send failed or was cancelled part way through an event: the stream cannot go on",
+                operation=self._operation,
+            )
+
+    async def _write(self, frame: bytes) -> None:
+        assert self._transport is not None
+        try:
+            await self._transport.send(frame)
+        except errors.TransportError as error:
+            self._interrupted = True
+            raise self._send_failure(error) from error
+        except BaseException:  # cancelled: part of the frame may be on the wire, the rest never will
+            self._interrupted = True
+            raise
+
+    def _send_failure(self, error: errors.TransportError) -> BaseException:
+        """What a failed write means: the service's answer when it refused the stream (a 424
+        while the caller was still sending), else the transport error."""
+        failure = _failure(self._response)
+        if failure is not None:
+            return failure
+        if error.operation is None:
+            error.operation = self._operation
+        return error
+
+    # -- receiving ----------------------------------------------------------------
+
+    def _deliver(self, ctx: Context, part: Any) -> None:
+        """The ReceiveEvent step's end: the event is the caller's to read."""
+        self._ready.append(part)
+
+    def __aiter__(self) -> AsyncBidirectionalStream:
+        return self
+
+    async def __anext__(self) -> ResponsePayloadPart:
+        ready = self._ready
+        while not ready:
+            failure = self._failure
+            if failure is not None:  # after the parts that arrived before it
+                self._failure = None
+                raise failure
+            if self._finished or self._closed:
+                raise StopAsyncIteration
+            await self._read_more()
+        return ready.popleft()
+
+    async def _read_more(self) -> None:
+        """Decode the next chunk's events into ``_ready``; mark the end of the answers."""
+        try:
+            chunks = self._chunks
+            if chunks is None:
+                await self._ensure_open()
+                assert self._response is not None
+                response = await self._response
+                chunks = self._chunks = response.body.aiter_chunks()
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                self._finished = True
+                self._decoder.end()  # raises on a stream cut off mid-event
+                return
+            except errors.TransportError as error:
+                raise stream_cut_off(error, self._operation) from error
+            assert self._ctx is not None and self._receive_chain is not None
+            for message in self._decoder.feed(chunk):
+                try:
+                    part = response_part(message, self._operation, self.request_id)
+                except errors.APIError as error:  # an exception event ends the stream
+                    self._finished, self._failure = True, error
+                    return
+                if part is not None:
+                    self._receive_chain(self._ctx, part)
+        except BaseException:
+            self._finished = True
+            raise
+
+    # -- closing ------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Release the stream, cancelling it if either side is still open. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        response = self._response
+        if response is not None and not response.done():
+            response.cancel()
+        chunks = self._chunks
+        close_chunks = getattr(chunks, "aclose", None)
+        if close_chunks is not None:
+            try:
+                await close_chunks()
+            except (RuntimeError, errors.SageMakerRuntimeError):  # running, or failed as it stopped
+                pass
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    def __del__(self) -> None:
+        # Abandoned open, without aclose: release the stream on its loop (a finalizer cannot
+        # await, and may run on another thread).
+        transport, loop = getattr(self, "_transport", None), getattr(self, "_loop", None)
+        if transport is None or loop is None or self._closed or loop.is_closed():
+            return
+        self._closed = True
+        try:
+            loop.call_soon_threadsafe(_release_later, loop, transport)
+        except RuntimeError:  # the loop closed meanwhile: its transports went with it
+            pass
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(invoked_production_variant={self.invoked_production_variant!r}, "
+            f"input_ended={self._input_ended}, closed={self._closed})"
+        )
+
+
+async def _checked_answer(transport: HTTP2Stream, ctx: Context, operation: str) -> AsyncHTTPResponse:
+    """The response HEADERS, checked: a non-2xx answer raises the service error it carries."""
+    try:
+        response = await transport.response()
+    except errors.SageMakerRuntimeError as error:  # the connection failed before the answer
+        if error.operation is None:
+            error.operation = operation
+        raise
+    ctx.metadata.set(keys.HTTP_STATUS, response.status_code)
+    _log_response(ctx, response)
+    found = request_id(response)
+    if found:
+        ctx.metadata.set(keys.REQUEST_ID, found)
+    if not 200 <= response.status_code < 300:
+        body = await response.read()
+        endpoint = ctx.get(keys.ENDPOINT)
+        raise parse_error(
+            HTTPResponse(response.status_code, response.headers, BytesBody(body), response.reason),
+            operation,
+            url=endpoint.url if endpoint is not None else None,
+        )
+    return response
+
+
+def _answer(response: asyncio.Future[AsyncHTTPResponse] | None) -> AsyncHTTPResponse | None:
+    if response is None or not response.done() or response.cancelled() or response.exception() is not None:
+        return None
+    return response.result()
+
+
+def _log_response(ctx: Context, response: AsyncHTTPResponse) -> None:
+    """The answer's status and headers, when ``log_mode`` asks for responses (it came after the
+    stack's RequestResponseLogger ran)."""
+    from smruntime.logs import NOT_LOGGING
+    from smruntime.options import LogMode
+
+    mode = ctx.options.log_mode if ctx.options is not None else NOT_LOGGING
+    if mode is NOT_LOGGING or not mode & (LogMode.RESPONSE | LogMode.RESPONSE_BODY):
+        return
+    from smruntime.errors import server_text
+    from smruntime.logs import RESPONSE_LOG_LIMIT, logger_for
+    from smruntime.redaction import redact_headers, redact_text
+
+    line = f"{ctx.operation_name} response: {response.status_code} headers={redact_headers(response.headers)}"
+    logger_for(ctx).debug(redact_text(server_text(line, RESPONSE_LOG_LIMIT)))
+
+
+def _release_later(loop: asyncio.AbstractEventLoop, transport: HTTP2Stream) -> None:
+    loop.create_task(transport.aclose())
+
+
+def _observe(future: asyncio.Future[Any]) -> None:
+    """Mark the response's failure as seen: the caller may never read it (a stream only sent on)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _failure(response: asyncio.Future[Any] | None) -> BaseException | None:
+    if response is None or not response.done() or response.cancelled():
+        return None
+    return response.exception()
+
+
+# -- the blocking face --------------------------------------------------------------------
+
+
+class BidirectionalStream:
+    """A bidirectional stream for blocking code: the same stream as
+    :class:`AsyncBidirectionalStream`, driven on its client's event-loop thread.
+
+    Use it with ``with``; ``send``, ``end_input`` and ``for part in stream`` behave as their
+    asyncio twins. It may be shared by two threads, one sending and one reading.
+    """
+
+    def __init__(self, stream: AsyncBidirectionalStream, loop: LoopThread) -> None:
+        self._stream = stream
+        self._loop = loop
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop.stopped:
+            coroutine.close()
+            raise errors.SageMakerRuntimeError("the client is closed", operation=self._stream._operation)
+        return self._loop.run(coroutine)
+
+    def __enter__(self) -> BidirectionalStream:
+        self._run(self._stream._ensure_open())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def invoked_production_variant(self) -> str | None:
+        return self._stream.invoked_production_variant
+
+    @property
+    def request_id(self) -> str | None:
+        return self._stream.request_id
+
+    @property
+    def metadata(self) -> ResultMetadata:
+        return self._stream.metadata
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    def wait_for_response(self) -> None:
+        """As :meth:`AsyncBidirectionalStream.wait_for_response`."""
+        self._run(self._stream.wait_for_response())
+
+    def send(
+        self,
+        data: bytes | bytearray | memoryview | str,
+        *,
+        data_type: str | None = None,
+        completion_state: str | None = None,
+        p: str | None = None,
+    ) -> None:
+        """As :meth:`AsyncBidirectionalStream.send`."""
+        self._run(self._stream.send(data, data_type=data_type, completion_state=completion_state, p=p))
+
+    def end_input(self) -> None:
+        """As :meth:`AsyncBidirectionalStream.end_input`."""
+        self._run(self._stream.end_input())
+
+    def __iter__(self) -> Iterator[ResponsePayloadPart]:
+        return self
+
+    def __next__(self) -> ResponsePayloadPart:
+        try:
+            return self._run(self._stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """As :meth:`AsyncBidirectionalStream.aclose`. Idempotent."""
+        if not self._stream.closed:
+            self._run(self._stream.aclose())
+
+    def __repr__(self) -> str:
+        return repr(self._stream).replace("AsyncBidirectionalStream", "BidirectionalStream", 1)

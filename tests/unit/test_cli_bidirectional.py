@@ -1,0 +1,82 @@
+"""``smruntime invoke-endpoint-with-bidirectional-stream`` in-process, above the transport seam:
+each line of stdin goes out as an event, each event that comes back is printed on a line."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from smruntime import cli
+from smruntime.http import HTTPRequest
+from smruntime.transport import AsyncHTTP2MockClient
+from smruntime.types import RequestPayloadPart, ResponsePayloadPart
+
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+async def shout(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
+    async for event in events:
+        yield ResponsePayloadPart(event.bytes.upper(), event.data_type)
+
+
+class Stdin:
+    def __init__(self, data: bytes) -> None:
+        self.buffer = io.BytesIO(data)
+
+
+@pytest.fixture
+def http2(monkeypatch: pytest.MonkeyPatch) -> AsyncHTTP2MockClient:
+    made = AsyncHTTP2MockClient(shout, secret_access_key=SECRET)
+    monkeypatch.setattr("smruntime.transport.default_http2_client", lambda options: made)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2", raising=False)
+    return made
+
+
+def test_each_line_goes_out_as_an_event_and_each_answer_is_printed(
+    http2: AsyncHTTP2MockClient, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Stdin(b"hello\nworld\r\n"))
+
+    status = cli.main([
+        "invoke-endpoint-with-bidirectional-stream", "--region", "us-west-2", "--endpoint-name", "ep",
+        "--model-invocation-path", "v1/listen", "--http2-endpoint-url", "http://127.0.0.1:9",
+    ])
+
+    assert status == 0
+    assert capfdbinary.readouterr().out == b"HELLO\nWORLD\n"
+    (opened,) = http2.streams
+    assert [event.bytes for event in opened.events] == [b"hello", b"world"]
+    assert {event.data_type for event in opened.events} == {"UTF8"}
+    assert opened.end_frame and opened.verify_error is None
+    assert opened.request.url == "http://127.0.0.1:9/endpoints/ep/invocations-bidirectional-stream"
+    assert opened.request.headers["x-amzn-sagemaker-model-invocation-path"] == "v1/listen"
+
+
+def test_a_refused_stream_prints_one_line_and_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], http2: Any
+) -> None:
+    refusing = AsyncHTTP2MockClient(shout, status=424, headers={"x-amzn-errortype": "ModelError"},
+                                    body=b'{"Message": "the container refused the connection"}')
+    monkeypatch.setattr("smruntime.transport.default_http2_client", lambda options: refusing)
+    monkeypatch.setattr(sys, "stdin", Stdin(b"hello\n"))
+
+    status = cli.main(["invoke-endpoint-with-bidirectional-stream", "--region", "us-west-2", "--endpoint-name", "ep"])
+
+    assert status == cli.EXIT_ERROR
+    error = capsys.readouterr().err
+    assert "ModelError" in error and "the container refused the connection" in error and len(error.splitlines()) == 1
+
+
+def test_the_stack_command_prints_the_event_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["stack", "invoke-endpoint-with-bidirectional-stream"]) == 0
+
+    printed = capsys.readouterr().out
+    assert printed.startswith("InvokeEndpointWithBidirectionalStream\n\tInitialize stack step\n")
+    assert printed.endswith("\tSendEvent stack step\n\tReceiveEvent stack step\n")
