@@ -94,10 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     duplex.add_argument("--http2-endpoint-url",
                         help="the HTTP/2 service's URL (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, "
                              "else --endpoint-url, else the region's :8443 endpoint)")
-    duplex.add_argument("--endpoint-name", required=True, help="the endpoint's name")
-    duplex.add_argument("--target-variant", help="the production variant to invoke")
-    duplex.add_argument("--model-invocation-path", help="the path the container is called on, e.g. v1/listen")
-    duplex.add_argument("--model-query-string", help="the query the container is called with, e.g. model=nova-3")
+    add_members(duplex, model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
     duplex.add_argument("--data-type", choices=("UTF8", "BINARY"), default="UTF8", help="each event's DataType")
     duplex.set_defaults(handler=_invoke_bidirectional_stream)
 
@@ -169,8 +166,9 @@ def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_members(parser: argparse.ArgumentParser, shape: Shape) -> None:
-    """One option per member of an operation's input table (``--target-variant``), in its order."""
-    for member in shape.members:
+    """One option per member of an operation's input table (``--target-variant``), in its order
+    (an event stream's events are not options: they are sent on the open stream)."""
+    for member in shape.held:
         help = f"{member.doc} (text, or fileb://PATH for a file's bytes)" if member.type == "blob" else member.doc
         parser.add_argument("--" + member.name.replace("_", "-"), required=member.required,
                             type=int if member.type == "integer" else str, help=help)
@@ -179,7 +177,7 @@ def add_members(parser: argparse.ArgumentParser, shape: Shape) -> None:
 def member_values(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     """The keyword arguments the options of ``shape``'s members give (a blob's file read)."""
     values: dict[str, Any] = {}
-    for member in shape.members:
+    for member in shape.held:
         value = getattr(args, member.name, None)
         if value is not None:
             values[member.name] = _body(value) if member.type == "blob" else value
@@ -278,8 +276,7 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
             failures.append(error)
 
     with _client(args) as client, client.invoke_endpoint_with_bidirectional_stream(
-        endpoint_name=args.endpoint_name,
-        **_inputs(args, ("target_variant", "model_invocation_path", "model_query_string")),
+        **member_values(args, model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
     ) as stream:
         sender = threading.Thread(target=send_lines, args=(stream,), name="smruntime-stdin", daemon=True)
         sender.start()

@@ -197,9 +197,9 @@ INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM = Shape("InvokeEndpointWithBidirection
     Member("body", "Body", "payload", type="eventstream", required=True, doc="the request's events"),
     TARGET_VARIANT,
     Member("model_invocation_path", "ModelInvocationPath", "header", _SAGEMAKER + "Model-Invocation-Path", max=100,
-           pattern=INVOCATION_PATH, doc="the path the container serves the stream on (v1/listen)"),
+           pattern=INVOCATION_PATH, doc="the path the container is called on, e.g. v1/listen"),
     Member("model_query_string", "ModelQueryString", "header", _SAGEMAKER + "Model-Query-String", max=2048,
-           pattern=QUERY_STRING, doc="the query the container gets with it (model=nova-3)"),
+           pattern=QUERY_STRING, doc="the query the container is called with, e.g. model=nova-3"),
 ))
 
 INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM_OUTPUT = Shape("InvokeEndpointWithBidirectionalStreamOutput", (

@@ -302,24 +302,38 @@ def test_every_modeled_error_has_its_class_and_the_local_endpoint_spells_its_mes
 _ANNOTATIONS = {"string": "str | None", "integer": "int | None", "blob": "BodyInput | None"}
 
 
-@pytest.mark.parametrize("name", NAMES)
+BIDI = "InvokeEndpointWithBidirectionalStream"
+
+
+def input_table(name: str) -> Table:
+    return tables.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM if name == BIDI else table(name, "input")
+
+
+def input_type(name: str) -> type[Any]:
+    from smruntime.operations.bidirectional_stream_input import BidirectionalStreamInput
+
+    return BidirectionalStreamInput if name == BIDI else operation(name).input_type
+
+
+@pytest.mark.parametrize("name", [*NAMES, BIDI])
 def test_each_client_method_takes_the_table_members_as_keywords(name: str) -> None:
     method = getattr(client_methods, xform_name(name))
     assert getattr(Client, xform_name(name)) is method and getattr(AsyncClient, xform_name(name)) is method
     parameters = list(inspect.signature(method).parameters.values())
     assert [p.name for p in parameters[:2]] == ["self", "input"]
     keywords = parameters[2:-1]
-    assert [p.name for p in keywords] == list(table(name, "input").names)
-    for parameter, member in zip(keywords, table(name, "input").members, strict=True):
+    members = input_table(name).held
+    assert [p.name for p in keywords] == [member.name for member in members]
+    for parameter, member in zip(keywords, members, strict=True):
         assert parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is None, member.name
         assert parameter.annotation == _ANNOTATIONS[member.type], member.name
     assert parameters[-1].name == "options"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, BIDI])
 def test_each_input_class_has_the_table_members(name: str) -> None:
-    fields = attrs.fields(operation(name).input_type)
-    members = table(name, "input").members
+    fields = attrs.fields(input_type(name))
+    members = input_table(name).held
     assert [field.name for field in fields] == [member.name for member in members]
     for field, member in zip(fields, members, strict=True):
         assert (field.default is attrs.NOTHING) == member.required, member.name
@@ -327,7 +341,7 @@ def test_each_input_class_has_the_table_members(name: str) -> None:
         assert field.type == (annotation.removesuffix(" | None") if member.required else annotation), member.name
     # A sensitive member's value is never shown.
     values = {member.name: VALUES[member.name] for member in members}
-    shown = repr(operation(name).input_type(**values))
+    shown = repr(input_type(name)(**values))
     for member in members:
         assert (str(VALUES[member.name]) in shown) != member.sensitive, member.name
 
@@ -353,6 +367,7 @@ VALUES: dict[str, Any] = {
     "inference_component_name": "component-1", "session_id": "session-1", "prefix_aware_id": "prefix-1",
     "input_location": "s3://bucket/key", "request_ttl_seconds": 600, "invocation_timeout_seconds": 120,
     "s3_output_path_extension": "ext/path", "filename": "result.json",
+    "model_invocation_path": "v1/listen", "model_query_string": "model=nova-3",
 }
 
 
@@ -398,12 +413,14 @@ def test_a_member_default_is_sent_when_the_caller_gives_none() -> None:
     assert "X-Amzn-SageMaker-Content-Type" not in _sent("InvokeEndpointAsync", endpoint_name="ep", body=b"x").headers
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, BIDI])
 def test_the_cli_has_one_option_per_table_member(name: str) -> None:
     subparsers = next(a for a in build_parser()._actions if a.dest == "==SUPPRESS==" and a.choices)
     command = subparsers.choices[xform_name(name).replace("_", "-")]
     options = {action.dest: action for action in command._actions}
-    for member in table(name, "input").members:
+    shape = input_table(name)
+    assert "body" not in options or shape["body"].type != "eventstream"  # events go on the open stream
+    for member in shape.held:
         action = options[member.name]
         assert action.option_strings == ["--" + member.name.replace("_", "-")]
         assert action.required == member.required and action.help and member.doc in action.help
