@@ -7,24 +7,23 @@ signed and chained) and hands out each event that arrives (decoded, through the
 read while it still sends. :class:`BidirectionalStream` is the blocking face of the same
 stream, driven on its client's event-loop thread.
 
-The codec of the events themselves (:func:`encode_payload_part`, :func:`response_part`) is
-sans-IO.
+The codec of the events themselves is sans-IO, in :mod:`smruntime.payload_parts`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Coroutine, Final, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, TypeVar
 
 from smruntime import errors, keys
-from smruntime.eventstream import EventStreamDecoder, Message, encode_message
+from smruntime.eventstream import EventStreamDecoder
 from smruntime.http import BytesBody, HTTPResponse
 from smruntime.middleware.events import compose_events
 from smruntime.operations.protocol import parse_error, request_id
-from smruntime.streaming import message_error, stream_cut_off
+from smruntime.payload_parts import MAX_EVENT_BYTES, encode_payload_part, request_part, response_part
+from smruntime.streaming import stream_cut_off
 from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetadata
 
 if TYPE_CHECKING:
@@ -45,84 +44,7 @@ __all__ = [
     "response_part",
 ]
 
-LOGGER = logging.getLogger("smruntime")
-
-MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
-"""The largest payload one event may carry (16 MiB, the event-stream limit AWS SDKs apply)."""
-
-DATA_TYPES: Final = ("UTF8", "BINARY")
-COMPLETION_STATES: Final = ("PARTIAL", "COMPLETE")
-_MAX_PADDING: Final = 32767  # an event-stream string header value
-
-_EVENT_HEADERS: Final = {
-    ":message-type": "event",
-    ":event-type": "PayloadPart",
-    ":content-type": "application/octet-stream",
-}
-
 T = TypeVar("T")
-
-
-# -- the events (sans-IO) -----------------------------------------------------------------
-
-
-def request_part(
-    data: Any, data_type: str | None, completion_state: str | None, p: str | None, operation: str
-) -> RequestPayloadPart:
-    """The event ``send`` was asked to send, checked; raises InvalidParamsError naming each bad field.
-
-    ``data`` is bytes-like, or a str sent as UTF-8 (``data_type`` then defaults to ``UTF8``).
-    """
-    problems: list[errors.FieldProblem] = []
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-        data_type = "UTF8" if data_type is None else data_type
-    elif isinstance(data, (bytearray, memoryview)):
-        data = bytes(data)
-    if not isinstance(data, bytes):
-        problems.append(errors.FieldProblem("bytes", "type", f"must be bytes, bytearray, memoryview or str, got {type(data).__name__}"))
-    elif len(data) > MAX_EVENT_BYTES:
-        problems.append(errors.FieldProblem("bytes", "size", f"must be at most {MAX_EVENT_BYTES} bytes, got {len(data)}"))
-    for field, value, allowed in (("data_type", data_type, DATA_TYPES), ("completion_state", completion_state, COMPLETION_STATES)):
-        if value is not None and value not in allowed:
-            problems.append(errors.FieldProblem(field, "enum", f"must be one of {', '.join(allowed)}, got {value!r}"))
-    if p is not None and (not isinstance(p, str) or len(p.encode("utf-8", "replace")) > _MAX_PADDING):
-        problems.append(errors.FieldProblem("p", "length", f"must be a str of at most {_MAX_PADDING} UTF-8 bytes"))
-    if problems:
-        raise errors.InvalidParamsError(problems, operation=operation)
-    return RequestPayloadPart(data, data_type, completion_state, p)
-
-
-def encode_payload_part(part: RequestPayloadPart | ResponsePayloadPart) -> bytes:
-    """The event-stream message of one ``PayloadPart`` event (a request event before signing;
-    a response event as a server sends it)."""
-    headers: dict[str, Any] = dict(_EVENT_HEADERS)
-    if part.data_type is not None:
-        headers["DataType"] = part.data_type
-    if part.completion_state is not None:
-        headers["CompletionState"] = part.completion_state
-    if part.p is not None:
-        headers["P"] = part.p
-    return encode_message(headers, part.bytes)
-
-
-def response_part(message: Message, operation: str, request_id: str | None) -> ResponsePayloadPart | None:
-    """The event a response message carries (None for an unknown event type); raises the
-    error an exception or error message carries (``ModelStreamError``, ``InternalStreamFailure``)."""
-    error = message_error(message, operation, request_id)
-    if error is not None:
-        raise error
-    if message.event_type == "PayloadPart":
-        headers = message.headers
-        return ResponsePayloadPart(
-            message.payload, _text(headers.get("DataType")), _text(headers.get("CompletionState")), _text(headers.get("P"))
-        )
-    LOGGER.debug("%s: skipping unknown event type %r", operation, message.event_type)
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 # -- what the stack hands over ------------------------------------------------------------

@@ -212,7 +212,7 @@ def _frame(answer: Any) -> bytes:
     if isinstance(answer, bytes):
         return answer
     if isinstance(answer, ResponsePayloadPart):
-        from smruntime.bidirectional import encode_payload_part
+        from smruntime.payload_parts import encode_payload_part
 
         return encode_payload_part(answer)
     raise TypeError(f"a mock model yields ResponsePayloadPart or bytes, not {type(answer).__name__}")
