@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from smruntime import errors
-from smruntime.operations import model
-from smruntime.operations.spec import Shape
+from smruntime import errors, service_model
+from smruntime.shapes import Shape
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -74,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     invoke = command("invoke-endpoint", help="invoke an endpoint; write the answer to OUTFILE")
     _add_client_arguments(invoke)
-    add_members(invoke, model.INVOKE_ENDPOINT)
+    add_members(invoke, service_model.INVOKE_ENDPOINT)
     invoke.add_argument("outfile", metavar="OUTFILE", help="where the response body is written (- for stdout)")
     invoke.set_defaults(handler=_invoke_endpoint)
 
@@ -82,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "invoke-endpoint-with-response-stream", help="invoke an endpoint and print its parts as they arrive"
     )
     _add_client_arguments(stream)
-    add_members(stream, model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
+    add_members(stream, service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
     stream.add_argument("--lines", action="store_true", help="print whole lines, re-joined across parts")
     stream.set_defaults(handler=_invoke_stream)
 
@@ -94,13 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     duplex.add_argument("--http2-endpoint-url",
                         help="the HTTP/2 service's URL (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, "
                              "else --endpoint-url, else the region's :8443 endpoint)")
-    add_members(duplex, model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
+    add_members(duplex, service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
     duplex.add_argument("--data-type", choices=("UTF8", "BINARY"), default="UTF8", help="each event's DataType")
     duplex.set_defaults(handler=_invoke_bidirectional_stream)
 
     queue = command("invoke-endpoint-async", help="queue an asynchronous inference")
     _add_client_arguments(queue)
-    add_members(queue, model.INVOKE_ENDPOINT_ASYNC)
+    add_members(queue, service_model.INVOKE_ENDPOINT_ASYNC)
     queue.add_argument("--file-root", type=Path,
                        help="with --wait: a folder you trust; file:// results are read only inside it")
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
@@ -219,7 +218,7 @@ def _invoke_endpoint(args: argparse.Namespace) -> int:
         if not folder.is_dir():  # found out before the model runs, not after
             raise ValueError(f"OUTFILE {args.outfile}: the folder {folder} does not exist")
     with _client(args) as client:
-        out = client.invoke_endpoint(**member_values(args, model.INVOKE_ENDPOINT))
+        out = client.invoke_endpoint(**member_values(args, service_model.INVOKE_ENDPOINT))
     summary = {
         "ContentType": out.content_type,
         "InvokedProductionVariant": out.invoked_production_variant,
@@ -243,7 +242,7 @@ def _invoke_stream(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     with _client(args) as client:
         stream = client.invoke_endpoint_with_response_stream(
-            **member_values(args, model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
+            **member_values(args, service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
         )
         with stream:
             if args.lines:
@@ -276,7 +275,7 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
             failures.append(error)
 
     with _client(args) as client, client.invoke_endpoint_with_bidirectional_stream(
-        **member_values(args, model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
+        **member_values(args, service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
     ) as stream:
         sender = threading.Thread(target=send_lines, args=(stream,), name="smruntime-stdin", daemon=True)
         sender.start()
@@ -293,7 +292,7 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
 
 def _invoke_async(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        out = client.invoke_endpoint_async(**member_values(args, model.INVOKE_ENDPOINT_ASYNC))
+        out = client.invoke_endpoint_async(**member_values(args, service_model.INVOKE_ENDPOINT_ASYNC))
         summary = {"InferenceId": out.inference_id, "OutputLocation": out.output_location,
                    "FailureLocation": out.failure_location}
         # Flushed: the result below goes to the binary buffer, past the text layer.

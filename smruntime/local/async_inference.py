@@ -42,6 +42,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smruntime import service_model
 from smruntime.file_locations import resolve_within
 from smruntime.local.async_inference_worker import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
@@ -62,17 +63,16 @@ from smruntime.local.routing import route
 from smruntime.local.state import LocalState
 from smruntime.local.storage import join_location, parse_location
 from smruntime.local.wire import ServiceError, invoke_params_members, read_members, validation_error
-from smruntime.operations import model
 
 __all__ = ["MAX_INLINE_BODY_BYTES", "AsyncInvocations", "AsyncParams", "parse_async_params",
            "result_locations"]
 
-MAX_INLINE_BODY_BYTES = model.MAX_INLINE_BODY_BYTES
+MAX_INLINE_BODY_BYTES = service_model.MAX_INLINE_BODY_BYTES
 """AsyncBodyBlob's maximum in the service model."""
 
 # The header members InvokeParams does not hold, which only this operation has.
-_ASYNC_MEMBERS = tuple(member for member in model.INVOKE_ENDPOINT_ASYNC.at("header")
-                       if member not in invoke_params_members(model.INVOKE_ENDPOINT_ASYNC))
+_ASYNC_MEMBERS = tuple(member for member in service_model.INVOKE_ENDPOINT_ASYNC.at("header")
+                       if member not in invoke_params_members(service_model.INVOKE_ENDPOINT_ASYNC))
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -114,7 +114,7 @@ def _check_file_input(config: AsyncInferenceConfig, location: str, path: str) ->
     if not roots:  # nothing local to read from: refused as the service refuses any file:// location
         raise validation_error(
             f"1 validation error detected: Value '{location}' at 'inputLocation' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {model.INPUT_LOCATION.model}"
+            f"Member must satisfy regular expression pattern: {service_model.INPUT_LOCATION.model}"
         )
     if resolve_within(path, roots) is None:
         raise validation_error(
@@ -145,7 +145,7 @@ class AsyncInvocations:
 
     async def _accept(self, request: Request, request_id: str) -> Response:
         state = self.state
-        accepted = await accept_call(state, request, model.INVOKE_ENDPOINT_ASYNC, max_body_bytes=MAX_INLINE_BODY_BYTES)
+        accepted = await accept_call(state, request, service_model.INVOKE_ENDPOINT_ASYNC, max_body_bytes=MAX_INLINE_BODY_BYTES)
         runtime, params = accepted.endpoint, accepted.params
         extra = parse_async_params(request.headers)
         config = runtime.config.async_inference

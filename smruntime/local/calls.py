@@ -18,6 +18,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smruntime import service_model
 from smruntime.local.sigv4_verify import SignedHeaders
 from smruntime.local.state import EndpointRuntime, LocalState
 from smruntime.local.wire import (
@@ -27,8 +28,7 @@ from smruntime.local.wire import (
     validate_endpoint_name,
     validation_error,
 )
-from smruntime.operations import model
-from smruntime.operations.spec import Shape
+from smruntime.shapes import Shape
 
 __all__ = [
     "TRANSPORT_KEY",
@@ -77,7 +77,7 @@ class Accepted:
     body: bytes = attrs.field(repr=False)
 
 
-async def accept_call(state: LocalState, request: Request, shape: Shape = model.INVOKE_ENDPOINT,
+async def accept_call(state: LocalState, request: Request, shape: Shape = service_model.INVOKE_ENDPOINT,
                       *, max_body_bytes: int | None = None) -> Accepted:
     """Accept a call of the operation whose input table is ``shape``, as this module's docstring
     says (steps 1-3 of ``app``'s); raises the ServiceError to answer."""

@@ -37,6 +37,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from smruntime import service_model
 from smruntime.eventstream import MAX_PAYLOAD_LENGTH, encode_message
 from smruntime.local.calls import (
     TRANSPORT_KEY,
@@ -50,7 +51,6 @@ from smruntime.local.invoke import Invocation, failure_error, run_invocation, ti
 from smruntime.local.routing import route
 from smruntime.local.state import LocalState
 from smruntime.local.wire import ServiceError
-from smruntime.operations import model
 
 __all__ = [
     "EVENT_STREAM_CONTENT_TYPE",
@@ -205,7 +205,7 @@ async def invoke_endpoint_with_response_stream(state: LocalState, request: Reque
 
 
 async def _stream(state: LocalState, request: Request, request_id: str) -> Response:
-    accepted = await accept_call(state, request, model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
+    accepted = await accept_call(state, request, service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
     runtime, params = accepted.endpoint, accepted.params
     await apply_faults(runtime, request)
     target = route(runtime, params, state.sessions, account=state.config.account_id)

@@ -17,8 +17,8 @@ from typing import Any
 
 import attrs
 
-from smruntime.operations import model
-from smruntime.operations.spec import Member, Shape
+from smruntime import service_model
+from smruntime.shapes import Member, Shape
 
 __all__ = [
     "MODELED_ERRORS",
@@ -190,7 +190,7 @@ def _raise_if(problems: list[str]) -> None:
 
 def validate_endpoint_name(name: str) -> None:
     """ValidationError unless ``name`` is a valid EndpointName."""
-    _raise_if(member_problems(model.ENDPOINT_NAME, name))
+    _raise_if(member_problems(service_model.ENDPOINT_NAME, name))
 
 
 def read_members(members: Iterable[Member], headers: Mapping[str, str]) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def read_members(members: Iterable[Member], headers: Mapping[str, str]) -> dict[
     return values
 
 
-def parse_invoke_params(headers: Mapping[str, str], shape: Shape = model.INVOKE_ENDPOINT) -> InvokeParams:
+def parse_invoke_params(headers: Mapping[str, str], shape: Shape = service_model.INVOKE_ENDPOINT) -> InvokeParams:
     """Read and validate the header members of ``shape`` an InvokeParams holds."""
     values = read_members(invoke_params_members(shape), headers)
     return InvokeParams(**{_PARAMS_FIELDS.get(name, name): value for name, value in values.items()})
@@ -235,4 +235,4 @@ class BidiParams:
 
 def parse_bidi_params(headers: Mapping[str, str]) -> BidiParams:
     """Read and validate a bidirectional stream's API headers (case-insensitive ``headers``)."""
-    return BidiParams(**read_members(model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM.at("header"), headers))
+    return BidiParams(**read_members(service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM.at("header"), headers))

@@ -10,10 +10,9 @@ import operator
 from functools import cache
 from typing import Any, Callable
 
-from smruntime import errors
+from smruntime import errors, service_model
 from smruntime import validation as v
-from smruntime.operations import model
-from smruntime.operations.spec import Member, Shape
+from smruntime.shapes import Member, Shape
 
 Problems = v.Problems
 Check = Callable[[Problems, Any], None]
@@ -138,7 +137,7 @@ def in_member_order(problems: Problems, members: tuple[str, ...]) -> None:
 
 
 # The checks of members other operations' inputs share, for an input not yet stated as a table.
-endpoint_name = member_check(model.ENDPOINT_NAME)
+endpoint_name = member_check(service_model.ENDPOINT_NAME)
 
 
 def name_field(problems: Problems, field: str, value: Any) -> None:
@@ -148,4 +147,4 @@ def name_field(problems: Problems, field: str, value: Any) -> None:
 
 @cache
 def _name_check(field: str) -> Check:
-    return member_check(Member(field, field, "header", max=63, pattern=model.NAME))
+    return member_check(Member(field, field, "header", max=63, pattern=service_model.NAME))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from smruntime import service_model
 from smruntime.middleware import Transform
-from smruntime.operations import fields, model
+from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers
 from smruntime.operations.spec import Operation
 from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
@@ -11,7 +12,7 @@ from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMet
 
 NAME = "InvokeEndpoint"
 
-validate = fields.validator(model.INVOKE_ENDPOINT)
+validate = fields.validator(service_model.INVOKE_ENDPOINT)
 
 
 class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
@@ -29,7 +30,7 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
         return out
 
 
-_HEADERS = header_bindings(model.INVOKE_ENDPOINT_OUTPUT)
+_HEADERS = header_bindings(service_model.INVOKE_ENDPOINT_OUTPUT)
 _SESSION_IDS = ("new_session_id", "closed_session_id")
 
 
@@ -40,9 +41,9 @@ def _first(value: str) -> str:
 OPERATION: Operation[InvokeEndpointInput, InvokeEndpointOutput] = Operation(
     name=NAME,
     input_type=InvokeEndpointInput,
-    input=model.INVOKE_ENDPOINT,
-    output=model.INVOKE_ENDPOINT_OUTPUT,
+    input=service_model.INVOKE_ENDPOINT,
+    output=service_model.INVOKE_ENDPOINT_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointInput]("invocations", model.INVOKE_ENDPOINT),
+    serializer=OperationSerializer[InvokeEndpointInput]("invocations", service_model.INVOKE_ENDPOINT),
     deserializer=Deserializer(),
 )

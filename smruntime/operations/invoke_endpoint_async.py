@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-from smruntime import errors
+from smruntime import errors, service_model
 from smruntime import validation as v
 from smruntime.middleware import Transform
-from smruntime.operations import fields, model
+from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers
 from smruntime.operations.spec import Operation
 from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
@@ -37,8 +37,8 @@ def _payload(params: InvokeEndpointAsyncInput, problems: fields.Problems) -> Non
 
 
 # A body given with a location is refused after the body's own problems.
-_ORDER = ("endpoint_name", "body", *(name for name in model.INVOKE_ENDPOINT_ASYNC.names if name not in ("endpoint_name", "body")))
-validate = fields.validator(model.INVOKE_ENDPOINT_ASYNC, rules=_payload, order=_ORDER)
+_ORDER = ("endpoint_name", "body", *(name for name in service_model.INVOKE_ENDPOINT_ASYNC.names if name not in ("endpoint_name", "body")))
+validate = fields.validator(service_model.INVOKE_ENDPOINT_ASYNC, rules=_payload, order=_ORDER)
 
 
 class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
@@ -66,16 +66,16 @@ class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
         return out
 
 
-_HEADERS = header_bindings(model.INVOKE_ENDPOINT_ASYNC_OUTPUT)
-_JSON = tuple((member.name, member.api_name) for member in model.INVOKE_ENDPOINT_ASYNC_OUTPUT.at("json"))
+_HEADERS = header_bindings(service_model.INVOKE_ENDPOINT_ASYNC_OUTPUT)
+_JSON = tuple((member.name, member.api_name) for member in service_model.INVOKE_ENDPOINT_ASYNC_OUTPUT.at("json"))
 
 
 OPERATION: Operation[InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput] = Operation(
     name=NAME,
     input_type=InvokeEndpointAsyncInput,
-    input=model.INVOKE_ENDPOINT_ASYNC,
-    output=model.INVOKE_ENDPOINT_ASYNC_OUTPUT,
+    input=service_model.INVOKE_ENDPOINT_ASYNC,
+    output=service_model.INVOKE_ENDPOINT_ASYNC_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointAsyncInput]("async-invocations", model.INVOKE_ENDPOINT_ASYNC),
+    serializer=OperationSerializer[InvokeEndpointAsyncInput]("async-invocations", service_model.INVOKE_ENDPOINT_ASYNC),
     deserializer=Deserializer(),
 )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, cast
 
-from smruntime import errors
+from smruntime import errors, service_model
 from smruntime.eventstream import EventStreamDecoder, Message
 from smruntime.middleware import AsyncNext, Next, Transform
-from smruntime.operations import fields, model
+from smruntime.operations import fields
 from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers, request_id
 from smruntime.operations.spec import Operation
 from smruntime.stack_types import AsyncDeserializeOutput, Context, DeserializeInput, DeserializeOutput
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 NAME = "InvokeEndpointWithResponseStream"
 
-validate = fields.validator(model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
+validate = fields.validator(service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
 
 
 class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
@@ -123,17 +123,17 @@ def _opened(
     )
 
 
-_HEADERS = header_bindings(model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT)
+_HEADERS = header_bindings(service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT)
 _ABSENT: dict[str, str | None] = dict.fromkeys(name for name, _ in _HEADERS)
 """Every header member as absent: the stream takes each of them."""
 
 OPERATION: Operation[InvokeEndpointWithResponseStreamInput, ResponseStream | AsyncResponseStream] = Operation(
     name=NAME,
     input_type=InvokeEndpointWithResponseStreamInput,
-    input=model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM,
-    output=model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT,
+    input=service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM,
+    output=service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
+    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
     deserializer=Deserializer(),
     event_stream_deserializer=EventStreamDeserializer(),
     streams_response=True,

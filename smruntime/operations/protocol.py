@@ -13,8 +13,8 @@ from smruntime.endpoints import join_url
 from smruntime.http import Headers, HTTPRequest, HTTPResponse
 from smruntime.middleware import Transform
 from smruntime.operations import bodies
-from smruntime.operations.spec import Member, Shape
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
+from smruntime.shapes import Member, Shape
 from smruntime.stack_types import Context, DeserializeOutput, SerializeOutput
 
 if TYPE_CHECKING:

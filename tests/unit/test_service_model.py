@@ -1,6 +1,6 @@
 """Every operation's member tables against the installed botocore's model for sagemaker-runtime.
 
-Each operation states its input and output once, as a member table (``operations.model``);
+Each operation states its input and output once, as a member table (``smruntime.service_model``);
 validation, serialization, output parsing, the CLI's options and the local endpoint's checks
 are derived from it. The tables are compared row by row with botocore's model, so a member the
 model gains, or a limit it changes, fails here instead of going unnoticed. What is still written
@@ -34,15 +34,15 @@ from smruntime import (
     errors,
     operations,
 )
+from smruntime import service_model as tables
 from smruntime.cli import build_parser
 from smruntime.eventstream import encode_message
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.local import wire
 from smruntime.local.async_inference import parse_async_params
 from smruntime.operations import fields
-from smruntime.operations import model as tables
-from smruntime.operations.spec import Member
-from smruntime.operations.spec import Shape as Table
+from smruntime.shapes import Member
+from smruntime.shapes import Shape as Table
 from smruntime.streaming import ResponseStream
 from smruntime.transport import MockHTTPClient
 

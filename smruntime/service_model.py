@@ -18,7 +18,7 @@ import re
 
 import attrs
 
-from smruntime.operations.spec import Member, Pattern, Shape
+from smruntime.shapes import Member, Pattern, Shape
 from smruntime.validation import ASCII_HEADER_PATTERN, MAX_BODY_BYTES
 
 # --- patterns --------------------------------------------------------------------------------
