@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from smruntime import errors
+from smruntime import errors, service_model
+from smruntime.shapes import Shape
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -72,12 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     invoke = command("invoke-endpoint", help="invoke an endpoint; write the answer to OUTFILE")
     _add_client_arguments(invoke)
-    _add_common_inputs(invoke)
-    invoke.add_argument("--body", required=True, help="the payload: text, or fileb://PATH for a file's bytes")
-    invoke.add_argument("--accept", help="the MIME type you want the answer in")
-    invoke.add_argument("--target-model", help="the model to invoke on a multi-model endpoint")
-    invoke.add_argument("--enable-explanations", help="a JMESPath expression choosing which explanations to return")
-    invoke.add_argument("--session-id", help="a stateful session's id, or NEW_SESSION to open one")
+    add_members(invoke, service_model.INVOKE_ENDPOINT)
     invoke.add_argument("outfile", metavar="OUTFILE", help="where the response body is written (- for stdout)")
     invoke.set_defaults(handler=_invoke_endpoint)
 
@@ -85,10 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "invoke-endpoint-with-response-stream", help="invoke an endpoint and print its parts as they arrive"
     )
     _add_client_arguments(stream)
-    _add_common_inputs(stream)
-    stream.add_argument("--body", required=True, help="the payload: text, or fileb://PATH for a file's bytes")
-    stream.add_argument("--accept", help="the MIME type you want the answer in")
-    stream.add_argument("--session-id", help="a stateful session's id, or NEW_SESSION to open one")
+    add_members(stream, service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
     stream.add_argument("--lines", action="store_true", help="print whole lines, re-joined across parts")
     stream.set_defaults(handler=_invoke_stream)
 
@@ -100,26 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     duplex.add_argument("--http2-endpoint-url",
                         help="the HTTP/2 service's URL (default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2, "
                              "else --endpoint-url, else the region's :8443 endpoint)")
-    duplex.add_argument("--endpoint-name", required=True, help="the endpoint's name")
-    duplex.add_argument("--target-variant", help="the production variant to invoke")
-    duplex.add_argument("--model-invocation-path", help="the path the container is called on, e.g. v1/listen")
-    duplex.add_argument("--model-query-string", help="the query the container is called with, e.g. model=nova-3")
+    add_members(duplex, service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
     duplex.add_argument("--data-type", choices=("UTF8", "BINARY"), default="UTF8", help="each event's DataType")
     duplex.set_defaults(handler=_invoke_bidirectional_stream)
 
     queue = command("invoke-endpoint-async", help="queue an asynchronous inference")
     _add_client_arguments(queue)
-    queue.add_argument("--endpoint-name", required=True, help="the endpoint's name")
-    queue.add_argument("--input-location", help="s3:// URI of the payload (or give --body)")
-    queue.add_argument("--body", help="an inline payload up to 128,000 bytes: text, or fileb://PATH")
-    queue.add_argument("--content-type", help="the payload's MIME type")
-    queue.add_argument("--accept", help="the MIME type you want the answer in")
-    queue.add_argument("--custom-attributes", help="opaque text passed to the model (up to 1024 characters)")
-    queue.add_argument("--inference-id", help="your identifier for this inference")
-    queue.add_argument("--request-ttl-seconds", type=int, help="how long the request may wait in the queue (60-21600)")
-    queue.add_argument("--invocation-timeout-seconds", type=int, help="how long the model may take (1-3600)")
-    queue.add_argument("--s3-output-path-extension", help="a suffix for the output path")
-    queue.add_argument("--filename", help="the output file's name in place of the inference id")
+    add_members(queue, service_model.INVOKE_ENDPOINT_ASYNC)
     queue.add_argument("--file-root", type=Path,
                        help="with --wait: a folder you trust; file:// results are read only inside it")
     queue.add_argument("--wait", action="store_true", help="wait for the result and write it to stdout")
@@ -184,15 +164,23 @@ def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--connect-timeout", type=float, help="seconds to wait for a connection (default 60)")
 
 
-def _add_common_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint-name", required=True, help="the endpoint's name")
-    parser.add_argument("--content-type", help="the payload's MIME type")
-    parser.add_argument("--custom-attributes", help="opaque text passed to the model (up to 1024 characters)")
-    parser.add_argument("--target-variant", help="the production variant to invoke")
-    parser.add_argument("--target-container-hostname", help="the container to invoke on a multi-container endpoint")
-    parser.add_argument("--inference-id", help="your identifier for this inference")
-    parser.add_argument("--inference-component-name", help="the inference component to invoke")
-    parser.add_argument("--prefix-aware-id", help="a routing hint: requests with the same prefix and id go to the same instance")
+def add_members(parser: argparse.ArgumentParser, shape: Shape) -> None:
+    """One option per member of an operation's input table (``--target-variant``), in its order
+    (an event stream's events are not options: they are sent on the open stream)."""
+    for member in shape.held:
+        help = f"{member.doc} (text, or fileb://PATH for a file's bytes)" if member.type == "blob" else member.doc
+        parser.add_argument("--" + member.name.replace("_", "-"), required=member.required,
+                            type=int if member.type == "integer" else str, help=help)
+
+
+def member_values(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
+    """The keyword arguments the options of ``shape``'s members give (a blob's file read)."""
+    values: dict[str, Any] = {}
+    for member in shape.held:
+        value = getattr(args, member.name, None)
+        if value is not None:
+            values[member.name] = _body(value) if member.type == "blob" else value
+    return values
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -224,25 +212,13 @@ def _body(value: str) -> bytes:
     return value.encode("utf-8")
 
 
-def _inputs(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-_COMMON = ("content_type", "custom_attributes", "target_variant", "target_container_hostname", "inference_id",
-           "inference_component_name", "accept", "session_id", "prefix_aware_id")
-
-
 def _invoke_endpoint(args: argparse.Namespace) -> int:
     if args.outfile != "-":
         folder = Path(args.outfile).expanduser().parent
         if not folder.is_dir():  # found out before the model runs, not after
             raise ValueError(f"OUTFILE {args.outfile}: the folder {folder} does not exist")
     with _client(args) as client:
-        out = client.invoke_endpoint(
-            endpoint_name=args.endpoint_name,
-            body=_body(args.body),
-            **_inputs(args, (*_COMMON, "target_model", "enable_explanations")),
-        )
+        out = client.invoke_endpoint(**member_values(args, service_model.INVOKE_ENDPOINT))
     summary = {
         "ContentType": out.content_type,
         "InvokedProductionVariant": out.invoked_production_variant,
@@ -266,7 +242,7 @@ def _invoke_stream(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     with _client(args) as client:
         stream = client.invoke_endpoint_with_response_stream(
-            endpoint_name=args.endpoint_name, body=_body(args.body), **_inputs(args, _COMMON)
+            **member_values(args, service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
         )
         with stream:
             if args.lines:
@@ -299,8 +275,7 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
             failures.append(error)
 
     with _client(args) as client, client.invoke_endpoint_with_bidirectional_stream(
-        endpoint_name=args.endpoint_name,
-        **_inputs(args, ("target_variant", "model_invocation_path", "model_query_string")),
+        **member_values(args, service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
     ) as stream:
         sender = threading.Thread(target=send_lines, args=(stream,), name="smruntime-stdin", daemon=True)
         sender.start()
@@ -317,13 +292,7 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
 
 def _invoke_async(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        out = client.invoke_endpoint_async(
-            endpoint_name=args.endpoint_name,
-            input_location=args.input_location,
-            body=None if args.body is None else _body(args.body),
-            **_inputs(args, ("content_type", "accept", "custom_attributes", "inference_id", "request_ttl_seconds",
-                             "invocation_timeout_seconds", "s3_output_path_extension", "filename")),
-        )
+        out = client.invoke_endpoint_async(**member_values(args, service_model.INVOKE_ENDPOINT_ASYNC))
         summary = {"InferenceId": out.inference_id, "OutputLocation": out.output_location,
                    "FailureLocation": out.failure_location}
         # Flushed: the result below goes to the binary buffer, past the text layer.

@@ -15,26 +15,10 @@ from smruntime.errors import FieldProblem
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """InvokeEndpoint's payload limit (6 MiB), as the service model states it."""
 
-NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-COMPONENT_PATTERN = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
-SESSION_PATTERN = re.compile(r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-STREAM_SESSION_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-# Java's \p{Print} is printable ASCII; \S excludes a leading space.
-PRINTABLE_PATTERN = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
 ASCII_HEADER_PATTERN = re.compile(r"[\x20-\x7e\t]*")
 """``\\p{ASCII}*`` narrowed to what a header value may carry: no CR, LF or other controls."""
-VISIBLE_ASCII_PATTERN = re.compile(r"[\x20-\x7e]*")
-HEADER_SAFE_PATTERN = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 Problems = list[FieldProblem]
-
-
-def required(problems: Problems, field: str, value: Any) -> bool:
-    """Record a problem if ``value`` is None; True when present."""
-    if value is None:
-        problems.append(FieldProblem(field, "required", "is required"))
-        return False
-    return True
 
 
 def string(

@@ -42,6 +42,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smruntime import service_model
 from smruntime.file_locations import resolve_within
 from smruntime.local.async_inference_worker import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
@@ -61,29 +62,17 @@ from smruntime.local.config import AsyncInferenceConfig
 from smruntime.local.routing import route
 from smruntime.local.state import LocalState
 from smruntime.local.storage import join_location, parse_location
-from smruntime.local.wire import ServiceError, validation_error
+from smruntime.local.wire import ServiceError, invoke_params_members, read_members, validation_error
 
-__all__ = ["ASYNC_HEADERS", "MAX_INLINE_BODY_BYTES", "AsyncInvocations", "AsyncParams", "parse_async_params",
+__all__ = ["MAX_INLINE_BODY_BYTES", "AsyncInvocations", "AsyncParams", "parse_async_params",
            "result_locations"]
 
-ASYNC_HEADERS = {
-    "content_type": "X-Amzn-SageMaker-Content-Type",
-    "accept": "X-Amzn-SageMaker-Accept",
-    "custom_attributes": "X-Amzn-SageMaker-Custom-Attributes",
-    "inference_id": "X-Amzn-SageMaker-Inference-Id",
-}
-"""The members InvokeEndpointAsync shares with InvokeEndpoint, and the headers they travel in here."""
-
-MAX_INLINE_BODY_BYTES = 128_000
+MAX_INLINE_BODY_BYTES = service_model.MAX_INLINE_BODY_BYTES
 """AsyncBodyBlob's maximum in the service model."""
 
-_INPUT_LOCATION = r"^(https|s3)://([^/]+)/?(.*)$"
-_EXTENSION = r"^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+$"
-_FILENAME = r"^(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]*$"
-# Python equivalents of the service model's patterns (and file:// for local use).
-_INPUT_LOCATION_RE = re.compile(r"(https|s3)://([^/]+)/?(.*)|file://.+", re.DOTALL)
-_EXTENSION_RE = re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+")
-_FILENAME_RE = re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
+# The header members InvokeParams does not hold, which only this operation has.
+_ASYNC_MEMBERS = tuple(member for member in service_model.INVOKE_ENDPOINT_ASYNC.at("header")
+                       if member not in invoke_params_members(service_model.INVOKE_ENDPOINT_ASYNC))
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -98,52 +87,9 @@ class AsyncParams:
     filename: str | None = None
 
 
-def _string(problems: list[str], member: str, value: str | None, max_length: int, pattern: re.Pattern[str],
-            pattern_text: str) -> None:
-    if value is None:
-        return
-    where = f"Value '{value}' at '{member}' failed to satisfy constraint: Member must"
-    if len(value) > max_length:
-        problems.append(f"{where} have length less than or equal to {max_length}")
-    if not value:
-        problems.append(f"{where} have length greater than or equal to 1")
-    elif not pattern.fullmatch(value):
-        problems.append(f"{where} satisfy regular expression pattern: {pattern_text}")
-
-
-def _integer(problems: list[str], member: str, value: str | None, minimum: int, maximum: int) -> int | None:
-    if value is None:
-        return None
-    where = f"Value '{value}' at '{member}' failed to satisfy constraint: Member must"
-    try:
-        number = int(value.strip())
-    except ValueError:
-        problems.append(f"{where} be an integer")
-        return None
-    if number < minimum:
-        problems.append(f"{where} have value greater than or equal to {minimum}")
-    elif number > maximum:
-        problems.append(f"{where} have value less than or equal to {maximum}")
-    return number
-
-
 def parse_async_params(headers: Mapping[str, str]) -> AsyncParams:
     """Read and validate the async-only headers (case-insensitive ``headers``); ValidationError listing all problems."""
-    problems: list[str] = []
-    location = headers.get("X-Amzn-SageMaker-InputLocation")
-    _string(problems, "inputLocation", location, 1024, _INPUT_LOCATION_RE, _INPUT_LOCATION)
-    ttl = _integer(problems, "requestTTLSeconds", headers.get("X-Amzn-SageMaker-RequestTTLSeconds"), 60, 21600)
-    timeout = _integer(problems, "invocationTimeoutSeconds",
-                       headers.get("X-Amzn-SageMaker-InvocationTimeoutSeconds"), 1, 3600)
-    extension = headers.get("X-Amzn-SageMaker-S3OutputPathExtension")
-    _string(problems, "s3OutputPathExtension", extension, 512, _EXTENSION_RE, _EXTENSION)
-    filename = headers.get("X-Amzn-SageMaker-Filename")
-    _string(problems, "filename", filename, 32, _FILENAME_RE, _FILENAME)
-    if problems:
-        noun = "error" if len(problems) == 1 else "errors"
-        raise validation_error(f"{len(problems)} validation {noun} detected: " + "; ".join(problems))
-    return AsyncParams(input_location=location, request_ttl_seconds=ttl, invocation_timeout_seconds=timeout,
-                       s3_output_path_extension=extension, filename=filename)
+    return AsyncParams(**read_members(_ASYNC_MEMBERS, headers))
 
 
 def result_locations(config: AsyncInferenceConfig, inference_id: str, extension: str | None = None,
@@ -168,7 +114,7 @@ def _check_file_input(config: AsyncInferenceConfig, location: str, path: str) ->
     if not roots:  # nothing local to read from: refused as the service refuses any file:// location
         raise validation_error(
             f"1 validation error detected: Value '{location}' at 'inputLocation' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {_INPUT_LOCATION}"
+            f"Member must satisfy regular expression pattern: {service_model.INPUT_LOCATION.model}"
         )
     if resolve_within(path, roots) is None:
         raise validation_error(
@@ -199,7 +145,7 @@ class AsyncInvocations:
 
     async def _accept(self, request: Request, request_id: str) -> Response:
         state = self.state
-        accepted = await accept_call(state, request, ASYNC_HEADERS, max_body_bytes=MAX_INLINE_BODY_BYTES)
+        accepted = await accept_call(state, request, service_model.INVOKE_ENDPOINT_ASYNC, max_body_bytes=MAX_INLINE_BODY_BYTES)
         runtime, params = accepted.endpoint, accepted.params
         extra = parse_async_params(request.headers)
         config = runtime.config.async_inference

@@ -18,16 +18,17 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smruntime import service_model
 from smruntime.local.sigv4_verify import SignedHeaders
 from smruntime.local.state import EndpointRuntime, LocalState
 from smruntime.local.wire import (
-    INVOKE_ENDPOINT_HEADERS,
     InvokeParams,
     ServiceError,
     parse_invoke_params,
     validate_endpoint_name,
     validation_error,
 )
+from smruntime.shapes import Shape
 
 __all__ = [
     "TRANSPORT_KEY",
@@ -76,9 +77,10 @@ class Accepted:
     body: bytes = attrs.field(repr=False)
 
 
-async def accept_call(state: LocalState, request: Request, header_names: dict[str, str] = INVOKE_ENDPOINT_HEADERS,
+async def accept_call(state: LocalState, request: Request, shape: Shape = service_model.INVOKE_ENDPOINT,
                       *, max_body_bytes: int | None = None) -> Accepted:
-    """Accept a call as this module's docstring says (steps 1-3 of ``app``'s); raises the ServiceError to answer."""
+    """Accept a call of the operation whose input table is ``shape``, as this module's docstring
+    says (steps 1-3 of ``app``'s); raises the ServiceError to answer."""
     name = request.path_params.get("endpoint_name", "")
     runtime = state.endpoints.get(name)
     if runtime is not None:
@@ -90,7 +92,7 @@ async def accept_call(state: LocalState, request: Request, header_names: dict[st
     if signed is not None:
         state.verifier.verify_body(signed, body)
     validate_endpoint_name(name)
-    params = parse_invoke_params(request.headers, header_names)
+    params = parse_invoke_params(request.headers, shape)
     if runtime is None:
         raise validation_error(f"Endpoint {name} of account {state.config.account_id} not found.")
     return Accepted(endpoint=runtime, params=params, body=body)

@@ -1,9 +1,9 @@
 """InvokeEndpointWithResponseStream on the local endpoint: model chunks become PayloadPart frames.
 
 ``POST /endpoints/{EndpointName}/invocations-response-stream`` goes through InvokeEndpoint's
-steps (see ``app``) with the stream's input headers (``wire.STREAM_HEADERS``: Accept arrives
-as ``X-Amzn-SageMaker-Accept``; no TargetModel or EnableExplanations). A ``NEW_SESSION``
-SessionId is a ValidationError: sessions are opened with InvokeEndpoint only. Then:
+steps (see ``app``) with the stream's input table (Accept arrives as ``X-Amzn-SageMaker-Accept``;
+no TargetModel or EnableExplanations). A ``NEW_SESSION`` SessionId is a ValidationError (the
+stream's SessionId pattern): sessions are opened with InvokeEndpoint only. Then:
 
 - the model runs and its first chunk is awaited before anything is sent, so every failure
   before the first part is answered like InvokeEndpoint's (424 ModelError, a timeout with
@@ -37,6 +37,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from smruntime import service_model
 from smruntime.eventstream import MAX_PAYLOAD_LENGTH, encode_message
 from smruntime.local.calls import (
     TRANSPORT_KEY,
@@ -48,9 +49,8 @@ from smruntime.local.calls import (
 )
 from smruntime.local.invoke import Invocation, failure_error, run_invocation, timeout_error
 from smruntime.local.routing import route
-from smruntime.local.sessions import NEW_SESSION
 from smruntime.local.state import LocalState
-from smruntime.local.wire import STREAM_HEADERS, ServiceError, validation_error
+from smruntime.local.wire import ServiceError
 
 __all__ = [
     "EVENT_STREAM_CONTENT_TYPE",
@@ -79,8 +79,6 @@ _MODEL_STREAM_ERROR_HEADERS: Final = {
     ":exception-type": "ModelStreamError",
     ":content-type": "application/json",
 }
-_SESSION_PATTERN: Final = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-"""SessionId's pattern for this operation: the service model leaves NEW_SESSION out."""
 
 
 def payload_part(data: bytes) -> bytes:
@@ -207,13 +205,8 @@ async def invoke_endpoint_with_response_stream(state: LocalState, request: Reque
 
 
 async def _stream(state: LocalState, request: Request, request_id: str) -> Response:
-    accepted = await accept_call(state, request, STREAM_HEADERS)
+    accepted = await accept_call(state, request, service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
     runtime, params = accepted.endpoint, accepted.params
-    if params.session_id == NEW_SESSION:
-        raise validation_error(
-            f"1 validation error detected: Value '{NEW_SESSION}' at 'sessionId' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {_SESSION_PATTERN}"
-        )
     await apply_faults(runtime, request)
     target = route(runtime, params, state.sessions, account=state.config.account_id)
     invocation = Invocation(

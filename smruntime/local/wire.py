@@ -12,26 +12,27 @@ constraint: ...``; values of sensitive members are left out.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from smruntime import service_model
+from smruntime.shapes import Member, Shape
+
 __all__ = [
-    "BIDI_HEADERS",
-    "HEADER_RULES",
-    "INVOKE_ENDPOINT_HEADERS",
     "MODELED_ERRORS",
-    "STREAM_HEADERS",
     "BidiParams",
-    "HeaderRule",
     "InvokeParams",
     "ServiceError",
     "error_document",
+    "invoke_params_members",
+    "member_problems",
     "model_error",
+    "params_field",
     "parse_bidi_params",
     "parse_invoke_params",
+    "read_members",
     "service_error_for_status",
     "throttling_error",
     "validate_endpoint_name",
@@ -145,88 +146,39 @@ class InvokeParams:
     prefix_aware_id: str | None = None
 
 
-INVOKE_ENDPOINT_HEADERS = {
-    "content_type": "Content-Type",
-    "accept": "Accept",
-    "custom_attributes": "X-Amzn-SageMaker-Custom-Attributes",
-    "target_model": "X-Amzn-SageMaker-Target-Model",
-    "target_variant": "X-Amzn-SageMaker-Target-Variant",
-    "target_container_hostname": "X-Amzn-SageMaker-Target-Container-Hostname",
-    "inference_id": "X-Amzn-SageMaker-Inference-Id",
-    "enable_explanations": "X-Amzn-SageMaker-Enable-Explanations",
-    "inference_component": "X-Amzn-SageMaker-Inference-Component",
-    "session_id": "X-Amzn-SageMaker-Session-Id",
-    "prefix_aware_id": "X-Amzn-SageMaker-Prefix-Aware-Id",
-}
-"""InvokeEndpoint: InvokeParams field -> request header."""
-
-STREAM_HEADERS = {
-    **{field: header for field, header in INVOKE_ENDPOINT_HEADERS.items()
-       if field not in ("target_model", "enable_explanations")},
-    "accept": "X-Amzn-SageMaker-Accept",
-}
-"""InvokeEndpointWithResponseStream: no TargetModel or EnableExplanations; Accept moves."""
-
-_ASCII = r"\p{ASCII}*"
-_PRINT = r"\A\S[\p{Print}]*\z"
-_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*"
-_COMPONENT = r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$"
-_SESSION = r"^(NEW_SESSION)$|^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-_INVOCATION_PATH = r"^[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*$"
-_QUERY_PAIR = r"[a-zA-Z0-9][A-Za-z0-9_-]*=(?:[A-Za-z0-9._~\-]|%[0-9A-Fa-f]{2})+"
-_QUERY_STRING = rf"^{_QUERY_PAIR}(?:&{_QUERY_PAIR})*$"
-
-# Python equivalents of the model's (Java) patterns; \p{Print} is printable ASCII there.
-_PYTHON_PATTERNS = {
-    _ASCII: re.compile(r"[\x00-\x7f]*"),
-    _PRINT: re.compile(r"[\x21-\x7e][\x20-\x7e]*"),
-    _NAME: re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*"),
-    _COMPONENT: re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?"),
-    _SESSION: re.compile(r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*"),
-    _INVOCATION_PATH: re.compile(_INVOCATION_PATH),
-    _QUERY_STRING: re.compile(_QUERY_STRING),
-}
+_PARAMS_FIELDS = {"inference_component_name": "inference_component"}
+"""Members whose InvokeParams field is named otherwise."""
+_INVOKE_PARAMS = frozenset(attrs.fields_dict(InvokeParams))
 
 
-@attrs.frozen
-class HeaderRule:
-    """A member's constraints as the service model states them (its Java pattern included)."""
-
-    member: str
-    max_length: int
-    pattern: str
-    min_length: int = 0
-    sensitive: bool = False
+def params_field(member: Member) -> str:
+    """The InvokeParams field ``member`` is read into."""
+    return _PARAMS_FIELDS.get(member.name, member.name)
 
 
-HEADER_RULES: dict[str, HeaderRule] = {
-    "content_type": HeaderRule("contentType", 1024, _ASCII),
-    "accept": HeaderRule("accept", 1024, _ASCII),
-    "custom_attributes": HeaderRule("customAttributes", 1024, _ASCII, sensitive=True),
-    "target_model": HeaderRule("targetModel", 1024, _PRINT, min_length=1),
-    "target_variant": HeaderRule("targetVariant", 63, _NAME),
-    "target_container_hostname": HeaderRule("targetContainerHostname", 63, _NAME),
-    "inference_id": HeaderRule("inferenceId", 64, _PRINT, min_length=1),
-    "enable_explanations": HeaderRule("enableExplanations", 64, ".*", min_length=1),
-    "inference_component": HeaderRule("inferenceComponentName", 63, _COMPONENT),
-    "session_id": HeaderRule("sessionId", 256, _SESSION),
-    "prefix_aware_id": HeaderRule("prefixAwareId", 64, _PRINT, min_length=1),
-}
-"""InvokeParams field -> its rule (the stream's SessionId, which refuses NEW_SESSION, is checked in ``streaming``)."""
-_ENDPOINT_NAME = HeaderRule("endpointName", 63, _NAME)
-
-
-def _problems(rule: HeaderRule, value: str) -> list[str]:
-    shown = "Value" if rule.sensitive else f"Value '{value}'"
-    where = f"{shown} at '{rule.member}' failed to satisfy constraint: Member must"
-    found = []
-    if len(value) > rule.max_length:
-        found.append(f"{where} have length less than or equal to {rule.max_length}")
-    if len(value) < rule.min_length:
-        found.append(f"{where} have length greater than or equal to {rule.min_length}")
-    python = _PYTHON_PATTERNS.get(rule.pattern)
-    if python is not None and not python.fullmatch(value):
-        found.append(f"{where} satisfy regular expression pattern: {rule.pattern}")
+def member_problems(member: Member, value: str) -> list[str]:
+    """What the service would say of ``value`` for ``member`` (its row in the member table)."""
+    shown = "Value" if member.sensitive else f"Value '{value}'"
+    where = f"{shown} at '{member.wire_name}' failed to satisfy constraint: Member must"
+    if member.type == "integer":
+        try:
+            number = int(value.strip())
+        except ValueError:
+            return [f"{where} be an integer"]
+        if member.min is not None and number < member.min:
+            return [f"{where} have value greater than or equal to {member.min}"]
+        if member.max is not None and number > member.max:
+            return [f"{where} have value less than or equal to {member.max}"]
+        return []
+    found: list[str] = []
+    if member.max is not None and len(value) > member.max:
+        found.append(f"{where} have length less than or equal to {member.max}")
+    if member.min is not None and len(value) < member.min:
+        found.append(f"{where} have length greater than or equal to {member.min}")
+    if member.pattern is not None and not member.pattern.regex.fullmatch(value):
+        found.append(f"{where} satisfy regular expression pattern: {member.pattern.model}")
+    if member.enum and value not in member.enum:
+        found.append(f"{where} satisfy enum value set: [{', '.join(member.enum)}]")
     return found
 
 
@@ -238,27 +190,36 @@ def _raise_if(problems: list[str]) -> None:
 
 def validate_endpoint_name(name: str) -> None:
     """ValidationError unless ``name`` is a valid EndpointName."""
-    _raise_if(_problems(_ENDPOINT_NAME, name))
+    _raise_if(member_problems(service_model.ENDPOINT_NAME, name))
 
 
-def parse_invoke_params(headers: Mapping[str, str], names: Mapping[str, str] = INVOKE_ENDPOINT_HEADERS) -> InvokeParams:
-    """Read and validate the API headers (``names``: field -> header, case-insensitive ``headers``)."""
-    return InvokeParams(**_read_headers(headers, names, HEADER_RULES))
-
-
-def _read_headers(headers: Mapping[str, str], names: Mapping[str, str],
-                  rules: Mapping[str, HeaderRule]) -> dict[str, str]:
-    """field -> value of the headers present; a ValidationError listing every rule broken."""
-    values: dict[str, str] = {}
+def read_members(members: Iterable[Member], headers: Mapping[str, str]) -> dict[str, Any]:
+    """Read and validate the header ``members`` (case-insensitive ``headers``), by member name;
+    a ValidationError lists every problem."""
+    values: dict[str, Any] = {}
     problems: list[str] = []
-    for field, header in names.items():
-        value = headers.get(header)
+    for member in members:
+        value = headers.get(member.location_name or member.name)
         if value is None:
             continue
-        problems.extend(_problems(rules[field], value))
-        values[field] = value
+        found = member_problems(member, value)
+        if found:
+            problems.extend(found)
+        else:
+            values[member.name] = int(value.strip()) if member.type == "integer" else value
     _raise_if(problems)
     return values
+
+
+def parse_invoke_params(headers: Mapping[str, str], shape: Shape = service_model.INVOKE_ENDPOINT) -> InvokeParams:
+    """Read and validate the header members of ``shape`` an InvokeParams holds."""
+    values = read_members(invoke_params_members(shape), headers)
+    return InvokeParams(**{_PARAMS_FIELDS.get(name, name): value for name, value in values.items()})
+
+
+def invoke_params_members(shape: Shape) -> tuple[Member, ...]:
+    """The header members of ``shape`` that InvokeParams holds (the others are the operation's own)."""
+    return tuple(member for member in shape.at("header") if params_field(member) in _INVOKE_PARAMS)
 
 
 # --- InvokeEndpointWithBidirectionalStream --------------------------------------------------
@@ -272,20 +233,6 @@ class BidiParams:
     model_query_string: str | None = None
 
 
-BIDI_HEADERS = {
-    "target_variant": "X-Amzn-SageMaker-Target-Variant",
-    "model_invocation_path": "X-Amzn-SageMaker-Model-Invocation-Path",
-    "model_query_string": "X-Amzn-SageMaker-Model-Query-String",
-}
-"""InvokeEndpointWithBidirectionalStream: BidiParams field -> request header."""
-
-BIDI_HEADER_RULES: dict[str, HeaderRule] = {
-    "target_variant": HEADER_RULES["target_variant"],
-    "model_invocation_path": HeaderRule("modelInvocationPath", 100, _INVOCATION_PATH),
-    "model_query_string": HeaderRule("modelQueryString", 2048, _QUERY_STRING),
-}
-
-
 def parse_bidi_params(headers: Mapping[str, str]) -> BidiParams:
     """Read and validate a bidirectional stream's API headers (case-insensitive ``headers``)."""
-    return BidiParams(**_read_headers(headers, BIDI_HEADERS, BIDI_HEADER_RULES))
+    return BidiParams(**read_members(service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM.at("header"), headers))

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, cast
 
-from smruntime import errors
-from smruntime import validation as v
+from smruntime import errors, service_model
 from smruntime.eventstream import EventStreamDecoder, Message
 from smruntime.middleware import AsyncNext, Next, Transform
 from smruntime.operations import fields
-from smruntime.operations.protocol import OperationSerializer, check_status, request_id
+from smruntime.operations.protocol import OperationSerializer, check_status, header_bindings, read_headers, request_id
 from smruntime.operations.spec import Operation
 from smruntime.stack_types import AsyncDeserializeOutput, Context, DeserializeInput, DeserializeOutput
 from smruntime.streaming import AsyncResponseStream, ResponseStream, message_error, stream_cut_off
@@ -27,66 +26,8 @@ if TYPE_CHECKING:
     from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 NAME = "InvokeEndpointWithResponseStream"
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-HEADERS = (
-    ("accept", "X-Amzn-SageMaker-Accept"),
-    ("custom_attributes", "X-Amzn-SageMaker-Custom-Attributes"),
-    ("target_variant", "X-Amzn-SageMaker-Target-Variant"),
-    ("target_container_hostname", "X-Amzn-SageMaker-Target-Container-Hostname"),
-    ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
-    ("inference_component_name", "X-Amzn-SageMaker-Inference-Component"),
-    ("session_id", "X-Amzn-SageMaker-Session-Id"),
-    ("prefix_aware_id", "X-Amzn-SageMaker-Prefix-Aware-Id"),
-)
-
-
-MEMBERS = (
-    "endpoint_name",
-    "body",
-    "content_type",
-    "accept",
-    "custom_attributes",
-    "target_variant",
-    "target_container_hostname",
-    "inference_id",
-    "inference_component_name",
-    "session_id",
-    "prefix_aware_id",
-)
-"""The input's members in the service model's order, the order problems are reported in."""
-
-# As for InvokeEndpoint: the repeated members are checked once per distinct combination.
-_PASSED = v.PassedValues()
-
-
-def validate(params: InvokeEndpointWithResponseStreamInput, operation: str) -> None:
-    problems: list[errors.FieldProblem] = []
-    repeated = (
-        params.endpoint_name,
-        params.content_type,
-        params.accept,
-        params.target_variant,
-        params.target_container_hostname,
-        params.inference_component_name,
-    )
-    if repeated not in _PASSED:
-        fields.endpoint_name(problems, params.endpoint_name)
-        fields.content_type(problems, "content_type", params.content_type)
-        fields.content_type(problems, "accept", params.accept)
-        fields.name_field(problems, "target_variant", params.target_variant)
-        fields.name_field(problems, "target_container_hostname", params.target_container_hostname)
-        fields.inference_component_name(problems, params.inference_component_name)
-        if not problems:
-            _PASSED.add(repeated)
-    fields.body(problems, params.body)
-    fields.custom_attributes(problems, params.custom_attributes)
-    fields.inference_id(problems, params.inference_id)
-    fields.prefix_aware_id(problems, params.prefix_aware_id)
-    fields.session_id(problems, params.session_id, allow_new=False)
-    if problems:
-        fields.in_member_order(problems, MEMBERS)
-        raise errors.InvalidParamsError(problems, operation=operation)
+validate = fields.validator(service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM)
 
 
 class Deserializer(Transform[DeserializeInput, DeserializeOutput]):
@@ -170,13 +111,10 @@ def _opened(
         error = message_error(message, ctx.operation_name, rid)
         if error is not None:
             raise error
-    headers = response.headers
     return stream_type(
         response,
         operation=ctx.operation_name,
-        content_type=headers.get("X-Amzn-SageMaker-Content-Type"),
-        invoked_production_variant=headers.get("x-Amzn-Invoked-Production-Variant"),
-        custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+        **{**_ABSENT, **read_headers(_HEADERS, response.headers)},
         metadata=ResultMetadata(ctx.metadata),
         request_id=rid,
         first=first.messages,
@@ -185,11 +123,17 @@ def _opened(
     )
 
 
+_HEADERS = header_bindings(service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT)
+_ABSENT: dict[str, str | None] = dict.fromkeys(name for name, _ in _HEADERS)
+"""Every header member as absent: the stream takes each of them."""
+
 OPERATION: Operation[InvokeEndpointWithResponseStreamInput, ResponseStream | AsyncResponseStream] = Operation(
     name=NAME,
     input_type=InvokeEndpointWithResponseStreamInput,
+    input=service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM,
+    output=service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", HEADERS, default_content_type=DEFAULT_CONTENT_TYPE),
+    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
     deserializer=Deserializer(),
     event_stream_deserializer=EventStreamDeserializer(),
     streams_response=True,

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 from smruntime import errors, keys
 from smruntime import middleware as _mw
 from smruntime.endpoints import join_url
-from smruntime.http import HTTPRequest, HTTPResponse
+from smruntime.http import Headers, HTTPRequest, HTTPResponse
 from smruntime.middleware import Transform
 from smruntime.operations import bodies
 from smruntime.retry import THROTTLING_CODES, TRANSIENT_CODES
+from smruntime.shapes import Member, Shape
 from smruntime.stack_types import Context, DeserializeOutput, SerializeOutput
 
 if TYPE_CHECKING:
     from smruntime.transport.async_protocol import AsyncHTTPResponse
-    from smruntime.types import BodyInput
 
 _THROTTLING = frozenset(code.lower() for code in THROTTLING_CODES)
 _TRANSIENT = frozenset(code.lower() for code in TRANSIENT_CODES)
@@ -41,61 +41,68 @@ def operation_url(base: str, endpoint_name: str, action: str) -> str:
     return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
 
 
-class OperationParams(Protocol):
-    """What :class:`OperationSerializer` reads of every operation's input besides its headers."""
-
-    @property
-    def endpoint_name(self) -> str: ...
-    @property
-    def content_type(self) -> str | None: ...
-    @property
-    def body(self) -> BodyInput | None: ...
-
-
-ParamsT = TypeVar("ParamsT", bound=OperationParams)
-
-HeaderBindings = tuple[tuple[str, str], ...]
-"""``(input attribute, header name)`` pairs: the members an operation sends as headers."""
+ParamsT = TypeVar("ParamsT")
 
 
 class OperationSerializer(Transform[_mw.SerializeInput[ParamsT, HTTPRequest], SerializeOutput], Generic[ParamsT]):
-    """Builds an operation's POST: the endpoint name as a path label, header bindings, payload.
-
-    ``default_content_type`` is sent as ``Content-Type`` when the input has none (as the Go
-    SDK does); ``None`` means the operation binds its content type elsewhere (in ``headers``).
-    """
+    """Builds an operation's POST from its input table: the URI label, the header members
+    (a member's ``default`` sent when the input has none, as the Go SDK does), the payload."""
 
     id = "OperationSerializer"
-    __slots__ = ("action", "default_content_type", "has_payload", "headers")
+    __slots__ = ("action", "defaults", "headers", "label", "payload")
 
-    def __init__(
-        self,
-        action: str,
-        headers: HeaderBindings,
-        *,
-        default_content_type: str | None = "application/octet-stream",
-        has_payload: bool = True,
-    ) -> None:
+    def __init__(self, action: str, input: Shape) -> None:
         self.action = action
-        self.headers = headers
-        self.default_content_type = default_content_type
-        self.has_payload = has_payload
+        (label,) = input.at("uri")
+        self.label = label.name
+        bound = input.at("header")
+        self.defaults = tuple((m.name, _name(m), m.default) for m in bound if m.default is not None)
+        self.headers = tuple((m.name, _name(m)) for m in bound if m.default is None)
+        self.payload = next((member.name for member in input.held if member.location == "payload"), None)
 
     def before(self, ctx: Context, in_: _mw.SerializeInput[ParamsT, HTTPRequest]) -> _mw.SerializeInput[ParamsT, HTTPRequest]:
         params = in_.parameters
         request = in_.request
         request.method = "POST"
-        request.url = operation_url(request.url, params.endpoint_name, self.action)
+        request.url = operation_url(request.url, getattr(params, self.label), self.action)
         headers = request.headers
-        if self.default_content_type is not None:
-            headers["Content-Type"] = params.content_type if params.content_type is not None else self.default_content_type
+        for attribute, header, default in self.defaults:
+            value = getattr(params, attribute)
+            headers[header] = value if value is not None else default
         for attribute, header in self.headers:
             value = getattr(params, attribute)
             if value is not None:
                 headers[header] = value if isinstance(value, str) else str(value)
-        body = bodies.to_request_body(params.body, ctx.operation_name) if self.has_payload else None
+        payload = self.payload
+        body = None if payload is None else bodies.to_request_body(getattr(params, payload), ctx.operation_name)
         request.body = b"" if body is None else body
         return in_
+
+
+HeaderBindings = tuple[tuple[str, str], ...]
+"""``(member, lower-case header name)`` pairs: the members an output reads from headers."""
+
+
+def header_bindings(output: Shape) -> HeaderBindings:
+    """The header members of ``output``, to read a response with :func:`read_headers`."""
+    return tuple((member.name, _name(member).lower()) for member in output.at("header"))
+
+
+def read_headers(bindings: HeaderBindings, headers: Headers) -> dict[str, str]:
+    """The bound members a response's ``headers`` carry, by name; an absent one is left out
+    (the output's default applies), which keeps the common answer's few values quick to pass."""
+    values = headers.lower_dict()  # one pass; the lookups below are plain dict reads
+    found = {}
+    for name, header in bindings:  # a plain loop: quicker than a comprehension's own frame
+        if header in values:
+            found[name] = values[header]
+    return found
+
+
+def _name(member: Member) -> str:
+    if member.location_name is None:
+        raise ValueError(f"{member.name} is bound to a {member.location} without a name")
+    return member.location_name
 
 
 def check_status(ctx: Context, out: DeserializeOutput) -> HTTPResponse:

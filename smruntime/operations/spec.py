@@ -1,4 +1,4 @@
-"""What an operation contributes to its stack."""
+"""What an operation contributes to its stack, and the member tables it is built from."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import attrs
 from smruntime import middleware as _mw
 from smruntime.http import HTTPRequest
 from smruntime.middleware import Middleware
+from smruntime.shapes import Shape
 from smruntime.stack_types import DeserializeInput, DeserializeOutput, SerializeOutput
 
 InT = TypeVar("InT")
@@ -17,7 +18,8 @@ OutT = TypeVar("OutT")
 
 @attrs.frozen
 class Operation(Generic[InT, OutT]):
-    """One API operation: its input type, validator, serializer and deserializer(s).
+    """One API operation: its member tables, and the validator, serializer and deserializer(s)
+    derived from them.
 
     ``OutT`` is what a call returns (the deserializer's result); the clients' methods read it
     from here, so a call's input and output are typed end to end.
@@ -25,6 +27,8 @@ class Operation(Generic[InT, OutT]):
 
     name: str
     input_type: type[InT]
+    input: Shape
+    output: Shape
     validate: Callable[[InT, str], None]
     serializer: Middleware[_mw.SerializeInput[InT, HTTPRequest], SerializeOutput]
     deserializer: Middleware[DeserializeInput, DeserializeOutput]
