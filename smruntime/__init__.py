@@ -9,7 +9,8 @@
         print(out.body, out.metadata.request_id)
 """
 
-from smruntime.async_client import AsyncClient
+from typing import TYPE_CHECKING
+
 from smruntime.client import Client
 from smruntime.logs import LogMode
 from smruntime.options import Options
@@ -26,10 +27,14 @@ from smruntime.types import (
 )
 from smruntime.version import __version__
 
-# Names whose modules pull in heavier imports (requests, hashing) load on first use.
+if TYPE_CHECKING:
+    from smruntime.async_client import AsyncClient
+
+# Names whose modules a program calling through Client does not need load on first use.
 _LAZY = {
     "ANONYMOUS": "smruntime.auth",
     "AsyncBidirectionalStream": "smruntime.bidirectional",
+    "AsyncClient": "smruntime.async_client",
     "AsyncResponseStream": "smruntime.streaming",
     "BidirectionalStream": "smruntime.bidirectional",
     "Credentials": "smruntime.auth",

@@ -91,8 +91,9 @@ MAX_SERVER_TEXT: Final = 2048
 """The most characters of a server's text (an error message, a code) an error keeps."""
 
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides and
-# isolates that can make a log line read as something else.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# isolates that can make a log line read as something else. A pattern string, compiled by re's
+# cache on first use: only error paths need it, and compiling it at import costs a cold start.
+_UNPRINTABLE = "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -108,7 +109,7 @@ def server_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     escaped (``\\x1b``, ``\\u202e``…) and at most ``limit`` characters of it kept."""
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit} characters more)"
-    return _UNPRINTABLE.sub(_escape, text)
+    return re.sub(_UNPRINTABLE, _escape, text)
 
 
 class SageMakerRuntimeError(Exception):

@@ -13,7 +13,7 @@ SECRET_HEADERS = frozenset({"authorization", "x-amz-security-token", "proxy-auth
 SENSITIVE_HEADERS = frozenset({"x-amzn-sagemaker-custom-attributes"})
 """Headers the service model marks sensitive: shown only when bodies may be logged."""
 
-_SIGNATURE = re.compile(r"(Signature=)[0-9a-fA-F]+")
+_SIGNATURE = r"(Signature=)[0-9a-fA-F]+"  # compiled by re's cache on first use, not at import
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]], *, sensitive: bool = False) -> dict[str, str]:
@@ -25,4 +25,4 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]], *, se
 
 def redact_text(text: str) -> str:
     """Hide SigV4 signatures that may appear inside free text."""
-    return _SIGNATURE.sub(r"\1" + REDACTED, text)
+    return re.sub(_SIGNATURE, r"\1" + REDACTED, text)

@@ -124,10 +124,12 @@ def _kinds() -> _Kinds:
     return kinds
 
 
-_POOL_OR_CONNECTION = re.compile(r"\b\w*(?:Connection|Pool)\(host='([^'\s]*)', port=(\d+)\)")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@")
-_SECRET_PARAMS = re.compile(r"(?i)(X-Amz-(?:Security-Token|Signature|Credential)=)[^&\s'\"]+")
-_SECRET_HEADERS = re.compile(r"(?i)((?:Proxy-)?Authorization|X-Amz-Security-Token)(['\"]?\s*[:=,]\s*['\"]?)[^'\"\r\n]+")
+# Pattern strings, compiled by re's cache on first use: only failures need them, and compiling
+# them at import costs every cold start.
+_POOL_OR_CONNECTION = r"\b\w*(?:Connection|Pool)\(host='([^'\s]*)', port=(\d+)\)"
+_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@"
+_SECRET_PARAMS = r"(?i)(X-Amz-(?:Security-Token|Signature|Credential)=)[^&\s'\"]+"
+_SECRET_HEADERS = r"(?i)((?:Proxy-)?Authorization|X-Amz-Security-Token)(['\"]?\s*[:=,]\s*['\"]?)[^'\"\r\n]+"
 
 
 def map_transport_error(exc: BaseException, *, request_sent: bool | None = None) -> TransportError:
@@ -261,14 +263,14 @@ def _describe(exc: BaseException) -> str:
             text = str(exc)
     except Exception:  # a half-built exception may not even print
         text = ""
-    text = _USERINFO.sub(rf"\1{REDACTED}@", text)
-    text = _SECRET_PARAMS.sub(rf"\1{REDACTED}", redact_text(text))
-    text = _POOL_OR_CONNECTION.sub(r"\1:\2", text)  # urllib3 names our connection and pool classes
-    text = server_text(_SECRET_HEADERS.sub(rf"\1\2{REDACTED}", text), 1000)  # may quote what the server sent
+    text = re.sub(_USERINFO, rf"\1{REDACTED}@", text)
+    text = re.sub(_SECRET_PARAMS, rf"\1{REDACTED}", redact_text(text))
+    text = re.sub(_POOL_OR_CONNECTION, r"\1:\2", text)  # urllib3 names our connection and pool classes
+    text = server_text(re.sub(_SECRET_HEADERS, rf"\1\2{REDACTED}", text), 1000)  # may quote what the server sent
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 
 
 def describe_url(url: str) -> str:
     """A URL for an error message: shortened, user and password hidden."""
-    return repr(_USERINFO.sub(rf"\1{REDACTED}@", url[:200]))
+    return repr(re.sub(_USERINFO, rf"\1{REDACTED}@", url[:200]))

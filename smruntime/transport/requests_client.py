@@ -27,7 +27,6 @@ from urllib3.util import SKIP_HEADER
 from smruntime.errors import ClientClosedError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
-from smruntime.transport.http11 import WHOLE_CHUNK_LIMIT
 from smruntime.transport.shared import (
     BAD_VALUE,
     CLOSED_WHILE_WAITING,
@@ -179,6 +178,9 @@ class _Urllib3Body(LiveBody):
     def _chunks(self) -> Iterator[bytes]:
         raw = self._raw
         if raw.chunked and raw.supports_chunked_reads():
+            # The FastHTTPClient's parser module, loaded only when a chunked body is streamed.
+            from smruntime.transport.http11 import WHOLE_CHUNK_LIMIT
+
             # A chunk up to WHOLE_CHUNK_LIMIT whole, as the server framed it (an event stream's
             # server sends an event a chunk); a longer one in pieces of that size, so a chunk's
             # declared size never makes the client buffer more before the reader sees its bytes.

@@ -1,0 +1,81 @@
+"""A cold start of the default client loads only what its first InvokeEndpoint needs.
+
+The AWS Lambda case, in a fresh interpreter: credentials in ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``, ``Client(region=..., endpoint_url=...)`` and one ``invoke_endpoint``
+against a real server on loopback. Whatever the call does not use (the other operations, event
+streams, asyncio, the other HTTP clients, requests, botocore, the endpoint rules, the local
+endpoint, the CLI, bulk and tracing) must stay unimported: each would add to every cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers import HTTPTestServer, respond
+
+_COLD_START = """
+import json, sys
+from smruntime import Client
+client = Client(region="us-east-1", endpoint_url=sys.argv[1])
+out = client.invoke_endpoint(endpoint_name="ep", body=b"{}", content_type="application/json")
+print(json.dumps({"body": out.body.decode(), "modules": sorted(sys.modules)}))
+"""
+
+NOT_IMPORTED = (
+    "asyncio",
+    "boto3",
+    "botocore",
+    "certifi",
+    "configparser",
+    "requests",
+    "smruntime.async_client",
+    "smruntime.async_inference",
+    "smruntime.bulk",
+    "smruntime.cli",
+    "smruntime.endpoint_rules",
+    "smruntime.eventstream",
+    "smruntime.local",
+    "smruntime.operations.invoke_endpoint_async",
+    "smruntime.operations.invoke_endpoint_with_response_stream",
+    "smruntime.otel",
+    "smruntime.streaming",
+    "smruntime.transport.fast_client",
+    "smruntime.transport.http11",
+    "smruntime.transport.requests_proxy",
+    "tenacity",
+)
+"""Modules (and their submodules) a plain InvokeEndpoint cold start must not import."""
+
+
+def _lambda_environment() -> dict[str, str]:
+    """Credentials from the two variables only: no profile, no config files, no proxy."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and not name.lower().endswith("_proxy")
+    }
+    env.update(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret", AWS_CONFIG_FILE=os.devnull,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))
+    return env
+
+
+def test_a_plain_invoke_endpoint_cold_start_imports_only_what_the_call_needs() -> None:
+    with HTTPTestServer() as server:
+        server.enqueue(respond(200, b'{"ok": 1}', headers=[("Content-Type", "application/json")]))
+        done = subprocess.run([sys.executable, "-c", _COLD_START, server.url], capture_output=True, text=True,
+                              env=_lambda_environment(), timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        (request,) = server.requests
+    result = json.loads(done.stdout)
+    assert result["body"] == '{"ok": 1}'
+    assert (request.header("Authorization") or "").startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    modules = set(result["modules"])
+    assert {"urllib3", "smruntime.transport.requests_client"} <= modules  # the default client did answer
+    loaded = sorted(name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in NOT_IMPORTED))
+    assert loaded == []
