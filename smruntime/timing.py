@@ -101,12 +101,12 @@ class TimedBothMiddleware(TimedMiddleware, AsyncTimedMiddleware):
     """A timer for a middleware that runs on both clients."""
 
 
-def timed(middleware: Any, step: str, *, measures_transport: bool = False) -> _Timer:
+def timed(middleware: Any, step: str, *, measures_transport: bool = False) -> TimedMiddleware | AsyncTimedMiddleware:
     """A timer with the same shells as ``middleware``: a sync-only middleware stays refused
     by an asyncio chain (and an async-only one by a sync chain) when the chain is composed."""
     has_sync = callable(getattr(middleware, "handle", None))
     has_async = callable(getattr(middleware, "ahandle", None))
-    kind: type[_Timer] = TimedMiddleware
+    kind: type[TimedMiddleware | AsyncTimedMiddleware] = TimedMiddleware
     if has_sync and has_async:
         kind = TimedBothMiddleware
     elif has_async:
