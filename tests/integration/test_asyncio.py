@@ -91,6 +91,18 @@ def test_calls_and_streams_never_block_the_event_loop(slow_callbacks: SlowCallba
 # --- cancellation, closing, abandoning ----------------------------------------------------------
 
 
+async def dropped_and_replaced(server: HTTPTestServer, client: AsyncClient) -> None:
+    """The server's only connection was dropped, not pooled half-read, and the client goes on
+    with a new one."""
+    deadline = time.monotonic() + 5
+    while server.open_connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert server.open_connections == 0
+    server.enqueue(respond(200, b"{}"))
+    assert (await client.invoke_endpoint(endpoint_name="ep", body=b"x")).body == b"{}"
+    assert server.connections_accepted == 2
+
+
 def test_a_cancelled_call_releases_its_connection_and_leaves_no_task() -> None:
     held = threading.Event()
 
@@ -104,14 +116,7 @@ def test_a_cancelled_call_releases_its_connection_and_leaves_no_task() -> None:
                 await call
             assert asyncio.all_tasks() == {asyncio.current_task()}
             held.set()  # the server answers now: on a dropped connection, so it sees it closed
-            deadline = time.monotonic() + 5
-            while server.open_connections and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert server.open_connections == 0  # the half-done exchange was dropped, not pooled
-            server.enqueue(respond(200, b"{}"))
-            out = await client.invoke_endpoint(endpoint_name="ep", body=b"x")  # the client still works
-            assert out.body == b"{}"
-            assert server.connections_accepted == 2  # on a new connection
+            await dropped_and_replaced(server, client)
 
     with HTTPTestServer(default=respond(200, b"late", wait=held)) as server:
         asyncio.run(scenario(server))
@@ -293,13 +298,7 @@ def test_a_stream_cancelled_mid_flight_releases_its_connection_and_leaves_no_tas
                 await reader
             assert asyncio.all_tasks() == {asyncio.current_task()}
             more.set()  # the server writes on: on a dropped connection, so it sees it closed
-            deadline = time.monotonic() + 5
-            while server.open_connections and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert server.open_connections == 0  # dropped, not pooled half-read
-            server.enqueue(respond(200, b"{}"))
-            assert (await client.invoke_endpoint(endpoint_name="ep", body=b"x")).body == b"{}"
-            assert server.connections_accepted == 2
+            await dropped_and_replaced(server, client)
 
     with HTTPTestServer(default=reply) as server:
         try:
