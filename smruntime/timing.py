@@ -1,9 +1,9 @@
 """An api option that measures where a call's client-side time goes.
 
 ``Client(api_options=[record_timings])`` (or ``AsyncClient(...)``) wraps every middleware in
-a timer (same ID, same position). After the call, ``out.metadata.timings`` holds seconds spent in each middleware's
-own code (its ``next`` excluded), per step, in the HTTP exchange, and in total; retried
-attempts add up.
+a timer (same ID, same position). After the call, ``out.metadata.timings`` holds seconds spent
+in each middleware's own code (its ``next`` excluded), per step, in the HTTP exchange, and in
+total; retried attempts add up.
 """
 
 from __future__ import annotations
