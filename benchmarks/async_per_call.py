@@ -54,12 +54,12 @@ def _smruntime_call(client: Any) -> AsyncCall:
     return call
 
 
-async def _aiobotocore(url: str, stack: contextlib.AsyncExitStack) -> Any:
+async def _aiobotocore(url: str, stack: contextlib.AsyncExitStack, pool: int = POOL) -> Any:
     import aiobotocore.session
     from aiobotocore.config import AioConfig
 
     session = aiobotocore.session.get_session()
-    config = AioConfig(retries={"mode": "standard"}, max_pool_connections=POOL)
+    config = AioConfig(retries={"mode": "standard"}, max_pool_connections=pool)
     return await stack.enter_async_context(session.create_client(
         "sagemaker-runtime", region_name=REGION, endpoint_url=url, aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY, config=config))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks import (
+    async_concurrency,
     async_per_call,
     bench_eventstream,
     bidi,
@@ -76,6 +77,11 @@ def targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
                 f"{connections}", connections <= pool),
         _target("1 GiB streamed through one call, peak RSS growth", "≤ 32 MiB", growth, f"{growth:.2f} MiB",
                 growth <= 32),
+        *(
+            _target("1 GiB streamed through one AsyncClient call, peak RSS growth", "≤ 32 MiB", grown,
+                    f"{grown:.2f} MiB", grown <= 32)
+            for grown in [memory[name]["peak_growth_mib"] for name in ("AsyncClient",) if name in memory]
+        ),
         *_tracing_targets(by_key),
         *_async_targets(by_key),
         *bidi.targets(by_key["bidi"]),
@@ -87,8 +93,20 @@ def _async_targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
     if "async_per_call" not in by_key:
         return []
     versus = by_key["async_per_call"].data["default_vs_aiobotocore"]
-    return [_target("AsyncClient, time per call", "≤ 0.3 x aiobotocore", versus, f"{versus:.2f} x aiobotocore",
-                    versus <= 0.3)]
+    found = [_target("AsyncClient, time per call", "≤ 0.3 x aiobotocore", versus, f"{versus:.2f} x aiobotocore",
+                     versus <= 0.3)]
+    if "async_concurrency" in by_key:
+        waiting = by_key["async_concurrency"].data
+        versus = waiting["default_vs_aiobotocore"]
+        pool = waiting["max_pool_connections"]
+        opened = waiting["connections_opened"][async_concurrency.DEFAULT]
+        found += [
+            _target("AsyncClient, 256 calls in flight, server answers after 10 ms", "≥ 3 x aiobotocore calls/s",
+                    versus, f"{versus:.2f} x aiobotocore", versus >= 3),
+            _target("AsyncClient, 256 calls in flight, connections opened", f"≤ max_pool_connections ({pool})",
+                    opened, f"{opened}", opened <= pool),
+        ]
+    return found
 
 
 def _bulk_targets(by_key: dict[str, Section]) -> list[dict[str, Any]]:
@@ -211,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         step("6. 1 GiB stream", lambda: stream_memory.run(server))
         step("7. tracing middleware", tracing.run)
         step("8. asyncio", lambda: async_per_call.run(server))
-        step("9. bidirectional streaming", bidi.run)
-        step("10. bulk scoring", bulk.run)
+        step("9. asyncio, server answers after 10 ms", async_concurrency.run)
+        step("10. bidirectional streaming", bidi.run)
+        step("11. bulk scoring", bulk.run)
     elapsed = time.perf_counter() - started
     by_key = {section.key: section for section in sections}
     goals = targets(by_key)

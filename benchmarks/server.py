@@ -9,6 +9,10 @@ as little as possible and the same for every client. A ``POST`` to
 chunk each, ``bytes`` in all (both from the JSON request body; 1 MiB of 64 KiB parts by
 default); that connection moves to a thread of its own.
 
+``LoopbackServer(delay=0.01)`` holds each small answer for 10 ms (the selector thread keeps
+the due answers in a heap, so any number of requests wait at once), like a model that takes
+that long.
+
 The parent reads how many connections the server accepted (``accepts``) over the child's
 stdin/stdout; closing its stdin stops it.
 
@@ -18,6 +22,7 @@ stdin/stdout; closing its stdin stops it.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import selectors
@@ -25,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 RESPONSE = (
@@ -138,13 +144,27 @@ def _serve_blocking(sock: socket.socket, buffer: bytearray) -> None:
         sock.close()
 
 
-def _serve(listener: socket.socket, counts: _Counts) -> None:
+def _serve(listener: socket.socket, counts: _Counts, delay: float = 0.0) -> None:
     listener.setblocking(False)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, None)
     buffers: dict[socket.socket, bytearray] = {}
+    due: list[tuple[float, int, socket.socket]] = []  # answers held back by ``delay``
+    held = 0
     while True:
-        for key, _ in selector.select():
+        timeout = max(due[0][0] - time.monotonic(), 0.0) if due else None
+        ready = selector.select(timeout)
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, _, conn = heapq.heappop(due)
+            if conn in buffers:
+                try:
+                    _send_small(conn, RESPONSE)
+                except OSError:
+                    selector.unregister(conn)
+                    del buffers[conn]
+                    conn.close()
+        for key, _ in ready:
             if key.data is None:
                 try:
                     conn, _ = listener.accept()
@@ -183,7 +203,11 @@ def _serve(listener: socket.socket, counts: _Counts) -> None:
                         conn.setblocking(True)
                         _stream_then_serve(conn, request, buffer)
                         break
-                    _send_small(conn, RESPONSE)
+                    if delay:
+                        held += 1
+                        heapq.heappush(due, (time.monotonic() + delay, held, conn))
+                    else:
+                        _send_small(conn, RESPONSE)
             except (OSError, ValueError):
                 if conn in buffers:
                     selector.unregister(conn)
@@ -220,13 +244,17 @@ class _Counts:
 
 
 def main() -> None:
-    """Serve on an ephemeral port; print ``PORT n``; answer ``accepts`` lines on stdin; exit on EOF."""
+    """Serve on an ephemeral port; print ``PORT n``; answer ``accepts`` lines on stdin; exit on EOF.
+
+    Arguments: the host (default 127.0.0.1) and the seconds each small answer is held (default 0).
+    """
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+    delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind((host, 0))
     listener.listen(512)
     counts = _Counts()
-    threading.Thread(target=_serve, args=(listener, counts), daemon=True).start()
+    threading.Thread(target=_serve, args=(listener, counts, delay), daemon=True).start()
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     for line in sys.stdin:  # the control channel: the parent asks, we answer
         if line.strip() == "accepts":
@@ -237,8 +265,9 @@ def main() -> None:
 class LoopbackServer:
     """The benchmark server in a child process (``python -m benchmarks.server``)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, delay: float = 0.0) -> None:
         self.host = host
+        self.delay = delay
         self.port = 0
         self._process: subprocess.Popen[str] | None = None
 
@@ -259,7 +288,7 @@ class LoopbackServer:
         from benchmarks.common import subprocess_env
 
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.server", self.host],
+            [sys.executable, "-m", "benchmarks.server", self.host, str(self.delay)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

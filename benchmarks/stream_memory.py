@@ -1,6 +1,7 @@
 """(6) One streaming call carrying 1 GiB: how much the client process's peak RSS grows.
 
-Each contender runs in a fresh process: it builds its client, makes a small warm-up stream
+The contenders: both Client configurations and boto3, and on an asyncio loop AsyncClient (its
+default transport) and aiobotocore. Each contender runs in a fresh process: it builds its client, makes a small warm-up stream
 call, resets the kernel's peak-RSS mark (``/proc/self/clear_refs``), notes its RSS, then reads
 one ``InvokeEndpointWithResponseStream`` answer of 1 GiB (16 384 ``PayloadPart`` frames of 64
 KiB, one HTTP chunk each, generated on the fly by the server) and reports the peak RSS
@@ -46,6 +47,45 @@ if which == "boto3":
         for event in response["Body"]:
             got += len(event["PayloadPart"]["Bytes"])
         return got
+elif which == "aiobotocore":
+    import asyncio, aiobotocore.session
+    from aiobotocore.config import AioConfig
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(aiobotocore.session.get_session().create_client(
+        "sagemaker-runtime", region_name={REGION!r}, endpoint_url=url, aws_access_key_id={ACCESS_KEY!r},
+        aws_secret_access_key={SECRET_KEY!r}, config=AioConfig(retries={{"mode": "standard"}})).__aenter__())
+
+    async def astream(size):
+        response = await client.invoke_endpoint_with_response_stream(
+            EndpointName="bench", Body=json.dumps({{"bytes": size, "part": part}}), ContentType="application/json")
+        got = 0
+        async for event in response["Body"]:
+            got += len(event["PayloadPart"]["Bytes"])
+        return got
+
+    def stream(size):
+        return loop.run_until_complete(astream(size))
+elif which == "AsyncClient":
+    import asyncio
+    from smruntime import AsyncClient
+    loop = asyncio.new_event_loop()
+
+    async def make():
+        return AsyncClient(region={REGION!r}, credentials=({ACCESS_KEY!r}, {SECRET_KEY!r}), endpoint_url=url)
+
+    client = loop.run_until_complete(make())
+
+    async def astream(size):
+        got = 0
+        events = await client.invoke_endpoint_with_response_stream(
+            endpoint_name="bench", body=json.dumps({{"bytes": size, "part": part}}), content_type="application/json")
+        async with events:
+            async for event in events:
+                got += len(event.bytes)
+        return got
+
+    def stream(size):
+        return loop.run_until_complete(astream(size))
 else:
     from smruntime import Client
     fields = {{}}
@@ -80,7 +120,7 @@ print(json.dumps({{"rss_before": before["VmRSS"], "hwm_after": after["VmHWM"], "
                   "seconds": elapsed, "bytes": got, "peak_reset": reset}}))
 """
 
-CONTENDERS = ("smruntime default", "smruntime fastest", "boto3")
+CONTENDERS = ("smruntime default", "smruntime fastest", "boto3", "AsyncClient", "aiobotocore")
 
 
 def one_run(url: str, which: str, total: int) -> dict[str, Any]:

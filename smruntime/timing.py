@@ -1,9 +1,9 @@
 """An api option that measures where a call's client-side time goes.
 
-``Client(api_options=[record_timings])`` wraps every middleware in a timer (same ID, same
-position). After the call, ``out.metadata.timings`` holds seconds spent in each middleware's
-own code (its ``next`` excluded), per step, in the HTTP exchange, and in total; retried
-attempts add up.
+``Client(api_options=[record_timings])`` (or ``AsyncClient(...)``) wraps every middleware in
+a timer (same ID, same position). After the call, ``out.metadata.timings`` holds seconds spent
+in each middleware's own code (its ``next`` excluded), per step, in the HTTP exchange, and in
+total; retried attempts add up.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ STEP_ORDER = (
 
 
 @attrs.frozen
-class TimedMiddleware:
-    """Runs ``inner`` and adds its own time (excluding ``next``) to the call's timings."""
+class _Timer:
+    """What every timer holds; :func:`timed` picks the kind that matches ``inner``."""
 
-    inner: Any  # a sync middleware: timings are taken on Client
+    inner: Any
     step: str
     measures_transport: bool = False
 
@@ -40,6 +40,21 @@ class TimedMiddleware:
     def id(self) -> str:
         mw_id: str = self.inner.id
         return mw_id
+
+    def _record(self, ctx: Context, own: float, waited: float) -> None:
+        timings = ctx.metadata.get(keys.TIMINGS)
+        if timings is None:
+            timings = {"middleware": {}, "steps": {}, "transport": 0.0}
+            ctx.metadata.set(keys.TIMINGS, timings)
+        timings["middleware"][self.id] = timings["middleware"].get(self.id, 0.0) + own
+        timings["steps"][self.step] = timings["steps"].get(self.step, 0.0) + own
+        if self.measures_transport:
+            timings["transport"] += waited
+
+
+@attrs.frozen
+class TimedMiddleware(_Timer):
+    """Runs ``inner`` and adds its own time (excluding ``next``) to the call's timings."""
 
     def handle(self, ctx: Context, in_: Any, next: Any) -> Any:
         waited = 0.0
@@ -56,27 +71,63 @@ class TimedMiddleware:
         try:
             return self.inner.handle(ctx, in_, timed_next)
         finally:
-            own = _clock() - start - waited
-            timings = ctx.metadata.get(keys.TIMINGS)
-            if timings is None:
-                timings = {"middleware": {}, "steps": {}, "transport": 0.0}
-                ctx.metadata.set(keys.TIMINGS, timings)
-            timings["middleware"][self.id] = timings["middleware"].get(self.id, 0.0) + own
-            timings["steps"][self.step] = timings["steps"].get(self.step, 0.0) + own
-            if self.measures_transport:
-                timings["transport"] += waited
+            self._record(ctx, _clock() - start - waited, waited)
+
+
+@attrs.frozen
+class AsyncTimedMiddleware(_Timer):
+    """The asyncio timer: the time from entering ``inner`` to its return, less the time spent
+    awaiting ``next`` (what ``inner`` awaits itself, a backoff sleep say, counts as its own)."""
+
+    async def ahandle(self, ctx: Context, in_: Any, next: Any) -> Any:
+        waited = 0.0
+
+        async def timed_next(ctx: Context, in_: Any) -> Any:
+            nonlocal waited
+            start = _clock()
+            try:
+                return await next(ctx, in_)
+            finally:
+                waited += _clock() - start
+
+        start = _clock()
+        try:
+            return await self.inner.ahandle(ctx, in_, timed_next)
+        finally:
+            self._record(ctx, _clock() - start - waited, waited)
+
+
+@attrs.frozen
+class TimedBothMiddleware(TimedMiddleware, AsyncTimedMiddleware):
+    """A timer for a middleware that runs on both clients."""
+
+
+def timed(middleware: Any, step: str, *, measures_transport: bool = False) -> TimedMiddleware | AsyncTimedMiddleware:
+    """A timer with the same shells as ``middleware``: a sync-only middleware stays refused
+    by an asyncio chain (and an async-only one by a sync chain) when the chain is composed."""
+    has_sync = callable(getattr(middleware, "handle", None))
+    has_async = callable(getattr(middleware, "ahandle", None))
+    kind: type[TimedMiddleware | AsyncTimedMiddleware] = TimedMiddleware
+    if has_sync and has_async:
+        kind = TimedBothMiddleware
+    elif has_async:
+        kind = AsyncTimedMiddleware
+    return kind(middleware, step, measures_transport)
 
 
 def record_timings(stack: Stack) -> None:
-    """Wrap every middleware of ``stack`` in a timer; the innermost one also times the HTTP exchange."""
+    """Wrap every middleware of ``stack`` in a timer; the innermost one also times the HTTP exchange.
+
+    Works on ``Client`` and ``AsyncClient`` alike.
+    """
     last_id = stack.deserialize.list()[-1] if len(stack.deserialize) else None
     for step in stack.steps:
         for mw_id in step.list():
             middleware = step.get(mw_id)
-            if middleware is None or isinstance(middleware, TimedMiddleware):
+            if middleware is None or isinstance(middleware, _Timer):
                 continue
             is_innermost = step is stack.deserialize and mw_id == last_id
-            step.swap(mw_id, TimedMiddleware(middleware, step.name, measures_transport=is_innermost))
+            step.swap(mw_id, timed(middleware, step.name, measures_transport=is_innermost))
 
 
 def format_timings(timings: dict[str, Any]) -> str:

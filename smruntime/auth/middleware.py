@@ -135,6 +135,8 @@ def _retrieve(provider: CredentialsProvider, ctx: Context) -> Credentials | None
         credentials: Any = provider.retrieve()
     except Exception as error:
         raise _retrieval_error(provider, error, ctx) from None
+    if type(credentials) is Credentials:  # the usual answer, checked without another call
+        return credentials
     return _checked(provider, credentials, ctx)
 
 

@@ -193,6 +193,17 @@ def _transform_link(before: Before | None, after: After | None, failed: Failed |
             return after(ctx, in_, out)
 
         return call_after_or_failed
+    if before is not None and after is None and failed is not None:
+
+        def call_before_or_failed(ctx: Context[Any], in_: Any) -> Any:
+            in_ = before(ctx, in_)
+            try:
+                return next_fn(ctx, in_)
+            except BaseException as error:
+                failed(ctx, in_, error)
+                raise
+
+        return call_before_or_failed
     if before is not None and after is not None and failed is None:
 
         def call_around(ctx: Context[Any], in_: Any) -> Any:

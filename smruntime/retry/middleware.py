@@ -159,7 +159,8 @@ class Retry:
         except Exception as error:
             _release(release_attempt, release, error)
             return _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).resume(error)
-        _release(release_attempt, release, None)
+        release_attempt(None)  # (not through _release: this runs on every call)
+        release(None)
         ctx.metadata.set(keys.ATTEMPTS, 1)
         ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
@@ -177,7 +178,8 @@ class Retry:
         except Exception as error:
             _release(release_attempt, release, error)
             return await _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).aresume(error)
-        _release(release_attempt, release, None)
+        release_attempt(None)  # (not through _release: this runs on every call)
+        release(None)
         ctx.metadata.set(keys.ATTEMPTS, 1)
         ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out

@@ -18,6 +18,7 @@ from smruntime.errors import ConnectError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import map_transport_error, tag
+from smruntime.transport.http11 import MAX_HEADERS, MAX_LINE, WHOLE_CHUNK_LIMIT
 from smruntime.transport.shared import (
     AsyncLiveBody,
     PooledHTTPClient,
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["AiohttpHTTPClient"]
 
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+_LARGE_BYTES = 1024 * 1024
+"""Past this, aiohttp warns that a bytes body may hold up the loop (ResourceWarning): such a
+body goes as an async iterable of pieces instead, still with its Content-Length."""
 
 
 class _ResponseBody(AsyncLiveBody):
@@ -46,9 +50,34 @@ class _ResponseBody(AsyncLiveBody):
         self._response = response
 
     async def _arriving(self, max_size: int | None) -> AsyncIterator[bytes]:
-        # What has arrived, as it arrives (aiohttp bounds a piece by its own buffer).
-        while piece := await self._response.content.readany():
-            yield piece
+        content = self._response.content
+        if max_size is None or "chunked" not in self._response.headers.get("Transfer-Encoding", "").lower():
+            while piece := await content.readany():  # what has arrived, as it arrives
+                for part in _sliced(piece, max_size):
+                    yield part
+            return
+        # Streaming a chunked body: a chunk up to WHOLE_CHUNK_LIMIT whole, as the server framed
+        # it (an event stream's frame each), a longer one in pieces as they arrive; a piece never
+        # spans two chunks (aiohttp's readchunk stops at each chunk's end).
+        gathered: list[bytes] = []
+        size = 0
+        while True:
+            data, chunk_ended = await content.readchunk()
+            if not data and not chunk_ended:
+                return  # the end of the body
+            gathered.append(data)
+            size += len(data)
+            if size > WHOLE_CHUNK_LIMIT:  # a long chunk: its pieces go as they come
+                for part in _sliced(b"".join(gathered), max_size):
+                    yield part
+                gathered = []
+            elif chunk_ended:
+                whole = b"".join(gathered)  # (of one piece: that piece itself, not a copy)
+                if whole:
+                    yield whole
+                gathered = []
+            if chunk_ended:
+                size = 0
 
     def _release(self) -> None:
         self._response.release()
@@ -95,7 +124,7 @@ class AiohttpHTTPClient(PooledHTTPClient):
                 request.method,
                 request.url,
                 headers=headers,
-                data=data,
+                data=_in_pieces(data) if isinstance(data, bytes) and len(data) > _LARGE_BYTES else data,
                 proxy=proxy,
                 allow_redirects=False,
                 skip_auto_headers=_SKIP_AUTO_HEADERS,
@@ -146,6 +175,10 @@ class AiohttpHTTPClient(PooledHTTPClient):
             trust_env=False,  # proxies are resolved in send(), as the sync clients do
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=_SKIP_AUTO_HEADERS,
+            # The response-head limits of the other clients (aiohttp's own line limit is 8 KiB).
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            max_headers=MAX_HEADERS,
         )
         return self._session
 
@@ -153,6 +186,19 @@ class AiohttpHTTPClient(PooledHTTPClient):
         if self._context is None:
             self._context = ssl_context_for(self._verify)
         return self._context
+
+
+async def _in_pieces(data: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(data)
+    for start in range(0, len(view), _LARGE_BYTES):
+        yield view[start : start + _LARGE_BYTES]
+
+
+def _sliced(data: bytes, size: int | None) -> list[bytes]:
+    """``data`` in pieces of at most ``size`` bytes (whole when ``size`` is None)."""
+    if size is None or len(data) <= size:
+        return [data] if data else []
+    return [data[start : start + size] for start in range(0, len(data), size)]
 
 
 def _sent(exc: BaseException) -> bool:

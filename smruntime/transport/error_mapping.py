@@ -166,6 +166,8 @@ def _classify(chain: list[BaseException], phase: Phase | None) -> tuple[BaseExce
     if culprit := first(kinds.read_timeouts):
         return culprit, *_timeout(phase)
     if culprit := first(kinds.connect_failures + kinds.connect_timeouts):
+        if isinstance(culprit, kinds.tls_failures):  # aiohttp's TLS errors are connector errors too
+            return culprit, ConnectError, "TLS handshake failed"
         if isinstance(culprit, kinds.empty_pool):
             return culprit, ConnectTimeoutError, "timed out waiting for a pooled connection"
         if isinstance(culprit, kinds.connect_timeouts) and not isinstance(culprit, kinds.new_connection):

@@ -19,7 +19,7 @@ from smruntime.errors import SageMakerRuntimeError
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint
 from smruntime.transport import AsyncFastHTTPClient
 from tests.async_clients import SlowCallbacks
-from tests.servers import HTTPTestServer, respond
+from tests.servers import HTTPTestServer, Reply, Send, Sleep, Wait, chunked, respond
 
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 REGION = "us-east-1"
@@ -91,6 +91,18 @@ def test_calls_and_streams_never_block_the_event_loop(slow_callbacks: SlowCallba
 # --- cancellation, closing, abandoning ----------------------------------------------------------
 
 
+async def dropped_and_replaced(server: HTTPTestServer, client: AsyncClient) -> None:
+    """The server's only connection was dropped, not pooled half-read, and the client goes on
+    with a new one."""
+    deadline = time.monotonic() + 5
+    while server.open_connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert server.open_connections == 0
+    server.enqueue(respond(200, b"{}"))
+    assert (await client.invoke_endpoint(endpoint_name="ep", body=b"x")).body == b"{}"
+    assert server.connections_accepted == 2
+
+
 def test_a_cancelled_call_releases_its_connection_and_leaves_no_task() -> None:
     held = threading.Event()
 
@@ -104,14 +116,7 @@ def test_a_cancelled_call_releases_its_connection_and_leaves_no_task() -> None:
                 await call
             assert asyncio.all_tasks() == {asyncio.current_task()}
             held.set()  # the server answers now: on a dropped connection, so it sees it closed
-            deadline = time.monotonic() + 5
-            while server.open_connections and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert server.open_connections == 0  # the half-done exchange was dropped, not pooled
-            server.enqueue(respond(200, b"{}"))
-            out = await client.invoke_endpoint(endpoint_name="ep", body=b"x")  # the client still works
-            assert out.body == b"{}"
-            assert server.connections_accepted == 2  # on a new connection
+            await dropped_and_replaced(server, client)
 
     with HTTPTestServer(default=respond(200, b"late", wait=held)) as server:
         asyncio.run(scenario(server))
@@ -198,3 +203,105 @@ def test_aiobotocore_gets_the_same_answers_from_the_local_endpoint() -> None:
 
     with _tokens_endpoint() as endpoint:
         asyncio.run(scenario(endpoint.url))
+
+
+# --- each event surfaces as soon as its bytes arrive ------------------------------------------------
+
+STREAM_HEADERS = [("Content-Type", "application/vnd.amazon.eventstream"),
+                  ("X-Amzn-SageMaker-Content-Type", "text/plain")]
+
+
+def _frame(data: bytes) -> bytes:
+    from smruntime.eventstream import encode_message
+
+    return encode_message({":event-type": "PayloadPart", ":content-type": "application/octet-stream",
+                           ":message-type": "event"}, data)
+
+
+def _transports() -> list[Any]:
+    from smruntime.transport import AiohttpHTTPClient
+
+    return [AsyncFastHTTPClient, AiohttpHTTPClient]
+
+
+@pytest.mark.parametrize("make_transport", _transports(), ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("layout", ["a chunk per event", "a chunk in two writes", "an event in two chunks"])
+def test_each_event_is_handed_out_before_the_server_sends_the_next_bytes(make_transport: Any, layout: str) -> None:
+    """The server writes an event's last byte, then waits until the client has that event
+    before it writes anything more. A client that held an event back until more bytes came
+    (a full read buffer, the next chunk, the next frame) would wait for bytes that never
+    come: an await below would time out instead. (SageMaker sends one event per HTTP chunk;
+    the transports hand on a chunk of up to 1 MiB whole, so an event packed into a longer
+    chunk with others surfaces when that chunk ends.)"""
+    words = [b"alpha", b"beta", b"gamma", b"delta"]
+    got = [threading.Event() for _ in words]
+    steps: list[Any] = []
+    for word, seen in zip(words, got, strict=True):
+        frame = _frame(word)
+        half = len(frame) // 2
+        if layout == "a chunk per event":
+            steps.append(Send(b"%x\r\n%b\r\n" % (len(frame), frame)))
+        elif layout == "a chunk in two writes":
+            steps += [Send(b"%x\r\n%b" % (len(frame), frame[:half])), Sleep(0.02), Send(frame[half:] + b"\r\n")]
+        else:
+            steps += [Send(b"%x\r\n%b\r\n" % (half, frame[:half])), Sleep(0.02),
+                      Send(b"%x\r\n%b\r\n" % (len(frame) - half, frame[half:]))]
+        steps.append(Wait(seen, timeout=60))
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in STREAM_HEADERS)
+    reply = Reply([Send(head + b"Transfer-Encoding: chunked\r\n\r\n"), *steps, Send(b"0\r\n\r\n")])
+
+    async def scenario(url: str) -> list[bytes]:
+        transport = make_transport()
+        try:
+            async with async_client(url, http_client=transport) as client:
+                stream = await asyncio.wait_for(
+                    client.invoke_endpoint_with_response_stream(endpoint_name="ep", body=b"x"), 10)
+                received = []
+                async with stream:
+                    events = stream.__aiter__()
+                    for seen in got:
+                        received.append((await asyncio.wait_for(events.__anext__(), 10)).bytes)
+                        seen.set()  # only now does the server write the next bytes
+                    with pytest.raises(StopAsyncIteration):
+                        await asyncio.wait_for(events.__anext__(), 10)
+                return received
+        finally:
+            await transport.aclose()
+
+    with HTTPTestServer(default=reply) as server:
+        try:
+            assert asyncio.run(scenario(server.url)) == words
+        finally:
+            for seen in got:
+                seen.set()
+
+
+def test_a_stream_cancelled_mid_flight_releases_its_connection_and_leaves_no_task() -> None:
+    more = threading.Event()
+    frame = _frame(b"first")
+    reply = chunked([frame, Wait(more, timeout=60), _frame(b"second")], headers=STREAM_HEADERS)
+
+    async def scenario(server: HTTPTestServer) -> None:
+        async with async_client(server.url) as client:
+            first = asyncio.get_running_loop().create_future()
+
+            async def read() -> None:
+                stream = await client.invoke_endpoint_with_response_stream(endpoint_name="ep", body=b"x")
+                async with stream:
+                    async for event in stream:
+                        first.set_result(event.bytes)
+
+            reader = asyncio.create_task(read())
+            assert await asyncio.wait_for(first, 10) == b"first"
+            reader.cancel()  # while it waits for the second event
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            more.set()  # the server writes on: on a dropped connection, so it sees it closed
+            await dropped_and_replaced(server, client)
+
+    with HTTPTestServer(default=reply) as server:
+        try:
+            asyncio.run(scenario(server))
+        finally:
+            more.set()

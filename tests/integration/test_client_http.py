@@ -1,14 +1,16 @@
 """The whole default stack against a real HTTP server on loopback (DESIGN §2, issue "Core").
 
 The server is the raw-socket test server: it records every request byte for byte and
-answers from a script, so each test states what the server saw.
+answers from a script, so each test states what the server saw. Each test runs on Client and
+on AsyncClient (behind Client's API, see tests/async_clients.py).
 """
 
 from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from smruntime.errors import (
 )
 from smruntime.middleware import Position, build_middleware, finalize_middleware
 from smruntime.retry import StandardRetryer
+from tests.async_clients import KINDS, make_client
 from tests.servers import HTTPTestServer, RecordedRequest, respond
 
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -34,9 +37,24 @@ def server() -> Iterator[HTTPTestServer]:
         yield running
 
 
-def client_for(url: str, **fields) -> Client:
+def sync_client_for(url: str, **fields: Any) -> Client:
     fields.setdefault("retryer", StandardRetryer(sleep=lambda seconds: None))
     return Client(region="us-east-1", endpoint_url=url, credentials=CREDENTIALS, **fields)
+
+
+async def _no_wait(seconds: float) -> None:
+    """The asyncio retryer's sleep in these tests."""
+
+
+@pytest.fixture(params=KINDS)
+def client_for(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Makes a Client, or an AsyncClient behind Client's API: each test that uses it runs on both."""
+
+    def make(url: str, **fields: Any) -> Any:
+        fields.setdefault("retryer", StandardRetryer(sleep=lambda seconds: None, asleep=_no_wait))
+        return make_client(request.param, region="us-east-1", endpoint_url=url, credentials=CREDENTIALS, **fields)
+
+    return make
 
 
 def signed_headers(request: RecordedRequest) -> list[str]:
@@ -48,7 +66,7 @@ def signature(request: RecordedRequest) -> str:
     return (request.header("Authorization") or "").rsplit("Signature=", 1)[1]
 
 
-def test_success_with_every_header_and_output(server: HTTPTestServer) -> None:
+def test_success_with_every_header_and_output(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     server.enqueue(
         respond(
             200,
@@ -110,7 +128,7 @@ def test_success_with_every_header_and_output(server: HTTPTestServer) -> None:
     assert (out.metadata.request_id, out.metadata.attempts, out.metadata.http_status) == ("rid-1", 1, 200)
 
 
-def test_503_503_200_succeeds_on_the_third_attempt_resigned_each_time(server: HTTPTestServer) -> None:
+def test_503_503_200_succeeds_on_the_third_attempt_resigned_each_time(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     unavailable = respond(503, b'{"message": "busy"}', headers=[("X-Amzn-ErrorType", "ServiceUnavailable")])
     server.enqueue(unavailable, unavailable, respond(200, b"ok"))
     with client_for(server.url) as client:
@@ -125,7 +143,7 @@ def test_503_503_200_succeeds_on_the_third_attempt_resigned_each_time(server: HT
     assert all(r.body == b"x" for r in attempts)
 
 
-def test_500_three_times_is_max_attempts_exceeded_with_the_500_as_cause(server: HTTPTestServer) -> None:
+def test_500_three_times_is_max_attempts_exceeded_with_the_500_as_cause(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     failure = respond(500, b'{"message": "boom"}', headers=[("X-Amzn-ErrorType", "InternalFailure")])
     server.enqueue(failure, failure, failure)
     with client_for(server.url) as client, pytest.raises(MaxAttemptsExceededError) as caught:
@@ -137,17 +155,17 @@ def test_500_three_times_is_max_attempts_exceeded_with_the_500_as_cause(server: 
     assert len(server.requests) == 3
 
 
-def test_a_read_timeout_sends_the_request_once(server: HTTPTestServer) -> None:
+def test_a_read_timeout_sends_the_request_once(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     server.enqueue(respond(200, b"late", delay=1.0))
     with client_for(server.url, read_timeout=0.2) as client, pytest.raises(ReadTimeoutError):
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
     assert len(server.requests) == 1
 
 
-def test_a_read_timeout_is_resent_only_when_opted_in(server: HTTPTestServer) -> None:
+def test_a_read_timeout_is_resent_only_when_opted_in(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     server.enqueue(respond(200, b"late", delay=1.0), respond(200, b"ok"))
     with client_for(server.url, read_timeout=0.2, retry_read_timeouts=True,
-                    retryer=StandardRetryer(sleep=lambda s: None, retry_read_timeouts=True)) as client:
+                    retryer=StandardRetryer(sleep=lambda s: None, retry_read_timeouts=True, asleep=_no_wait)) as client:
         out = client.invoke_endpoint(endpoint_name="ep", body=b"x")
     assert out.body == b"ok"
     assert len(server.requests) == 2
@@ -159,10 +177,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_connection_refused_is_a_connect_error_after_the_retries() -> None:
+def test_connection_refused_is_a_connect_error_after_the_retries(client_for: Callable[..., Any]) -> None:
     delays: list[float] = []
     url = f"http://127.0.0.1:{free_port()}"
-    with client_for(url, retryer=StandardRetryer(sleep=delays.append)) as client, pytest.raises(
+    async def record(seconds: float) -> None:
+        delays.append(seconds)
+
+    with client_for(url, retryer=StandardRetryer(sleep=delays.append, asleep=record)) as client, pytest.raises(
         MaxAttemptsExceededError
     ) as caught:
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
@@ -171,7 +192,7 @@ def test_connection_refused_is_a_connect_error_after_the_retries() -> None:
     assert len(delays) == 2
 
 
-def test_424_is_a_model_error_with_its_fields_and_is_not_retried(server: HTTPTestServer) -> None:
+def test_424_is_a_model_error_with_its_fields_and_is_not_retried(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     body = {
         "message": "Received client error (400) from primary with message \"bad\".",
         "OriginalStatusCode": 400,
@@ -190,7 +211,7 @@ def test_424_is_a_model_error_with_its_fields_and_is_not_retried(server: HTTPTes
     assert len(server.requests) == 1
 
 
-def test_400_throttling_is_retried_then_raised_with_its_code(server: HTTPTestServer) -> None:
+def test_400_throttling_is_retried_then_raised_with_its_code(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     throttled = respond(400, b'{"message": null}', headers=[("X-Amzn-ErrorType", "ThrottlingException")])
     server.enqueue(throttled, throttled, throttled)
     with client_for(server.url) as client, pytest.raises(MaxAttemptsExceededError) as caught:
@@ -201,6 +222,7 @@ def test_400_throttling_is_retried_then_raised_with_its_code(server: HTTPTestSer
 
 
 def test_a_build_middleware_header_is_signed_and_one_after_signing_is_not(server: HTTPTestServer) -> None:
+    """On Client: these middleware have only a sync handle (AsyncClient refuses them)."""
     def add_headers(stack):
         def traced(ctx, in_, next):
             in_.request.headers["X-Amzn-SageMaker-Custom-Attributes"] = "trace_id=abc"
@@ -213,7 +235,7 @@ def test_a_build_middleware_header_is_signed_and_one_after_signing_is_not(server
         stack.build.add(build_middleware("AddTrace", traced), Position.AFTER)
         stack.finalize.insert(finalize_middleware("AddLate", late), "Signing", Position.AFTER)
 
-    with client_for(server.url, api_options=[add_headers]) as client:
+    with sync_client_for(server.url, api_options=[add_headers]) as client:
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
     (seen,) = server.requests
     assert seen.headers["x-amzn-sagemaker-custom-attributes"] == "trace_id=abc"
@@ -222,7 +244,7 @@ def test_a_build_middleware_header_is_signed_and_one_after_signing_is_not(server
     assert "x-late" not in signed_headers(seen)
 
 
-def test_an_api_option_that_raises_aborts_before_any_io(server: HTTPTestServer) -> None:
+def test_an_api_option_that_raises_aborts_before_any_io(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     class Refused(Exception):
         pass
 
@@ -234,7 +256,7 @@ def test_an_api_option_that_raises_aborts_before_any_io(server: HTTPTestServer) 
     assert server.requests == []
 
 
-def test_per_call_options_change_only_that_call(server: HTTPTestServer) -> None:
+def test_per_call_options_change_only_that_call(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     unavailable = respond(503, b"{}", headers=[("X-Amzn-ErrorType", "ServiceUnavailable")])
     server.enqueue(unavailable, unavailable)
     with client_for(server.url) as client:
@@ -247,14 +269,14 @@ def test_per_call_options_change_only_that_call(server: HTTPTestServer) -> None:
     assert server.requests[-1].headers["amz-sdk-request"] == "attempt=2; max=3"
 
 
-def test_service_unavailable_once_without_retries(server: HTTPTestServer) -> None:
+def test_service_unavailable_once_without_retries(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     server.enqueue(respond(503, b"{}", headers=[("X-Amzn-ErrorType", "ServiceUnavailable")]))
     with client_for(server.url, retry_mode="none", retryer=None) as client, pytest.raises(ServiceUnavailable):
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
     assert len(server.requests) == 1
 
 
-def test_connections_are_reused_and_released_on_error_paths(server: HTTPTestServer) -> None:
+def test_connections_are_reused_and_released_on_error_paths(server: HTTPTestServer, client_for: Callable[..., Any]) -> None:
     server.enqueue(
         respond(424, b'{"message": "m"}', headers=[("X-Amzn-ErrorType", "ModelError")]),
         respond(400, b'{"message": "v"}', headers=[("X-Amzn-ErrorType", "ValidationError")]),
