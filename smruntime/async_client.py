@@ -22,12 +22,12 @@ from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Stack
 from smruntime.options import OptionFunc
 from smruntime.stack_types import Context
-from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
+from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
     from smruntime.bidirectional import AsyncBidirectionalStream
-    from smruntime.bulk.scheduler import BulkResult
+    from smruntime.bulk.scheduler import BulkResult, BulkRun, Record
     from smruntime.streaming import AsyncResponseStream
     from smruntime.transport.async_protocol import AsyncHTTPClient, AsyncHTTPResponse
 
@@ -48,6 +48,7 @@ class AsyncClient(BaseClient):
     )
     invoke_endpoint_async = async_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
     wait_for_async_inference = async_method(methods.wait_for_async_inference, lambda: bytes)
+    invoke_many = sync_method(methods.invoke_many, lambda: AsyncIterator[BulkResult])
     invoke_endpoint_with_bidirectional_stream = sync_method(
         methods.invoke_endpoint_with_bidirectional_stream, lambda: AsyncBidirectionalStream
     )
@@ -55,31 +56,10 @@ class AsyncClient(BaseClient):
     def _open_stream(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> AsyncBidirectionalStream:
         return self._bidirectional_stream(operation_name, input, option_fns)
 
-    def invoke_many(
-        self,
-        inputs: Iterable[InvokeEndpointInput | bytes | str] | AsyncIterable[InvokeEndpointInput | bytes | str],
-        *,
-        endpoint_name: str | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        concurrency: int = 16,
-        ordered: bool = False,
-        reorder_window: int = 0,
-        adaptive: bool = True,
-    ) -> AsyncIterator[BulkResult]:
-        """Invoke the endpoint once per record of ``inputs``; ``async for`` one ``BulkResult`` each.
-
-        The asyncio twin of :meth:`Client.invoke_many <smruntime.Client.invoke_many>`, with the
-        same arguments and results; ``inputs`` may also be an async iterable. Each call is a
-        task on the running loop, at most ``concurrency`` at once (bounded too by the client's
-        ``max_pool_connections``).
-        """
+    def _invoke_many(self, inputs: Iterable[Record] | AsyncIterable[Record], run: BulkRun) -> AsyncIterator[BulkResult]:
         from smruntime.bulk.tasks import invoke_many
 
-        return invoke_many(
-            self, inputs, endpoint_name=endpoint_name, content_type=content_type, accept=accept,
-            concurrency=concurrency, ordered=ordered, reorder_window=reorder_window, adaptive=adaptive,
-        )
+        return invoke_many(self, inputs, run)
 
     async def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:

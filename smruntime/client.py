@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar, cast
+from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Iterator, Sequence, TypeVar, cast
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys, middleware
@@ -17,12 +17,12 @@ from smruntime.operations.common import SERVICE_ID
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
 from smruntime.retry import ClockOffset
 from smruntime.stack_types import Context
-from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointInput, InvokeEndpointOutput
+from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
     from smruntime.bidirectional import AsyncBidirectionalStream, BidirectionalStream, OpenedStream
-    from smruntime.bulk import BulkResult
+    from smruntime.bulk.scheduler import BulkResult, BulkRun, Record
     from smruntime.loop_thread import LoopThread
     from smruntime.operations.duplex import DuplexChain, DuplexOperation
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
@@ -198,6 +198,7 @@ class Client(BaseClient):
     )
     invoke_endpoint_async = sync_method(methods.invoke_endpoint_async, lambda: InvokeEndpointAsyncOutput)
     wait_for_async_inference = sync_method(methods.wait_for_async_inference, lambda: bytes)
+    invoke_many = sync_method(methods.invoke_many, lambda: Iterator[BulkResult])
     invoke_endpoint_with_bidirectional_stream = sync_method(
         methods.invoke_endpoint_with_bidirectional_stream, lambda: BidirectionalStream
     )
@@ -222,35 +223,10 @@ class Client(BaseClient):
         finally:
             reader.close()  # an S3 client made here would otherwise leak its pooled sockets
 
-    def invoke_many(
-        self,
-        inputs: Iterable[InvokeEndpointInput | bytes | str],
-        *,
-        endpoint_name: str | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        concurrency: int = 16,
-        ordered: bool = False,
-        reorder_window: int = 0,
-        adaptive: bool = True,
-    ) -> Iterator[BulkResult]:
-        """Invoke the endpoint once per record of ``inputs``; yield one ``BulkResult`` each.
-
-        ``inputs`` is any iterable of bodies (bytes or str, sent with ``endpoint_name``,
-        ``content_type`` and ``accept``) or ``InvokeEndpointInput`` objects; it is read one
-        record ahead, never whole. At most ``concurrency`` calls are in flight, bounded too by
-        the client's ``max_pool_connections``. Results come as they complete, or in input order
-        with ``ordered=True`` (holding at most ``reorder_window`` records, default 4 times
-        concurrency). A failed record is a result with its typed ``error``; the run goes on.
-        With ``adaptive`` (the default) every call of the run shares one client-side rate
-        limiter that slows on throttling and climbs back on success.
-        """
+    def _invoke_many(self, inputs: Iterable[Record] | AsyncIterable[Record], run: BulkRun) -> Iterator[BulkResult]:
         from smruntime.bulk.threaded import invoke_many
 
-        return invoke_many(
-            self, inputs, endpoint_name=endpoint_name, content_type=content_type, accept=accept,
-            concurrency=concurrency, ordered=ordered, reorder_window=reorder_window, adaptive=adaptive,
-        )
+        return invoke_many(self, inputs, run)
 
     def _call(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> Any:
         chain, ctx = self._prepare(operation_name, option_fns)

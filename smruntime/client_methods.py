@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Concatenate, ParamSpec, Sequence, TypeVar
 
 from smruntime.types import (
@@ -22,6 +23,7 @@ from smruntime.types import (
 if TYPE_CHECKING:
     import os
 
+    from smruntime.bulk.scheduler import Record
     from smruntime.operations.bidirectional_stream_input import BidirectionalStreamInput
     from smruntime.options import OptionFunc
 
@@ -210,3 +212,35 @@ def invoke_endpoint_with_bidirectional_stream(
             model_query_string=model_query_string,
         )
     return self._open_stream("InvokeEndpointWithBidirectionalStream", input, options)
+
+
+def invoke_many(
+    self: Any,
+    inputs: Iterable[Record] | AsyncIterable[Record],
+    *,
+    endpoint_name: str | None = None,
+    content_type: str | None = None,
+    accept: str | None = None,
+    concurrency: int = 16,
+    ordered: bool = False,
+    reorder_window: int = 0,
+    adaptive: bool = True,
+) -> Any:
+    """Invoke the endpoint once per record of ``inputs``; one ``BulkResult`` each.
+
+    ``inputs`` is any iterable of bodies (bytes or str, sent with ``endpoint_name``,
+    ``content_type`` and ``accept``) or ``InvokeEndpointInput`` objects (on ``AsyncClient`` an
+    async iterable too); it is read one record ahead, never whole. At most ``concurrency``
+    calls are in flight, bounded too by the client's ``max_pool_connections``. Results come
+    as they complete, or in input order with ``ordered=True`` (holding at most
+    ``reorder_window`` records, default 4 times concurrency). A failed record is a result with
+    its typed ``error``; the run goes on. With ``adaptive`` (the default) every call of the run
+    shares one client-side rate limiter that slows on throttling and climbs back on success.
+
+    ``Client`` yields the results (calls on worker threads); ``AsyncClient`` gives them to
+    ``async for`` (each call a task on the running loop).
+    """
+    from smruntime.bulk.scheduler import BulkRun
+
+    run = BulkRun(endpoint_name, content_type, accept, concurrency, ordered, reorder_window, adaptive)
+    return self._invoke_many(inputs, run)

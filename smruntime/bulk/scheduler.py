@@ -56,6 +56,31 @@ class BulkResult:
         return bool(getattr(_last_error(self.error), "throttling", False))
 
 
+Record = InvokeEndpointInput | bytes | str
+"""One record of a bulk run: a body (bytes, or str sent as UTF-8) or a whole input."""
+
+
+@attrs.frozen
+class BulkRun:
+    """What ``invoke_many`` is asked for besides its records; both clients' shells read it."""
+
+    endpoint_name: str | None = None
+    content_type: str | None = None
+    accept: str | None = None
+    concurrency: int = 16
+    ordered: bool = False
+    reorder_window: int = 0
+    adaptive: bool = True
+
+    def scheduler(self) -> BulkScheduler:
+        """A scheduler for the run (raises on bad bounds, before any record is read)."""
+        return BulkScheduler(self.concurrency, ordered=self.ordered, reorder_window=self.reorder_window)
+
+    def input(self, record: Record) -> InvokeEndpointInput:
+        """The input one record is sent as."""
+        return as_input(record, endpoint_name=self.endpoint_name, content_type=self.content_type, accept=self.accept)
+
+
 def _last_error(error: BaseException | None) -> BaseException | None:
     return getattr(error, "last_error", error)
 

@@ -8,35 +8,21 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from smruntime.bulk.caller import limiter_of, run_client, send_rate
-from smruntime.bulk.scheduler import BulkResult, BulkScheduler, as_input
-from smruntime.types import InvokeEndpointInput
+from smruntime.bulk.scheduler import BulkResult, BulkRun, BulkScheduler, Record
 
 if TYPE_CHECKING:
     from smruntime.async_client import AsyncClient
 
-Record = InvokeEndpointInput | bytes | str
 
 
 def invoke_many(
-    client: AsyncClient,
-    inputs: Iterable[Record] | AsyncIterable[Record],
-    *,
-    endpoint_name: str | None = None,
-    content_type: str | None = None,
-    accept: str | None = None,
-    concurrency: int = 16,
-    ordered: bool = False,
-    reorder_window: int = 0,
-    adaptive: bool = True,
+    client: AsyncClient, inputs: Iterable[Record] | AsyncIterable[Record], run: BulkRun
 ) -> AsyncIterator[BulkResult]:
-    """Invoke the endpoint once per record; yield a ``BulkResult`` per record.
-
-    See ``AsyncClient.invoke_many``. Bad bounds raise here, before the input is read.
-    """
-    scheduler = BulkScheduler(concurrency, ordered=ordered, reorder_window=reorder_window)
-    caller = run_client(client) if adaptive else client
+    """``AsyncClient.invoke_many``: bad bounds raise here, before any record is read."""
+    scheduler = run.scheduler()
+    caller = run_client(client) if run.adaptive else client
     records = aiter(inputs) if isinstance(inputs, AsyncIterable) else _from_iterable(inputs)
-    return _run(scheduler, caller, records, endpoint_name=endpoint_name, content_type=content_type, accept=accept)
+    return _run(scheduler, caller, records, run)
 
 
 async def _from_iterable(inputs: Iterable[Record]) -> AsyncIterator[Record]:
@@ -48,17 +34,14 @@ async def _run(
     scheduler: BulkScheduler,
     caller: AsyncClient,
     records: AsyncIterator[Record],
-    *,
-    endpoint_name: str | None,
-    content_type: str | None,
-    accept: str | None,
+    run: BulkRun,
 ) -> AsyncIterator[BulkResult]:
     limiter = limiter_of(caller)
 
     async def call(index: int, record: Record) -> BulkResult:
         start = time.perf_counter()
         try:
-            params = as_input(record, endpoint_name=endpoint_name, content_type=content_type, accept=accept)
+            params = run.input(record)
             output = await caller.invoke_endpoint(params)
         except Exception as error:  # one bad record never stops the run: it is its result
             return BulkResult.failed(index, error, time.perf_counter() - start)

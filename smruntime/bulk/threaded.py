@@ -4,54 +4,41 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
+from smruntime import errors
 from smruntime.bulk.caller import limiter_of, run_client, send_rate
-from smruntime.bulk.scheduler import BulkResult, BulkScheduler, as_input
-from smruntime.types import InvokeEndpointInput
+from smruntime.bulk.scheduler import BulkResult, BulkRun, BulkScheduler, Record
 
 if TYPE_CHECKING:
     from smruntime.client import Client
 
 
-def invoke_many(
-    client: Client,
-    inputs: Iterable[InvokeEndpointInput | bytes | str],
-    *,
-    endpoint_name: str | None = None,
-    content_type: str | None = None,
-    accept: str | None = None,
-    concurrency: int = 16,
-    ordered: bool = False,
-    reorder_window: int = 0,
-    adaptive: bool = True,
-) -> Iterator[BulkResult]:
-    """Invoke the endpoint once per record; yield a ``BulkResult`` per record.
-
-    See ``Client.invoke_many``. Bad bounds raise here, before the input is read.
-    """
-    scheduler = BulkScheduler(concurrency, ordered=ordered, reorder_window=reorder_window)
-    caller = run_client(client) if adaptive else client
-    return _run(scheduler, caller, iter(inputs), endpoint_name=endpoint_name, content_type=content_type, accept=accept)
+def invoke_many(client: Client, inputs: Iterable[Record] | AsyncIterable[Record], run: BulkRun) -> Iterator[BulkResult]:
+    """``Client.invoke_many``: bad bounds or inputs raise here, before any record is read."""
+    if isinstance(inputs, AsyncIterable):
+        raise errors.InvalidParamsError(
+            [errors.FieldProblem("inputs", "type", "is an async iterable: run it with AsyncClient.invoke_many")]
+        )
+    scheduler = run.scheduler()
+    caller = run_client(client) if run.adaptive else client
+    return _run(scheduler, caller, iter(inputs), run)
 
 
 def _run(
     scheduler: BulkScheduler,
     caller: Client,
-    records: Iterator[InvokeEndpointInput | bytes | str],
-    *,
-    endpoint_name: str | None,
-    content_type: str | None,
-    accept: str | None,
+    records: Iterator[Record],
+    run: BulkRun,
 ) -> Iterator[BulkResult]:
     limiter = limiter_of(caller)
 
-    def call(index: int, record: InvokeEndpointInput | bytes | str) -> BulkResult:
+    def call(index: int, record: Record) -> BulkResult:
         start = time.perf_counter()
         try:
-            params = as_input(record, endpoint_name=endpoint_name, content_type=content_type, accept=accept)
+            params = run.input(record)
             output = caller.invoke_endpoint(params)
         except Exception as error:  # one bad record never stops the run: it is its result
             return BulkResult.failed(index, error, time.perf_counter() - start)
@@ -61,7 +48,7 @@ def _run(
     # operations per call. A ThreadPoolExecutor with concurrent.futures.wait costs more than
     # the call itself at high concurrency (a Future per call, and every wait locks every
     # pending future).
-    work: SimpleQueue[tuple[int, InvokeEndpointInput | bytes | str] | None] = SimpleQueue()
+    work: SimpleQueue[tuple[int, Record] | None] = SimpleQueue()
     done: SimpleQueue[BulkResult] = SimpleQueue()
 
     def worker() -> None:

@@ -91,3 +91,19 @@ def test_invoke_many_refuses_bad_bounds_when_called_before_reading_the_input(kin
     with pytest.raises(ValueError, match="reorder_window must be at least concurrency"):
         client.invoke_many(never_read(), endpoint_name="ep", concurrency=8, ordered=True, reorder_window=2)
     assert mock.requests == []
+
+
+def test_client_invoke_many_refuses_an_async_iterable_naming_the_field() -> None:
+    from smruntime import Client, MockHTTPClient
+    from smruntime.errors import InvalidParamsError
+
+    async def records():
+        yield b"{}"
+
+    mock = MockHTTPClient(lambda request: None)
+    client = Client(region="us-east-1", credentials=("AKID", "secret"), http_client=mock)
+    pending = records()
+    with pytest.raises(InvalidParamsError, match=r"inputs.*async iterable.*AsyncClient\.invoke_many"):
+        client.invoke_many(pending, endpoint_name="ep")
+    assert mock.requests == []
+    pending.aclose().close()  # never started: nothing to run
