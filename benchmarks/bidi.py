@@ -284,7 +284,7 @@ def run(*, rtts: int = 2000, total: int = GIB) -> Section:
                  f"{memory['peak_growth_mib']:.2f} MiB", f"{total / memory['seconds'] / 2**20:,.0f} MiB/s each way"))
     return Section(
         "bidi",
-        "9. Bidirectional streaming over HTTP/2",
+        "10. Bidirectional streaming over HTTP/2",
         table(["measure", "value", ""], rows, "lrr"),
         data,
         [f"Round trips: median of {rtts:,} on open streams, in {ROUNDS} interleaved rounds, after 200 untimed. The floor is raw h2 frames "

@@ -246,7 +246,7 @@ def measure(records: int, throttled_records: int, memory_records: int) -> Sectio
                 data["memory"] = memory(server, folder, memory_records)
         finally:
             server.close()
-    return Section("bulk", "9. Bulk scoring: smruntime batch", _table(data), data, _notes(data))
+    return Section("bulk", "11. Bulk scoring: smruntime batch", _table(data), data, _notes(data))
 
 
 def _table(data: dict[str, Any]) -> str:
