@@ -29,7 +29,7 @@ class EventSignatureError(Exception):
 class EventVerifier:
     """Checks the outer frames of one input stream, in arrival order."""
 
-    __slots__ = ("_ended", "_keys", "_prior", "_date", "_secret", "region", "service")
+    __slots__ = ("_date", "_ended", "_keys", "_prior", "_secret", "region", "service")
 
     def __init__(
         self,
