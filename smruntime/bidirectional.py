@@ -328,12 +328,14 @@ class AsyncBidirectionalStream:
         """The service's answer, once the stream was opened again as often as the retry policy
         allows when the answer proves nothing was processed and nothing had been sent."""
         while True:
-            assert self._response is not None
+            response = self._response
+            assert response is not None and self._open_lock is not None
             try:
-                return await self._response
+                return await response
             except errors.SageMakerRuntimeError as error:
-                if not await self._reopened(error):
-                    raise
+                async with self._open_lock:  # a reader and a sender may both see the refusal: one reopens
+                    if self._response is response and not await self._reopened(error):
+                        raise
 
     async def _answered_or_open(self) -> None:
         try:
