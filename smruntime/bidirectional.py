@@ -106,7 +106,7 @@ class AsyncBidirectionalStream:
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interrupted = False
-        self._written = False  # whether any event went out: a refused stream is reopened only before
+        self._written = False  # whether any event went out: only before can a refused stream be reopened
         self._attempts = 0  # the attempts of the openings before this one
         self._input_ended = False
         self._finished = False
@@ -368,7 +368,8 @@ class AsyncBidirectionalStream:
         try:
             opened, chain, new_ctx = await self._opener()
         except BaseException as failure:
-            release(failure if isinstance(failure, Exception) else None)
+            release(failure)
+            self._closed = True  # no half-opened stream for a later call to open outside the policy
             raise
         release(None)
         self._started(opened, chain, new_ctx)
