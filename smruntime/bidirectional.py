@@ -106,6 +106,8 @@ class AsyncBidirectionalStream:
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interrupted = False
+        self._written = False  # whether any event went out: only before can a refused stream be reopened
+        self._attempts = 0  # the attempts of the openings before this one
         self._input_ended = False
         self._finished = False
         self._closed = False
@@ -164,8 +166,7 @@ class AsyncBidirectionalStream:
         set. Not needed before iterating, which waits for the answer itself.
         """
         await self._ensure_open()
-        assert self._response is not None
-        await self._response
+        await self._answered()
 
     # -- sending ------------------------------------------------------------------
 
@@ -187,7 +188,10 @@ class AsyncBidirectionalStream:
         await self._ensure_open()
         assert self._send_lock is not None and self._send_chain is not None and self._ctx is not None
         async with self._send_lock:
+            if not self._written and self._response is not None and self._response.done():
+                await self._answered_or_open()  # an answer that refused the stream: open it again
             self._check_can_send()
+            assert self._send_chain is not None and self._ctx is not None
             try:
                 self._send_chain(self._ctx, part)
                 messages = self._outbox
@@ -248,6 +252,7 @@ class AsyncBidirectionalStream:
 
     async def _write(self, frame: bytes) -> None:
         assert self._transport is not None
+        self._written = True
         try:
             await self._transport.send(frame)
         except errors.TransportError as error:
@@ -294,8 +299,7 @@ class AsyncBidirectionalStream:
             chunks = self._chunks
             if chunks is None:
                 await self._ensure_open()
-                assert self._response is not None
-                response = await self._response
+                response = await self._answered()
                 chunks = self._chunks = response.body.aiter_chunks()
             try:
                 chunk = await chunks.__anext__()
@@ -317,6 +321,59 @@ class AsyncBidirectionalStream:
         except BaseException:
             self._finished = True
             raise
+
+    # -- opening again ------------------------------------------------------------
+
+    async def _answered(self) -> AsyncHTTPResponse:
+        """The service's answer, once the stream was opened again as often as the retry policy
+        allows when the answer proves nothing was processed and nothing had been sent."""
+        while True:
+            response = self._response
+            assert response is not None and self._open_lock is not None
+            try:
+                return await response
+            except errors.SageMakerRuntimeError as error:
+                async with self._open_lock:  # a reader and a sender may both see the refusal: one reopens
+                    if self._response is response and not await self._reopened(error):
+                        raise
+
+    async def _answered_or_open(self) -> None:
+        try:
+            await self._answered()
+        except errors.SageMakerRuntimeError:
+            pass  # _check_can_send raises it
+
+    async def _reopened(self, error: errors.SageMakerRuntimeError) -> bool:
+        """Open the stream again after ``error``, if it proves the service processed nothing
+        (a refused stream, a 503 or throttling answer), no event was sent, and the retry policy
+        (attempts in all, quota, backoff) allows; whether it did."""
+        ctx = self._ctx
+        retryer = ctx.options.retryer if ctx is not None and ctx.options is not None else None
+        refused = (isinstance(error, errors.APIError) and (error.http_status == 503 or error.throttling)) or (
+            isinstance(error, errors.TransportError) and not error.request_sent
+        )
+        if ctx is None or retryer is None or not refused or self._written or self._closed or self._input_ended:
+            return False
+        self._attempts += ctx.get(keys.ATTEMPT) or 1
+        if self._attempts >= (ctx.get(keys.MAX_ATTEMPTS) or 1) or not retryer.is_retryable(error):
+            return False
+        try:
+            release = retryer.get_retry_token(error)
+        except errors.RetryQuotaExceededError:
+            return False
+        await asyncio.sleep(retryer.retry_delay(self._attempts, error))
+        if self._transport is not None:
+            await self._transport.aclose()
+        self._transport = None
+        try:
+            opened, chain, new_ctx = await self._opener()
+        except BaseException as failure:
+            release(failure)
+            self._closed = True  # no half-opened stream for a later call to open outside the policy
+            raise
+        release(None)
+        self._started(opened, chain, new_ctx)
+        return True
 
     # -- closing ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
 from smruntime.auth import Credentials, SigningKeyCache, SigV4Signer, credential_scope, format_amz_date
-from smruntime.eventstream import Timestamp, encode_message
+from smruntime.eventstream import Timestamp, encode_frame, encode_message
 from smruntime.http import HTTPRequest
 
 __all__ = [
@@ -168,18 +168,18 @@ class EventSigner:
         )
         signature = hmac.digest(second.key, sts.encode("utf-8"), "sha256")
         self.prior_signature = signature.hex()
-        return encode_message({":date": second.date, ":chunk-signature": signature}, payload)
+        return encode_frame(second.date_header + _SIGNATURE_HEADER + signature, payload)
 
     def _for_second(self, moment: datetime) -> _Second:
-        date = Timestamp.from_datetime(moment)
         amz_date = format_amz_date(moment)
+        date_header = _header_block(encode_message({":date": Timestamp.from_datetime(moment)}))
         return _Second(
             moment=moment,
-            date=date,
             amz_date=amz_date,
             scope=credential_scope(amz_date[:8], self.region, self.service),
             key=self._keys.get(self._credentials.secret_access_key, amz_date[:8], self.region, self.service).key,
-            date_hash=hashlib.sha256(_header_block(encode_message({":date": date}))).hexdigest(),
+            date_header=date_header,
+            date_hash=hashlib.sha256(date_header).hexdigest(),
         )
 
     def __repr__(self) -> str:
@@ -190,10 +190,10 @@ class _Second(NamedTuple):
     """What every event signed within one second shares."""
 
     moment: datetime
-    date: Timestamp
     amz_date: str
     scope: str
     key: bytes
+    date_header: bytes  # the encoded :date header, which every event of the second starts with
     date_hash: str
 
 
@@ -201,6 +201,10 @@ class _Second(NamedTuple):
 # the headers are everything between prelude and CRC.
 _PRELUDE: Final = 12
 _CRC: Final = 4
+
+
+# The encoded name and type of the :chunk-signature header, whose value is always 32 bytes.
+_SIGNATURE_HEADER: Final = bytes((16,)) + b":chunk-signature" + b"\x06\x00\x20"
 
 
 def _header_block(frame: bytes) -> bytes:

@@ -48,6 +48,8 @@ __all__ = [
     "Timestamp",
     "TruncatedStreamError",
     "decode_all",
+    "encode_frame",
+    "encode_headers",
     "encode_message",
 ]
 
@@ -301,7 +303,8 @@ def _variable(name: str, code: int, raw: bytes) -> bytes:
     return bytes((code,)) + _U16.pack(len(raw)) + raw
 
 
-def _encode_headers(headers: Mapping[str, HeaderValue]) -> bytes:
+def encode_headers(headers: Mapping[str, HeaderValue]) -> bytes:
+    """The headers section of a frame (for :func:`encode_frame`); errors as :func:`encode_message`'s."""
     parts: list[bytes] = []
     for name, value in headers.items():
         try:
@@ -327,7 +330,12 @@ def encode_message(headers: Mapping[str, HeaderValue], payload: bytes = b"") -> 
         InvalidLengthError: the headers section is over 128 KiB or the payload over 24 MiB.
         TypeError: a value is not a :data:`HeaderValue` (a plain ``int`` included).
     """
-    header_block = _encode_headers(headers)
+    return encode_frame(encode_headers(headers), payload)
+
+
+def encode_frame(header_block: bytes, payload: bytes = b"") -> bytes:
+    """One event-stream frame around an already encoded headers section (a hot path's
+    headers, encoded once and reused) and ``payload``; limits as for :func:`encode_message`."""
     if len(header_block) > MAX_HEADERS_LENGTH:
         raise InvalidLengthError(
             f"headers section is {len(header_block)} bytes, over the {MAX_HEADERS_LENGTH}-byte limit"

@@ -7,11 +7,12 @@ and the HTTP/2 mock client both use them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Final
 
 from smruntime import errors
-from smruntime.eventstream import Message, encode_message
+from smruntime.eventstream import Message, encode_frame, encode_headers, encode_message
 from smruntime.streaming import message_error
 from smruntime.types import RequestPayloadPart, ResponsePayloadPart
 
@@ -62,14 +63,25 @@ def request_part(
 def encode_payload_part(part: RequestPayloadPart | ResponsePayloadPart) -> bytes:
     """The event-stream message of one ``PayloadPart`` event (a request event before signing;
     a response event as a server sends it)."""
+    if part.p is None:  # the usual event: its headers come from a handful, encoded once each
+        return encode_frame(_header_block(part.data_type, part.completion_state), part.bytes)
+    return encode_message(_headers(part.data_type, part.completion_state, part.p), part.bytes)
+
+
+def _headers(data_type: str | None, completion_state: str | None, p: str | None) -> dict[str, Any]:
     headers: dict[str, Any] = dict(_EVENT_HEADERS)
-    if part.data_type is not None:
-        headers["DataType"] = part.data_type
-    if part.completion_state is not None:
-        headers["CompletionState"] = part.completion_state
-    if part.p is not None:
-        headers["P"] = part.p
-    return encode_message(headers, part.bytes)
+    if data_type is not None:
+        headers["DataType"] = data_type
+    if completion_state is not None:
+        headers["CompletionState"] = completion_state
+    if p is not None:
+        headers["P"] = p
+    return headers
+
+
+@functools.lru_cache(maxsize=16)
+def _header_block(data_type: str | None, completion_state: str | None) -> bytes:
+    return encode_headers(_headers(data_type, completion_state, None))
 
 
 def response_part(message: Message, operation: str, request_id: str | None) -> ResponsePayloadPart | None:

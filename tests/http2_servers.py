@@ -241,6 +241,9 @@ class RawH2Server(_ServerThread):
     ``/stall``: answer, and never acknowledge what the client sends (its window runs out);
     ``release_window()`` acknowledges everything held so far.
     ``/flood?size=N``: answer with N bytes, sending whenever the client's window allows.
+
+    Before any of that, whatever the path: the next ``refuse_next`` streams are refused
+    (RST_STREAM REFUSED_STREAM, no answer), then the next ``unavailable_next`` answered 503.
     """
 
     def __init__(self) -> None:
@@ -249,6 +252,8 @@ class RawH2Server(_ServerThread):
         self.streams: list[RawStream] = []
         self.connections = 0
         self.flood_sent = 0  # bytes /flood handed to h2 so far
+        self.refuse_next = 0
+        self.unavailable_next = 0
         self._changed = threading.Condition()
         self._release: Callable[[], None] | None = None
 
@@ -368,6 +373,15 @@ class RawH2Server(_ServerThread):
             streams[event.stream_id] = stream
             self.streams.append(stream)
             path, query = _path(stream)
+            if self.refuse_next:
+                self.refuse_next -= 1
+                conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return False
+            if self.unavailable_next:
+                self.unavailable_next -= 1
+                conn.send_headers(event.stream_id, [(":status", "503"), ("x-amzn-errortype", "ServiceUnavailable")])
+                conn.send_data(event.stream_id, b'{"message": "try again"}', end_stream=True)
+                return False
             if path == "/hold":
                 return False
             conn.send_headers(event.stream_id, [(":status", "200"), ("x-path", path)])

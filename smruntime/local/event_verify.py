@@ -10,11 +10,12 @@ ends without that frame is refused.
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Final
 
-from smruntime.auth import SigningKeyCache
-from smruntime.event_signing import chained_signature
-from smruntime.eventstream import Message, Timestamp
+from smruntime.auth import SigningKeyCache, credential_scope, format_amz_date
+from smruntime.event_signing import event_signature
+from smruntime.eventstream import Message, Timestamp, encode_headers
 
 __all__ = ["EventSignatureError", "EventVerifier"]
 
@@ -28,7 +29,7 @@ class EventSignatureError(Exception):
 class EventVerifier:
     """Checks the outer frames of one input stream, in arrival order."""
 
-    __slots__ = ("_ended", "_keys", "_prior", "_secret", "region", "service")
+    __slots__ = ("_date", "_ended", "_keys", "_prior", "_secret", "region", "service")
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class EventVerifier:
         self._prior = seed
         self._keys = key_cache if key_cache is not None else SigningKeyCache(maxsize=2)
         self._ended = False
+        self._date: tuple[int, str, str, bytes, bytes] | None = None
 
     @property
     def ended(self) -> bool:
@@ -65,15 +67,12 @@ class EventVerifier:
         signature = frame.headers[":chunk-signature"]
         if not isinstance(date, Timestamp) or not isinstance(signature, bytes):
             raise EventSignatureError(":date must be a timestamp and :chunk-signature a byte array")
-        expected = chained_signature(
-            self._keys,
-            self._secret,
-            region=self.region,
-            service=self.service,
-            date=date,
-            prior_signature=self._prior,
-            payload=frame.payload,
-        )
+        known = self._date
+        if known is None or known[0] != date.millis:
+            known = self._date = self._for_date(date)
+        _, amz_date, scope, key, date_header = known
+        expected = event_signature(key=key, amz_date=amz_date, scope=scope, prior_signature=self._prior,
+                                   date_header=date_header, payload=frame.payload)
         if not hmac.compare_digest(expected, signature):
             raise EventSignatureError("the event's :chunk-signature does not match (tampered, reordered or dropped)")
         self._prior = expected.hex()
@@ -81,6 +80,13 @@ class EventVerifier:
             self._ended = True
             return None
         return frame.payload
+
+    def _for_date(self, date: Timestamp) -> tuple[int, str, str, bytes, bytes]:
+        """What every event with this ``:date`` shares (as ``chained_signature`` works it out)."""
+        amz_date = format_amz_date(datetime.fromtimestamp(date.millis // 1000, UTC))
+        key = self._keys.get(self._secret, amz_date[:8], self.region, self.service).key
+        scope = credential_scope(amz_date[:8], self.region, self.service)
+        return date.millis, amz_date, scope, key, encode_headers({":date": date})
 
     def finish(self) -> None:
         """Call when the request stream ends: without the signed end frame the input is incomplete."""

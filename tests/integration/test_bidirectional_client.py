@@ -205,9 +205,22 @@ def test_a_scheduled_http_error_raises_as_for_the_other_operations(
             await stream.wait_for_response()
         return raised.value
 
-    error = scenario(kind, endpoint, "echo", body)
+    error = scenario(kind, endpoint, "echo", body, max_attempts=1)  # a 503 before any event is retried
     assert error.http_status == status and error.request_id
     assert error.operation == "InvokeEndpointWithBidirectionalStream"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_503_before_any_event_is_retried_by_the_retry_policy(kind: str, endpoint: LocalEndpoint) -> None:
+    endpoint.faults("echo").fail_next(1, status=503)
+
+    async def body(stream: Stream) -> list[bytes]:
+        await stream.wait_for_response()
+        await stream.send("after the retry")
+        await stream.end_input()
+        return [part.bytes for part in await stream.parts()]
+
+    assert scenario(kind, endpoint, "echo", body, retryer=StandardRetryer(random=lambda: 0.0)) == [b"after the retry"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -290,3 +303,51 @@ def test_a_model_silent_past_the_read_timeout_stalls_the_stream(kind: str, endpo
         assert raised.value.timeout
 
     scenario(kind, endpoint, "silent", body, read_timeout=0.3)
+
+
+def _refusing_server_run(kind: str, server: Any, body: Any, **retryer: Any) -> None:
+    async def run() -> None:
+        settings = {"region": "us-east-1", "credentials": KEYS, "http2_endpoint_url": server.url,
+                    "retryer": StandardRetryer(random=lambda: 0.0, **retryer)}
+        async with open_client(kind, **settings) as client:
+            await body(client)
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("refusal", ["refuse_next", "unavailable_next"])
+def test_a_stream_refused_before_any_event_is_opened_again(kind: str, refusal: str) -> None:
+    from tests.http2_servers import RawH2Server
+
+    with RawH2Server() as server:
+        setattr(server, refusal, 2)  # REFUSED_STREAM, or a 503 answer, twice: the third attempt is answered
+
+        async def body(client: Any) -> None:
+            async with open_stream(client, endpoint_name="echo") as stream:
+                await stream.wait_for_response()  # nothing sent yet: the refusals are retried
+                await stream.send(b"hello")
+                await stream.end_input()
+                server.wait_for(lambda: len(server.streams) == 3 and server.streams[2].ended)
+
+        _refusing_server_run(kind, server, body)
+        assert [s.received for s in server.streams[:2]] == [b"", b""]
+        assert b"hello" in server.streams[2].received  # the event went on the stream that was answered
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refusals_past_the_retry_policys_attempts_are_raised(kind: str) -> None:
+    from tests.http2_servers import RawH2Server
+
+    with RawH2Server() as server:
+        server.refuse_next = 5
+
+        async def body(client: Any) -> None:
+            async with open_stream(client, endpoint_name="echo") as stream:
+                with pytest.raises(errors.ConnectionClosedError) as raised:
+                    await stream.wait_for_response()
+                assert raised.value.request_sent is False
+
+        _refusing_server_run(kind, server, body, max_attempts=2)
+        assert len(server.streams) == 2
+

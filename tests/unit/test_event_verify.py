@@ -94,3 +94,15 @@ def test_a_date_with_milliseconds_as_some_sdks_send_it_is_accepted() -> None:
     verifier = _verifier()
     assert verifier.verify(Message({":date": date, ":chunk-signature": signature}, b"")) is None
     verifier.finish()
+
+
+def test_events_within_one_second_verify_whatever_their_milliseconds() -> None:
+    # What the verifier works out once per :date must not carry over to another date of the same second.
+    keys, prior, verifier = SigningKeyCache(), SEED, _verifier()
+    for offset, payload in ((0, b"one"), (0, b"two"), (291, b"three"), (999, b"")):
+        date = Timestamp(Timestamp.from_datetime(WHEN).millis + offset)
+        signature = chained_signature(keys, "SECRET", region="us-east-1", service="sagemaker", date=date,
+                                      prior_signature=prior, payload=payload)
+        assert verifier.verify(Message({":date": date, ":chunk-signature": signature}, payload)) == (payload or None)
+        prior = signature.hex()
+    verifier.finish()
