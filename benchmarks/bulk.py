@@ -79,7 +79,7 @@ class Server:
         self.url = f"http://127.0.0.1:{_free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "smruntime", "serve", "--port", port, "--config", str(config)],
+            [sys.executable, "-m", "smruntime", "serve", "--port", port, "--http2-port", "0", "--config", str(config)],
             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
