@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http2-keyfile", help="PEM private key of --http2-certfile")
     serve.set_defaults(handler=_serve)
 
-    demo = command("demo", help="start the local endpoint in-process and run all three operations")
+    demo = command("demo", help="start the local endpoint in-process and run every operation on it")
     demo.set_defaults(handler=_demo)
 
     bench = command("bench", help="measure latency percentiles and client-side cost against an endpoint")
