@@ -47,9 +47,9 @@ def request_part(
     elif isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     if not isinstance(data, bytes):
-        problems.append(errors.FieldProblem("bytes", "type", f"must be bytes, bytearray, memoryview or str, got {type(data).__name__}"))
+        problems.append(errors.FieldProblem("data", "type", f"must be bytes, bytearray, memoryview or str, got {type(data).__name__}"))
     elif len(data) > MAX_EVENT_BYTES:
-        problems.append(errors.FieldProblem("bytes", "size", f"must be at most {MAX_EVENT_BYTES} bytes, got {len(data)}"))
+        problems.append(errors.FieldProblem("data", "size", f"must be at most {MAX_EVENT_BYTES} bytes, got {len(data)}"))
     for field, value, allowed in (("data_type", data_type, DATA_TYPES), ("completion_state", completion_state, COMPLETION_STATES)):
         if value is not None and value not in allowed:
             problems.append(errors.FieldProblem(field, "enum", f"must be one of {', '.join(allowed)}, got {value!r}"))

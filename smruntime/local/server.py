@@ -50,6 +50,7 @@ from smruntime.local.state import LocalState
 
 __all__ = ["HTTP2_ENDPOINT_ENV", "LocalEndpoint", "refuse_exposed_example_credentials", "serve"]
 
+ENDPOINT_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 HTTP2_ENDPOINT_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
 """The variable that points clients' HTTP/2 (bidirectional stream) service at an endpoint URL."""
 
@@ -317,9 +318,11 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
                   # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
                   f"AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}",
                   file=sys.stderr, flush=True)
+        # boto3, the AWS CLI and smruntime all read the service-specific endpoint variables.
+        exports = f"{ENDPOINT_ENV}={url}" + (f" {HTTP2_ENDPOINT_ENV}={http2_url}" if http2 is not None else "")
+        print(f"Point clients at it with:\n  export {exports}", file=sys.stderr, flush=True)
         if http2 is not None:
-            print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}; point clients at it with:\n"
-                  f"  export {HTTP2_ENDPOINT_ENV}={http2_url}", file=sys.stderr, flush=True)
+            print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}", file=sys.stderr, flush=True)
         app = create_app(state=state, hosts=hosts)
         server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False, limits=limits))
         server.run(sockets=[sock])

@@ -447,12 +447,13 @@ def test_serve_prints_the_http2_url_serves_it_and_stops_both_on_ctrl_c(tmp_path:
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
     try:
         assert process.stderr is not None
-        # The banner, the example pair's export hint, then the HTTP/2 URL and its own export line.
-        lines = [process.stderr.readline() for _ in range(5)]
-        assert "InvokeEndpointWithBidirectionalStream (HTTP/2) on http://127.0.0.1:" in lines[3]
-        export = lines[4].split("export ", 1)[1].strip()
-        name, url = export.split("=", 1)
-        assert name == "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
+        # The banner, the example pair's export hint, the endpoints' export line, the HTTP/2 URL.
+        lines = [process.stderr.readline() for _ in range(6)]
+        banner_url = lines[0].split(" on ", 1)[1].split(" ", 1)[0]
+        exported = dict(pair.split("=", 1) for pair in lines[4].split("export ", 1)[1].split())
+        assert exported["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == banner_url
+        url = exported["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"]
+        assert lines[5].strip() == f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {url}"
         port = int(url.rsplit(":", 1)[1])
         assert asyncio.run(asyncio.wait_for(_echo_once(port), 30)) == "ok"
         process.send_signal(signal.SIGINT)

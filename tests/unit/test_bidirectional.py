@@ -213,7 +213,7 @@ def test_bad_inputs_are_refused_before_any_io(kind: str) -> None:
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [
-        ({"data": 12}, "bytes"),
+        ({"data": 12}, "data"),
         ({"data": b"x", "data_type": "TEXT"}, "data_type"),
         ({"data": b"x", "completion_state": "DONE"}, "completion_state"),
         ({"data": b"x", "p": "p" * 40000}, "p"),
