@@ -40,7 +40,7 @@ def new_stack(operation: Operation[Any, Any], *, clock_offset: ClockOffset | Non
     stack.initialize.add(RegisterServiceMetadata())
     stack.initialize.add(OperationInputValidation(operation.validate))
     stack.serialize.add(ResolveEndpoint())
-    stack.serialize.add(operation.serializer)
+    stack.serialize.add(operation.new_serializer())  # its own: it memoizes the client's URLs
     stack.build.add(ClientRequestID())
     stack.build.add(ComputeContentLength())
     stack.build.add(ComputePayloadHash())

@@ -318,18 +318,9 @@ def with_fallback(primary: EndpointResolver, fallback: EndpointResolver) -> Endp
 
 # -- the middleware -------------------------------------------------------------------------
 
-_DEFAULT_RESOLVER = DefaultEndpointResolver()
-"""Shared process-wide: it holds only the loaded rules and a memo of immutable results."""
-
 _RESOLVER_OPTIONS = {
     (fips, dual): EndpointResolverOptions(fips, dual) for fips in (False, True) for dual in (False, True)
 }
-
-
-@functools.lru_cache(maxsize=64)
-def _static_resolver(url: str) -> StaticEndpointResolver:
-    # One resolver (and its endpoints) per endpoint_url, not one per call.
-    return StaticEndpointResolver(url)
 
 
 class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
@@ -341,6 +332,13 @@ class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
     """
 
     id = "ResolveEndpoint"
+    __slots__ = ("_default", "_static")
+
+    def __init__(self) -> None:
+        # Each stack (so each client) keeps its own memo of resolved endpoints: one
+        # default-rules resolver, and one fixed resolver per endpoint_url, not one per call.
+        self._default: EndpointResolver = self.new_default_resolver()
+        self._static = functools.lru_cache(maxsize=64)(StaticEndpointResolver)
 
     def before(self, ctx: Context, in_: SerializeInput) -> SerializeInput:
         request = in_.request
@@ -369,17 +367,19 @@ class ResolveEndpoint(Transform[SerializeInput, SerializeOutput]):
 
             note_unknown_region(error, _strip_fips_pseudo_region(region, False)[0])
 
-    @staticmethod
-    def resolve(options: Any, region: str | None, operation: str) -> Endpoint:
-        """The call's endpoint (a subclass resolves another service's)."""
-        return _resolve(options, region, operation)
+    def new_default_resolver(self) -> EndpointResolver:
+        """The resolver used without ``endpoint_resolver`` or ``endpoint_url`` (a subclass
+        resolves another service's)."""
+        return DefaultEndpointResolver()
+
+    def resolve(self, options: Any, region: str | None, operation: str) -> Endpoint:
+        """The call's endpoint (a subclass may read other options)."""
+        return resolve_with(
+            options.endpoint_resolver, options.endpoint_url, self._default, options, region, operation, self._static
+        )
 
 
 _SCHEMES = ("https://", "http://")
-
-
-def _resolve(options: Any, region: str | None, operation: str) -> Endpoint:
-    return resolve_with(options.endpoint_resolver, options.endpoint_url, _DEFAULT_RESOLVER, options, region, operation)
 
 
 def resolve_with(
@@ -389,9 +389,11 @@ def resolve_with(
     options: Any,
     region: str | None,
     operation: str,
+    static: Callable[[str], EndpointResolver] = StaticEndpointResolver,
 ) -> Endpoint:
-    """The endpoint from ``resolver``, else a fixed ``url`` (VPC endpoints sign for their own
-    region), else ``default``; FIPS or dual-stack with a fixed URL is a configuration error."""
+    """The endpoint from ``resolver``, else a fixed ``url`` through ``static`` (VPC endpoints
+    sign for their own region), else ``default``; FIPS or dual-stack with a fixed URL is a
+    configuration error."""
     fips = bool(options.use_fips_endpoint)
     dual = bool(options.use_dualstack_endpoint)
     try:
@@ -401,7 +403,7 @@ def resolve_with(
                     raise EndpointResolutionError(FIPS_AND_CUSTOM)
                 if dual:
                     raise EndpointResolutionError(DUALSTACK_AND_CUSTOM)
-                resolver = _static_resolver(url)
+                resolver = static(url)
             else:
                 resolver = default
         endpoint = resolver.resolve_endpoint(region, _RESOLVER_OPTIONS[fips, dual])

@@ -14,19 +14,20 @@ DEFAULT_MAX_RESPONSE_BODY_SIZE = 64 * 1024 * 1024
 payloads, far below what would hurt a process."""
 
 
-_LOWERCASE: dict[str, str] = {}
-"""Header names → their lower-case form. A client sets the same few names on every request, and
-``str.lower`` makes a new string each time, whose hash every dict then computes again: the
-methods below read this first (``_LOWERCASE.get(name) or _lowercase(name)``)."""
-
-_MAX_LOWERCASE = 1024
-
-
-def _lowercase(name: str) -> str:
-    lowered = name.lower()
-    if len(_LOWERCASE) < _MAX_LOWERCASE:  # beyond it names are still lowered, just not remembered
-        _LOWERCASE[name] = lowered
-    return lowered
+_KNOWN_NAMES = (
+    "Accept", "Authorization", "Content-Length", "Content-Type", "Host", "User-Agent",
+    "X-Amz-Content-SHA256", "X-Amz-Date", "X-Amz-Security-Token", "amz-sdk-invocation-id",
+    "amz-sdk-request", "x-amzn-RequestId", "X-Amzn-Invoked-Production-Variant",
+)
+_LOWERCASE: Mapping[str, str] = {
+    spelling: lowered
+    for name in _KNOWN_NAMES
+    for lowered in (name.lower(),)
+    for spelling in (name, lowered)
+}
+"""The lower-case form of the header names every call sets or reads, computed once. ``str.lower``
+makes a new string each time, whose hash every dict then computes again, so the methods below
+read this first (``_LOWERCASE.get(name) or name.lower()``); it is never written to."""
 
 
 class Headers(MutableMapping[str, str]):
@@ -46,20 +47,20 @@ class Headers(MutableMapping[str, str]):
                 self[name] = value
 
     def __setitem__(self, name: str, value: str) -> None:
-        key = _LOWERCASE.get(name) or _lowercase(name)
+        key = _LOWERCASE.get(name) or name.lower()
         self._values[key] = value
         self._names.setdefault(key, name)
 
     def __getitem__(self, name: str) -> str:
-        return self._values[_LOWERCASE.get(name) or _lowercase(name)]
+        return self._values[_LOWERCASE.get(name) or name.lower()]
 
     def __delitem__(self, name: str) -> None:
-        key = _LOWERCASE.get(name) or _lowercase(name)
+        key = _LOWERCASE.get(name) or name.lower()
         del self._values[key]
         del self._names[key]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (_LOWERCASE.get(name) or _lowercase(name)) in self._values
+        return isinstance(name, str) and (_LOWERCASE.get(name) or name.lower()) in self._values
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names.values())
@@ -71,7 +72,7 @@ class Headers(MutableMapping[str, str]):
         return _HeaderItems(self)
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return self._values.get(_LOWERCASE.get(name) or _lowercase(name), default)
+        return self._values.get(_LOWERCASE.get(name) or name.lower(), default)
 
     def lower_items(self) -> Iterator[tuple[str, str]]:
         """``(lowercase name, value)`` pairs, as signing wants them."""

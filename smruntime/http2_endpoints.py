@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Final, Mapping
 
-from smruntime.endpoints import _REGION, MISSING_REGION, Endpoint, EndpointResolverOptions, resolve_with
+from smruntime.endpoints import _REGION, MISSING_REGION, Endpoint, EndpointResolverOptions
 from smruntime.errors import EndpointResolutionError
 
-__all__ = ["HTTP2_PARTITIONS", "Http2EndpointResolver", "resolve_http2_endpoint"]
+__all__ = ["HTTP2_PARTITIONS", "Http2EndpointResolver"]
 
 HTTP2_PARTITIONS: Final = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-f", "aws-eusc"})
 """The partitions whose rules name the HTTP/2 service's own host and port 8443."""
@@ -77,17 +77,3 @@ def _check_support(partition: Mapping[str, Any], fips: bool, dualstack: bool) ->
         raise EndpointResolutionError("FIPS is enabled but this partition does not support FIPS")
     if no_dualstack:
         raise EndpointResolutionError("DualStack is enabled but this partition does not support DualStack")
-
-
-_DEFAULT_RESOLVER = Http2EndpointResolver()
-"""Shared process-wide: it holds only the loaded partitions."""
-
-
-def resolve_http2_endpoint(options: Any, region: str | None, operation: str) -> Endpoint:
-    """The HTTP/2 service's endpoint for a call: ``http2_endpoint_url``, else ``endpoint_url``
-    (a VPC endpoint URL signs for its own region), else the service's rules.
-
-    ``endpoint_resolver`` resolves the HTTP/1.1 service's endpoints and is not used here.
-    """
-    url = options.http2_endpoint_url or options.endpoint_url
-    return resolve_with(None, url, _DEFAULT_RESOLVER, options, region, operation)

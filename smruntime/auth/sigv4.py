@@ -93,7 +93,6 @@ def credential_scope(date: str, region: str, service: str) -> str:
     return f"{date}/{region}/{service}/{TERMINATOR}"
 
 
-@functools.lru_cache(maxsize=512)
 def canonical_uri(raw_path: str, normalize: bool = True) -> str:
     """The path as sent, normalized (unless S3-style) and percent-encoded once more.
 
@@ -119,7 +118,6 @@ def _remove_dot_segments(path: str) -> str:
     return lead + "/".join(kept) + trail
 
 
-@functools.lru_cache(maxsize=512)
 def canonical_query(raw_query: str) -> str:
     """Parameters decoded, encoded the SigV4 way (``%20``, upper-case hex) and sorted."""
     if not raw_query:
@@ -434,9 +432,8 @@ SigningTrace = Callable[[str, str], None]
 """Receives ``(canonical_request, string_to_sign)`` when signing is logged."""
 
 
-@functools.lru_cache(maxsize=256)
 def _url_parts(url: str) -> tuple[str, str, str]:
-    """``(host header, raw path, raw query)`` of a URL; memoized: a client reuses a few URLs."""
+    """``(host header, raw path, raw query)`` of a URL."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
@@ -447,11 +444,6 @@ def _url_parts(url: str) -> tuple[str, str, str]:
     return host, parts.path, parts.query
 
 
-# Per-call signing work that depends only on the URL or on the set of header names is
-# memoized below: a client sends to a few URLs with the same headers every time.
-
-
-@functools.lru_cache(maxsize=256)
 def _request_line(method: str, url: str) -> tuple[str, str]:
     """``(host header, "METHOD\\nURI\\nQUERY\\n")``: the canonical request's first three lines."""
     host, raw_path, raw_query = _url_parts(url)
@@ -459,14 +451,12 @@ def _request_line(method: str, url: str) -> tuple[str, str]:
     return host, f"{method.upper()}\n{canonical_uri(raw_path, True)}\n{query}\n"
 
 
-@functools.lru_cache(maxsize=256)
 def _signed_headers(names: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     """The sorted lower-case names to sign out of a request's, and their ``;``-joined list."""
     signed = tuple(sorted(name for name in names if name not in UNSIGNED_HEADERS))
     return signed, ";".join(signed)
 
 
-@functools.lru_cache(maxsize=64)
 def _scope_and_prefix(access_key_id: str, date: str, region: str, service: str) -> tuple[str, str]:
     """The credential scope and the ``Authorization`` value up to its signed headers list;
     they change only with the day or the key."""
@@ -486,12 +476,18 @@ class SigV4Signer:
     botocore's ``SigV4Auth`` for the same request. Thread-safe; one per client is enough.
     """
 
-    __slots__ = ("_last_date", "_lines", "key_cache")
+    __slots__ = ("_last_date", "_lines", "_request_line", "_scope_and_prefix", "_signed_headers", "key_cache")
 
     def __init__(self, *, key_cache: SigningKeyCache | None = None) -> None:
         self.key_cache = key_cache if key_cache is not None else SigningKeyCache()
         self._lines: dict[str, tuple[str, str]] = {}  # header name → (value, canonical line)
         self._last_date: tuple[tuple[int, ...], str] = ((), "")  # (UTC date and time fields, X-Amz-Date)
+        # The work that depends only on the URL, the set of header names, or the key and day is
+        # memoized per signer (so per client, never process-wide): a client sends to a few URLs
+        # with the same headers every time.
+        self._request_line = functools.lru_cache(maxsize=256)(_request_line)
+        self._signed_headers = functools.lru_cache(maxsize=256)(_signed_headers)
+        self._scope_and_prefix = functools.lru_cache(maxsize=64)(_scope_and_prefix)
 
     def sign_http(
         self,
@@ -512,7 +508,7 @@ class SigV4Signer:
         if credentials.session_token:
             headers["X-Amz-Security-Token"] = credentials.session_token
         try:
-            host, request_line = _request_line(request.method, request.url)
+            host, request_line = self._request_line(request.method, request.url)
         except ValueError as error:
             raise SigningError(f"cannot sign a request with an invalid URL: {error}") from None
         # Request headers are unique by name, so they go straight into the canonical form.
@@ -521,10 +517,10 @@ class SigV4Signer:
             if not host:
                 raise SigningError(f"cannot sign a request whose URL has no host: {request.url[:100]!r}")
             values["host"] = host
-        signed, signed_list = _signed_headers(tuple(values))
+        signed, signed_list = self._signed_headers(tuple(values))
         creq = f"{request_line}{self._canonical_headers(values, signed)}\n{signed_list}\n{payload_hash}"
         date = amz_date[:8]
-        scope, authorization_prefix = _scope_and_prefix(credentials.access_key_id, date, region, service)
+        scope, authorization_prefix = self._scope_and_prefix(credentials.access_key_id, date, region, service)
         sts = _string_to_sign(creq, amz_date, scope)
         signature = self.key_cache.get(credentials.secret_access_key, date, region, service).sign(sts)
         if trace is not None:

@@ -88,10 +88,9 @@ def _stream_size(stream: Any) -> int | None:
         return None
 
 
-@lru_cache(maxsize=32)
 def user_agent(retry_mode: str | None, extra: str | None) -> str:
-    """The User-Agent value; built once per configuration, not per call."""
-    import platform  # here, not at start-up: this runs once per configuration
+    """The User-Agent value for a client's configuration."""
+    import platform  # here, not at start-up: UserAgent builds each value once
 
     parts = [
         f"smruntime/{__version__}",
@@ -110,10 +109,14 @@ class UserAgent(Transform[BuildInput, BuildOutput]):
     """Identifies the client; not signed (as in every AWS SDK)."""
 
     id = "UserAgent"
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value = lru_cache(maxsize=32)(user_agent)  # built once per configuration, not per call
 
     def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
         options = ctx.options
-        in_.request.headers["User-Agent"] = user_agent(options.retry_mode, options.user_agent_extra)
+        in_.request.headers["User-Agent"] = self._value(options.retry_mode, options.user_agent_extra)
         return in_
 
 

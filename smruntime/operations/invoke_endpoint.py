@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from smruntime import service_model
 from smruntime.middleware import Transform
 from smruntime.operations import fields
@@ -44,6 +46,6 @@ OPERATION: Operation[InvokeEndpointInput, InvokeEndpointOutput] = Operation(
     input=service_model.INVOKE_ENDPOINT,
     output=service_model.INVOKE_ENDPOINT_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointInput]("invocations", service_model.INVOKE_ENDPOINT),
+    new_serializer=partial(OperationSerializer[InvokeEndpointInput], "invocations", service_model.INVOKE_ENDPOINT),
     deserializer=Deserializer(),
 )

@@ -8,6 +8,7 @@ from the JSON body.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from smruntime import errors, service_model
 from smruntime import validation as v
@@ -76,6 +77,6 @@ OPERATION: Operation[InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput] = Oper
     input=service_model.INVOKE_ENDPOINT_ASYNC,
     output=service_model.INVOKE_ENDPOINT_ASYNC_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointAsyncInput]("async-invocations", service_model.INVOKE_ENDPOINT_ASYNC),
+    new_serializer=partial(OperationSerializer[InvokeEndpointAsyncInput], "async-invocations", service_model.INVOKE_ENDPOINT_ASYNC),
     deserializer=Deserializer(),
 )

@@ -18,10 +18,10 @@ from smruntime import errors, keys
 from smruntime.auth import ComputePayloadHash, Credentials, Signing
 from smruntime.bidirectional import OpenedStream
 from smruntime.client import transport_failure
-from smruntime.endpoints import ResolveEndpoint
+from smruntime.endpoints import EndpointResolver, ResolveEndpoint, resolve_with
 from smruntime.event_signing import STREAMING_EVENTS_PAYLOAD, EventSigner, seed_signature
 from smruntime.http import HTTPRequest
-from smruntime.http2_endpoints import resolve_http2_endpoint
+from smruntime.http2_endpoints import Http2EndpointResolver
 from smruntime.logs import RequestResponseLogger
 from smruntime.middleware import AsyncNext, DeserializeOutput, StackKey, Transform
 from smruntime.middleware import SerializeInput as SerializeInput_
@@ -37,6 +37,7 @@ from smruntime.operations.common import (
 )
 from smruntime.operations.duplex import DuplexChain, DuplexOperation
 from smruntime.operations.protocol import operation_url
+from smruntime.resolved_endpoint import Endpoint
 from smruntime.retry import ClientRequestID, ClockOffset, Retry, RetryMetricsHeader
 from smruntime.stack_types import Context, DeserializeInput, SerializeOutput
 
@@ -67,7 +68,15 @@ class ResolveHttp2Endpoint(ResolveEndpoint):
     """``ResolveEndpoint`` for the HTTP/2 service: ``http2_endpoint_url``, else
     ``endpoint_url``, else the HTTP/2 service's rules (port 8443)."""
 
-    resolve = staticmethod(resolve_http2_endpoint)
+    __slots__ = ()
+
+    def new_default_resolver(self) -> EndpointResolver:
+        return Http2EndpointResolver()
+
+    def resolve(self, options: Any, region: str | None, operation: str) -> Endpoint:
+        # endpoint_resolver resolves the HTTP/1.1 service's endpoints and is not used here.
+        url = options.http2_endpoint_url or options.endpoint_url
+        return resolve_with(None, url, self._default, options, region, operation, self._static)
 
 
 StreamSerializeInput = SerializeInput_[BidirectionalStreamInput, HTTPRequest]

@@ -9,6 +9,7 @@ the messages mean is shared.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, cast
 
 from smruntime import errors, service_model
@@ -133,7 +134,7 @@ OPERATION: Operation[InvokeEndpointWithResponseStreamInput, ResponseStream | Asy
     input=service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM,
     output=service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM_OUTPUT,
     validate=validate,
-    serializer=OperationSerializer[InvokeEndpointWithResponseStreamInput]("invocations-response-stream", service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
+    new_serializer=partial(OperationSerializer[InvokeEndpointWithResponseStreamInput], "invocations-response-stream", service_model.INVOKE_ENDPOINT_WITH_RESPONSE_STREAM),
     deserializer=Deserializer(),
     event_stream_deserializer=EventStreamDeserializer(),
     streams_response=True,

@@ -31,13 +31,8 @@ def label(value: str) -> str:
     return quote(value, safe="")
 
 
-@lru_cache(maxsize=256)
 def operation_url(base: str, endpoint_name: str, action: str) -> str:
-    """``base`` + ``/endpoints/{EndpointName}/{action}``, the name as a URI label.
-
-    Memoized: a client calls the same few endpoints over and over, and quoting costs more
-    than the rest of serializing a request.
-    """
+    """``base`` + ``/endpoints/{EndpointName}/{action}``, the name as a URI label."""
     return join_url(base, f"/endpoints/{label(endpoint_name)}/{action}")
 
 
@@ -49,10 +44,13 @@ class OperationSerializer(Transform[_mw.SerializeInput[ParamsT, HTTPRequest], Se
     (a member's ``default`` sent when the input has none, as the Go SDK does), the payload."""
 
     id = "OperationSerializer"
-    __slots__ = ("action", "defaults", "headers", "label", "payload")
+    __slots__ = ("_url", "action", "defaults", "headers", "label", "payload")
 
     def __init__(self, action: str, input: Shape) -> None:
         self.action = action
+        # Memoized per serializer, so per client (each stack gets its own): a client calls the
+        # same few endpoints over and over, and quoting costs more than the rest of serializing.
+        self._url = lru_cache(maxsize=256)(operation_url)
         (label,) = input.at("uri")
         self.label = label.name
         bound = input.at("header")
@@ -64,7 +62,7 @@ class OperationSerializer(Transform[_mw.SerializeInput[ParamsT, HTTPRequest], Se
         params = in_.parameters
         request = in_.request
         request.method = "POST"
-        request.url = operation_url(request.url, getattr(params, self.label), self.action)
+        request.url = self._url(request.url, getattr(params, self.label), self.action)
         headers = request.headers
         for attribute, header, default in self.defaults:
             value = getattr(params, attribute)

@@ -30,7 +30,7 @@ class Operation(Generic[InT, OutT]):
     input: Shape
     output: Shape
     validate: Callable[[InT, str], None]
-    serializer: Middleware[_mw.SerializeInput[InT, HTTPRequest], SerializeOutput]
+    new_serializer: Callable[[], Middleware[_mw.SerializeInput[InT, HTTPRequest], SerializeOutput]]
     deserializer: Middleware[DeserializeInput, DeserializeOutput]
     event_stream_deserializer: Middleware[DeserializeInput, DeserializeOutput] | None = None
     streams_response: bool = False

@@ -84,9 +84,8 @@ class ClientRequestID(Transform[BuildInput, BuildOutput]):
         return in_
 
 
-@functools.lru_cache(maxsize=64)
 def _retry_metrics(attempt: int, max_attempts: int) -> str:
-    """The ``amz-sdk-request`` value; a client sends the same few, so each is formatted once."""
+    """The ``amz-sdk-request`` value."""
     return f"attempt={attempt}; max={max_attempts}"
 
 
@@ -97,11 +96,15 @@ class RetryMetricsHeader(Transform[FinalizeInput, FinalizeOutput]):
     """
 
     id = "RetryMetricsHeader"
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value = functools.lru_cache(maxsize=64)(_retry_metrics)  # a client sends the same few
 
     def before(self, ctx: Context, in_: FinalizeInput) -> FinalizeInput:
         attempt = ctx.get(keys.ATTEMPT, 1)
         max_attempts = ctx.get(keys.MAX_ATTEMPTS, 1)
-        in_.request.headers[RETRY_METRICS_HEADER] = _retry_metrics(attempt, max_attempts)
+        in_.request.headers[RETRY_METRICS_HEADER] = self._value(attempt, max_attempts)
         return in_
 
 

@@ -107,21 +107,21 @@ _BY_MODULE: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 _BUILTIN = {"timeouts": (TimeoutError,), "connect_failures": (socket.gaierror, ConnectionRefusedError)}
-_kinds_cache: dict[tuple[str, ...], _Kinds] = {}
 
 
 def _kinds() -> _Kinds:
-    """The classes to classify by, from the builtins and every module of ``_BY_MODULE`` loaded."""
-    loaded = tuple(name for name in _BY_MODULE if name in sys.modules)
-    kinds = _kinds_cache.get(loaded)
-    if kinds is None:
-        fields: dict[str, list[type[BaseException]]] = {name: list(_BUILTIN.get(name, ())) for name in _Kinds._fields}
-        for module_name in loaded:
-            module = sys.modules[module_name]
-            for meaning, class_names in _BY_MODULE[module_name].items():
+    """The classes to classify by, from the builtins and every module of ``_BY_MODULE`` loaded.
+
+    Worked out for each failure (a few dozen lookups): only failures need it, and what is
+    loaded can change between two of them.
+    """
+    fields: dict[str, list[type[BaseException]]] = {name: list(_BUILTIN.get(name, ())) for name in _Kinds._fields}
+    for module_name, meanings in _BY_MODULE.items():
+        module = sys.modules.get(module_name)
+        if module is not None:
+            for meaning, class_names in meanings.items():
                 fields[meaning].extend(getattr(module, name) for name in class_names)
-        kinds = _kinds_cache[loaded] = _Kinds(**{name: tuple(classes) for name, classes in fields.items()})
-    return kinds
+    return _Kinds(**{name: tuple(classes) for name, classes in fields.items()})
 
 
 # Pattern strings, compiled by re's cache on first use: only failures need them, and compiling

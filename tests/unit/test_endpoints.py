@@ -443,10 +443,13 @@ class FakeNext:
         return SerializeOutput(result="done")
 
 
-def run(options: Options, ctx: Context | None = None) -> tuple[Context, FakeNext, SerializeOutput]:
+def run(
+    options: Options, ctx: Context | None = None, middleware: ResolveEndpoint | None = None
+) -> tuple[Context, FakeNext, SerializeOutput]:
     ctx = ctx or Context("InvokeEndpoint", "SageMaker Runtime", options)
     next_ = FakeNext()
-    out = ResolveEndpoint().handle(ctx, SerializeInput(parameters=None, request=HTTPRequest()), next_)
+    middleware = middleware or ResolveEndpoint()
+    out = middleware.handle(ctx, SerializeInput(parameters=None, request=HTTPRequest()), next_)
     return ctx, next_, out
 
 
@@ -462,12 +465,24 @@ def test_middleware_with_the_default_rules() -> None:
 
 
 def test_middleware_reuses_the_memoized_endpoint_across_calls() -> None:
-    first, _, _ = run(Options(region="ap-northeast-1"))
-    second, _, _ = run(Options(region="ap-northeast-1"))
+    middleware = ResolveEndpoint()
+    first, _, _ = run(Options(region="ap-northeast-1"), middleware=middleware)
+    second, _, _ = run(Options(region="ap-northeast-1"), middleware=middleware)
     assert first.get(keys.ENDPOINT) is second.get(keys.ENDPOINT)
-    third, _, _ = run(Options(region="ap-northeast-1", endpoint_url="http://127.0.0.1:7/x/"))
-    fourth, _, _ = run(Options(region="ap-northeast-1", endpoint_url="http://127.0.0.1:7/x/"))
+    fixed = Options(region="ap-northeast-1", endpoint_url="http://127.0.0.1:7/x/")
+    third, _, _ = run(fixed, middleware=middleware)
+    fourth, _, _ = run(fixed, middleware=middleware)
     assert third.get(keys.ENDPOINT) is fourth.get(keys.ENDPOINT)
+
+
+def test_each_middleware_keeps_its_own_memo() -> None:
+    # One per stack, so one per client: nothing resolved is shared process-wide.
+    fixed = Options(region="ap-northeast-1", endpoint_url="http://127.0.0.1:7/x/")
+    for options in (Options(region="ap-northeast-1"), fixed):
+        first, _, _ = run(options)
+        second, _, _ = run(options)
+        assert first.get(keys.ENDPOINT) == second.get(keys.ENDPOINT)
+        assert first.get(keys.ENDPOINT) is not second.get(keys.ENDPOINT)
 
 
 def test_middleware_reads_fips_and_dualstack_from_the_call_options() -> None:

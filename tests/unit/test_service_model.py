@@ -151,7 +151,7 @@ def test_the_same_operations_at_the_same_paths() -> None:
     # The HTTP/2 service's one operation is not in this (HTTP/1.1) service's model.
     assert operations.names() == sorted([*NAMES, "InvokeEndpointWithBidirectionalStream"])
     for name in NAMES:
-        serializer: Any = operation(name).serializer
+        serializer: Any = operation(name).new_serializer()
         assert model(name).http["method"] == "POST"
         assert model(name).http["requestUri"] == f"/endpoints/{{EndpointName}}/{serializer.action}"
 
