@@ -91,8 +91,13 @@ async def _measure(server: LoopbackServer, calls: int, rounds: int) -> Section:
 
     url = server.url
     async with contextlib.AsyncExitStack() as stack:
-        fast = _smruntime(url, AsyncFastHTTPClient(max_pool_connections=POOL))
-        via_aiohttp = _smruntime(url, AiohttpHTTPClient(max_pool_connections=POOL))
+        fast_transport = AsyncFastHTTPClient(max_pool_connections=POOL)
+        aiohttp_transport = AiohttpHTTPClient(max_pool_connections=POOL)
+        # A client leaves an HTTP client it was given open: closed here, after the clients.
+        stack.push_async_callback(fast_transport.aclose)
+        stack.push_async_callback(aiohttp_transport.aclose)
+        fast = _smruntime(url, fast_transport)
+        via_aiohttp = _smruntime(url, aiohttp_transport)
         stack.push_async_callback(fast.aclose)
         stack.push_async_callback(via_aiohttp.aclose)
         contenders: dict[str, AsyncCall] = {

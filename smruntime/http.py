@@ -46,6 +46,22 @@ class Headers(MutableMapping[str, str]):
             for name, value in pairs:
                 self[name] = value
 
+    @classmethod
+    def received(cls, fields: Iterable[tuple[str, str]]) -> Headers:
+        """The headers of a response, from its ``(name, value)`` fields as they arrived: a
+        repeated name's values joined with ``", "``, as HTTP allows."""
+        headers = cls()
+        names, values = headers._names, headers._values
+        for name, value in fields:
+            key = _LOWERCASE.get(name) or name.lower()
+            known = values.get(key)
+            if known is None:
+                values[key] = value
+                names[key] = name
+            else:
+                values[key] = f"{known}, {value}"
+        return headers
+
     def __setitem__(self, name: str, value: str) -> None:
         key = _LOWERCASE.get(name) or name.lower()
         self._values[key] = value
@@ -73,6 +89,10 @@ class Headers(MutableMapping[str, str]):
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return self._values.get(_LOWERCASE.get(name) or name.lower(), default)
+
+    def names_and_values(self) -> tuple[list[str], list[str]]:
+        """The names as first spelled and their values, in order, as two lists (to write a head)."""
+        return list(self._names.values()), list(self._values.values())
 
     def lower_items(self) -> Iterator[tuple[str, str]]:
         """``(lowercase name, value)`` pairs, as signing wants them."""

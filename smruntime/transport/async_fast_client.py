@@ -436,10 +436,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
             raise map_transport_error(_explain(exc), request_sent=False) from exc
         try:
             response = await self._roundtrip(conn, request.method, head, body)
-            headers = Headers()
-            for name, value in response.headers:
-                known = headers.get(name)
-                headers[name] = value if known is None else f"{known}, {value}"  # as HTTP allows
+            headers = Headers.received(response.headers)
         except Exception as exc:
             origin.release(conn, reusable=False)
             raise map_transport_error(_explain(exc)) from exc

@@ -23,7 +23,6 @@ from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.http11 import ResponseHead, ResponseReader
 from smruntime.transport.shared import (
-    BAD_VALUE,
     CLOSED_WHILE_WAITING,
     READ1_SIZE,
     TOKEN,
@@ -31,6 +30,7 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     body_too_large,
+    breaks_header,
     gather,
     host_header,
     proxy_authorization,
@@ -49,6 +49,8 @@ __all__ = ["FastHTTPClient"]
 
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_NAMES = re.compile(rf"(?:{TOKEN.pattern})(?:\n(?:{TOKEN.pattern}))*")
+"""Header names joined by newlines (which no name may hold)."""
 
 
 class _Connection(Protocol):
@@ -277,10 +279,7 @@ class FastHTTPClient(PooledHTTPClient):
             raise map_transport_error(exc) from exc
         conn, response = self._exchange(origin, request.method, head, body)
         try:
-            headers = Headers()
-            for name, value in response.headers:
-                known = headers.get(name)
-                headers[name] = value if known is None else f"{known}, {value}"  # as HTTP allows
+            headers = Headers.received(response.headers)
             live = _ConnBody(conn, origin, self.max_response_body_size)
         except BaseException:
             origin.release(conn, reusable=False)
@@ -403,14 +402,19 @@ def _request_head(request: HTTPRequest, target: str, body: PreparedBody, origin:
     method = request.method
     if not TOKEN.fullmatch(method) or _BAD_TARGET.search(target):
         raise ValueError(f"invalid method or request target: {method!r} {target[:100]!r}")
-    lines = [f"{method} {target} HTTP/1.1"]
     headers = request.headers
+    names, values = headers.names_and_values()
+    # One match for all the names and one search for all the values, not two per header: a
+    # name holding the separator shows up as a piece too many.
+    joined = "\n".join(names)
+    pairs = zip(names, values, strict=True)
+    if (names and (not _NAMES.fullmatch(joined) or joined.count("\n") != len(names) - 1)) or breaks_header("".join(values)):
+        bad = next(name for name, value in pairs if not TOKEN.fullmatch(name) or breaks_header(value))
+        raise ValueError(f"invalid header {bad[:100]!r}")
+    lines = [f"{method} {target} HTTP/1.1"]
     if "host" not in headers:
         lines.append(f"Host: {origin.host}")
-    for name, value in headers.items():
-        if not TOKEN.fullmatch(name) or BAD_VALUE.search(value):
-            raise ValueError(f"invalid header {name[:100]!r}")
-        lines.append(f"{name}: {value}")
+    lines += [f"{name}: {value}" for name, value in pairs]
     if "content-length" not in headers:
         if body.length is not None:
             lines.append(f"Content-Length: {body.length}")

@@ -28,7 +28,6 @@ from smruntime.errors import ClientClosedError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.shared import (
-    BAD_VALUE,
     CLOSED_WHILE_WAITING,
     COALESCE_LIMIT,
     READ1_SIZE,
@@ -36,6 +35,7 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     body_too_large,
+    breaks_header,
     gather,
     proxy_for,
     split_url,
@@ -349,9 +349,9 @@ def _urllib3_headers(request: HTTPRequest, body: PreparedBody) -> dict[str, str]
     http.client and urllib3 from adding their defaults."""
     given = request.headers
     headers = dict(given.items())
-    if BAD_VALUE.search("".join(headers.values())):
+    if breaks_header("".join(headers.values())):
         # Refused here, not by http.client: its error quotes the value, which may be a token.
-        bad = next(name for name, value in headers.items() if BAD_VALUE.search(value))
+        bad = next(name for name, value in headers.items() if breaks_header(value))
         raise ValueError(f"invalid header {bad[:100]!r}: its value contains CR, LF or NUL")
     if body.length is not None and "content-length" not in given:
         headers["Content-Length"] = str(body.length)

@@ -30,6 +30,7 @@ __all__ = [
     "PreparedBody",
     "WriteGate",
     "body_too_large",
+    "breaks_header",
     "environ_ca_bundle",
     "gather",
     "host_header",
@@ -46,6 +47,13 @@ COALESCE_LIMIT = 64 * 1024
 """Request bodies up to this size go out in the same write as the head."""
 BAD_VALUE = re.compile(r"[\r\n\x00]")
 """What no header value may contain: it would end the header, or the head."""
+
+
+def breaks_header(value: str) -> bool:
+    """True if ``value`` holds what :data:`BAD_VALUE` matches. Three substring scans: several
+    times quicker than the regular expression on the few hundred characters of a request's
+    joined values, which every request checks."""
+    return "\n" in value or "\r" in value or "\x00" in value
 
 CLOSED_WHILE_WAITING = "the client was closed while this call waited for a pooled connection; the request was not sent"
 """The message of the :class:`ClientClosedError` a call waiting for a connection gets."""

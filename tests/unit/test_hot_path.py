@@ -224,8 +224,37 @@ def test_header_names_are_matched_case_insensitively_beyond_the_known_ones() -> 
     headers = Headers()
     for n in range(1500):  # names the fixed table of lower-case forms does not hold
         headers[f"X-Name-{n}"] = str(n)
-    assert http._LOWERCASE == known  # a fixed table: nothing a caller sends is remembered
+    assert known == http._LOWERCASE  # a fixed table: nothing a caller sends is remembered
     headers["X-AMZ-DATE"] = "d"  # a known name in a spelling the table does not hold
     assert headers["x-amz-date"] == headers["X-Amz-Date"] == "d"
     assert headers["x-name-1499"] == "1499" and headers.get("X-NAME-0") == "0" and "x-Name-750" in headers
     assert list(headers)[-2:] == ["X-Name-1499", "X-AMZ-DATE"]
+
+
+def test_received_headers_join_a_repeated_name_and_keep_its_first_spelling() -> None:
+    headers = Headers.received([("Set-Cookie", "a=1"), ("x-amzn-RequestId", "r"), ("set-cookie", "b=2"), ("SET-COOKIE", "c")])
+    assert list(headers.items()) == [("Set-Cookie", "a=1, b=2, c"), ("x-amzn-RequestId", "r")]
+    assert headers["x-amzn-requestid"] == "r" and headers.get("Set-cookie") == "a=1, b=2, c"
+    assert Headers.received([]) == {}
+
+
+def test_request_head_refuses_a_name_or_value_that_would_smuggle_a_header() -> None:
+    from smruntime.transport.fast_client import _request_head
+    from smruntime.transport.shared import PreparedBody
+
+    class Origin:
+        host = "example.com"
+        extra_headers = ""
+
+    body = PreparedBody(b"{}")
+    good = Headers({"Content-Type": "application/json", "X-Amz-Date": "20261205T001000Z"})
+    head = _request_head(HTTPRequest("POST", "http://example.com/x", good, b"{}"), "/x", body, Origin)  # type: ignore[arg-type]
+    assert head == (
+        b"POST /x HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/json\r\n"
+        b"X-Amz-Date: 20261205T001000Z\r\nContent-Length: 2\r\n\r\n"
+    )
+    for name, value in [("X-A\nX-B", "v"), ("X-A", "v\r\nX-Evil: 1"), ("", "v"), ("X A", "v"), ("X-A", "v\x00"), ("X:A", "v")]:
+        headers = Headers(good.items())
+        headers[name] = value
+        with pytest.raises(ValueError, match="invalid header"):
+            _request_head(HTTPRequest("POST", "http://example.com/x", headers, b"{}"), "/x", body, Origin)  # type: ignore[arg-type]
