@@ -30,7 +30,6 @@ from smruntime.transport.shared import (
     proxy_authorization,
     proxy_for,
     set_nodelay,
-    split_url,
     ssl_context_for,
     wire_pieces,
 )
@@ -55,12 +54,27 @@ class _ReadTimeout(TimeoutError):
 class _Protocol(asyncio.BufferedProtocol):
     """One connection: the loop writes received bytes into the reader's buffer."""
 
-    __slots__ = ("_gate", "_idle", "_paused", "_waiter", "broken", "error", "reader", "transport")
+    __slots__ = (
+        "_deadline",
+        "_gate",
+        "_idle",
+        "_paused",
+        "_timeout",
+        "_timer",
+        "_waiter",
+        "broken",
+        "error",
+        "reader",
+        "transport",
+    )
 
     def __init__(self, reader: ResponseReader) -> None:
         self.reader = reader
         self.transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
         self._gate = WriteGate()
         self._paused = False
         self._idle = False  # in the pool: bytes arriving now belong to no request
@@ -97,6 +111,9 @@ class _Protocol(asyncio.BufferedProtocol):
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()  # it would keep this connection's buffer alive until it fired
+            self._timer = None
         self.broken = True
         if exc is not None and self.error is None:
             self.error = exc
@@ -125,13 +142,32 @@ class _Protocol(asyncio.BufferedProtocol):
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        timer = loop.call_later(timeout, _expire, waiter, timeout)
+        # One timer per connection, moved on rather than armed and cancelled for every wait
+        # (which cost more than the rest of a wait's bookkeeping): a wait that gets its bytes
+        # leaves it armed, and when it fires before the current wait's deadline it arms again.
+        self._timeout = timeout
+        deadline = self._deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_deadline)
         try:
             await waiter
         finally:
-            timer.cancel()
             if self._waiter is waiter:
                 self._waiter = None
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms the timer again
+        loop = waiter.get_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
+        else:
+            waiter.set_exception(_ReadTimeout(f"no data for {self._timeout:g} s"))
 
     async def drain(self) -> None:
         await self._gate.wait()
@@ -151,11 +187,6 @@ class _Protocol(asyncio.BufferedProtocol):
                 waiter.set_result(None)
             else:
                 waiter.set_exception(exc)
-
-
-def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(_ReadTimeout(f"no data for {timeout:g} s"))
 
 
 class _Conn:
@@ -369,6 +400,9 @@ class _ConnBody(AsyncLiveBody):
         self._origin = origin
         self._timeout = timeout
 
+    def _arrived(self) -> bytes | None:
+        return self._conn.protocol.reader.arrived_body()
+
     async def _arriving(self, max_size: int | None) -> AsyncIterator[bytes]:
         protocol = self._conn.protocol
         reader = protocol.reader
@@ -416,7 +450,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
 
     async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
         try:
-            scheme, netloc, target = split_url(request.url)
+            scheme, netloc, target = self._split_url(request.url)
             origin = self._origins.get((scheme, netloc))
             if origin is None or origin.closed:
                 origin = self._origin(scheme, netloc)

@@ -35,7 +35,6 @@ from smruntime.transport.shared import (
     host_header,
     proxy_authorization,
     proxy_for,
-    split_url,
     ssl_context_for,
     wire_pieces,
 )
@@ -266,7 +265,7 @@ class FastHTTPClient(PooledHTTPClient):
 
     def send(self, request: HTTPRequest, *, stream: bool = False) -> HTTPResponse:
         try:
-            scheme, netloc, target = split_url(request.url)
+            scheme, netloc, target = self._split_url(request.url)
             origin = self._origins.get((scheme, netloc))
             if origin is None or origin.closed:
                 origin = self._origin(scheme, netloc)

@@ -317,6 +317,16 @@ class ResponseReader:
             raise RuntimeError("read_body() called before next_head() returned the head")
         return self._read_chunked(max_size)
 
+    def arrived_body(self) -> bytes | None:
+        """The whole body, read, if it has a Content-Length (or none) and has all arrived; else
+        None, and nothing is read (use :meth:`read_body`)."""
+        state = self._state
+        if state == _DONE:
+            return b""
+        if state != _LENGTH or self._sink is not None or self._end - self._start < self._remaining:
+            return None
+        return self._read_length(None)
+
     @property
     def remaining_length(self) -> int | None:
         """How many bytes of a Content-Length body are still to be read; None for a chunked

@@ -3,6 +3,7 @@ proxy and CA-bundle resolution as requests does it, and live response bodies."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -54,6 +55,7 @@ def breaks_header(value: str) -> bool:
     times quicker than the regular expression on the few hundred characters of a request's
     joined values, which every request checks."""
     return "\n" in value or "\r" in value or "\x00" in value
+
 
 CLOSED_WHILE_WAITING = "the client was closed while this call waited for a pooled connection; the request was not sent"
 """The message of the :class:`ClientClosedError` a call waiting for a connection gets."""
@@ -385,6 +387,15 @@ class AsyncLiveBody:
         self._limit = limit
 
     async def read(self) -> bytes:
+        if not self._released:
+            whole = self._arrived()
+            if whole is not None:  # the common answer: small, and here with its head
+                if len(whole) > self._limit:
+                    self._drop()
+                    raise body_too_large(self._limit)
+                self._done = self._released = True
+                self._release()
+                return whole
         gathered = []
         size = 0
         pieces = self._pieces(None)
@@ -431,6 +442,10 @@ class AsyncLiveBody:
         self._discard()
 
     # What each connection kind provides.
+    def _arrived(self) -> bytes | None:
+        """The whole body if it is already here, read without waiting; else None (nothing read)."""
+        return None
+
     def _arriving(self, max_size: int | None) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive, at most ``max_size`` a piece (None: no bound)."""
         raise NotImplementedError
@@ -467,6 +482,8 @@ class PooledHTTPClient:
         self.max_response_body_size = max_response_body_size
         self._proxies = dict(proxies) if proxies is not None else None
         self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
+        # (scheme, netloc, target) per URL: a client sends to a few URLs over and over.
+        self._split_url = functools.lru_cache(maxsize=256)(split_url)
         self._start_pools()
 
     def _start_pools(self) -> None:

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -450,6 +451,23 @@ def test_read_timeout_after_sending(server: HTTPTestServer, make_client: ClientF
     assert server.requests[0].body == b"{}"
 
 
+def test_read_timeout_on_a_reused_connection_counts_from_its_own_wait(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    # The first exchange's wait ended long before its deadline; the second's deadline is its
+    # own: a timer left from the first must not cut it short, nor let it run on.
+    server.enqueue(respond(200, b"soon"))
+    server.enqueue(respond(200, b"late", delay=3.0))
+    client = make_client(read_timeout=0.6)
+    assert client.send(post(server.url + "/a", b"{}")).body.read() == b"soon"
+    time.sleep(0.4)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError):
+        client.send(post(server.url + "/b", b"{}"))
+    assert time.monotonic() - started >= 0.55
+    assert server.connections_accepted == 1  # the same connection carried both
+
+
 def test_read_timeout_while_streaming(server: HTTPTestServer, make_client: ClientFactory) -> None:
     released = threading.Event()
     server.enqueue(chunked([b"first", Wait(released), b"late"]))
@@ -640,6 +658,17 @@ def test_read_refuses_a_body_over_max_response_body_size(
     assert len(client.send(post(server.url)).read()) == limit  # the limit itself is fine
     with pytest.raises(ResponseTooLargeError, match=f"max_response_body_size \\({limit} bytes\\)"):
         client.send(post(server.url)).read()
+
+
+def test_a_small_body_over_the_limit_is_refused_and_the_next_call_answered(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    # Small enough to arrive with its head, where a client may take it without streaming.
+    server.enqueue(respond(200, b"x" * 17), respond(200, b"{}"))
+    client = make_client(max_response_body_size=16)
+    with pytest.raises(ResponseTooLargeError, match=r"max_response_body_size \(16 bytes\)"):
+        client.send(post(server.url)).read()
+    assert client.send(post(server.url)).read() == b"{}"  # no byte of the refused body left behind
 
 
 def assert_streamed(pieces: list[bytes], chunks: list[bytes]) -> None:

@@ -480,3 +480,57 @@ def test_any_response_split_at_any_byte_boundary_parses_the_same(
     if b"Transfer-Encoding" in data:
         assert set(itertools.accumulate(map(len, chunks))) <= set(itertools.accumulate(map(len, trickled.pieces)))
         assert all(chunk in trickled.pieces for chunk in chunks if len(chunk) <= 3)
+
+
+# -- a body that is already here --------------------------------------------------------------
+
+
+def _head_read(parts: list[bytes], method: str = "POST") -> tuple[ResponseReader, Feed]:
+    reader = ResponseReader()
+    reader.start(method)
+    feed = Feed(reader, parts)
+    while reader.next_head() is None:
+        feed.receive()
+    return reader, feed
+
+
+def test_arrived_body_takes_a_whole_length_body_that_came_with_its_head() -> None:
+    reader, _ = _head_read([OK])
+    assert reader.arrived_body() == b"{}"
+    assert reader.complete and reader.reusable
+
+
+@pytest.mark.parametrize(
+    ("parts", "method"),
+    [
+        ([b"HTTP/1.1 204 No Content\r\n\r\n"], "POST"),
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"], "HEAD"),
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], "POST"),
+    ],
+    ids=["204", "head", "empty"],
+)
+def test_arrived_body_of_a_response_without_one_is_empty(parts: list[bytes], method: str) -> None:
+    reader, _ = _head_read(parts, method)
+    assert reader.arrived_body() == b""
+    assert reader.complete
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{}", b"{}"],  # half of it so far
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(b"{}") + b"0\r\n\r\n"],
+        [b"HTTP/1.1 200 OK\r\n\r\n{}", b""],  # ends with the connection
+    ],
+    ids=["partial", "chunked", "until-close"],
+)
+def test_arrived_body_reads_nothing_when_it_cannot_take_the_whole_body(parts: list[bytes]) -> None:
+    reader, feed = _head_read(parts)
+    assert reader.arrived_body() is None
+    pieces = []
+    while (piece := reader.read_body()) != b"":
+        if piece is None:
+            feed.receive()
+        else:
+            pieces.append(piece)
+    assert b"".join(pieces) in (b"{}{}", b"{}")
