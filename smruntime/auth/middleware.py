@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Final
 
@@ -28,20 +29,55 @@ class ComputePayloadHash(Transform[BuildInput, BuildOutput]):
     """Build step: records the body's SHA-256 for signing (once, shared by every attempt).
 
     A hash set beforehand (``keys.PAYLOAD_HASH``, e.g. ``UNSIGNED-PAYLOAD``) or an
-    ``X-Amz-Content-Sha256`` header on the request is kept, as botocore does.
+    ``X-Amz-Content-Sha256`` header on the request is kept, as botocore does. On an asyncio
+    chain a file body other than an in-memory one is read and hashed in a worker thread, so
+    the event loop never waits on a disk.
     """
 
     id = "ComputePayloadHash"
 
     def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
-        if not ctx.get(keys.PAYLOAD_HASH):
-            request: HTTPRequest = in_.request
-            declared = request.headers.get("x-amz-content-sha256")
-            try:
-                ctx.set(keys.PAYLOAD_HASH, declared or payload_sha256(request.body))
-            except SageMakerRuntimeError as error:
-                raise _with_operation(error, ctx) from None
+        body = self._to_hash(ctx, in_.request)
+        if body is not _NOTHING:
+            ctx.set(keys.PAYLOAD_HASH, _hashed(ctx, body))
         return in_
+
+    async def ahandle(self, ctx: Context, in_: BuildInput, next: AsyncNext[BuildInput, BuildOutput]) -> BuildOutput:
+        body = self._to_hash(ctx, in_.request)
+        if body is not _NOTHING:
+            if _in_memory(body):
+                digest = _hashed(ctx, body)
+            else:
+                import asyncio  # here: a sync client's cold start never imports asyncio
+
+                digest = await asyncio.to_thread(_hashed, ctx, body)
+            ctx.set(keys.PAYLOAD_HASH, digest)
+        return await next(ctx, in_)
+
+    @staticmethod
+    def _to_hash(ctx: Context, request: HTTPRequest) -> Any:
+        """The body to hash, or ``_NOTHING`` when the hash is already known."""
+        if ctx.get(keys.PAYLOAD_HASH):
+            return _NOTHING
+        declared = request.headers.get("x-amz-content-sha256")
+        if declared:
+            ctx.set(keys.PAYLOAD_HASH, declared)
+            return _NOTHING
+        return request.body
+
+
+_NOTHING: Final = object()
+
+
+def _in_memory(body: Any) -> bool:
+    return body is None or isinstance(body, (bytes, bytearray, memoryview, str, io.BytesIO))
+
+
+def _hashed(ctx: Context, body: Any) -> str:
+    try:
+        return payload_sha256(body)
+    except SageMakerRuntimeError as error:
+        raise _with_operation(error, ctx) from None
 
 
 _utc_now: Final = functools.partial(datetime.now, UTC)

@@ -119,16 +119,12 @@ def _escape(text: str) -> str:
 # run of transforms that only change the input costs one link in all.
 
 
-def _with_hooks(step: Step[Any, Any]) -> list[tuple[AnyMiddleware[Any, Any], tuple[Before | None, After | None, Failed | None] | None]]:
-    return [(middleware, hooks(middleware)) for middleware in step]
-
-
-def _fold(step: Step[Any, Any], last: Any, run_of: Any, transform_link: Any, link: Any) -> Any:
+def _fold(step: Step[Any, Any], last: Any, run_of: Any, transform_link: Any, link: Any, shell: str) -> Any:
     """The step's middleware folded around ``last``, the first listed outermost; the links
-    (sync or async) come from the three functions given."""
+    (sync or async, for middleware calling ``shell``) come from the three functions given."""
     next_fn = last
     run: list[Before] = []
-    for middleware, found in reversed(_with_hooks(step)):
+    for middleware, found in reversed([(middleware, hooks(middleware, shell)) for middleware in step]):
         if found is not None and found[1] is None and found[2] is None:
             if found[0] is not None:
                 run.insert(0, found[0])
@@ -140,7 +136,7 @@ def _fold(step: Step[Any, Any], last: Any, run_of: Any, transform_link: Any, lin
 
 
 def _chain(step: Step[InT, OutT], last: Next[InT, OutT]) -> Next[InT, OutT]:
-    chain: Next[InT, OutT] = _fold(step, last, _run_of, _transform_link, _link)
+    chain: Next[InT, OutT] = _fold(step, last, _run_of, _transform_link, _link, "handle")
     return chain
 
 
@@ -255,7 +251,7 @@ def _link(step: Step[Any, Any], middleware: AnyMiddleware[Any, Any], next_fn: Ne
 
 
 def _achain(step: Step[Any, Any], last: AsyncNext[Any, Any]) -> AsyncNext[Any, Any]:
-    chain: AsyncNext[Any, Any] = _fold(step, last, _arun_of, _atransform_link, _alink)
+    chain: AsyncNext[Any, Any] = _fold(step, last, _arun_of, _atransform_link, _alink, "ahandle")
     return chain
 
 

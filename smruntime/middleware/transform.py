@@ -67,11 +67,14 @@ class Transform(Generic[InT, OutT]):
         return self.after(ctx, in_, out)
 
 
-def hooks(middleware: object) -> tuple[Before | None, After | None, Failed | None] | None:
-    """``(before, after, failed)`` of a transform (None for a hook it does not override);
-    None when ``middleware`` is not a plain transform (it overrides ``handle``/``ahandle``)."""
+def hooks(middleware: object, shell: str = "handle") -> tuple[Before | None, After | None, Failed | None] | None:
+    """``(before, after, failed)`` of a transform (None for a hook it does not override), for
+    the chain that calls ``shell`` (``"handle"`` or ``"ahandle"``); None when ``middleware`` is
+    not a transform or overrides that shell. A transform may override ``ahandle`` alone, when
+    only its asyncio side must wait (read a file in a worker thread): the sync chain still
+    calls its hooks directly."""
     cls: type[Any] = type(middleware)
-    if not isinstance(middleware, Transform) or cls.handle is not Transform.handle or cls.ahandle is not Transform.ahandle:
+    if not isinstance(middleware, Transform) or getattr(cls, shell) is not getattr(Transform, shell):
         return None
     found = []
     for name in ("before", "after", "failed"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
@@ -26,6 +27,7 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     WriteGate,
+    file_block,
     host_header,
     proxy_authorization,
     proxy_for,
@@ -41,6 +43,8 @@ __all__ = ["AsyncFastHTTPClient"]
 
 _WRITE_HIGH_WATER = 256 * 1024
 """Wait for the kernel to take a file body's blocks once this much is buffered."""
+_FILE_BLOCK = 1024 * 1024
+"""A file body is read in blocks this large, each in a worker thread (few hand-offs)."""
 
 
 class ClientClosedError(Exception):
@@ -563,8 +567,19 @@ class AsyncFastHTTPClient(PooledHTTPClient):
 async def _write(protocol: _Protocol, transport: asyncio.Transport, head: bytes, body: PreparedBody) -> None:
     if protocol.broken or transport.is_closing():
         raise ConnectionResetError("the connection was closed before the request was written")
-    for piece in wire_pieces(head, body):
-        transport.write(piece)
-        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-            await protocol.drain()
+    data = body.data
+    if data is None or isinstance(data, (bytes, io.BytesIO)):
+        for piece in wire_pieces(head, body):
+            transport.write(piece)
+            if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                await protocol.drain()
+    else:  # a file: its blocks are read in a worker thread, so the loop never waits on a disk
+        transport.write(head)
+        left = cast(int, body.length)
+        while left > 0:
+            block = await asyncio.to_thread(file_block, data, left, _FILE_BLOCK)
+            transport.write(block)
+            left -= len(block)
+            if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                await protocol.drain()
     await protocol.drain()

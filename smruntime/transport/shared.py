@@ -33,6 +33,7 @@ __all__ = [
     "body_too_large",
     "breaks_header",
     "environ_ca_bundle",
+    "file_block",
     "gather",
     "host_header",
     "proxy_authorization",
@@ -131,11 +132,17 @@ def wire_pieces(head: bytes, body: PreparedBody) -> Iterator[bytes]:
         yield head
         left = cast(int, body.length)
         while left > 0:
-            block = data.read(min(left, READ1_SIZE))
-            if not block:
-                raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
+            block = file_block(data, left, READ1_SIZE)
             yield block
             left -= len(block)
+
+
+def file_block(data: IO[bytes], left: int, size: int) -> bytes:
+    """The next block of a file body with ``left`` bytes still to send, at most ``size``."""
+    block = data.read(min(left, size))
+    if not block:
+        raise ValueError(f"the file body ended {left} bytes short of its Content-Length")
+    return block
 
 
 def _remaining_length(body: IO[bytes]) -> int | None:

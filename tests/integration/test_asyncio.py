@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import logging
 import threading
 import time
@@ -86,6 +87,64 @@ def test_calls_and_streams_never_block_the_event_loop(slow_callbacks: SlowCallba
         finally:
             gc.unfreeze()
     assert slow_callbacks.seen == []
+
+
+class WatchedFile(io.RawIOBase):
+    """A file body that notes the thread of every read."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        self.reader_threads: set[int] = set()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.reader_threads.add(threading.get_ident())
+        return self._file.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@pytest.mark.parametrize("make_transport", [AsyncFastHTTPClient, "aiohttp"], ids=["AsyncFastHTTPClient", "aiohttp"])
+def test_a_file_body_is_read_off_the_event_loop(make_transport: Any, tmp_path: Any) -> None:
+    """Hashing it for the signature and sending it read the disk, which must not hold the loop."""
+    if make_transport == "aiohttp":
+        from smruntime.transport import AiohttpHTTPClient
+
+        make_transport = AiohttpHTTPClient
+    content = bytes(range(256)) * 12_000  # 3 MB: several blocks
+    path = tmp_path / "payload.bin"
+    path.write_bytes(content)
+
+    async def scenario(url: str) -> bool:
+        body = WatchedFile(str(path))
+        transport = make_transport()
+        try:
+            async with async_client(url, http_client=transport) as client:
+                await client.invoke_endpoint(endpoint_name="ep", body=body, content_type="application/octet-stream")
+        finally:
+            await transport.aclose()
+            body.close()
+        assert body.reader_threads, "the body was never read"
+        return threading.get_ident() in body.reader_threads  # the loop's thread
+
+    with HTTPTestServer() as server:
+        server.enqueue(respond(200, b"{}"))
+        read_on_the_loop = asyncio.run(scenario(server.url))
+        assert server.requests[0].body == content
+    assert not read_on_the_loop
 
 
 # --- cancellation, closing, abandoning ----------------------------------------------------------

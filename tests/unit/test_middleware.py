@@ -1068,3 +1068,38 @@ def test_design_example_add_trace() -> None:
     assert isinstance(request, HTTPRequest)
     assert request.headers["x-amzn-sagemaker-custom-attributes"] == "trace_id=abc"
     assert dict(request.headers) == {"X-Amzn-SageMaker-Custom-Attributes": "trace_id=abc"}
+
+
+def test_a_transform_may_override_ahandle_alone_and_keep_its_hooks_on_the_sync_chain() -> None:
+    import asyncio
+
+    from smruntime.middleware import Transform, compose, compose_async
+
+    seen: list[str] = []
+
+    class WaitsOnAsyncio(Transform[BuildInput, BuildOutput]):
+        id = "WaitsOnAsyncio"
+
+        def before(self, ctx: Context[Any], in_: BuildInput[Any]) -> BuildInput[Any]:
+            seen.append("before")
+            return in_
+
+        async def ahandle(self, ctx: Context[Any], in_: BuildInput[Any], next: Any) -> BuildOutput[Any]:
+            await asyncio.sleep(0)
+            seen.append("ahandle")
+            return await next(ctx, in_)  # type: ignore[no-any-return]
+
+    stack = Stack("Op", HTTPRequest)
+    stack.build.add(WaitsOnAsyncio())
+
+    def terminal(ctx: Context[Any], request: HTTPRequest) -> None:
+        seen.append("sent")
+
+    async def aterminal(ctx: Context[Any], request: HTTPRequest) -> None:
+        seen.append("sent")
+
+    compose(stack, terminal)(Context("Op", "svc", None), None)
+    assert seen == ["before", "sent"]
+    seen.clear()
+    asyncio.run(compose_async(stack, aterminal)(Context("Op", "svc", None), None))
+    assert seen == ["ahandle", "sent"]
