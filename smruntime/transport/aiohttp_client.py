@@ -25,11 +25,10 @@ from smruntime.transport.shared import (
     PreparedBody,
     proxy_for,
     split_url,
-    ssl_context_for,
 )
 
 if TYPE_CHECKING:
-    import ssl
+    pass
 
 __all__ = ["AiohttpHTTPClient"]
 
@@ -99,7 +98,6 @@ class AiohttpHTTPClient(PooledHTTPClient):
 
     def _start_pools(self) -> None:
         self._session: aiohttp.ClientSession | None = None
-        self._context: ssl.SSLContext | None = None
         self._proxy_cache: dict[tuple[str, str], str | None] = {}
 
     async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
@@ -181,11 +179,6 @@ class AiohttpHTTPClient(PooledHTTPClient):
             max_headers=MAX_HEADERS,
         )
         return self._session
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._context is None:
-            self._context = ssl_context_for(self._verify)
-        return self._context
 
 
 async def _in_pieces(data: bytes) -> AsyncIterator[memoryview]:

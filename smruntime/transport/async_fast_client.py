@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
-import urllib.parse
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
 from smruntime.errors import ConnectTimeoutError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
-from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, tag
-from smruntime.transport.fast_client import _host_and_port, _request_head
+from smruntime.transport.error_mapping import failure_phase, map_transport_error, tag
+from smruntime.transport.fast_client import prepare, route
 from smruntime.transport.http11 import ResponseHead, ResponseReader, parse_head
 from smruntime.transport.shared import (
     AsyncLiveBody,
@@ -28,11 +27,7 @@ from smruntime.transport.shared import (
     PreparedBody,
     WriteGate,
     file_block,
-    host_header,
-    proxy_authorization,
-    proxy_for,
     set_nodelay,
-    ssl_context_for,
     wire_pieces,
 )
 
@@ -449,22 +444,10 @@ class AsyncFastHTTPClient(PooledHTTPClient):
     """
 
     def _start_pools(self) -> None:
-        self._context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str], _Origin] = {}
 
     async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
-        try:
-            scheme, netloc, target = self._split_url(request.url)
-            origin = self._origins.get((scheme, netloc))
-            if origin is None or origin.closed:
-                origin = self._origin(scheme, netloc)
-            if origin.absolute:
-                target = f"{scheme}://{netloc}{target}"
-            body = PreparedBody(request.body)
-            head = _request_head(request, target, body, origin)  # type: ignore[arg-type]
-        except Exception as exc:
-            tag(exc, "prepare")
-            raise map_transport_error(exc) from exc
+        origin, head, body = prepare(request, self._split_url, self._origins, self._origin)
         try:
             conn = await origin.acquire(self.connect_timeout)
         except ConnectTimeoutError:
@@ -532,36 +515,20 @@ class AsyncFastHTTPClient(PooledHTTPClient):
 
     def _origin(self, scheme: str, netloc: str) -> _Origin:
         """How to reach an origin (directly or through a proxy), resolved once."""
-        address = netloc.rpartition("@")[2]
-        host = host_header(scheme, netloc)
+        way = route(scheme, netloc, self._proxies, "AsyncFastHTTPClient")
         context = self._ssl_context() if scheme == "https" else None
-        target_host, port = _host_and_port(address, 443 if context is not None else 80)
-        proxy = proxy_for(scheme, netloc, self._proxies)
-        extra_headers = ""
-        absolute = False
-        if proxy is None:
+        target_host, port = way.target
+        if way.proxy is None:
             connector = _Connector(target_host, port, context, self.connect_timeout)
+        elif context is not None:
+            tunnel_auth = "" if way.proxy_authorization is None else f"Proxy-Authorization: {way.proxy_authorization}\r\n"
+            connector = _Connector(target_host, port, context, self.connect_timeout, way.proxy, tunnel_auth)
         else:
-            parts = urllib.parse.urlsplit(proxy)
-            if parts.scheme != "http" or not parts.hostname:
-                raise ValueError(f"AsyncFastHTTPClient supports http:// proxies only, not {describe_url(proxy)}")
-            basic = proxy_authorization(parts)
-            auth = "" if basic is None else f"Proxy-Authorization: {basic}\r\n"
-            proxy_address = (parts.hostname, parts.port or 80)
-            if context is not None:
-                connector = _Connector(target_host, port, context, self.connect_timeout, proxy_address, auth)
-            else:
-                connector = _Connector(target_host, port, None, self.connect_timeout, proxy_address)
-                absolute = True
-                extra_headers = auth
+            connector = _Connector(target_host, port, None, self.connect_timeout, way.proxy)
+        host, absolute, extra_headers = way.host, way.absolute, way.extra_headers
         origin = _Origin(connector, self.max_pool_connections, host=host, absolute=absolute, extra_headers=extra_headers)
         self._origins[(scheme, netloc)] = origin
         return origin
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._context is None:
-            self._context = ssl_context_for(self._verify)
-        return self._context
 
 
 async def _write(protocol: _Protocol, transport: asyncio.Transport, head: bytes, body: PreparedBody) -> None:

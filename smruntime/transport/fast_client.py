@@ -15,8 +15,8 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol, cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, cast
 
 from smruntime.errors import ClientClosedError, ConnectTimeoutError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
@@ -35,7 +35,6 @@ from smruntime.transport.shared import (
     host_header,
     proxy_authorization,
     proxy_for,
-    ssl_context_for,
     wire_pieces,
 )
 
@@ -107,6 +106,86 @@ def _host_and_port(address: str, default_port: int) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port) if port else default_port
+
+
+class Route(NamedTuple):
+    """How a client of ours reaches an origin: directly, or through an ``http://`` proxy."""
+
+    host: str
+    """The Host header."""
+    address: str
+    """``host[:port]`` of the origin, without user information (a CONNECT tunnel's target)."""
+    target: tuple[str, int]
+    """Where a direct connection goes."""
+    proxy: tuple[str, int] | None
+    """The proxy's host and port; None for a direct connection."""
+    proxy_authorization: str | None
+    """The ``Proxy-Authorization`` value the proxy URL's user information makes."""
+    absolute: bool
+    """Requests name the absolute URL (plain http through a proxy; https goes through a tunnel)."""
+
+    @property
+    def extra_headers(self) -> str:
+        """Header lines every request carries (its proxy's authorization, when not tunnelled)."""
+        if self.absolute and self.proxy_authorization is not None:
+            return f"Proxy-Authorization: {self.proxy_authorization}\r\n"
+        return ""
+
+
+class OriginLike(Protocol):
+    """What writing a request head needs of a pool's origin (the sync and the asyncio one)."""
+
+    host: str
+    absolute: bool
+    extra_headers: str
+    closed: bool
+
+
+OriginT = TypeVar("OriginT", bound=OriginLike)
+
+
+def prepare(
+    request: HTTPRequest,
+    split: Callable[[str], tuple[str, str, str]],
+    origins: Mapping[tuple[str, str], OriginT],
+    new_origin: Callable[[str, str], OriginT],
+) -> tuple[OriginT, bytes, PreparedBody]:
+    """The origin a request goes to (``new_origin`` makes one it does not know yet), its head
+    and its body, before any I/O; a bad request comes out as a ``TransportError``."""
+    try:
+        scheme, netloc, target = split(request.url)
+        origin = origins.get((scheme, netloc))
+        if origin is None or origin.closed:
+            origin = new_origin(scheme, netloc)
+        if origin.absolute:
+            target = f"{scheme}://{netloc}{target}"
+        body = PreparedBody(request.body)
+        return origin, _request_head(request, target, body, origin), body
+    except Exception as exc:
+        tag(exc, "prepare")
+        raise map_transport_error(exc) from exc
+
+
+def route(scheme: str, netloc: str, proxies: Mapping[str, str] | None, client: str, advice: str = "") -> Route:
+    """How ``client`` reaches ``scheme://netloc``, with ``proxies`` (or the environment's) in
+    mind; ``client`` and ``advice`` complete the error for a proxy it cannot use."""
+    address = netloc.rpartition("@")[2]
+    tls = scheme == "https"
+    target = _host_and_port(address, 443 if tls else 80)
+    proxy = proxy_for(scheme, netloc, proxies)
+    if proxy is None:
+        return Route(host_header(scheme, netloc), address, target, None, None, absolute=False)
+    parts = urllib.parse.urlsplit(proxy)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"{client} supports http:// proxies only, not {describe_url(proxy)}{advice}")
+    return Route(
+        host_header(scheme, netloc),
+        address,
+        target,
+        (parts.hostname, parts.port or 80),
+        proxy_authorization(parts),
+        absolute=not tls,
+    )
 
 
 class _Conn:
@@ -259,23 +338,11 @@ class FastHTTPClient(PooledHTTPClient):
     """
 
     def _start_pools(self) -> None:
-        self._context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._lock = threading.Lock()
 
     def send(self, request: HTTPRequest, *, stream: bool = False) -> HTTPResponse:
-        try:
-            scheme, netloc, target = self._split_url(request.url)
-            origin = self._origins.get((scheme, netloc))
-            if origin is None or origin.closed:
-                origin = self._origin(scheme, netloc)
-            if origin.absolute:
-                target = f"{scheme}://{netloc}{target}"
-            body = PreparedBody(request.body)
-            head = _request_head(request, target, body, origin)
-        except Exception as exc:
-            tag(exc, "prepare")
-            raise map_transport_error(exc) from exc
+        origin, head, body = prepare(request, self._split_url, self._origins, self._origin)
         conn, response = self._exchange(origin, request.method, head, body)
         try:
             headers = Headers.received(response.headers)
@@ -350,38 +417,28 @@ class FastHTTPClient(PooledHTTPClient):
 
     def _origin(self, scheme: str, netloc: str) -> _Origin:
         """How to reach an origin (directly or through a proxy), resolved once."""
-        address = netloc.rpartition("@")[2]
-        host = host_header(scheme, netloc)
+        way = route(scheme, netloc, self._proxies, "FastHTTPClient", "; use RequestsHTTPClient")
         context = self._ssl_context() if scheme == "https" else None
         timeout = self.connect_timeout
-        proxy = proxy_for(scheme, netloc, self._proxies)
-        extra_headers = ""
-        absolute = False
-        if proxy is None:
-            target_host, port = _host_and_port(address, 443 if context is not None else 80)
-            factory: Callable[[], _Connection] = lambda: _DirectConnection(target_host, port, timeout, context)  # noqa: E731
+        factory: Callable[[], _Connection]
+        if way.proxy is None:
+            target_host, port = way.target
+            factory = lambda: _DirectConnection(target_host, port, timeout, context)  # noqa: E731
         else:
             import http.client
 
-            parts = urllib.parse.urlsplit(proxy)
-            if parts.scheme != "http" or not parts.hostname:
-                raise ValueError(
-                    f"FastHTTPClient supports http:// proxies only, not {describe_url(proxy)}; use RequestsHTTPClient"
-                )
-            proxy_address = parts.netloc.rpartition("@")[2]
-            basic = proxy_authorization(parts)
-            auth = {} if basic is None else {"Proxy-Authorization": basic}
+            proxy_host, proxy_port = way.proxy
             if context is not None:
                 tunnel_context = context
+                auth = {} if way.proxy_authorization is None else {"Proxy-Authorization": way.proxy_authorization}
 
                 def factory() -> _Connection:
-                    connection = http.client.HTTPSConnection(proxy_address, timeout=timeout, context=tunnel_context)
-                    connection.set_tunnel(address, headers=auth)
+                    connection = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=timeout, context=tunnel_context)
+                    connection.set_tunnel(way.address, headers=auth)
                     return connection
             else:
-                factory = lambda: http.client.HTTPConnection(proxy_address, timeout=timeout)  # noqa: E731
-                absolute = True
-                extra_headers = "".join(f"{name}: {value}\r\n" for name, value in auth.items())
+                factory = lambda: http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)  # noqa: E731
+        host, absolute, extra_headers = way.host, way.absolute, way.extra_headers
         origin = _Origin(factory, self.max_pool_connections, host=host, absolute=absolute, extra_headers=extra_headers)
         with self._lock:
             known = self._origins.get((scheme, netloc))
@@ -390,13 +447,8 @@ class FastHTTPClient(PooledHTTPClient):
             self._origins[(scheme, netloc)] = origin
         return origin
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._context is None:
-            self._context = ssl_context_for(self._verify)
-        return self._context
 
-
-def _request_head(request: HTTPRequest, target: str, body: PreparedBody, origin: _Origin) -> bytes:
+def _request_head(request: HTTPRequest, target: str, body: PreparedBody, origin: OriginLike) -> bytes:
     """The request line and headers, validated so that nothing can smuggle a header in."""
     method = request.method
     if not TOKEN.fullmatch(method) or _BAD_TARGET.search(target):

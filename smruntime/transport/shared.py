@@ -491,11 +491,18 @@ class PooledHTTPClient:
         self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
         # (scheme, netloc, target) per URL: a client sends to a few URLs over and over.
         self._split_url = functools.lru_cache(maxsize=256)(split_url)
+        self._context: ssl.SSLContext | None = None
         self._start_pools()
 
     def _start_pools(self) -> None:
         """Set up the client's own (empty) pools from the settings above."""
         raise NotImplementedError
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The TLS settings of every https origin, made on first use (loading a CA bundle costs)."""
+        if self._context is None:
+            self._context = ssl_context_for(self._verify)
+        return self._context
 
     def close(self) -> None:
         """Close every pooled connection. The client opens new ones if it is used again."""
