@@ -15,9 +15,20 @@ payloads, far below what would hurt a process."""
 
 
 _KNOWN_NAMES = (
-    "Accept", "Authorization", "Content-Length", "Content-Type", "Host", "User-Agent",
-    "X-Amz-Content-SHA256", "X-Amz-Date", "X-Amz-Security-Token", "amz-sdk-invocation-id",
-    "amz-sdk-request", "x-amzn-RequestId", "X-Amzn-Invoked-Production-Variant",
+    # the protocol's
+    "Accept", "Accept-Encoding", "Authorization", "Connection", "Content-Length", "Content-Type", "Date", "Host",
+    "Transfer-Encoding", "User-Agent", "X-Amz-Content-SHA256", "X-Amz-Date", "X-Amz-Security-Token",
+    "X-Amzn-ErrorType", "amz-sdk-invocation-id", "amz-sdk-request", "x-amz-request-id", "x-amzn-RequestId",
+    # the service's members (a test keeps this list complete)
+    "X-Amzn-Invoked-Production-Variant", "x-Amzn-Invoked-Production-Variant", "X-Amzn-SageMaker-Accept",
+    "X-Amzn-SageMaker-Closed-Session-Id", "X-Amzn-SageMaker-Content-Type", "X-Amzn-SageMaker-Custom-Attributes",
+    "X-Amzn-SageMaker-Enable-Explanations", "X-Amzn-SageMaker-FailureLocation", "X-Amzn-SageMaker-Filename",
+    "X-Amzn-SageMaker-Inference-Component", "X-Amzn-SageMaker-Inference-Id", "X-Amzn-SageMaker-InputLocation",
+    "X-Amzn-SageMaker-InvocationTimeoutSeconds", "X-Amzn-SageMaker-Model-Invocation-Path",
+    "X-Amzn-SageMaker-Model-Query-String", "X-Amzn-SageMaker-New-Session-Id", "X-Amzn-SageMaker-OutputLocation",
+    "X-Amzn-SageMaker-Prefix-Aware-Id", "X-Amzn-SageMaker-RequestTTLSeconds",
+    "X-Amzn-SageMaker-S3OutputPathExtension", "X-Amzn-SageMaker-Session-Id",
+    "X-Amzn-SageMaker-Target-Container-Hostname", "X-Amzn-SageMaker-Target-Model", "X-Amzn-SageMaker-Target-Variant",
 )
 _LOWERCASE: Mapping[str, str] = {
     spelling: lowered

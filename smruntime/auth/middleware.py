@@ -37,36 +37,25 @@ class ComputePayloadHash(Transform[BuildInput, BuildOutput]):
     id = "ComputePayloadHash"
 
     def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
-        body = self._to_hash(ctx, in_.request)
-        if body is not _NOTHING:
-            ctx.set(keys.PAYLOAD_HASH, _hashed(ctx, body))
+        if not ctx.get(keys.PAYLOAD_HASH):
+            request: HTTPRequest = in_.request
+            declared = request.headers.get("x-amz-content-sha256")
+            try:
+                ctx.set(keys.PAYLOAD_HASH, declared or payload_sha256(request.body))
+            except SageMakerRuntimeError as error:
+                raise _with_operation(error, ctx) from None
         return in_
 
     async def ahandle(self, ctx: Context, in_: BuildInput, next: AsyncNext[BuildInput, BuildOutput]) -> BuildOutput:
-        body = self._to_hash(ctx, in_.request)
-        if body is not _NOTHING:
-            if _in_memory(body):
-                digest = _hashed(ctx, body)
-            else:
-                import asyncio  # here: a sync client's cold start never imports asyncio
+        request: HTTPRequest = in_.request
+        body = request.body
+        known = bool(ctx.get(keys.PAYLOAD_HASH)) or bool(request.headers.get("x-amz-content-sha256"))
+        if known or _in_memory(body):
+            return await next(ctx, self.before(ctx, in_))
+        import asyncio  # here: a sync client's cold start never imports asyncio
 
-                digest = await asyncio.to_thread(_hashed, ctx, body)
-            ctx.set(keys.PAYLOAD_HASH, digest)
+        ctx.set(keys.PAYLOAD_HASH, await asyncio.to_thread(_hashed, ctx, body))
         return await next(ctx, in_)
-
-    @staticmethod
-    def _to_hash(ctx: Context, request: HTTPRequest) -> Any:
-        """The body to hash, or ``_NOTHING`` when the hash is already known."""
-        if ctx.get(keys.PAYLOAD_HASH):
-            return _NOTHING
-        declared = request.headers.get("x-amz-content-sha256")
-        if declared:
-            ctx.set(keys.PAYLOAD_HASH, declared)
-            return _NOTHING
-        return request.body
-
-
-_NOTHING: Final = object()
 
 
 def _in_memory(body: Any) -> bool:
@@ -74,6 +63,7 @@ def _in_memory(body: Any) -> bool:
 
 
 def _hashed(ctx: Context, body: Any) -> str:
+    """``payload_sha256`` for a worker thread, its error naming the operation as ``before`` does."""
     try:
         return payload_sha256(body)
     except SageMakerRuntimeError as error:

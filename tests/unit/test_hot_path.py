@@ -258,3 +258,19 @@ def test_request_head_refuses_a_name_or_value_that_would_smuggle_a_header() -> N
         headers[name] = value
         with pytest.raises(ValueError, match="invalid header"):
             _request_head(HTTPRequest("POST", "http://example.com/x", headers, b"{}"), "/x", body, Origin)  # type: ignore[arg-type]
+
+
+def test_every_header_name_the_service_model_binds_is_lowered_through_the_fixed_table() -> None:
+    from smruntime import service_model
+    from smruntime.shapes import Shape
+
+    bound = {
+        member.location_name
+        for shape in vars(service_model).values()
+        if isinstance(shape, Shape)
+        for member in shape.held
+        if member.location == "header" and member.location_name
+    }
+    assert bound
+    assert bound <= set(http._LOWERCASE)
+    assert all(http._LOWERCASE[name] == name.lower() for name in http._LOWERCASE)
