@@ -225,8 +225,12 @@ class H2Stream:
         self.state = state
         self._read_timeout = read_timeout
         self._limit = limit
+        self._loop = asyncio.get_running_loop()
         self._reader: asyncio.Future[None] | None = None
         self._writer: asyncio.Future[None] | None = None
+        self._reading = ""  # what the reader waits for, for its timeout's message
+        self._reader_deadline = self._writer_deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._response: AsyncHTTPResponse | None = None
         self._released = False
 
@@ -306,15 +310,19 @@ class H2Stream:
     # -- waiting --------------------------------------------------------------------------------
 
     async def _wait_readable(self, what: str) -> None:
-        self._reader = asyncio.get_running_loop().create_future()
-        await self._wait(self._reader, f"no {what} from the server for {self._read_timeout:g} s")
+        self._reader = waiter = self._loop.create_future()
+        self._reading = what
+        self._reader_deadline = self._loop.time() + self._read_timeout
+        await self._wait(waiter)
 
     async def _wait_writable(self) -> None:
-        self._writer = asyncio.get_running_loop().create_future()
-        await self._wait(self._writer, f"the server opened no flow-control window for {self._read_timeout:g} s")
+        self._writer = waiter = self._loop.create_future()
+        self._writer_deadline = self._loop.time() + self._read_timeout
+        await self._wait(waiter)
 
-    async def _wait(self, waiter: asyncio.Future[None], message: str) -> None:
-        timer = asyncio.get_running_loop().call_later(self._read_timeout, _expire, waiter, message)
+    async def _wait(self, waiter: asyncio.Future[None]) -> None:
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._loop.time() + self._read_timeout, self._check_deadlines)
         try:
             await waiter
         except ReadTimeoutError as exc:
@@ -322,8 +330,27 @@ class H2Stream:
                 self.state.error = exc
             self._release(reset=True)
             raise
-        finally:
-            timer.cancel()
+
+    def _check_deadlines(self) -> None:
+        """The stream's one timer: fail a wait that has lasted ``read_timeout``, and look again
+        when the next wait still pending would. One timer for the stream's life costs less than
+        one per wait (a small event's round trip waits once)."""
+        self._timer = None
+        now = self._loop.time()
+        timeout = self._read_timeout
+        nearest: float | None = None
+        for waiter, deadline, message in (
+            (self._reader, self._reader_deadline, f"no {self._reading} from the server for {timeout:g} s"),
+            (self._writer, self._writer_deadline, f"the server opened no flow-control window for {timeout:g} s"),
+        ):
+            if waiter is None or waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_exception(ReadTimeoutError(message, request_sent=True))
+            elif nearest is None or deadline < nearest:
+                nearest = deadline
+        if nearest is not None:
+            self._timer = self._loop.call_at(nearest, self._check_deadlines)
 
     def _wake(self) -> None:
         for waiter in (self._reader, self._writer):
@@ -341,11 +368,9 @@ class H2Stream:
         self._released = True
         self._conn.release(self, reset=reset)
         self._wake()  # a task waiting on the other side of the stream sees it is over
-
-
-def _expire(waiter: asyncio.Future[None], message: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(ReadTimeoutError(message, request_sent=True))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _StreamBody:
