@@ -294,11 +294,12 @@ class H2Stream:
 
     async def _next(self, max_size: int | None) -> bytes:
         """The next received data (``b""`` at the end), waiting for it."""
+        conn = self._conn
         try:
             while True:
-                data = self._conn.session.take(self.state, max_size)
+                data = conn.session.take(self.state, max_size)
+                conn.flush()  # the WINDOW_UPDATE the taken data earned, if any
                 if data is not None:
-                    self._conn.flush()  # the WINDOW_UPDATE the taken data earned
                     if not data:
                         self._release_if_finished()
                     return data

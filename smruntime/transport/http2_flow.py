@@ -13,7 +13,9 @@ Flow control, both ways:
   the rest.
 * Incoming data is acknowledged to the peer (which reopens its window) only as the reader
   takes it (:meth:`H2Session.take`), never on receipt: a slow reader holds at most one stream
-  window of unread data, and the server waits.
+  window of unread data, and the server waits. What the reader takes is handed to h2 in
+  batches of :data:`ACK_BATCH` bytes, and all of it before the reader waits for more, so the
+  peer is never kept waiting for a window the reader has made room in.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from smruntime.errors import ConnectionClosedError, TransportError, server_text
 from smruntime.transport.http2_errors import ConnectionTerminatedError, StreamResetError
 
 __all__ = [
+    "ACK_BATCH",
     "DEFAULT_CONNECTION_WINDOW",
     "DEFAULT_STREAM_WINDOW",
     "H2Session",
@@ -50,6 +53,11 @@ DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
 
 NoAvailableStreamIDError = h2.exceptions.NoAvailableStreamIDError
 """A connection used up its stream IDs: open the stream on another one."""
+
+ACK_BATCH = 4096
+"""Bytes taken by a reader that are handed to h2 together. h2 itself sends a WINDOW_UPDATE only
+once half a window is processed; handing it every small event (a few µs each) costs a busy
+stream of small events more than the update it rarely sends."""
 
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 _DEFAULT_WINDOW = 65535  # RFC 9113 §6.9.2: every window starts here
@@ -75,6 +83,7 @@ class StreamState:
         "reset",
         "status",
         "stream_id",
+        "taken",
     )
 
     def __init__(self, stream_id: int) -> None:
@@ -83,6 +92,7 @@ class StreamState:
         self.headers: list[tuple[str, str]] = []
         self.received: collections.deque[bytes] = collections.deque()
         self.buffered = 0  # bytes received and not yet taken (all of them unacknowledged)
+        self.taken = 0  # bytes taken and not yet acknowledged (fewer than ACK_BATCH)
         self.remote_ended = False
         self.local_ended = False
         self.reset = False  # either side reset it: nothing more goes either way
@@ -190,10 +200,14 @@ class H2Session:
         """Received data for the reader, acknowledged to the peer now that it is taken.
 
         At most ``max_size`` bytes (None: everything buffered); ``b""`` at the end of the
-        response; None if nothing has arrived yet. Data that arrived before a reset or a lost
-        connection is handed over before the error is raised.
+        response; None if nothing has arrived yet (all that was taken is acknowledged then:
+        the reader waits). Data that arrived before a reset or a lost connection is handed over
+        before the error is raised.
         """
         if not state.received:
+            if state.taken:
+                self._acknowledge(state.stream_id, state.taken)
+                state.taken = 0
             if state.remote_ended:
                 return b""
             if state.error is not None:
@@ -218,7 +232,11 @@ class H2Session:
                 wanted -= len(piece)
             data = b"".join(pieces)
         state.buffered -= len(data)
-        self._acknowledge(state.stream_id, len(data))
+        taken = state.taken + len(data)
+        if taken >= ACK_BATCH:
+            self._acknowledge(state.stream_id, taken)
+            taken = 0
+        state.taken = taken
         return data
 
     def reset_stream(self, state: StreamState, error_code: int = CANCEL) -> None:
@@ -233,9 +251,9 @@ class H2Session:
 
     def forget(self, state: StreamState) -> None:
         """Drop a finished or reset stream, handing the window of data nobody will read back."""
-        if state.buffered:
-            self._acknowledge(state.stream_id, state.buffered)
-            state.buffered = 0
+        if state.buffered or state.taken:
+            self._acknowledge(state.stream_id, state.buffered + state.taken)
+            state.buffered = state.taken = 0
             state.received.clear()
         self.streams.pop(state.stream_id, None)
 

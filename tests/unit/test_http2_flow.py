@@ -19,7 +19,7 @@ from smruntime.errors import ConnectionClosedError
 from smruntime.http import HTTPRequest
 from smruntime.transport.http2_client import request_headers
 from smruntime.transport.http2_errors import ConnectionTerminatedError, StreamResetError, error_code_name
-from smruntime.transport.http2_flow import H2Session, StreamState, frame_sizes
+from smruntime.transport.http2_flow import ACK_BATCH, H2Session, StreamState, frame_sizes
 
 HEADERS = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1:8080"), (":path", "/echo")]
 
@@ -119,6 +119,50 @@ def test_received_data_is_acknowledged_only_as_the_reader_takes_it() -> None:
     assert server.local_flow_control_window(state.stream_id) == 40000
     assert peer.session.take(state) == b"d" * 25535
     assert peer.session.take(state) is None  # nothing more yet
+
+
+def _fill(peer: Peer, stream_id: int, size: int) -> None:
+    for start in range(0, size, 16384):
+        peer.server.send_data(stream_id, b"f" * min(16384, size - start))
+
+
+def test_a_reader_that_took_everything_and_waits_has_handed_its_window_back() -> None:
+    # Two streams share a 65535-byte connection window. A's reader takes a few small pieces
+    # (fewer bytes than ACK_BATCH), finds nothing more and would wait; B's reader reads nothing
+    # and holds the rest of the window. A's pieces must go back now, or A's server could never
+    # send again: the connection window would stay shut while A's reader waits.
+    peer = Peer(H2Session(stream_window=65535, connection_window=65535))
+    first, second = _open(peer), _open(peer)
+    peer.respond(first.stream_id)
+    peer.respond(second.stream_id)
+    _fill(peer, first.stream_id, 2000)
+    _fill(peer, second.stream_id, 65535 - 2000)
+    peer.to_client()
+    assert peer.server.outbound_flow_control_window == 0
+    assert ACK_BATCH > 2000
+    for _ in range(4):
+        assert peer.session.take(first, 500) == b"f" * 500
+    assert peer.session.take(first) is None  # nothing more: the reader waits
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window == 2000
+
+
+def test_small_pieces_are_handed_back_in_batches_and_the_rest_when_the_stream_ends() -> None:
+    peer = Peer(H2Session(stream_window=65535, connection_window=65535))
+    state = _open(peer)
+    peer.respond(state.stream_id)
+    _fill(peer, state.stream_id, 65535)
+    peer.to_client()
+    assert peer.server.outbound_flow_control_window == 0
+    taken = 0
+    while taken < ACK_BATCH:  # a window once closed reopens once a batch is taken
+        taken += len(peer.session.take(state, 100) or b"")
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window == taken
+    peer.session.take(state, 100)  # taken, not yet handed back
+    peer.session.reset_stream(state)
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window == 65535  # everything, taken or not
 
 
 def test_padding_is_handed_back_at_once_since_no_reader_will_take_it() -> None:
