@@ -265,6 +265,28 @@ def test_an_http_error_raises_as_for_the_other_operations(kind: str) -> None:
     run(exchange())
 
 
+def test_its_errors_name_its_own_service_sagemaker_runtime_http2() -> None:
+    prefix = f"operation error SageMaker Runtime HTTP2: {OPERATION}, "
+    body = json.dumps({"Message": "container refused"}).encode()
+    refusing = mock(status=424, headers={"x-amzn-errortype": "ModelError"}, body=body)
+
+    async def exchange() -> None:
+        async with AsyncClient(**fields(refusing)) as client:
+            with pytest.raises(errors.InvalidParamsError) as invalid:
+                async with client.invoke_endpoint_with_bidirectional_stream(endpoint_name=""):
+                    pass
+            async with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+                with pytest.raises(errors.ModelError) as refused:
+                    await stream.wait_for_response()
+            with pytest.raises(errors.SageMakerRuntimeError) as closed:
+                await stream.send(b"x")
+        for raised in (invalid, refused, closed):
+            assert str(raised.value).startswith(prefix), str(raised.value)
+
+    run(exchange())
+    assert str(errors.ModelError("m", operation="InvokeEndpoint")).startswith("operation error SageMaker Runtime: InvokeEndpoint, ")
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     ("exception", "error_type"),
