@@ -231,10 +231,11 @@ class AsyncBidirectionalStream:
             )
         self._outbox.append(encode_payload_part(part))
 
-    def _now(self) -> datetime:
-        now = datetime.now(UTC)
+    def _now(self) -> datetime | None:
+        """When to sign an event: None (the signer reads the clock) unless the service's clock
+        is known to differ from ours."""
         offset = self._clock_offset
-        return now if not offset else now + timedelta(seconds=offset)
+        return None if not offset else datetime.now(UTC) + timedelta(seconds=offset)
 
     def _check_can_send(self) -> None:
         if self._closed:

@@ -239,13 +239,13 @@ class H2Stream:
         return self.state.stream_id
 
     async def send(self, data: bytes) -> None:
-        view = memoryview(data)
         conn = self._conn
+        rest: bytes | memoryview = data
         try:
-            while view:
-                sent = conn.session.send_some(self.state, view)
+            while rest:
+                sent = conn.session.send_some(self.state, rest)
                 if sent:
-                    view = view[sent:]
+                    rest = memoryview(rest)[sent:]
                     conn.flush()
                     await conn.drain()
                 else:
@@ -397,9 +397,8 @@ class _StreamBody:
             gathered.append(piece)
         return b"".join(gathered)
 
-    async def aiter_chunks(self) -> AsyncIterator[bytes]:
-        while piece := await self._next():
-            yield piece
+    def aiter_chunks(self) -> AsyncIterator[bytes]:
+        return _Chunks(self)
 
     async def aclose(self) -> None:
         if not self._done:
@@ -420,6 +419,25 @@ class _StreamBody:
         if not data:
             self._done = True
         return data
+
+
+class _Chunks:
+    """The DATA of a :class:`_StreamBody` as it arrives (an async iterator; cheaper per chunk
+    than an async generator)."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: _StreamBody) -> None:
+        self._body = body
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        piece = await self._body._next()
+        if not piece:
+            raise StopAsyncIteration
+        return piece
 
 
 class _Origin:

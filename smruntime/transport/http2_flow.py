@@ -167,15 +167,22 @@ class H2Session:
         state = self.streams[stream_id] = StreamState(stream_id)
         return state
 
-    def send_some(self, state: StreamState, data: memoryview) -> int:
+    def send_some(self, state: StreamState, data: bytes | memoryview) -> int:
         """Queue as much of ``data`` as the send windows allow; how many bytes that was."""
         self.check_writable(state)
         conn = self.conn
+        size = len(data)
+        window = conn.local_flow_control_window(state.stream_id)
+        max_frame = conn.max_outbound_frame_size
+        if type(data) is bytes and size <= window and size <= max_frame:
+            conn.send_data(state.stream_id, data)  # the usual small event: one frame, no copy
+            return size
+        view = memoryview(data)
         sent = 0
-        sizes = frame_sizes(len(data), conn.local_flow_control_window(state.stream_id), conn.max_outbound_frame_size)
-        for size in sizes:
-            conn.send_data(state.stream_id, data[sent : sent + size].tobytes())
-            sent += size
+        sizes = frame_sizes(size, window, max_frame)
+        for frame in sizes:
+            conn.send_data(state.stream_id, view[sent : sent + frame].tobytes())
+            sent += frame
         return sent
 
     def end_stream(self, state: StreamState) -> None:
