@@ -5,7 +5,7 @@ running the operation's stack, then sends each event (through the ``SendEvent`` 
 signed and chained) and hands out each event that arrives (decoded, through the
 ``ReceiveEvent`` step) independently, so the caller may send before the model answers and
 read while it still sends. :class:`BidirectionalStream` is the blocking face of the same
-stream, driven on its client's event-loop thread.
+stream, on its client's event loop, which each blocking call drives.
 
 The codec of the events themselves is sans-IO, in :mod:`smruntime.payload_parts`.
 """
@@ -28,7 +28,7 @@ from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetad
 
 if TYPE_CHECKING:
     from smruntime.event_signing import EventSigner
-    from smruntime.loop_thread import LoopThread
+    from smruntime.blocking_loop import BlockingLoop
     from smruntime.operations.duplex import DuplexChain
     from smruntime.stack_types import Context
     from smruntime.transport.async_protocol import AsyncHTTPResponse
@@ -487,13 +487,14 @@ def _failure(response: asyncio.Future[Any] | None) -> BaseException | None:
 
 class BidirectionalStream:
     """A bidirectional stream for blocking code: the same stream as
-    :class:`AsyncBidirectionalStream`, driven on its client's event-loop thread.
+    :class:`AsyncBidirectionalStream`, on its client's event loop, which each call drives
+    from the calling thread.
 
     Use it with ``with``; ``send``, ``end_input`` and ``for part in stream`` behave as their
     asyncio twins. It may be shared by two threads, one sending and one reading.
     """
 
-    def __init__(self, stream: AsyncBidirectionalStream, loop: LoopThread) -> None:
+    def __init__(self, stream: AsyncBidirectionalStream, loop: BlockingLoop) -> None:
         self._stream = stream
         self._loop = loop
 
