@@ -14,8 +14,10 @@ Flow control, both ways:
 * Incoming data is acknowledged to the peer (which reopens its window) only as the reader
   takes it (:meth:`H2Session.take`), never on receipt: a slow reader holds at most one stream
   window of unread data, and the server waits. What the reader takes is handed to h2 in
-  batches of :data:`ACK_BATCH` bytes, and all of it before the reader waits for more, so the
-  peer is never kept waiting for a window the reader has made room in.
+  batches of :data:`ACK_BATCH` bytes, and at once while the connection's window is low (under
+  a quarter of it left), so bytes held back never keep the peer waiting: a stream's own
+  window always keeps room for more than a batch (h2 reopens it once half is processed), and
+  streams sharing the connection hand everything back before it can close.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ NoAvailableStreamIDError = h2.exceptions.NoAvailableStreamIDError
 
 ACK_BATCH = 4096
 """Bytes taken by a reader that are handed to h2 together. h2 itself sends a WINDOW_UPDATE only
-once half a window is processed; handing it every small event (a few µs each) costs a busy
-stream of small events more than the update it rarely sends."""
+once half a window is processed; handing it every small event (a few µs each) costs a stream
+of small events more than the update it rarely sends."""
 
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 _DEFAULT_WINDOW = 65535  # RFC 9113 §6.9.2: every window starts here
@@ -128,6 +130,7 @@ class H2Session:
         self.terminated = False  # GOAWAY received or sent, or the connection failed
         self._stream_window = stream_window
         self._connection_window = connection_window
+        self._low_window = connection_window // 4  # below this, taken bytes go back at once
 
     def start(self) -> None:
         """Queue the connection preface and our SETTINGS (no push, our stream window)."""
@@ -207,14 +210,10 @@ class H2Session:
         """Received data for the reader, acknowledged to the peer now that it is taken.
 
         At most ``max_size`` bytes (None: everything buffered); ``b""`` at the end of the
-        response; None if nothing has arrived yet (all that was taken is acknowledged then:
-        the reader waits). Data that arrived before a reset or a lost connection is handed over
-        before the error is raised.
+        response; None if nothing has arrived yet. Data that arrived before a reset or a lost
+        connection is handed over before the error is raised.
         """
         if not state.received:
-            if state.taken:
-                self._acknowledge(state.stream_id, state.taken)
-                state.taken = 0
             if state.remote_ended:
                 return b""
             if state.error is not None:
@@ -240,7 +239,7 @@ class H2Session:
             data = b"".join(pieces)
         state.buffered -= len(data)
         taken = state.taken + len(data)
-        if taken >= ACK_BATCH:
+        if taken >= ACK_BATCH or self.conn.inbound_flow_control_window < self._low_window:
             self._acknowledge(state.stream_id, taken)
             taken = 0
         state.taken = taken
@@ -279,6 +278,8 @@ class H2Session:
             return changes
         for event in events:
             self._handle(event, changes)
+        if self.conn.inbound_flow_control_window < self._low_window:
+            self._hand_back_taken()
         return changes
 
     def fail(self, error: TransportError) -> None:
@@ -370,6 +371,13 @@ class H2Session:
 
     def _terminated_error(self) -> TransportError:
         return ConnectionClosedError("the HTTP/2 connection is closing; no new stream can be opened", request_sent=False)
+
+    def _hand_back_taken(self) -> None:
+        """The connection's window runs low: what every reader took goes back now."""
+        for state in self.streams.values():
+            if state.taken:
+                self._acknowledge(state.stream_id, state.taken)
+                state.taken = 0
 
     def _acknowledge(self, stream_id: int, size: int) -> None:
         if size and not self.terminated:
