@@ -185,7 +185,8 @@ class AsyncBidirectionalStream:
         anything is sent.
         """
         part = request_part(data, data_type, completion_state, p, self._operation)
-        await self._ensure_open()
+        if self._transport is None:
+            await self._ensure_open()
         assert self._send_lock is not None and self._send_chain is not None and self._ctx is not None
         async with self._send_lock:
             if not self._written and self._response is not None and self._response.done():
