@@ -27,8 +27,8 @@ from smruntime.streaming import stream_cut_off
 from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetadata
 
 if TYPE_CHECKING:
-    from smruntime.event_signing import EventSigner
     from smruntime.blocking_loop import BlockingLoop
+    from smruntime.event_signing import EventSigner
     from smruntime.operations.duplex import DuplexChain
     from smruntime.stack_types import Context
     from smruntime.transport.async_protocol import AsyncHTTPResponse

@@ -19,14 +19,16 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
+_getsignal: Callable[[int], Any]
+_setsignal: Callable[[int, Any], Any]
 try:  # the C functions that signal's wrap: without their enum conversions, ten times cheaper a call
-    from _signal import getsignal as _getsignal
-    from _signal import signal as _setsignal
+    import _signal  # type: ignore[import-not-found]
+
+    _getsignal, _setsignal = _signal.getsignal, _signal.signal
 except ImportError:  # pragma: no cover - not CPython
-    from signal import getsignal as _getsignal
-    from signal import signal as _setsignal
+    _getsignal, _setsignal = signal.getsignal, signal.signal
 
 __all__ = ["BlockingLoop"]
 

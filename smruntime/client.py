@@ -22,8 +22,8 @@ from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
     from smruntime.bidirectional import AsyncBidirectionalStream, BidirectionalStream, OpenedStream
-    from smruntime.bulk.scheduler import BulkResult, BulkRun, Record
     from smruntime.blocking_loop import BlockingLoop
+    from smruntime.bulk.scheduler import BulkResult, BulkRun, Record
     from smruntime.operations.duplex import DuplexChain, DuplexOperation
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
     from smruntime.transport import HTTPClient
