@@ -128,8 +128,9 @@ class BlockingLoop:
             raise
 
     def _drive(self, loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run the loop on this thread until ``coroutine`` is done. Entered holding ``_changed``
-        as the driver; gives up both on the way out."""
+        """Run the loop on this thread until ``coroutine`` is done. Entered as the driver,
+        holding ``_changed``: lets go of it while the loop runs, and of the driver's role on
+        the way out (holding ``_changed`` again, for the caller's ``with`` to let go)."""
         self._changed.release()
         try:
             task = loop.create_task(coroutine)

@@ -126,15 +126,20 @@ def _fill(peer: Peer, stream_id: int, size: int) -> None:
         peer.server.send_data(stream_id, b"f" * min(16384, size - start))
 
 
-def test_small_pieces_taken_while_the_connection_window_is_shut_go_back_at_once() -> None:
-    # Two streams share a 65535-byte connection window. A's reader takes a few small pieces
-    # (fewer bytes than ACK_BATCH), finds nothing more and would wait; B's reader reads nothing
-    # and holds the rest of the window. A's pieces must go back now, or A's server could never
-    # send again: the connection window would stay shut while A's reader waits.
+def _two_streams() -> tuple[Peer, StreamState, StreamState]:
+    """Two answered streams sharing a 65535-byte connection window."""
     peer = Peer(H2Session(stream_window=65535, connection_window=65535))
     first, second = _open(peer), _open(peer)
     peer.respond(first.stream_id)
     peer.respond(second.stream_id)
+    return peer, first, second
+
+
+def test_small_pieces_taken_while_the_connection_window_is_shut_go_back_at_once() -> None:
+    # A's reader takes a few small pieces (fewer bytes than ACK_BATCH) and waits for more; B's
+    # reader reads nothing and holds the rest of the connection window. With the window shut,
+    # A's pieces must go back at once, or A's server could never send again while A waits.
+    peer, first, second = _two_streams()
     _fill(peer, first.stream_id, 2000)
     _fill(peer, second.stream_id, 65535 - 2000)
     peer.to_client()
@@ -148,10 +153,7 @@ def test_small_pieces_taken_while_the_connection_window_is_shut_go_back_at_once(
 
 
 def test_pieces_held_back_go_back_once_other_streams_run_the_connection_window_low() -> None:
-    peer = Peer(H2Session(stream_window=65535, connection_window=65535))
-    first, second = _open(peer), _open(peer)
-    peer.respond(first.stream_id)
-    peer.respond(second.stream_id)
+    peer, first, second = _two_streams()
     _fill(peer, first.stream_id, 2000)
     peer.to_client()
     assert peer.session.take(first) == b"f" * 2000  # the window is wide open: held back
