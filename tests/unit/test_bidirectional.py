@@ -703,6 +703,34 @@ def test_ctrl_c_while_a_blocking_stream_waits_cancels_it_and_resets_the_stream()
     client.close()
 
 
+def test_threads_with_streams_of_their_own_on_one_blocking_client_take_turns_driving_its_loop() -> None:
+    import threading
+    import time
+
+    client = Client(**fields(mock()))
+    answers: dict[int, list[bytes]] = {}
+
+    def converse(n: int) -> None:
+        with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            got = answers[n] = []
+            for i in range(40):
+                stream.send(b"%d-%d" % (n, i))
+                got.append(next(stream).bytes)
+                if i % 7 == n % 7:
+                    time.sleep(0.002)  # away from the loop a while: another thread drives it
+            stream.end_input()
+            assert list(stream) == []
+
+    threads = [threading.Thread(target=converse, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in threads)
+    client.close()
+    assert answers == {n: [b"%d-%d" % (n, i) for i in range(40)] for n in range(4)}
+
+
 def test_a_blocking_call_from_inside_a_running_event_loop_still_works() -> None:
     client = Client(**fields(mock()))
 
