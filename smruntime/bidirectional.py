@@ -5,7 +5,7 @@ running the operation's stack, then sends each event (through the ``SendEvent`` 
 signed and chained) and hands out each event that arrives (decoded, through the
 ``ReceiveEvent`` step) independently, so the caller may send before the model answers and
 read while it still sends. :class:`BidirectionalStream` is the blocking face of the same
-stream, driven on its client's event-loop thread.
+stream, on its client's event loop, which each blocking call drives.
 
 The codec of the events themselves is sans-IO, in :mod:`smruntime.payload_parts`.
 """
@@ -27,8 +27,8 @@ from smruntime.streaming import stream_cut_off
 from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetadata
 
 if TYPE_CHECKING:
+    from smruntime.blocking_loop import BlockingLoop
     from smruntime.event_signing import EventSigner
-    from smruntime.loop_thread import LoopThread
     from smruntime.operations.duplex import DuplexChain
     from smruntime.stack_types import Context
     from smruntime.transport.async_protocol import AsyncHTTPResponse
@@ -185,7 +185,8 @@ class AsyncBidirectionalStream:
         anything is sent.
         """
         part = request_part(data, data_type, completion_state, p, self._operation)
-        await self._ensure_open()
+        if self._transport is None:
+            await self._ensure_open()
         assert self._send_lock is not None and self._send_chain is not None and self._ctx is not None
         async with self._send_lock:
             if not self._written and self._response is not None and self._response.done():
@@ -231,10 +232,11 @@ class AsyncBidirectionalStream:
             )
         self._outbox.append(encode_payload_part(part))
 
-    def _now(self) -> datetime:
-        now = datetime.now(UTC)
+    def _now(self) -> datetime | None:
+        """When to sign an event: None (the signer reads the clock) unless the service's clock
+        is known to differ from ours."""
         offset = self._clock_offset
-        return now if not offset else now + timedelta(seconds=offset)
+        return None if not offset else datetime.now(UTC) + timedelta(seconds=offset)
 
     def _check_can_send(self) -> None:
         if self._closed:
@@ -486,13 +488,14 @@ def _failure(response: asyncio.Future[Any] | None) -> BaseException | None:
 
 class BidirectionalStream:
     """A bidirectional stream for blocking code: the same stream as
-    :class:`AsyncBidirectionalStream`, driven on its client's event-loop thread.
+    :class:`AsyncBidirectionalStream`, on its client's event loop, which each call drives
+    from the calling thread.
 
     Use it with ``with``; ``send``, ``end_input`` and ``for part in stream`` behave as their
     asyncio twins. It may be shared by two threads, one sending and one reading.
     """
 
-    def __init__(self, stream: AsyncBidirectionalStream, loop: LoopThread) -> None:
+    def __init__(self, stream: AsyncBidirectionalStream, loop: BlockingLoop) -> None:
         self._stream = stream
         self._loop = loop
 

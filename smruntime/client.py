@@ -22,8 +22,8 @@ from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
     from smruntime.bidirectional import AsyncBidirectionalStream, BidirectionalStream, OpenedStream
+    from smruntime.blocking_loop import BlockingLoop
     from smruntime.bulk.scheduler import BulkResult, BulkRun, Record
-    from smruntime.loop_thread import LoopThread
     from smruntime.operations.duplex import DuplexChain, DuplexOperation
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
     from smruntime.transport import HTTPClient
@@ -203,18 +203,18 @@ class Client(BaseClient):
         methods.invoke_endpoint_with_bidirectional_stream, lambda: BidirectionalStream
     )
 
-    _loop: LoopThread | None = None
+    _loop: BlockingLoop | None = None
 
     def _open_stream(self, operation_name: str, input: Any, option_fns: Sequence[OptionFunc]) -> BidirectionalStream:
         # The asyncio stream, driven on an event loop of the client's own, on its own thread.
         from smruntime.bidirectional import BidirectionalStream
-        from smruntime.loop_thread import LoopThread
+        from smruntime.blocking_loop import BlockingLoop
 
         with self._lock:
             if self._closed:
                 raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
             if self._loop is None:
-                self._loop = LoopThread(f"smruntime-{id(self):x}")
+                self._loop = BlockingLoop(f"smruntime-{id(self):x}")
         return BidirectionalStream(self._bidirectional_stream(operation_name, input, option_fns), self._loop)
 
     def _wait(self, poll: Poll, reader: S3Reader) -> bytes:

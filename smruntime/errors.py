@@ -112,6 +112,17 @@ def server_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     return re.sub(_UNPRINTABLE, _escape, text)
 
 
+SERVICE_ID: Final = "SageMaker Runtime"
+HTTP2_SERVICE_ID: Final = "SageMaker Runtime HTTP2"
+_HTTP2_OPERATIONS: Final = frozenset({"InvokeEndpointWithBidirectionalStream"})
+
+
+def service_id(operation: str | None) -> str:
+    """The service an operation belongs to: SageMaker Runtime HTTP2 for the bidirectional
+    stream, which that service alone serves; SageMaker Runtime for the others."""
+    return HTTP2_SERVICE_ID if operation in _HTTP2_OPERATIONS else SERVICE_ID
+
+
 class SageMakerRuntimeError(Exception):
     """Base of every error raised by smruntime."""
 
@@ -134,7 +145,7 @@ class SageMakerRuntimeError(Exception):
 
     def __str__(self) -> str:
         if self.operation:
-            return f"operation error SageMaker Runtime: {self.operation}, {self.describe()}"
+            return f"operation error {service_id(self.operation)}: {self.operation}, {self.describe()}"
         return self.describe()
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import time
 from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
@@ -155,28 +157,26 @@ class EventSigner:
 
     def _wrap(self, payload: bytes, when: datetime | None) -> bytes:
         # Whole seconds: the :date header and the string to sign must show the same instant,
-        # and the string to sign has no sub-second digits.
-        moment = (when or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        # and the string to sign has no sub-second digits. (A naive ``when`` is local time.)
+        epoch = int(time.time()) if when is None else math.floor(when.timestamp())
         second = self._second
-        if second is None or second.moment != moment:
-            second = self._second = self._for_second(moment)
+        if second is None or second.epoch != epoch:
+            second = self._second = self._for_second(epoch)
         # The same string to sign as chained_signature's, with what depends only on the
         # second worked out once per second rather than once per event.
-        sts = "\n".join(
-            (EVENT_ALGORITHM, second.amz_date, second.scope, self.prior_signature, second.date_hash,
-             hashlib.sha256(payload).hexdigest())
-        )
+        sts = f"{second.head}{self.prior_signature}\n{second.date_hash}\n{hashlib.sha256(payload).hexdigest()}"
         signature = hmac.digest(second.key, sts.encode("utf-8"), "sha256")
         self.prior_signature = signature.hex()
         return encode_frame(second.date_header + _SIGNATURE_HEADER + signature, payload)
 
-    def _for_second(self, moment: datetime) -> _Second:
+    def _for_second(self, epoch: int) -> _Second:
+        moment = datetime.fromtimestamp(epoch, UTC)
         amz_date = format_amz_date(moment)
+        scope = credential_scope(amz_date[:8], self.region, self.service)
         date_header = _header_block(encode_message({":date": Timestamp.from_datetime(moment)}))
         return _Second(
-            moment=moment,
-            amz_date=amz_date,
-            scope=credential_scope(amz_date[:8], self.region, self.service),
+            epoch=epoch,
+            head=f"{EVENT_ALGORITHM}\n{amz_date}\n{scope}\n",
             key=self._keys.get(self._credentials.secret_access_key, amz_date[:8], self.region, self.service).key,
             date_header=date_header,
             date_hash=hashlib.sha256(date_header).hexdigest(),
@@ -189,9 +189,8 @@ class EventSigner:
 class _Second(NamedTuple):
     """What every event signed within one second shares."""
 
-    moment: datetime
-    amz_date: str
-    scope: str
+    epoch: int  # the second, in seconds since the epoch
+    head: str  # the string to sign's first three lines (algorithm, date, scope), each with its newline
     key: bytes
     date_header: bytes  # the encoded :date header, which every event of the second starts with
     date_hash: str

@@ -2,8 +2,8 @@
 
 ``open_stream(kind, fields, **inputs)`` opens a stream with ``Client`` or ``AsyncClient`` and
 hands it to the test as a :class:`Stream` with awaitable methods: the asyncio stream itself,
-or the blocking one driven from a worker thread (the blocking client then runs the stream on
-its own event-loop thread, as in a program without asyncio).
+or the blocking one driven from worker threads (each blocking call then drives the client's
+event loop from its thread, as in a program without asyncio).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from smruntime.stack_types import (
 )
 from smruntime.version import __version__
 
-SERVICE_ID = "SageMaker Runtime"
+SERVICE_ID = errors.SERVICE_ID
 SIGNING_NAME = "sagemaker"
 
 # A middleware that is only an ID and a ``handle`` method is a plain class throughout the SDK:
@@ -39,7 +39,7 @@ class RegisterServiceMetadata(Transform[InitializeInput, InitializeOutput]):
     def before(self, ctx: Context, in_: InitializeInput) -> InitializeInput:
         if not ctx.has(keys.SIGNING_NAME):
             ctx.set(keys.SIGNING_NAME, SIGNING_NAME)
-        ctx.service_id = SERVICE_ID
+        ctx.service_id = errors.service_id(ctx.operation_name)
         return in_
 
 

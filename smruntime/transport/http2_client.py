@@ -68,12 +68,22 @@ _CLOSE_TIMEOUT = 1.0
 """How long ``aclose`` lets a connection flush its GOAWAY before it aborts the socket."""
 
 
-class _Connection(asyncio.Protocol):
-    """One HTTP/2 connection: the loop feeds received bytes to its session and wakes streams."""
+_RECEIVE_BUFFER = 64 * 1024
+"""The bytes one socket read may bring (the loop reads into a buffer of this size)."""
+
+
+class _Connection(asyncio.BufferedProtocol):
+    """One HTTP/2 connection: the loop feeds received bytes to its session and wakes streams.
+
+    A buffered protocol: the loop reads into one buffer kept for the connection's life. A plain
+    protocol's reads each allocate 256 KiB (asyncio's read size) for a few hundred bytes, which
+    costs more than the read itself for a small event.
+    """
 
     def __init__(self, origin: _Origin, session: H2Session) -> None:
         self.origin = origin
         self.session = session
+        self._view = memoryview(bytearray(_RECEIVE_BUFFER))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.opened = 0  # streams ever opened here
@@ -86,8 +96,11 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
-        changes = self.session.receive(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        changes = self.session.receive(bytes(self._view[:nbytes]))
         self.flush()
         self._apply(changes)
 
@@ -212,8 +225,12 @@ class H2Stream:
         self.state = state
         self._read_timeout = read_timeout
         self._limit = limit
+        self._loop = asyncio.get_running_loop()
         self._reader: asyncio.Future[None] | None = None
         self._writer: asyncio.Future[None] | None = None
+        self._reading = ""  # what the reader waits for, for its timeout's message
+        self._reader_deadline = self._writer_deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._response: AsyncHTTPResponse | None = None
         self._released = False
 
@@ -222,13 +239,13 @@ class H2Stream:
         return self.state.stream_id
 
     async def send(self, data: bytes) -> None:
-        view = memoryview(data)
         conn = self._conn
+        rest: bytes | memoryview = data
         try:
-            while view:
-                sent = conn.session.send_some(self.state, view)
+            while rest:
+                sent = conn.session.send_some(self.state, rest)
                 if sent:
-                    view = view[sent:]
+                    rest = memoryview(rest)[sent:]
                     conn.flush()
                     await conn.drain()
                 else:
@@ -277,11 +294,12 @@ class H2Stream:
 
     async def _next(self, max_size: int | None) -> bytes:
         """The next received data (``b""`` at the end), waiting for it."""
+        conn = self._conn
         try:
             while True:
-                data = self._conn.session.take(self.state, max_size)
+                data = conn.session.take(self.state, max_size)
+                conn.flush()  # the WINDOW_UPDATE the taken data earned, if any
                 if data is not None:
-                    self._conn.flush()  # the WINDOW_UPDATE the taken data earned
                     if not data:
                         self._release_if_finished()
                     return data
@@ -293,15 +311,19 @@ class H2Stream:
     # -- waiting --------------------------------------------------------------------------------
 
     async def _wait_readable(self, what: str) -> None:
-        self._reader = asyncio.get_running_loop().create_future()
-        await self._wait(self._reader, f"no {what} from the server for {self._read_timeout:g} s")
+        self._reader = waiter = self._loop.create_future()
+        self._reading = what
+        self._reader_deadline = self._loop.time() + self._read_timeout
+        await self._wait(waiter)
 
     async def _wait_writable(self) -> None:
-        self._writer = asyncio.get_running_loop().create_future()
-        await self._wait(self._writer, f"the server opened no flow-control window for {self._read_timeout:g} s")
+        self._writer = waiter = self._loop.create_future()
+        self._writer_deadline = self._loop.time() + self._read_timeout
+        await self._wait(waiter)
 
-    async def _wait(self, waiter: asyncio.Future[None], message: str) -> None:
-        timer = asyncio.get_running_loop().call_later(self._read_timeout, _expire, waiter, message)
+    async def _wait(self, waiter: asyncio.Future[None]) -> None:
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._loop.time() + self._read_timeout, self._check_deadlines)
         try:
             await waiter
         except ReadTimeoutError as exc:
@@ -309,8 +331,27 @@ class H2Stream:
                 self.state.error = exc
             self._release(reset=True)
             raise
-        finally:
-            timer.cancel()
+
+    def _check_deadlines(self) -> None:
+        """The stream's one timer: fail a wait that has lasted ``read_timeout``, and look again
+        when the next wait still pending would. One timer for the stream's life costs less than
+        one per wait (a small event's round trip waits once)."""
+        self._timer = None
+        now = self._loop.time()
+        timeout = self._read_timeout
+        nearest: float | None = None
+        for waiter, deadline, message in (
+            (self._reader, self._reader_deadline, f"no {self._reading} from the server for {timeout:g} s"),
+            (self._writer, self._writer_deadline, f"the server opened no flow-control window for {timeout:g} s"),
+        ):
+            if waiter is None or waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_exception(ReadTimeoutError(message, request_sent=True))
+            elif nearest is None or deadline < nearest:
+                nearest = deadline
+        if nearest is not None:
+            self._timer = self._loop.call_at(nearest, self._check_deadlines)
 
     def _wake(self) -> None:
         for waiter in (self._reader, self._writer):
@@ -328,11 +369,9 @@ class H2Stream:
         self._released = True
         self._conn.release(self, reset=reset)
         self._wake()  # a task waiting on the other side of the stream sees it is over
-
-
-def _expire(waiter: asyncio.Future[None], message: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(ReadTimeoutError(message, request_sent=True))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _StreamBody:
@@ -358,9 +397,8 @@ class _StreamBody:
             gathered.append(piece)
         return b"".join(gathered)
 
-    async def aiter_chunks(self) -> AsyncIterator[bytes]:
-        while piece := await self._next():
-            yield piece
+    def aiter_chunks(self) -> AsyncIterator[bytes]:
+        return _Chunks(self)
 
     async def aclose(self) -> None:
         if not self._done:
@@ -381,6 +419,25 @@ class _StreamBody:
         if not data:
             self._done = True
         return data
+
+
+class _Chunks:
+    """The DATA of a :class:`_StreamBody` as it arrives (an async iterator; cheaper per chunk
+    than an async generator)."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: _StreamBody) -> None:
+        self._body = body
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        piece = await self._body._next()
+        if not piece:
+            raise StopAsyncIteration
+        return piece
 
 
 class _Origin:

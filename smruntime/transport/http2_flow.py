@@ -13,7 +13,11 @@ Flow control, both ways:
   the rest.
 * Incoming data is acknowledged to the peer (which reopens its window) only as the reader
   takes it (:meth:`H2Session.take`), never on receipt: a slow reader holds at most one stream
-  window of unread data, and the server waits.
+  window of unread data, and the server waits. What the reader takes is handed to h2 in
+  batches of :data:`ACK_BATCH` bytes, and at once while the connection's window is low (under
+  a quarter of it left), so bytes held back never keep the peer waiting: a stream's own
+  window always keeps room for more than a batch (h2 reopens it once half is processed), and
+  streams sharing the connection hand everything back before it can close.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from smruntime.errors import ConnectionClosedError, TransportError, server_text
 from smruntime.transport.http2_errors import ConnectionTerminatedError, StreamResetError
 
 __all__ = [
+    "ACK_BATCH",
     "DEFAULT_CONNECTION_WINDOW",
     "DEFAULT_STREAM_WINDOW",
     "H2Session",
@@ -50,6 +55,11 @@ DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
 
 NoAvailableStreamIDError = h2.exceptions.NoAvailableStreamIDError
 """A connection used up its stream IDs: open the stream on another one."""
+
+ACK_BATCH = 4096
+"""Bytes taken by a reader that are handed to h2 together. h2 itself sends a WINDOW_UPDATE only
+once half a window is processed; handing it every small event (a few µs each) costs a stream
+of small events more than the update it rarely sends."""
 
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 _DEFAULT_WINDOW = 65535  # RFC 9113 §6.9.2: every window starts here
@@ -75,6 +85,7 @@ class StreamState:
         "reset",
         "status",
         "stream_id",
+        "taken",
     )
 
     def __init__(self, stream_id: int) -> None:
@@ -83,6 +94,7 @@ class StreamState:
         self.headers: list[tuple[str, str]] = []
         self.received: collections.deque[bytes] = collections.deque()
         self.buffered = 0  # bytes received and not yet taken (all of them unacknowledged)
+        self.taken = 0  # bytes taken and not yet acknowledged (fewer than ACK_BATCH)
         self.remote_ended = False
         self.local_ended = False
         self.reset = False  # either side reset it: nothing more goes either way
@@ -118,6 +130,7 @@ class H2Session:
         self.terminated = False  # GOAWAY received or sent, or the connection failed
         self._stream_window = stream_window
         self._connection_window = connection_window
+        self._low_window = connection_window // 4  # below this, taken bytes go back at once
 
     def start(self) -> None:
         """Queue the connection preface and our SETTINGS (no push, our stream window)."""
@@ -157,15 +170,22 @@ class H2Session:
         state = self.streams[stream_id] = StreamState(stream_id)
         return state
 
-    def send_some(self, state: StreamState, data: memoryview) -> int:
+    def send_some(self, state: StreamState, data: bytes | memoryview) -> int:
         """Queue as much of ``data`` as the send windows allow; how many bytes that was."""
         self.check_writable(state)
         conn = self.conn
+        size = len(data)
+        window = conn.local_flow_control_window(state.stream_id)
+        max_frame = conn.max_outbound_frame_size
+        if type(data) is bytes and size <= window and size <= max_frame:
+            conn.send_data(state.stream_id, data)  # the usual small event: one frame, no copy
+            return size
+        view = memoryview(data)
         sent = 0
-        sizes = frame_sizes(len(data), conn.local_flow_control_window(state.stream_id), conn.max_outbound_frame_size)
-        for size in sizes:
-            conn.send_data(state.stream_id, data[sent : sent + size].tobytes())
-            sent += size
+        sizes = frame_sizes(size, window, max_frame)
+        for frame in sizes:
+            conn.send_data(state.stream_id, view[sent : sent + frame].tobytes())
+            sent += frame
         return sent
 
     def end_stream(self, state: StreamState) -> None:
@@ -218,7 +238,11 @@ class H2Session:
                 wanted -= len(piece)
             data = b"".join(pieces)
         state.buffered -= len(data)
-        self._acknowledge(state.stream_id, len(data))
+        taken = state.taken + len(data)
+        if taken >= ACK_BATCH or self.conn.inbound_flow_control_window < self._low_window:
+            self._acknowledge(state.stream_id, taken)
+            taken = 0
+        state.taken = taken
         return data
 
     def reset_stream(self, state: StreamState, error_code: int = CANCEL) -> None:
@@ -233,9 +257,9 @@ class H2Session:
 
     def forget(self, state: StreamState) -> None:
         """Drop a finished or reset stream, handing the window of data nobody will read back."""
-        if state.buffered:
-            self._acknowledge(state.stream_id, state.buffered)
-            state.buffered = 0
+        if state.buffered or state.taken:
+            self._acknowledge(state.stream_id, state.buffered + state.taken)
+            state.buffered = state.taken = 0
             state.received.clear()
         self.streams.pop(state.stream_id, None)
 
@@ -254,6 +278,8 @@ class H2Session:
             return changes
         for event in events:
             self._handle(event, changes)
+        if self.conn.inbound_flow_control_window < self._low_window:
+            self._hand_back_taken()
         return changes
 
     def fail(self, error: TransportError) -> None:
@@ -345,6 +371,13 @@ class H2Session:
 
     def _terminated_error(self) -> TransportError:
         return ConnectionClosedError("the HTTP/2 connection is closing; no new stream can be opened", request_sent=False)
+
+    def _hand_back_taken(self) -> None:
+        """The connection's window runs low: what every reader took goes back now."""
+        for state in self.streams.values():
+            if state.taken:
+                self._acknowledge(state.stream_id, state.taken)
+                state.taken = 0
 
     def _acknowledge(self, stream_id: int, size: int) -> None:
         if size and not self.terminated:

@@ -349,6 +349,26 @@ def test_no_response_within_read_timeout_fails_and_cancels_the_stream(raw: RawH2
     raw.wait_for(lambda: raw.streams[-1].reset_code == 8)
 
 
+def test_every_wait_has_its_own_read_timeout_however_long_the_stream_lasts(raw: RawH2Server) -> None:
+    # Four waits of 0.3 s each on one stream, with read_timeout 0.5 s: the stream outlives its
+    # read_timeout many times over, and no wait may be cut short by an earlier one's deadline.
+    async def scenario(client: H2HTTPClient) -> None:
+        stream = await client.open_stream(post(raw.url, "/echo"))
+        chunks = (await stream.response()).body.aiter_chunks()
+
+        async def send_later(data: bytes) -> None:
+            await asyncio.sleep(0.3)
+            await stream.send(data)
+
+        for n in range(4):
+            sending = asyncio.ensure_future(send_later(b"%d" % n))
+            assert await anext(chunks) == b"%d" % n
+            await sending
+        await stream.aclose()
+
+    run(scenario, read_timeout=0.5)
+
+
 # -- cancellation and closing ----------------------------------------------------------------
 
 

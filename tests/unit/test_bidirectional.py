@@ -265,6 +265,28 @@ def test_an_http_error_raises_as_for_the_other_operations(kind: str) -> None:
     run(exchange())
 
 
+def test_its_errors_name_its_own_service_sagemaker_runtime_http2() -> None:
+    prefix = f"operation error SageMaker Runtime HTTP2: {OPERATION}, "
+    body = json.dumps({"Message": "container refused"}).encode()
+    refusing = mock(status=424, headers={"x-amzn-errortype": "ModelError"}, body=body)
+
+    async def exchange() -> None:
+        async with AsyncClient(**fields(refusing)) as client:
+            with pytest.raises(errors.InvalidParamsError) as invalid:
+                async with client.invoke_endpoint_with_bidirectional_stream(endpoint_name=""):
+                    pass
+            async with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+                with pytest.raises(errors.ModelError) as refused:
+                    await stream.wait_for_response()
+            with pytest.raises(errors.SageMakerRuntimeError) as closed:
+                await stream.send(b"x")
+        for raised in (invalid, refused, closed):
+            assert str(raised.value).startswith(prefix), str(raised.value)
+
+    run(exchange())
+    assert str(errors.ModelError("m", operation="InvokeEndpoint")).startswith("operation error SageMaker Runtime: InvokeEndpoint, ")
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     ("exception", "error_type"),
@@ -615,24 +637,111 @@ def test_the_http2_endpoint_url_comes_from_the_environment_or_the_services_secti
 # -- the clients --------------------------------------------------------------------------
 
 
-def test_the_blocking_client_runs_its_streams_on_one_loop_thread_stopped_on_close() -> None:
+def test_the_blocking_client_runs_its_streams_on_the_calling_thread_on_one_loop_closed_on_close() -> None:
     import threading
 
     http2 = mock()
     client = Client(**fields(http2))
-    before = {thread.name for thread in threading.enumerate()}
+    before = set(threading.enumerate())
+    loops = set()
     for _ in range(2):
         with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
             stream.send(b"x")
             stream.end_input()
             assert [part.bytes for part in stream] == [b"x"]
-    started = {thread.name for thread in threading.enumerate()} - before
-    assert len(started) == 1 and started.pop().startswith("smruntime-")
+            loops.add(stream._stream._loop)
+    assert set(threading.enumerate()) == before  # no thread of its own
+    (loop,) = loops
     client.close()
-    assert {thread.name for thread in threading.enumerate()} <= before
+    assert loop.is_closed()
     with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
         client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
-    assert {thread.name for thread in threading.enumerate()} <= before  # no loop started again
+
+
+def test_a_blocking_stream_shared_by_a_reading_and_a_sending_thread() -> None:
+    # The reader drives the loop while it waits; each send is handed to it, and when the reader
+    # stops (the stream ended) a call still waiting drives the loop itself.
+    import threading
+
+    client = Client(**fields(mock()))
+    with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.extend(part.bytes for part in stream))
+        reader.start()
+        for n in range(50):
+            stream.send(b"%d" % n)
+        stream.end_input()
+        reader.join(10)
+        assert not reader.is_alive()
+    client.close()
+    assert got == [b"%d" % n for n in range(50)]
+
+
+def test_ctrl_c_while_a_blocking_stream_waits_cancels_it_and_resets_the_stream() -> None:
+    import os
+    import signal
+    import threading
+
+    async def silent(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
+        async for _ in events:
+            pass
+        yield ResponsePayloadPart(b"never reached")
+
+    http2 = mock(silent)
+    client = Client(**fields(http2))
+    stream = client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
+    stream.__enter__()
+    stream.send(b"x")
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        next(stream)  # waits for an answer that never comes
+    timer.join()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    stream.close()
+    assert http2.streams[0].reset
+    client.close()
+
+
+def test_threads_with_streams_of_their_own_on_one_blocking_client_take_turns_driving_its_loop() -> None:
+    import threading
+    import time
+
+    client = Client(**fields(mock()))
+    answers: dict[int, list[bytes]] = {}
+
+    def converse(n: int) -> None:
+        with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            got = answers[n] = []
+            for i in range(40):
+                stream.send(b"%d-%d" % (n, i))
+                got.append(next(stream).bytes)
+                if i % 7 == n % 7:
+                    time.sleep(0.002)  # away from the loop a while: another thread drives it
+            stream.end_input()
+            assert list(stream) == []
+
+    threads = [threading.Thread(target=converse, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in threads)
+    client.close()
+    assert answers == {n: [b"%d-%d" % (n, i) for i in range(40)] for n in range(4)}
+
+
+def test_a_blocking_call_from_inside_a_running_event_loop_still_works() -> None:
+    client = Client(**fields(mock()))
+
+    async def inside() -> list[bytes]:
+        with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            stream.send(b"x")
+            stream.end_input()
+            return [part.bytes for part in stream]
+
+    assert asyncio.run(inside()) == [b"x"]
+    client.close()
 
 
 def test_a_blocking_stream_used_after_its_client_closed_says_so() -> None:

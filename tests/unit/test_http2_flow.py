@@ -19,7 +19,7 @@ from smruntime.errors import ConnectionClosedError
 from smruntime.http import HTTPRequest
 from smruntime.transport.http2_client import request_headers
 from smruntime.transport.http2_errors import ConnectionTerminatedError, StreamResetError, error_code_name
-from smruntime.transport.http2_flow import H2Session, StreamState, frame_sizes
+from smruntime.transport.http2_flow import ACK_BATCH, H2Session, StreamState, frame_sizes
 
 HEADERS = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1:8080"), (":path", "/echo")]
 
@@ -119,6 +119,82 @@ def test_received_data_is_acknowledged_only_as_the_reader_takes_it() -> None:
     assert server.local_flow_control_window(state.stream_id) == 40000
     assert peer.session.take(state) == b"d" * 25535
     assert peer.session.take(state) is None  # nothing more yet
+
+
+def _fill(peer: Peer, stream_id: int, size: int) -> None:
+    for start in range(0, size, 16384):
+        peer.server.send_data(stream_id, b"f" * min(16384, size - start))
+
+
+def _two_streams() -> tuple[Peer, StreamState, StreamState]:
+    """Two answered streams sharing a 65535-byte connection window."""
+    peer = Peer(H2Session(stream_window=65535, connection_window=65535))
+    first, second = _open(peer), _open(peer)
+    peer.respond(first.stream_id)
+    peer.respond(second.stream_id)
+    return peer, first, second
+
+
+def test_small_pieces_taken_while_the_connection_window_is_shut_go_back_at_once() -> None:
+    # A's reader takes a few small pieces (fewer bytes than ACK_BATCH) and waits for more; B's
+    # reader reads nothing and holds the rest of the connection window. With the window shut,
+    # A's pieces must go back at once, or A's server could never send again while A waits.
+    peer, first, second = _two_streams()
+    _fill(peer, first.stream_id, 2000)
+    _fill(peer, second.stream_id, 65535 - 2000)
+    peer.to_client()
+    assert peer.server.outbound_flow_control_window == 0
+    assert ACK_BATCH > 2000
+    for _ in range(4):
+        assert peer.session.take(first, 500) == b"f" * 500
+    assert peer.session.take(first) is None  # nothing more: the reader waits
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window > 0  # A's server can send again
+
+
+def test_pieces_held_back_go_back_once_other_streams_run_the_connection_window_low() -> None:
+    peer, first, second = _two_streams()
+    _fill(peer, first.stream_id, 2000)
+    peer.to_client()
+    assert peer.session.take(first) == b"f" * 2000  # the window is wide open: held back
+    assert peer.session.take(first) is None
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window == 65535 - 2000
+    _fill(peer, second.stream_id, 65535 - 2000)  # B's reader reads nothing
+    peer.to_client()
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window > 0  # A's 2000 bytes went back
+
+
+def test_small_pieces_are_handed_back_in_batches_while_the_connection_window_is_wide() -> None:
+    peer = Peer(H2Session(stream_window=65535))  # a wide connection window: pieces are held back
+    state = _open(peer)
+    peer.respond(state.stream_id)
+    _fill(peer, state.stream_id, 65535)
+    peer.to_client()
+    assert peer.server.local_flow_control_window(state.stream_id) == 0
+    taken = 0
+    while taken + 100 < ACK_BATCH:
+        taken += len(peer.session.take(state, 100) or b"")
+        peer.to_server()
+        assert peer.server.local_flow_control_window(state.stream_id) == 0  # held back
+    taken += len(peer.session.take(state, 100) or b"")  # a batch: the stream's window reopens
+    peer.to_server()
+    assert peer.server.local_flow_control_window(state.stream_id) == taken
+
+
+def test_a_stream_dropped_hands_back_its_unread_data_and_the_pieces_held_back() -> None:
+    # h2 reopens the connection window once half of it (65535 bytes here) is handed back: it
+    # takes every byte of the stream, read or not, to get there.
+    peer = Peer(H2Session(stream_window=65535, connection_window=2 * 65535))
+    state = _open(peer)
+    peer.respond(state.stream_id)
+    _fill(peer, state.stream_id, 65535)
+    peer.to_client()
+    assert peer.session.take(state, 100) == b"f" * 100  # held back: the window is wide open
+    peer.session.reset_stream(state)
+    peer.to_server()
+    assert peer.server.outbound_flow_control_window == 2 * 65535
 
 
 def test_padding_is_handed_back_at_once_since_no_reader_will_take_it() -> None:
