@@ -19,16 +19,7 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
-from typing import Any, Callable, Coroutine, TypeVar
-
-_getsignal: Callable[[int], Any]
-_setsignal: Callable[[int, Any], Any]
-try:  # the C functions that signal's wrap: without their enum conversions, ten times cheaper a call
-    import _signal  # type: ignore[import-not-found]
-
-    _getsignal, _setsignal = _signal.getsignal, _signal.signal
-except ImportError:  # pragma: no cover - not CPython
-    _getsignal, _setsignal = signal.getsignal, signal.signal
+from typing import Any, Coroutine, TypeVar
 
 __all__ = ["BlockingLoop"]
 
@@ -173,13 +164,13 @@ class _CancelOnInterrupt:
         self._previous: Any = None
 
     def __enter__(self) -> _CancelOnInterrupt:
-        if threading.current_thread() is threading.main_thread() and _getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = _setsignal(signal.SIGINT, self._on_interrupt)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
-            _setsignal(signal.SIGINT, self._previous)
+            signal.signal(signal.SIGINT, self._previous)
 
     def __bool__(self) -> bool:
         return self._interrupted
