@@ -33,7 +33,7 @@ HandleFunc = Callable[[Context[Any], InT, Next[InT, OutT]], OutT]
 AsyncHandleFunc = Callable[[Context[Any], InT, AsyncNext[InT, OutT]], Awaitable[OutT]]
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class MiddlewareFunc(Generic[InT, OutT]):
     """A middleware made of an ID and a function ``fn(ctx, in_, next)``."""
 
@@ -44,7 +44,7 @@ class MiddlewareFunc(Generic[InT, OutT]):
         return self.fn(ctx, in_, next)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class AsyncMiddlewareFunc(Generic[InT, OutT]):
     """A middleware made of an ID and a coroutine function ``async fn(ctx, in_, next)``."""
 

@@ -3,6 +3,7 @@
 One module per concern:
 
 - :mod:`smruntime.retry.policy`: the ``Retryer`` protocol and the retryers;
+- :mod:`smruntime.retry.adaptive`: adaptive mode's retryer (loaded when first used);
 - :mod:`smruntime.retry.quota`: the client-wide retry quota;
 - :mod:`smruntime.retry.limiter`: adaptive mode's client-side rate limiter;
 - :mod:`smruntime.retry.middleware`: the Retry middleware and the headers it sends.
@@ -10,7 +11,8 @@ One module per concern:
 Every public name is importable from here, as it was before the package was split.
 """
 
-from smruntime.retry.limiter import ClientRateLimiter
+from typing import TYPE_CHECKING
+
 from smruntime.retry.middleware import (
     CLOCK_SKEW_CODES,
     INVOCATION_ID_HEADER,
@@ -27,7 +29,6 @@ from smruntime.retry.policy import (
     DEFAULT_MAX_BACKOFF,
     THROTTLING_CODES,
     TRANSIENT_CODES,
-    AdaptiveRetryer,
     NoRetryer,
     ReleaseToken,
     Retryer,
@@ -35,6 +36,10 @@ from smruntime.retry.policy import (
     new_retryer,
 )
 from smruntime.retry.quota import DEFAULT_RETRY_TOKENS, RetryQuota
+
+if TYPE_CHECKING:
+    from smruntime.retry.adaptive import AdaptiveRetryer
+    from smruntime.retry.limiter import ClientRateLimiter
 
 # isort: split
 # Public names kept out of __all__, importable from here as before the split.
@@ -69,3 +74,16 @@ __all__ = [
     "StandardRetryer",
     "new_retryer",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Adaptive mode's classes load when first used: standard mode is the default.
+    if name == "AdaptiveRetryer":
+        from smruntime.retry.adaptive import AdaptiveRetryer
+
+        return AdaptiveRetryer
+    if name == "ClientRateLimiter":
+        from smruntime.retry.limiter import ClientRateLimiter
+
+        return ClientRateLimiter
+    raise AttributeError(f"module 'smruntime.retry' has no attribute {name!r}")

@@ -42,10 +42,15 @@ NOT_IMPORTED = (
     "smruntime.operations.invoke_endpoint_async",
     "smruntime.operations.invoke_endpoint_with_response_stream",
     "smruntime.otel",
+    "smruntime.retry.adaptive",
+    "smruntime.retry.limiter",
     "smruntime.streaming",
     "smruntime.transport.fast_client",
     "smruntime.transport.http11",
     "smruntime.transport.requests_proxy",
+    "smruntime.types.async_inference",
+    "smruntime.types.bidirectional",
+    "smruntime.types.response_stream",
     "tenacity",
 )
 """Modules (and their submodules) a plain InvokeEndpoint cold start must not import."""
