@@ -39,6 +39,7 @@ NOT_IMPORTED = (
     "smruntime.endpoint_rules",
     "smruntime.eventstream",
     "smruntime.local",
+    "smruntime.middleware.async_adapters",
     "smruntime.operations.invoke_endpoint_async",
     "smruntime.operations.invoke_endpoint_with_response_stream",
     "smruntime.otel",
