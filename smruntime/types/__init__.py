@@ -24,7 +24,7 @@ BodyInput = bytes | bytearray | str | IO[bytes]
 """A request body: bytes, bytearray, str (sent as UTF-8) or a binary file (seekable for retries)."""
 
 
-def body_repr(value: Any) -> str:
+def _body_repr(value: Any) -> str:
     """A body's length and kind, never its content."""
     if value is None:
         return "None"
@@ -33,7 +33,7 @@ def body_repr(value: Any) -> str:
     return f"<{type(value).__name__}>"
 
 
-def sensitive_repr(value: Any) -> str:
+def _sensitive_repr(value: Any) -> str:
     """Whether a sensitive field is set, never its value."""
     return "None" if value is None else "<sensitive>"
 
@@ -90,10 +90,10 @@ class InvokeEndpointInput:
     """The input of InvokeEndpoint; ``endpoint_name`` and ``body`` are required."""
 
     endpoint_name: str
-    body: BodyInput = attrs.field(repr=body_repr)
+    body: BodyInput = attrs.field(repr=_body_repr)
     content_type: str | None = None
     accept: str | None = None
-    custom_attributes: str | None = attrs.field(default=None, repr=sensitive_repr)
+    custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)
     target_model: str | None = None
     target_variant: str | None = None
     target_container_hostname: str | None = None
@@ -108,10 +108,10 @@ class InvokeEndpointInput:
 class InvokeEndpointOutput:
     """The model's answer and what SageMaker said about it."""
 
-    body: bytes = attrs.field(repr=body_repr)
+    body: bytes = attrs.field(repr=_body_repr)
     content_type: str | None = None
     invoked_production_variant: str | None = None
-    custom_attributes: str | None = attrs.field(default=None, repr=sensitive_repr)
+    custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)
     new_session_id: str | None = None
     closed_session_id: str | None = None
     metadata: ResultMetadata = attrs.field(factory=ResultMetadata, eq=False)

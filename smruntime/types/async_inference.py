@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from smruntime.types import BodyInput, ResultMetadata, body_repr, sensitive_repr
+from smruntime.types import BodyInput, ResultMetadata, _body_repr, _sensitive_repr
 
 
 @attrs.frozen(kw_only=True)
@@ -14,10 +14,10 @@ class InvokeEndpointAsyncInput:
 
     endpoint_name: str
     input_location: str | None = None
-    body: BodyInput | None = attrs.field(default=None, repr=body_repr)
+    body: BodyInput | None = attrs.field(default=None, repr=_body_repr)
     content_type: str | None = None
     accept: str | None = None
-    custom_attributes: str | None = attrs.field(default=None, repr=sensitive_repr)
+    custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)
     inference_id: str | None = None
     request_ttl_seconds: int | None = None
     invocation_timeout_seconds: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from smruntime.types import body_repr
+from smruntime.types import _body_repr
 
 
 @attrs.frozen
@@ -16,7 +16,7 @@ class RequestPayloadPart:
     padding that hides the payload's true length.
     """
 
-    bytes: bytes = attrs.field(repr=body_repr)
+    bytes: bytes = attrs.field(repr=_body_repr)
     data_type: str | None = None
     completion_state: str | None = None
     p: str | None = attrs.field(default=None, repr=False)
@@ -26,7 +26,7 @@ class RequestPayloadPart:
 class ResponsePayloadPart:
     """One event received on a bidirectional stream, with the headers the model set."""
 
-    bytes: bytes = attrs.field(repr=body_repr)
+    bytes: bytes = attrs.field(repr=_body_repr)
     data_type: str | None = None
     completion_state: str | None = None
     p: str | None = attrs.field(default=None, repr=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from smruntime.types import BodyInput, body_repr, sensitive_repr
+from smruntime.types import BodyInput, _body_repr, _sensitive_repr
 
 
 @attrs.frozen(kw_only=True)
@@ -12,10 +12,10 @@ class InvokeEndpointWithResponseStreamInput:
     """The input of InvokeEndpointWithResponseStream (no TargetModel, no EnableExplanations)."""
 
     endpoint_name: str
-    body: BodyInput = attrs.field(repr=body_repr)
+    body: BodyInput = attrs.field(repr=_body_repr)
     content_type: str | None = None
     accept: str | None = None
-    custom_attributes: str | None = attrs.field(default=None, repr=sensitive_repr)
+    custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)
     target_variant: str | None = None
     target_container_hostname: str | None = None
     inference_id: str | None = None
@@ -28,4 +28,4 @@ class InvokeEndpointWithResponseStreamInput:
 class PayloadPart:
     """One part of a streamed response, as the model produced it."""
 
-    bytes: bytes = attrs.field(repr=body_repr)
+    bytes: bytes = attrs.field(repr=_body_repr)
