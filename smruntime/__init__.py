@@ -12,6 +12,7 @@
 from typing import TYPE_CHECKING
 
 from smruntime.client import Client
+from smruntime.lazy_names import lazy_getattr
 from smruntime.logs import LogMode
 from smruntime.options import Options
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMetadata
@@ -50,13 +51,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'smruntime' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -13,6 +13,7 @@ Every public name is importable from here, as it was before the package was spli
 
 from typing import TYPE_CHECKING
 
+from smruntime.lazy_names import lazy_getattr
 from smruntime.retry.middleware import (
     CLOCK_SKEW_CODES,
     INVOCATION_ID_HEADER,
@@ -76,14 +77,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # Adaptive mode's classes load when first used: standard mode is the default.
-    if name == "AdaptiveRetryer":
-        from smruntime.retry.adaptive import AdaptiveRetryer
-
-        return AdaptiveRetryer
-    if name == "ClientRateLimiter":
-        from smruntime.retry.limiter import ClientRateLimiter
-
-        return ClientRateLimiter
-    raise AttributeError(f"module 'smruntime.retry' has no attribute {name!r}")
+# Adaptive mode's classes load when first used: standard mode is the default.
+__getattr__ = lazy_getattr(
+    __name__, {"AdaptiveRetryer": "smruntime.retry.adaptive", "ClientRateLimiter": "smruntime.retry.limiter"}
+)

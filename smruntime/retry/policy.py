@@ -43,6 +43,7 @@ from smruntime.errors import (
     RetryQuotaExceededError,
     SageMakerRuntimeError,
 )
+from smruntime.lazy_names import lazy_getattr
 from smruntime.retry.quota import RetryQuota, _Refund
 
 if TYPE_CHECKING:
@@ -312,10 +313,5 @@ def new_retryer(mode: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS, **kw: Any) 
     )
 
 
-def __getattr__(name: str) -> object:
-    # AdaptiveRetryer lives in its own module, loaded when first used (standard mode is the default).
-    if name == "AdaptiveRetryer":
-        from smruntime.retry.adaptive import AdaptiveRetryer
-
-        return AdaptiveRetryer
-    raise AttributeError(f"module 'smruntime.retry.policy' has no attribute {name!r}")
+# AdaptiveRetryer lives in its own module, loaded when first used (standard mode is the default).
+__getattr__ = lazy_getattr(__name__, {"AdaptiveRetryer": "smruntime.retry.adaptive"})

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from smruntime import keys
+from smruntime.lazy_names import lazy_getattr
 from smruntime.middleware.context import Metadata
 
 if TYPE_CHECKING:
@@ -128,13 +129,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'smruntime.types' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
