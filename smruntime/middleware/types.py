@@ -3,7 +3,8 @@
 Each class is generic over what it carries, so an SDK built on the framework can give its
 middleware precise types (``BuildInput[HTTPRequest]``); used bare, a field is ``Any``.
 They carry one call's values from middleware to middleware and are compared by identity
-(``eq=False``): attrs generates no comparison for them, which every cold start would pay for.
+(``eq=False``): value equality has no use on them, and attrs would compile it for each class
+at import.
 """
 
 from __future__ import annotations
