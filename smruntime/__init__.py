@@ -12,23 +12,22 @@
 from typing import TYPE_CHECKING
 
 from smruntime.client import Client
+from smruntime.lazy_names import lazy_getattr
 from smruntime.logs import LogMode
 from smruntime.options import Options
-from smruntime.types import (
-    InvokeEndpointAsyncInput,
-    InvokeEndpointAsyncOutput,
-    InvokeEndpointInput,
-    InvokeEndpointOutput,
-    InvokeEndpointWithResponseStreamInput,
-    PayloadPart,
-    RequestPayloadPart,
-    ResponsePayloadPart,
-    ResultMetadata,
-)
+from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput, ResultMetadata
 from smruntime.version import __version__
 
 if TYPE_CHECKING:
     from smruntime.async_client import AsyncClient
+    from smruntime.types import (
+        InvokeEndpointAsyncInput,
+        InvokeEndpointAsyncOutput,
+        InvokeEndpointWithResponseStreamInput,
+        PayloadPart,
+        RequestPayloadPart,
+        ResponsePayloadPart,
+    )
 
 # Names whose modules a program calling through Client does not need load on first use.
 _LAZY = {
@@ -39,20 +38,20 @@ _LAZY = {
     "BidirectionalStream": "smruntime.bidirectional",
     "Credentials": "smruntime.auth",
     "FastHTTPClient": "smruntime.transport",
+    "InvokeEndpointAsyncInput": "smruntime.types",
+    "InvokeEndpointAsyncOutput": "smruntime.types",
+    "InvokeEndpointWithResponseStreamInput": "smruntime.types",
     "MockHTTPClient": "smruntime.transport",
+    "PayloadPart": "smruntime.types",
+    "RequestPayloadPart": "smruntime.types",
     "RequestsHTTPClient": "smruntime.transport",
+    "ResponsePayloadPart": "smruntime.types",
     "ResponseStream": "smruntime.streaming",
     "StaticEndpointResolver": "smruntime.endpoints",
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'smruntime' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

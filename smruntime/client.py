@@ -17,7 +17,7 @@ from smruntime.operations.common import SERVICE_ID
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
 from smruntime.retry import ClockOffset
 from smruntime.stack_types import Context
-from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
+from smruntime.types import InvokeEndpointOutput
 
 if TYPE_CHECKING:
     from smruntime.async_inference import Poll, S3Reader
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from smruntime.operations.duplex import DuplexChain, DuplexOperation
     from smruntime.streaming import ResponseStream  # imported by the stream operation when used
     from smruntime.transport import HTTPClient
+    from smruntime.types import InvokeEndpointAsyncOutput
 
 Chain = Callable[[Context, Any], Any]
 R = TypeVar("R")

@@ -12,13 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Concatenate, ParamSpec, Sequence, TypeVar
 
-from smruntime.types import (
-    BodyInput,
-    InvokeEndpointAsyncInput,
-    InvokeEndpointAsyncOutput,
-    InvokeEndpointInput,
-    InvokeEndpointWithResponseStreamInput,
-)
+from smruntime.types import BodyInput, InvokeEndpointInput
 
 if TYPE_CHECKING:
     import os
@@ -26,6 +20,11 @@ if TYPE_CHECKING:
     from smruntime.bulk.scheduler import Record
     from smruntime.operations.bidirectional_stream_input import BidirectionalStreamInput
     from smruntime.options import OptionFunc
+    from smruntime.types import (
+        InvokeEndpointAsyncInput,
+        InvokeEndpointAsyncOutput,
+        InvokeEndpointWithResponseStreamInput,
+    )
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,6 +107,8 @@ def invoke_endpoint_with_response_stream(
     Returns once the first event is in; use the stream as a context manager.
     """
     if input is None:
+        from smruntime.types.response_stream import InvokeEndpointWithResponseStreamInput
+
         input = InvokeEndpointWithResponseStreamInput(
             endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
             body=body,  # type: ignore[arg-type]
@@ -144,6 +145,8 @@ def invoke_endpoint_async(
     """Queue an asynchronous inference whose input is at ``input_location`` (or, up to
     128,000 bytes, inline as ``body``)."""
     if input is None:
+        from smruntime.types.async_inference import InvokeEndpointAsyncInput
+
         input = InvokeEndpointAsyncInput(
             endpoint_name=endpoint_name,  # type: ignore[arg-type]  # validated in the stack
             input_location=input_location,

@@ -89,7 +89,7 @@ class RulesProvider(Protocol):
     def resolve_endpoint(self, **params: Any) -> Any: ...
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class EndpointRules:
     """The service's endpoint rules: an evaluator and the region → partition lookup."""
 
@@ -286,7 +286,7 @@ def _guess_partition(region: str | None, *, china: bool = False) -> str:
 # -- composition ----------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class EndpointResolverFunc:
     """A resolver from a plain function ``fn(region, options) -> Endpoint``."""
 
@@ -296,7 +296,7 @@ class EndpointResolverFunc:
         return self.fn(region, options)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class _FallbackResolver:
     primary: EndpointResolver
     fallback: EndpointResolver

@@ -80,7 +80,7 @@ class CredentialsProvider(Protocol):
         ...
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class StaticCredentialsProvider:
     """Always the same credentials."""
 

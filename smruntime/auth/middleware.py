@@ -74,7 +74,7 @@ _utc_now: Final = functools.partial(datetime.now, UTC)
 """The signing clock: ``datetime.now(UTC)``, as a partial so that calling it adds no Python frame."""
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Signing:
     """Finalize step: signs each attempt with fresh credentials and a fresh date.
 

@@ -17,8 +17,9 @@ One stack serves a sync chain (``stack.handler(terminal)``) and an asyncio chain
   ``ahandle`` it runs on asyncio chains only.
 """
 
+from typing import TYPE_CHECKING
+
 from smruntime.middleware.adapters import (
-    AsyncMiddlewareFunc,
     MiddlewareFunc,
     build_middleware,
     deserialize_middleware,
@@ -56,6 +57,9 @@ from smruntime.middleware.types import (
     SerializeInput,
     SerializeOutput,
 )
+
+if TYPE_CHECKING:
+    from smruntime.middleware.async_adapters import AsyncMiddlewareFunc
 
 __all__ = [
     "AnyMiddleware",
@@ -99,3 +103,12 @@ __all__ = [
     "initialize_middleware",
     "serialize_middleware",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The asyncio adapter's class loads when first used (an async def middleware, AsyncClient).
+    if name == "AsyncMiddlewareFunc":
+        from smruntime.middleware.async_adapters import AsyncMiddlewareFunc
+
+        return AsyncMiddlewareFunc
+    raise AttributeError(f"module 'smruntime.middleware' has no attribute {name!r}")

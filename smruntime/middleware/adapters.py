@@ -1,18 +1,19 @@
 """Function adapters: a middleware from an ID and a plain function.
 
 A plain ``fn(ctx, in_, next)`` makes a sync middleware (for ``Client``); an ``async def``
-one makes an async middleware (for ``AsyncClient``).
+one makes an async middleware (for ``AsyncClient``), whose class lives in
+:mod:`smruntime.middleware.async_adapters` and loads when first used.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Awaitable, Callable, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
 
 import attrs
 
 from smruntime.middleware.context import Context
-from smruntime.middleware.step import AsyncNext, Next
+from smruntime.middleware.step import Next
 from smruntime.middleware.types import (
     BuildInput,
     BuildOutput,
@@ -30,10 +31,12 @@ InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
 HandleFunc = Callable[[Context[Any], InT, Next[InT, OutT]], OutT]
-AsyncHandleFunc = Callable[[Context[Any], InT, AsyncNext[InT, OutT]], Awaitable[OutT]]
+
+if TYPE_CHECKING:
+    from smruntime.middleware.async_adapters import AsyncHandleFunc, AsyncMiddlewareFunc
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class MiddlewareFunc(Generic[InT, OutT]):
     """A middleware made of an ID and a function ``fn(ctx, in_, next)``."""
 
@@ -44,23 +47,15 @@ class MiddlewareFunc(Generic[InT, OutT]):
         return self.fn(ctx, in_, next)
 
 
-@attrs.frozen
-class AsyncMiddlewareFunc(Generic[InT, OutT]):
-    """A middleware made of an ID and a coroutine function ``async fn(ctx, in_, next)``."""
-
-    id: str
-    fn: AsyncHandleFunc[InT, OutT]
-
-    async def ahandle(self, ctx: Context[Any], in_: InT, next: AsyncNext[InT, OutT]) -> OutT:
-        return await self.fn(ctx, in_, next)
-
-
-AnyFunc = HandleFunc[InT, OutT] | AsyncHandleFunc[InT, OutT]
-AnyMiddlewareFunc = MiddlewareFunc[InT, OutT] | AsyncMiddlewareFunc[InT, OutT]
+if TYPE_CHECKING:
+    AnyFunc = HandleFunc[InT, OutT] | AsyncHandleFunc[InT, OutT]
+    AnyMiddlewareFunc = MiddlewareFunc[InT, OutT] | AsyncMiddlewareFunc[InT, OutT]
 
 
 def _adapt(id: str, fn: AnyFunc[InT, OutT]) -> AnyMiddlewareFunc[InT, OutT]:
     if inspect.iscoroutinefunction(fn):
+        from smruntime.middleware.async_adapters import AsyncHandleFunc, AsyncMiddlewareFunc
+
         return AsyncMiddlewareFunc(id, cast(AsyncHandleFunc[InT, OutT], fn))
     return MiddlewareFunc(id, cast(HandleFunc[InT, OutT], fn))
 

@@ -2,6 +2,9 @@
 
 Each class is generic over what it carries, so an SDK built on the framework can give its
 middleware precise types (``BuildInput[HTTPRequest]``); used bare, a field is ``Any``.
+They carry one call's values from middleware to middleware and are compared by identity
+(``eq=False``): value equality has no use on them, and attrs would compile it for each class
+at import.
 """
 
 from __future__ import annotations
@@ -16,53 +19,53 @@ ResponseT = TypeVar("ResponseT")
 ResultT = TypeVar("ResultT")
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class InitializeInput(Generic[ParamsT]):
     parameters: ParamsT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class InitializeOutput(Generic[ResultT]):
     result: ResultT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class SerializeInput(Generic[ParamsT, RequestT]):
     parameters: ParamsT
     request: RequestT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class SerializeOutput(Generic[ResultT]):
     result: ResultT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class BuildInput(Generic[RequestT]):
     request: RequestT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class BuildOutput(Generic[ResultT]):
     result: ResultT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class FinalizeInput(Generic[RequestT]):
     request: RequestT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class FinalizeOutput(Generic[ResultT]):
     result: ResultT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class DeserializeInput(Generic[RequestT]):
     request: RequestT
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class DeserializeOutput(Generic[ResponseT, ResultT]):
     raw_response: ResponseT
     result: ResultT | None = None

@@ -43,7 +43,7 @@ class RegisterServiceMetadata(Transform[InitializeInput, InitializeOutput]):
         return in_
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class OperationInputValidation(Transform[InitializeInput, InitializeOutput]):
     """Checks the input against the service model before any I/O."""
 

@@ -16,7 +16,7 @@ InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Operation(Generic[InT, OutT]):
     """One API operation: its member tables, and the validator, serializer and deserializer(s)
     derived from them.

@@ -3,6 +3,7 @@
 One module per concern:
 
 - :mod:`smruntime.retry.policy`: the ``Retryer`` protocol and the retryers;
+- :mod:`smruntime.retry.adaptive`: adaptive mode's retryer (loaded when first used);
 - :mod:`smruntime.retry.quota`: the client-wide retry quota;
 - :mod:`smruntime.retry.limiter`: adaptive mode's client-side rate limiter;
 - :mod:`smruntime.retry.middleware`: the Retry middleware and the headers it sends.
@@ -10,7 +11,9 @@ One module per concern:
 Every public name is importable from here, as it was before the package was split.
 """
 
-from smruntime.retry.limiter import ClientRateLimiter
+from typing import TYPE_CHECKING
+
+from smruntime.lazy_names import lazy_getattr
 from smruntime.retry.middleware import (
     CLOCK_SKEW_CODES,
     INVOCATION_ID_HEADER,
@@ -27,7 +30,6 @@ from smruntime.retry.policy import (
     DEFAULT_MAX_BACKOFF,
     THROTTLING_CODES,
     TRANSIENT_CODES,
-    AdaptiveRetryer,
     NoRetryer,
     ReleaseToken,
     Retryer,
@@ -35,6 +37,10 @@ from smruntime.retry.policy import (
     new_retryer,
 )
 from smruntime.retry.quota import DEFAULT_RETRY_TOKENS, RetryQuota
+
+if TYPE_CHECKING:
+    from smruntime.retry.adaptive import AdaptiveRetryer
+    from smruntime.retry.limiter import ClientRateLimiter
 
 # isort: split
 # Public names kept out of __all__, importable from here as before the split.
@@ -69,3 +75,9 @@ __all__ = [
     "StandardRetryer",
     "new_retryer",
 ]
+
+
+# Adaptive mode's classes load when first used: standard mode is the default.
+__getattr__ = lazy_getattr(
+    __name__, {"AdaptiveRetryer": "smruntime.retry.adaptive", "ClientRateLimiter": "smruntime.retry.limiter"}
+)

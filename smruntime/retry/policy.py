@@ -1,5 +1,8 @@
 """Retry policies: the ``Retryer`` protocol and the standard, adaptive and no-retry retryers.
 
+The adaptive retryer is defined in :mod:`smruntime.retry.adaptive`, loaded when first used;
+it is importable from here too.
+
 Standard mode (botocore's ``standard`` mode; aws-sdk-go-v2's ``retry.Standard`` in its quota):
 
 - at most ``max_attempts`` attempts in all, the first included (3);
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import random as _random
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import attrs
 
@@ -40,8 +43,11 @@ from smruntime.errors import (
     RetryQuotaExceededError,
     SageMakerRuntimeError,
 )
-from smruntime.retry.limiter import ClientRateLimiter
+from smruntime.lazy_names import lazy_getattr
 from smruntime.retry.quota import RetryQuota, _Refund
+
+if TYPE_CHECKING:
+    from smruntime.retry.adaptive import AdaptiveRetryer
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -221,26 +227,6 @@ class StandardRetryer:
         return 0.0, _noop_release
 
 
-def _new_limiter(retryer: AdaptiveRetryer) -> ClientRateLimiter:
-    return ClientRateLimiter(clock=retryer.clock, sleep=retryer.sleep)
-
-
-@attrs.frozen(eq=False)
-class AdaptiveRetryer(StandardRetryer):
-    """Adaptive mode: standard retries plus a client-side rate limiter that slows after throttles."""
-
-    rate_limiter: ClientRateLimiter = attrs.field(
-        default=attrs.Factory(_new_limiter, takes_self=True), kw_only=True
-    )
-
-    def get_attempt_token(self) -> ReleaseToken:
-        self.rate_limiter.acquire()
-        return self.rate_limiter.update
-
-    def reserve_attempt_token(self) -> tuple[float, ReleaseToken]:
-        return self.rate_limiter.reserve(), self.rate_limiter.update
-
-
 @attrs.frozen(eq=False)
 class NoRetryer:
     """One attempt: every error propagates unchanged."""
@@ -317,9 +303,15 @@ def new_retryer(mode: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS, **kw: Any) 
     if normalized == "standard":
         return StandardRetryer(max_attempts=max_attempts, **kw)
     if normalized == "adaptive":
+        from smruntime.retry.adaptive import AdaptiveRetryer
+
         return AdaptiveRetryer(max_attempts=max_attempts, **kw)
     if normalized == "none":
         return NoRetryer(sleep=kw.get("sleep", time.sleep), asleep=kw.get("asleep"))
     raise InvalidParamsError(
         [FieldProblem("retry_mode", "enum", f"must be one of standard, adaptive, none, got {mode!r}")]
     )
+
+
+# AdaptiveRetryer lives in its own module, loaded when first used (standard mode is the default).
+__getattr__ = lazy_getattr(__name__, {"AdaptiveRetryer": "smruntime.retry.adaptive"})

@@ -158,6 +158,8 @@ DEFERRED_BY_DESIGN = {
     ("smruntime.client_methods", "smruntime.bulk.scheduler"),
     # The batch command is loaded when it runs; it reuses the CLI's client options.
     ("smruntime.cli", "smruntime.batch_cli"),
+    # Adaptive mode's retryer extends the standard one; new_retryer loads it when first asked for.
+    ("smruntime.retry.policy", "smruntime.retry.adaptive"),
 }
 
 

@@ -1,19 +1,32 @@
-"""Operation inputs and outputs, stream events, and result metadata."""
+"""Operation inputs and outputs, stream events, and result metadata.
+
+InvokeEndpoint's input and output are defined here; the other operations' live in
+submodules (:mod:`smruntime.types.response_stream`, :mod:`smruntime.types.bidirectional`,
+:mod:`smruntime.types.async_inference`) that load when first used, so a program that only
+calls InvokeEndpoint does not create their classes. Every name is importable from here.
+"""
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
 from smruntime import keys
+from smruntime.lazy_names import lazy_getattr
 from smruntime.middleware.context import Metadata
+
+if TYPE_CHECKING:
+    from smruntime.types.async_inference import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput
+    from smruntime.types.bidirectional import RequestPayloadPart, ResponsePayloadPart
+    from smruntime.types.response_stream import InvokeEndpointWithResponseStreamInput, PayloadPart
 
 BodyInput = bytes | bytearray | str | IO[bytes]
 """A request body: bytes, bytearray, str (sent as UTF-8) or a binary file (seekable for retries)."""
 
 
 def _body_repr(value: Any) -> str:
+    """A body's length and kind, never its content."""
     if value is None:
         return "None"
     if isinstance(value, (bytes, bytearray, str)):
@@ -22,6 +35,7 @@ def _body_repr(value: Any) -> str:
 
 
 def _sensitive_repr(value: Any) -> str:
+    """Whether a sensitive field is set, never its value."""
     return "None" if value is None else "<sensitive>"
 
 
@@ -104,78 +118,29 @@ class InvokeEndpointOutput:
     metadata: ResultMetadata = attrs.field(factory=ResultMetadata, eq=False)
 
 
-@attrs.frozen(kw_only=True)
-class InvokeEndpointWithResponseStreamInput:
-    """The input of InvokeEndpointWithResponseStream (no TargetModel, no EnableExplanations)."""
-
-    endpoint_name: str
-    body: BodyInput = attrs.field(repr=_body_repr)
-    content_type: str | None = None
-    accept: str | None = None
-    custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)
-    target_variant: str | None = None
-    target_container_hostname: str | None = None
-    inference_id: str | None = None
-    inference_component_name: str | None = None
-    session_id: str | None = None
-    prefix_aware_id: str | None = None
+# The other operations' classes, created when first used.
+_LAZY = {
+    "InvokeEndpointAsyncInput": "smruntime.types.async_inference",
+    "InvokeEndpointAsyncOutput": "smruntime.types.async_inference",
+    "InvokeEndpointWithResponseStreamInput": "smruntime.types.response_stream",
+    "PayloadPart": "smruntime.types.response_stream",
+    "RequestPayloadPart": "smruntime.types.bidirectional",
+    "ResponsePayloadPart": "smruntime.types.bidirectional",
+}
 
 
-@attrs.frozen
-class PayloadPart:
-    """One part of a streamed response, as the model produced it."""
-
-    bytes: bytes = attrs.field(repr=_body_repr)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
-@attrs.frozen
-class RequestPayloadPart:
-    """One event sent on a bidirectional stream.
-
-    ``data_type`` is ``UTF8`` or ``BINARY`` (None: the service treats it as ``BINARY``);
-    ``completion_state`` is ``PARTIAL`` or ``COMPLETE`` (None: ``COMPLETE``); ``p`` is
-    padding that hides the payload's true length.
-    """
-
-    bytes: bytes = attrs.field(repr=_body_repr)
-    data_type: str | None = None
-    completion_state: str | None = None
-    p: str | None = attrs.field(default=None, repr=False)
-
-
-@attrs.frozen
-class ResponsePayloadPart:
-    """One event received on a bidirectional stream, with the headers the model set."""
-
-    bytes: bytes = attrs.field(repr=_body_repr)
-    data_type: str | None = None
-    completion_state: str | None = None
-    p: str | None = attrs.field(default=None, repr=False)
-
-
-@attrs.frozen(kw_only=True)
-class InvokeEndpointAsyncInput:
-    """The input of InvokeEndpointAsync: the payload waits in ``input_location`` or, when it is
-    small (at most 128,000 bytes), travels inline as ``body`` — exactly one of the two."""
-
-    endpoint_name: str
-    input_location: str | None = None
-    body: BodyInput | None = attrs.field(default=None, repr=_body_repr)
-    content_type: str | None = None
-    accept: str | None = None
-    custom_attributes: str | None = attrs.field(default=None, repr=_sensitive_repr)
-    inference_id: str | None = None
-    request_ttl_seconds: int | None = None
-    invocation_timeout_seconds: int | None = None
-    s3_output_path_extension: str | None = None
-    filename: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class InvokeEndpointAsyncOutput:
-    """Where the result (or the failure) of an async inference will appear."""
-
-    inference_id: str | None = None
-    output_location: str | None = None
-    failure_location: str | None = None
-    metadata: ResultMetadata = attrs.field(factory=ResultMetadata, eq=False)
+__all__ = [
+    "BodyInput",
+    "InvokeEndpointAsyncInput",
+    "InvokeEndpointAsyncOutput",
+    "InvokeEndpointInput",
+    "InvokeEndpointOutput",
+    "InvokeEndpointWithResponseStreamInput",
+    "PayloadPart",
+    "RequestPayloadPart",
+    "ResponsePayloadPart",
+    "ResultMetadata",
+]
