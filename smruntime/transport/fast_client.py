@@ -299,6 +299,9 @@ class _ConnBody(LiveBody):
             return gather(self._pieces(READ1_SIZE), limit)
         if declared > limit:
             raise body_too_large(limit)
+        arrived = self._reader.arrived_body()  # the common answer: here with its head
+        if arrived is not None:
+            return arrived
         return b"".join(self._pieces(None))  # whole, in one piece up to 64 MiB
 
     def _chunks(self) -> Iterator[bytes]:
