@@ -17,6 +17,8 @@ from smruntime.shapes import Shape
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+_DEFAULT_PORT = 8080
+"""``serve``'s HTTP/1.1 port; beside it, HTTP/2 takes 8443, as the service does."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", help="run the local SageMaker-compatible endpoint")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="the port to listen on (0: any free port)")
+    serve.add_argument("--port", type=int, default=_DEFAULT_PORT, help="the port to listen on (0: any free port)")
     serve.add_argument("--config", type=Path, help="endpoints TOML file")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host is NAME (repeatable; * for any)")
@@ -120,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--header-timeout", type=float, default=20.0, help="seconds for a request head to arrive")
     serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a request body to arrive")
     serve.add_argument("--http2-port", type=int,
-                       help="the HTTP/2 port for InvokeEndpointWithBidirectionalStream (default: 8443, or any free "
-                            "port with --port 0; 0: any free port; -1: none)")
+                       help="the HTTP/2 port for InvokeEndpointWithBidirectionalStream (default: 8443 beside the "
+                            "default --port 8080, any free port beside any other --port, so that two servers never "
+                            "collide; 0: any free port; -1: none)")
     serve.add_argument("--http2-certfile", help="PEM certificate: serve HTTP/2 over TLS (ALPN h2), with --http2-keyfile")
     serve.add_argument("--http2-keyfile", help="PEM private key of --http2-certfile")
     serve.set_defaults(handler=_serve)
@@ -323,8 +326,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _http2_port(args: argparse.Namespace) -> int | None:
     if args.http2_port is None:
-        # A server on any free port (tests, scripts) must not collide with another one on 8443.
-        return 0 if args.port == 0 else 8443
+        # A server on a port of its own (a second server, tests, scripts) must not collide with
+        # another one on 8443: it takes any free port, which its banner and export line show.
+        return 8443 if args.port == _DEFAULT_PORT else 0
     return None if args.http2_port < 0 else int(args.http2_port)
 
 

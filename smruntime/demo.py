@@ -100,10 +100,11 @@ def _conversation(client: Client, say: Callable[[str], None]) -> None:
             stream.send(turn, completion_state="COMPLETE")
             say(f"  +{(time.perf_counter() - started) * 1000:7.1f} ms  sent      {turn!r}")
             for part in stream:
-                say(f"  +{(time.perf_counter() - started) * 1000:7.1f} ms  received  {part.bytes!r} ({part.completion_state})")
+                text = part.bytes.decode("utf-8", "replace")  # the model answers in UTF8 parts
+                say(f"  +{(time.perf_counter() - started) * 1000:7.1f} ms  received  {text!r} ({part.completion_state})")
                 if part.completion_state == "COMPLETE":
                     break
         stream.end_input()
         for part in stream:  # nothing more: the model ends the stream once the input ends
-            say(f"  received {part.bytes!r}")
+            say(f"  received {part.bytes.decode('utf-8', 'replace')!r}")
         say(f"variant: {stream.invoked_production_variant}")

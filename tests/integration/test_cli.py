@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,6 +176,41 @@ def test_stack_of_the_stream_operation_has_the_event_stream_deserializer(capsys)
 def test_an_unknown_operation_is_one_line(capsys) -> None:
     assert main(["stack", "describe-endpoint"]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_two_servers_on_ports_of_their_own_do_not_collide_over_http2() -> None:
+    """Beside any --port but the default, the HTTP/2 listener takes a free port, not 8443."""
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "smruntime", "serve", "--port", str(_free_port())],
+                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        for _ in range(2)
+    ]
+    try:
+        http2_urls = []
+        for process in processes:
+            assert process.stderr is not None
+            for line in process.stderr:
+                if line.startswith("InvokeEndpointWithBidirectionalStream (HTTP/2) on "):
+                    http2_urls.append(line.split(" on ", 1)[1].strip())
+                    break
+        assert len(http2_urls) == 2 and len(set(http2_urls)) == 2
+        assert not any(url.endswith(":8443") for url in http2_urls)
+        for url in http2_urls:  # each one listening
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=5).close()
+        assert all(process.poll() is None for process in processes)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+            if process.stderr is not None:
+                process.stderr.close()
 
 
 def test_serve_runs_the_endpoint_for_boto3(tmp_path) -> None:
