@@ -50,11 +50,12 @@ The ``break_stream_after(N)`` fault cuts the connection after N parts (no end of
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import email.utils
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -68,7 +69,7 @@ from smruntime.local.app import LocalApp, error_response, wire_response
 from smruntime.local.bidi_models import BidiModel, BidiOutput, BidiRequest, bidirectional_model
 from smruntime.local.bidi_wire import UTF8, InboundEvents, InputRejected, Part, exception_frame, part_frame
 from smruntime.local.event_verify import EventVerifier
-from smruntime.local.h2_server import Connections
+from smruntime.local.h2_server import Connections, StreamFlow
 from smruntime.local.hosts import HostPolicy
 from smruntime.local.models import ModelFailure
 from smruntime.local.routing import route
@@ -204,12 +205,9 @@ class _Session:
         self._send = send
         self._connections = connections
         self._inbound = InboundEvents(opened.verifier, max_frame_bytes=max_event_bytes, clock=clock)
-        # Unbounded as a queue: the reader must never stop reading, since hypercorn reads the
-        # whole connection (the client's WINDOW_UPDATEs for our answers too) only as fast as
-        # the app. Past _INBOX_HIGH bytes, HTTP/2 flow control holds the client back instead.
-        self._inbox: asyncio.Queue[Part | None] = asyncio.Queue()
-        self._inbox_bytes = 0
+        self._loop = asyncio.get_running_loop()  # once: on Python 3.11 each lookup asks the OS for the pid
         self._flow = connections.stream_flow(scope)
+        self._inbox = _Inbox(self._flow, self._loop)
         self._idle_timeout = idle_timeout
         self._last_activity = 0.0
         self._break_after = opened.endpoint.faults.take_stream_break()
@@ -269,29 +267,16 @@ class _Session:
                 continue
             self._touch()
             for part in self._inbound.feed(message.get("body", b"")):
-                self._inbox_bytes += len(part.data)
-                self._inbox.put_nowait(part)
-            if self._flow is not None and self._inbox_bytes > _INBOX_HIGH:
-                self._flow.hold()
+                self._inbox.put(part)
             if not message.get("more_body", False):
                 self._inbound.finish()
-                self._inbox.put_nowait(None)
+                self._inbox.end()
                 return
-
-    async def _parts(self) -> AsyncIterator[Part]:
-        while True:
-            part = await self._inbox.get()
-            if part is None:
-                return
-            self._inbox_bytes -= len(part.data)
-            if self._flow is not None and self._flow.holding and self._inbox_bytes <= _INBOX_LOW:
-                await self._flow.release()
-            yield part
 
     async def _speak(self) -> None:
         """Run the model and send each of its answers as one PayloadPart event."""
         opened = self._opened
-        request = BidiRequest(parts=self._parts(), endpoint_name=opened.endpoint.name, variant_name=opened.variant,
+        request = BidiRequest(parts=self._inbox, endpoint_name=opened.endpoint.name, variant_name=opened.variant,
                               target_variant=opened.params.target_variant,
                               model_invocation_path=opened.params.model_invocation_path,
                               model_query_string=opened.params.model_query_string)
@@ -325,7 +310,7 @@ class _Session:
 
     async def _watch(self) -> None:
         """Return once nothing moved either way for the idle timeout."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         while True:
             left = self._last_activity + self._idle_timeout - loop.time()
             if left <= 0:
@@ -333,7 +318,64 @@ class _Session:
             await asyncio.sleep(left)
 
     def _touch(self) -> None:
-        self._last_activity = asyncio.get_running_loop().time()
+        self._last_activity = self._loop.time()
+
+
+class _Inbox:
+    """The parts read and not yet taken by the model, in order: the async iterator of parts the
+    model reads.
+
+    Unbounded as a queue: the reader must never stop reading, since hypercorn reads the whole
+    connection (the client's WINDOW_UPDATEs for our answers too) only as fast as the app. Past
+    _INBOX_HIGH bytes waiting, HTTP/2 flow control holds the client back instead, until the
+    model has taken all but _INBOX_LOW of them.
+    """
+
+    __slots__ = ("_ended", "_flow", "_loop", "_parts", "_size", "_waiter")
+
+    def __init__(self, flow: StreamFlow | None, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parts: collections.deque[Part] = collections.deque()
+        self._size = 0
+        self._ended = False
+        self._flow = flow
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, part: Part) -> None:
+        self._parts.append(part)
+        self._size += len(part.data)
+        if self._flow is not None and self._size > _INBOX_HIGH:
+            self._flow.hold()
+        self._wake()
+
+    def end(self) -> None:
+        """No part follows: the model's iteration ends once it has taken those waiting."""
+        self._ended = True
+        self._wake()
+
+    def __aiter__(self) -> _Inbox:
+        return self
+
+    async def __anext__(self) -> Part:
+        while not self._parts:
+            if self._ended:
+                raise StopAsyncIteration
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        part = self._parts.popleft()
+        self._size -= len(part.data)
+        flow = self._flow
+        if flow is not None and flow.holding and self._size <= _INBOX_LOW:
+            await flow.release()
+        return part
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class _Disconnected(Exception):

@@ -22,7 +22,7 @@ from typing import Any, Final
 import attrs
 
 from smruntime.errors import EventStreamError
-from smruntime.eventstream import EventStreamDecoder, HeaderValue, Message, encode_message
+from smruntime.eventstream import EventStreamDecoder, HeaderValue, Message, encode_frame, encode_headers, encode_message
 from smruntime.local.event_verify import EventSignatureError, EventVerifier
 from smruntime.local.sigv4_verify import MAX_SKEW_SECONDS
 
@@ -137,12 +137,24 @@ _PART_HEADERS: Final = {":message-type": "event", ":event-type": "PayloadPart",
                         ":content-type": "application/octet-stream"}
 
 
+def _part_headers(data_type: str, completion_state: str) -> dict[str, HeaderValue]:
+    return {**_PART_HEADERS, "DataType": data_type, "CompletionState": completion_state}
+
+
+_PART_HEADER_BLOCKS: Final = {
+    (data_type, state): encode_headers(_part_headers(data_type, state))
+    for data_type in sorted(DATA_TYPES)
+    for state in sorted(COMPLETION_STATES)
+}
+"""The encoded headers of every unpadded part (a Part's two headers take two values each)."""
+
+
 def part_frame(part: Part) -> bytes:
     """The response ``PayloadPart`` event for ``part`` (DataType and CompletionState always spelled out)."""
-    headers: dict[str, HeaderValue] = {**_PART_HEADERS, "DataType": part.data_type,
-                                       "CompletionState": part.completion_state}
-    if part.p is not None:
-        headers["P"] = part.p
+    if part.p is None:
+        return encode_frame(_PART_HEADER_BLOCKS[part.data_type, part.completion_state], part.data)
+    headers = _part_headers(part.data_type, part.completion_state)
+    headers["P"] = part.p
     return encode_message(headers, part.data)
 
 
@@ -161,11 +173,12 @@ class InboundEvents:
     ``MAX_SKEW_SECONDS`` of it, as the opening request's ``X-Amz-Date`` must.
     """
 
-    __slots__ = ("_clock", "_decoder", "_max_frame_bytes", "_verifier", "ended")
+    __slots__ = ("_clock", "_decoder", "_inner", "_max_frame_bytes", "_verifier", "ended")
 
     def __init__(self, verifier: EventVerifier | None, *, max_frame_bytes: int,
                  clock: Callable[[], float] | None = None) -> None:
         self._decoder = EventStreamDecoder()
+        self._inner = EventStreamDecoder()  # each frame's payload: one whole event
         self._verifier = verifier
         self._max_frame_bytes = max_frame_bytes
         self._clock = clock
@@ -213,7 +226,7 @@ class InboundEvents:
         if payload is None:
             self.ended = True
             return None
-        return decode_part(_one_event(payload))
+        return decode_part(_one_event(self._inner, payload))
 
 
 def _check_date(date: HeaderValue, now: float) -> None:
@@ -229,13 +242,14 @@ _FRAME_OVERHEAD: Final = 16
 """Prelude and message CRC around every frame."""
 
 
-def _one_event(payload: bytes) -> Message:
-    decoder = EventStreamDecoder()
+def _one_event(decoder: EventStreamDecoder, payload: bytes) -> Message:
+    """The one event ``payload`` holds (``decoder`` starts and ends each payload empty)."""
     try:
         messages = decoder.feed(payload)
-        decoder.end()
     except EventStreamError as error:
         raise _invalid(f"an input event's payload must be one encoded event: {error}") from None
+    if decoder.buffered:
+        raise _invalid("an input event's payload must be one encoded event: it ends inside one")
     if len(messages) != 1:
         raise _invalid(f"an input event's payload must be one encoded event, not {len(messages)}")
     return messages[0]
