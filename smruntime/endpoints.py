@@ -134,17 +134,24 @@ class EndpointRules:
         return cls(provider, partition_of)
 
 
+@functools.cache
+def loaded_rules() -> EndpointRules:
+    """The rules, read once per process (data, as a module's code is): each client's resolver
+    keeps its own memo of the endpoints it resolves."""
+    return EndpointRules.load()
+
+
 class DefaultEndpointResolver:
     """The service's endpoint rules for every partition, FIPS and dual-stack.
 
-    Rules load on first use; results are memoized per (region, FIPS, dual-stack), so the
+    The rules are read on first use, once per process; results are memoized per (region, FIPS, dual-stack), so the
     rule engine runs once per input. Safe to share between threads and clients.
     Legacy pseudo-regions (``fips-us-east-1``, ``us-east-1-fips``) mean FIPS in that region.
     """
 
     __slots__ = ("_load", "_lock", "_memo", "_rules")
 
-    def __init__(self, load_rules: Callable[[], EndpointRules] = EndpointRules.load) -> None:
+    def __init__(self, load_rules: Callable[[], EndpointRules] = loaded_rules) -> None:
         self._load = load_rules
         self._rules: EndpointRules | None = None
         self._memo: dict[tuple[str | None, bool, bool], Endpoint] = {}

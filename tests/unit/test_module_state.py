@@ -24,6 +24,7 @@ ALLOWED = {
     ("operations/fields.py", "_name_check"): "keyed by field names written in the code, a handful",
     ("payload_parts.py", "_header_block"): "keyed by a part's DataType and CompletionState headers, a few values",
     ("regions.py", "known_regions"): "data loaded once (botocore's list of regions), no input",
+    ("endpoints.py", "loaded_rules"): "data loaded once (botocore's endpoint rules), no input",
 }
 """Memoized module-level functions whose keys are few and fixed by the code, not by callers."""
 
