@@ -144,8 +144,9 @@ def loaded_rules() -> EndpointRules:
 class DefaultEndpointResolver:
     """The service's endpoint rules for every partition, FIPS and dual-stack.
 
-    The rules are read on first use, once per process; results are memoized per (region, FIPS, dual-stack), so the
-    rule engine runs once per input. Safe to share between threads and clients.
+    The rules are read on first use, once per process; results are memoized per (region,
+    FIPS, dual-stack), so the rule engine runs once per input. Safe to share between threads
+    and clients.
     Legacy pseudo-regions (``fips-us-east-1``, ``us-east-1-fips``) mean FIPS in that region.
     """
 
