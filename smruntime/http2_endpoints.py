@@ -9,6 +9,7 @@ label). Partition data (DNS suffixes, FIPS and dual-stack support) comes from bo
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any, Callable, Final, Mapping
 
@@ -23,7 +24,9 @@ HTTP2_PARTITIONS: Final = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-iso", "
 PartitionOf = Callable[[str], Mapping[str, Any]]
 
 
+@functools.cache
 def _botocore_partitions() -> PartitionOf:
+    """botocore's partitions, read once per process (data, as a module's code is)."""
     try:
         from botocore.endpoint_provider import RuleSetStandardLibrary
         from botocore.loaders import Loader

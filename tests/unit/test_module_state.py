@@ -25,6 +25,7 @@ ALLOWED = {
     ("payload_parts.py", "_header_block"): "keyed by a part's DataType and CompletionState headers, a few values",
     ("regions.py", "known_regions"): "data loaded once (botocore's list of regions), no input",
     ("endpoints.py", "loaded_rules"): "data loaded once (botocore's endpoint rules), no input",
+    ("http2_endpoints.py", "_botocore_partitions"): "data loaded once (botocore's partitions), no input",
 }
 """Memoized module-level functions whose keys are few and fixed by the code, not by callers."""
 
