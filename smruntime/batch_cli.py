@@ -24,6 +24,7 @@ from typing import IO, Any
 import attrs
 
 from smruntime.bulk import BulkResult
+from smruntime.middleware.reprs import fields_repr
 
 DEFAULT_CONCURRENCY = 16
 
@@ -48,6 +49,8 @@ def add_batch_arguments(batch: argparse.ArgumentParser) -> None:
 @attrs.frozen
 class Malformed:
     """A record that could not be read; reported in the output, never sent."""
+
+    __repr__ = fields_repr
 
     reason: str
 
@@ -166,6 +169,8 @@ def _output_fields(body: bytes) -> dict[str, Any]:
 class LatencyHistogram:
     """Latency percentiles in constant memory: counts in buckets 1 % wide (log scale)."""
 
+    __repr__ = fields_repr
+
     counts: dict[int, int] = attrs.field(factory=dict)
     total: int = 0
 
@@ -191,6 +196,8 @@ _LOG_STEP = math.log(1.01)
 @attrs.define
 class Tally:
     """Counts and latencies for the summary line."""
+
+    __repr__ = fields_repr
 
     done: int = 0
     failed: int = 0

@@ -18,6 +18,7 @@ from typing import IO, Any, Callable, Sequence
 import attrs
 
 from smruntime import errors
+from smruntime.middleware.reprs import fields_repr
 from smruntime.timing import STEP_ORDER, record_timings
 
 PROGRESS_INTERVAL = 0.1
@@ -28,6 +29,8 @@ BAR_WIDTH = 30
 @attrs.frozen
 class CallTimings:
     """Median seconds per call: each step's and each middleware's own time, and the HTTP exchange."""
+
+    __repr__ = fields_repr
 
     steps: dict[str, float]
     middleware: dict[str, float]
@@ -60,6 +63,8 @@ class CallTimings:
 @attrs.frozen
 class BenchReport:
     """What a bench run measured."""
+
+    __repr__ = fields_repr
 
     calls: int
     concurrency: int

@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 Accept = str | tuple[str, ...]
 
 
@@ -37,6 +39,8 @@ def accept_header(accept: Accept) -> str:
 class BytesDeserializer:
     """The body as bytes."""
 
+    __repr__ = fields_repr
+
     accept: Accept = "*/*"
 
     def deserialize(self, body: bytes, content_type: str | None) -> bytes:
@@ -46,6 +50,8 @@ class BytesDeserializer:
 @attrs.frozen
 class StringDeserializer:
     """The body decoded as text."""
+
+    __repr__ = fields_repr
 
     encoding: str = "UTF-8"
     accept: Accept = "application/json"
@@ -58,6 +64,8 @@ class StringDeserializer:
 class JSONDeserializer:
     """The body parsed as JSON (UTF-8)."""
 
+    __repr__ = fields_repr
+
     accept: Accept = "application/json"
 
     def deserialize(self, body: bytes, content_type: str | None) -> Any:
@@ -67,6 +75,8 @@ class JSONDeserializer:
 @attrs.frozen
 class CSVDeserializer:
     """The body as a list of rows, each a list of strings."""
+
+    __repr__ = fields_repr
 
     encoding: str = "utf-8"
     accept: Accept = "text/csv"
@@ -78,6 +88,8 @@ class CSVDeserializer:
 @attrs.frozen
 class JSONLinesDeserializer:
     """The body as a list of JSON values, one per line (trailing blank lines ignored)."""
+
+    __repr__ = fields_repr
 
     accept: Accept = "application/jsonlines"
 
@@ -92,6 +104,8 @@ class NumpyDeserializer:
     Pickled object arrays load only with ``allow_pickle=True`` (loading a pickle runs code).
     Needs NumPy (``pip install 'smruntime[numpy]'``).
     """
+
+    __repr__ = fields_repr
 
     dtype: Any = None
     accept: Accept = "application/x-npy"

@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 SERVICE_NAME = "sagemaker-runtime"
 _TEMPLATE = re.compile(r"\{[a-zA-Z#]+\}")  # what the rules language counts as a template
 _INDEXED = re.compile(r"(\w*)\[(\d+)\]")
@@ -33,6 +35,8 @@ class RuleError(Exception):
 
 @attrs.frozen
 class ResolvedEndpoint:
+    __repr__ = fields_repr
+
     url: str
     properties: dict[str, Any]
     headers: dict[str, list[Any]]

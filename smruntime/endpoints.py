@@ -21,6 +21,7 @@ from smruntime import keys
 from smruntime.errors import EndpointNotFoundError, EndpointResolutionError, SageMakerRuntimeError
 from smruntime.http import HTTPRequest
 from smruntime.middleware import Transform
+from smruntime.middleware.reprs import fields_repr
 from smruntime.resolved_endpoint import DEFAULT_SIGNING_NAME, Endpoint
 from smruntime.stack_types import Context, SerializeInput, SerializeOutput
 
@@ -67,6 +68,8 @@ _MEMO_LIMIT = 512
 class EndpointResolverOptions:
     """The endpoint variants asked for."""
 
+    __repr__ = fields_repr
+
     use_fips_endpoint: bool = attrs.field(default=False, converter=bool)
     use_dualstack_endpoint: bool = attrs.field(default=False, converter=bool)
 
@@ -92,6 +95,8 @@ class RulesProvider(Protocol):
 @attrs.frozen(eq=False)
 class EndpointRules:
     """The service's endpoint rules: an evaluator and the region → partition lookup."""
+
+    __repr__ = fields_repr
 
     provider: RulesProvider
     partition_of: Callable[[str], str]
@@ -298,6 +303,8 @@ def _guess_partition(region: str | None, *, china: bool = False) -> str:
 class EndpointResolverFunc:
     """A resolver from a plain function ``fn(region, options) -> Endpoint``."""
 
+    __repr__ = fields_repr
+
     fn: Callable[[str | None, EndpointResolverOptions], Endpoint]
 
     def resolve_endpoint(self, region: str | None, options: EndpointResolverOptions) -> Endpoint:
@@ -306,6 +313,8 @@ class EndpointResolverFunc:
 
 @attrs.frozen(eq=False)
 class _FallbackResolver:
+    __repr__ = fields_repr
+
     primary: EndpointResolver
     fallback: EndpointResolver
 

@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Final, Iterable, Literal
 import attrs
 
 from smruntime.middleware import errors as _middleware_errors
+from smruntime.middleware.reprs import fields_repr
 
 Fault = Literal["client", "server"]
 
@@ -156,6 +157,8 @@ def _describe(error: BaseException) -> str:
 @attrs.frozen
 class FieldProblem:
     """One broken rule of one input field."""
+
+    __repr__ = fields_repr
 
     field: str
     rule: str

@@ -27,6 +27,7 @@ from typing import Any, Callable, Final, Mapping, NoReturn, TypeAlias, TypeVar
 import attrs
 
 from smruntime.errors import EventStreamError
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = [
     "MAX_HEADERS_LENGTH",
@@ -135,6 +136,8 @@ def _int_range(bits: int) -> Callable[[object, attrs.Attribute[int], int], None]
 class Int8:
     """A ``byte`` header value (type 2), -128..127."""
 
+    __repr__ = fields_repr
+
     value: int = attrs.field(validator=_int_range(8))
 
     def __int__(self) -> int:
@@ -144,6 +147,8 @@ class Int8:
 @attrs.frozen
 class Int16:
     """A ``short`` header value (type 3)."""
+
+    __repr__ = fields_repr
 
     value: int = attrs.field(validator=_int_range(16))
 
@@ -155,6 +160,8 @@ class Int16:
 class Int32:
     """An ``integer`` header value (type 4)."""
 
+    __repr__ = fields_repr
+
     value: int = attrs.field(validator=_int_range(32))
 
     def __int__(self) -> int:
@@ -164,6 +171,8 @@ class Int32:
 @attrs.frozen
 class Int64:
     """A ``long`` header value (type 5)."""
+
+    __repr__ = fields_repr
 
     value: int = attrs.field(validator=_int_range(64))
 
@@ -181,6 +190,8 @@ class Timestamp:
     It holds the wire integer, not a datetime, so that every int64 round-trips exactly;
     :meth:`from_datetime` and :attr:`datetime` convert.
     """
+
+    __repr__ = fields_repr
 
     millis: int = attrs.field(validator=_int_range(64))
 
@@ -214,6 +225,8 @@ def _short_repr(payload: bytes) -> str:
 @attrs.frozen
 class Message:
     """One decoded (or to-be-encoded) event-stream message."""
+
+    __repr__ = fields_repr
 
     headers: dict[str, HeaderValue] = attrs.field(factory=dict, hash=False)
     payload: bytes = attrs.field(default=b"", repr=_short_repr)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncGenerator, Generator, Literal
 import attrs
 
 from smruntime.deserializers import BytesDeserializer, Deserializer, accept_header
+from smruntime.middleware.reprs import fields_repr
 from smruntime.serializers import IdentitySerializer, Serializer
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class Predictor:
     ``target_variant``, ``inference_component_name``, ``custom_attributes``…) go to the
     call as the client's own keywords.
     """
+
+    __repr__ = fields_repr
 
     client: Client
     endpoint_name: str
@@ -73,6 +76,8 @@ class Predictor:
 class AsyncPredictor:
     """:class:`Predictor` for an ``AsyncClient``: ``await predict(data)``, and
     ``async for item in await predict_stream(data)``."""
+
+    __repr__ = fields_repr
 
     client: Any
     endpoint_name: str

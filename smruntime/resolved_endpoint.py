@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = ["DEFAULT_SIGNING_NAME", "Endpoint"]
 
 DEFAULT_SIGNING_NAME = "sagemaker"
@@ -19,6 +21,8 @@ class Endpoint:
 
     ``signing_region`` None means "sign for the client's region".
     """
+
+    __repr__ = fields_repr
 
     url: str
     signing_region: str | None = None

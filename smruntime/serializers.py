@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.types import BodyInput
 
 
@@ -58,6 +59,8 @@ def _read(data: Any) -> Any:
 class JSONSerializer:
     """JSON text: NumPy arrays (also as a dict's values) become lists; a file is sent as read."""
 
+    __repr__ = fields_repr
+
     content_type: str = "application/json"
 
     def serialize(self, data: Any) -> BodyInput:
@@ -77,6 +80,8 @@ class CSVSerializer:
     As in the sagemaker SDK, a string is sent as it is, rows are joined by ``\\n`` with no final
     newline, and a list of strings is a list of rows.
     """
+
+    __repr__ = fields_repr
 
     content_type: str = "text/csv"
 
@@ -115,6 +120,8 @@ class NumpySerializer:
     Needs NumPy (``pip install 'smruntime[numpy]'``).
     """
 
+    __repr__ = fields_repr
+
     dtype: Any = None
     content_type: str = "application/x-npy"
 
@@ -151,6 +158,8 @@ def _numpy(user: str) -> Any:
 class JSONLinesSerializer:
     """JSON Lines: one JSON value per element of an iterable, joined by ``\\n``; a string as is."""
 
+    __repr__ = fields_repr
+
     content_type: str = "application/jsonlines"
 
     def serialize(self, data: Any) -> BodyInput:
@@ -167,6 +176,8 @@ class JSONLinesSerializer:
 class IdentitySerializer:
     """The data as it is: bytes, str (sent as UTF-8) or a binary file."""
 
+    __repr__ = fields_repr
+
     content_type: str = "application/octet-stream"
 
     def serialize(self, data: Any) -> BodyInput:
@@ -176,6 +187,8 @@ class IdentitySerializer:
 @attrs.frozen
 class StringSerializer:
     """A str as UTF-8 bytes."""
+
+    __repr__ = fields_repr
 
     content_type: str = "text/plain"
 

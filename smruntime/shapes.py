@@ -15,6 +15,8 @@ from typing import Literal
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 Location = Literal["uri", "header", "query", "payload", "json"]
 """Where a member travels: a path label, a header, a query parameter, the whole HTTP body
 (``payload``), or a member of a JSON document body (``json``)."""
@@ -32,6 +34,8 @@ class Pattern:
     sending (``regex`` unless given: narrower where a header cannot carry what the model
     allows), and ``text`` how the client's problems describe it (``model`` unless given).
     """
+
+    __repr__ = fields_repr
 
     model: str
     regex: re.Pattern[str]
@@ -58,6 +62,8 @@ class Member:
     call to call (a body, an id): the others are checked once per distinct combination.
     """
 
+    __repr__ = fields_repr
+
     name: str
     api_name: str
     location: Location
@@ -82,6 +88,8 @@ class Member:
 @attrs.frozen
 class Shape:
     """An operation's input or output: its members in order (the clients' keyword order)."""
+
+    __repr__ = fields_repr
 
     name: str
     members: tuple[Member, ...]

@@ -15,6 +15,7 @@ import attrs
 
 from smruntime import keys
 from smruntime.middleware import Stack
+from smruntime.middleware.reprs import fields_repr
 from smruntime.stack_types import Context
 
 _clock = time.perf_counter
@@ -31,6 +32,8 @@ STEP_ORDER = (
 @attrs.frozen
 class _Timer:
     """What every timer holds; :func:`timed` picks the kind that matches ``inner``."""
+
+    __repr__ = fields_repr
 
     inner: Any
     step: str
@@ -56,6 +59,8 @@ class _Timer:
 class TimedMiddleware(_Timer):
     """Runs ``inner`` and adds its own time (excluding ``next``) to the call's timings."""
 
+    __repr__ = fields_repr
+
     def handle(self, ctx: Context, in_: Any, next: Any) -> Any:
         waited = 0.0
 
@@ -79,6 +84,8 @@ class AsyncTimedMiddleware(_Timer):
     """The asyncio timer: the time from entering ``inner`` to its return, less the time spent
     awaiting ``next`` (what ``inner`` awaits itself, a backoff sleep say, counts as its own)."""
 
+    __repr__ = fields_repr
+
     async def ahandle(self, ctx: Context, in_: Any, next: Any) -> Any:
         waited = 0.0
 
@@ -100,6 +107,8 @@ class AsyncTimedMiddleware(_Timer):
 @attrs.frozen
 class TimedBothMiddleware(TimedMiddleware, AsyncTimedMiddleware):
     """A timer for a middleware that runs on both clients."""
+
+    __repr__ = fields_repr
 
 
 def timed(middleware: Any, step: str, *, measures_transport: bool = False) -> TimedMiddleware | AsyncTimedMiddleware:

@@ -2,10 +2,14 @@
 
 - :mod:`smruntime.auth.credentials`: credentials and their providers;
 - :mod:`smruntime.auth.sigv4`: the sans-IO SigV4 pieces and the signer;
+- :mod:`smruntime.auth.authorization`: parsing an ``Authorization`` header (servers only,
+  loaded on first use);
 - :mod:`smruntime.auth.middleware`: ComputePayloadHash and Signing.
 
 Every public name is importable from here, as it was before the package was split.
 """
+
+from typing import TYPE_CHECKING
 
 from smruntime.auth.credentials import (
     ANONYMOUS,
@@ -23,7 +27,6 @@ from smruntime.auth.sigv4 import (
     EMPTY_SHA256,
     UNSIGNED_HEADERS,
     UNSIGNED_PAYLOAD,
-    Authorization,
     HTTPSigner,
     SigningKey,
     SigningKeyCache,
@@ -35,7 +38,6 @@ from smruntime.auth.sigv4 import (
     credential_scope,
     format_amz_date,
     format_authorization,
-    parse_authorization,
     payload_sha256,
     signing_key,
     string_to_sign,
@@ -46,6 +48,12 @@ from smruntime.auth.sigv4 import (
 from smruntime.auth.sigv4 import DEFAULT_SIGNING_NAME as DEFAULT_SIGNING_NAME
 from smruntime.auth.sigv4 import TERMINATOR as TERMINATOR
 from smruntime.auth.sigv4 import SigningTrace as SigningTrace
+from smruntime.lazy_names import lazy_getattr
+
+if TYPE_CHECKING:
+    from smruntime.auth.authorization import Authorization, parse_authorization
+
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(("Authorization", "parse_authorization"), "smruntime.auth.authorization"))
 
 __all__ = [
     "ALGORITHM",

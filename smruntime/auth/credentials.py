@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 import attrs
 
 from smruntime.errors import CredentialsError, FieldProblem, InvalidParamsError, SageMakerRuntimeError
+from smruntime.middleware.reprs import fields_repr
 from smruntime.redaction import REDACTED, redact_text
 
 __all__ = [
@@ -83,6 +84,8 @@ class CredentialsProvider(Protocol):
 @attrs.frozen(eq=False)
 class StaticCredentialsProvider:
     """Always the same credentials."""
+
+    __repr__ = fields_repr
 
     credentials: Credentials
 

@@ -16,6 +16,7 @@ from smruntime.errors import CredentialsError, SageMakerRuntimeError, SigningErr
 from smruntime.http import HTTPRequest
 from smruntime.logs import NOT_LOGGING, LogMode, logger_for
 from smruntime.middleware import AsyncNext, Next, Transform
+from smruntime.middleware.reprs import fields_repr
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS, redact_text
 from smruntime.stack_types import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput
 
@@ -87,6 +88,8 @@ class Signing:
     provider's ``aretrieve()`` when it has one and otherwise runs ``retrieve()`` in a worker
     thread, so the event loop never blocks. Signing itself is shared by both shells.
     """
+
+    __repr__ = fields_repr
 
     id: str = "Signing"
     clock: Callable[[], datetime] = attrs.field(default=_utc_now, repr=False)

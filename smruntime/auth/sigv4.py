@@ -1,8 +1,8 @@
 """AWS Signature Version 4, sans-IO, and the SigV4 signer.
 
 :func:`canonical_request`, :func:`string_to_sign` and :func:`compute_signature` are the one
-implementation shared by :class:`SigV4Signer` and the local endpoint's verifier, with
-:func:`parse_authorization` for the server side.
+implementation shared by :class:`SigV4Signer` and the local endpoint's verifier (which parses
+the header with :mod:`smruntime.auth.authorization`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typing import IO, Any, Callable, Final, Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
-import attrs
-
 from smruntime.auth.credentials import Credentials
 from smruntime.errors import SigningError
 from smruntime.http import HTTPRequest
@@ -27,7 +25,6 @@ __all__ = [
     "EMPTY_SHA256",
     "UNSIGNED_HEADERS",
     "UNSIGNED_PAYLOAD",
-    "Authorization",
     "HTTPSigner",
     "SigV4Signer",
     "SigningKey",
@@ -39,7 +36,6 @@ __all__ = [
     "credential_scope",
     "format_amz_date",
     "format_authorization",
-    "parse_authorization",
     "payload_sha256",
     "signing_key",
     "string_to_sign",
@@ -313,63 +309,6 @@ def _authorization_prefix(access_key_id: str, scope: str) -> str:
 
 def _authorization(prefix: str, signed_list: str, signature: str) -> str:
     return f"{prefix}{signed_list}, Signature={signature}"
-
-
-@attrs.frozen
-class Authorization:
-    """A parsed SigV4 ``Authorization`` header."""
-
-    algorithm: str
-    access_key_id: str
-    date: str
-    region: str
-    service: str
-    terminator: str
-    signed_headers: tuple[str, ...]
-    signature: str = attrs.field(repr=lambda _: REDACTED)
-
-    @property
-    def scope(self) -> str:
-        return credential_scope(self.date, self.region, self.service)
-
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def parse_authorization(value: str) -> Authorization:
-    """Parse ``AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…``.
-
-    Raises :class:`SigningError` naming the part that is missing or malformed.
-    """
-    algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != ALGORITHM:
-        raise SigningError(f"Authorization: unsupported algorithm {algorithm[:32]!r}, expected {ALGORITHM}")
-    fields: dict[str, str] = {}
-    for part in rest.split(","):
-        name, sep, field_value = part.strip().partition("=")
-        if not sep:
-            raise SigningError(f"Authorization: malformed component {name[:32]!r}, expected Name=value")
-        if name in fields:
-            raise SigningError(f"Authorization: {name} appears twice")
-        fields[name] = field_value
-    for required in ("Credential", "SignedHeaders", "Signature"):
-        if required not in fields:
-            raise SigningError(f"Authorization: missing {required}")
-    credential = fields["Credential"].split("/")
-    if len(credential) != 5 or not all(credential):
-        raise SigningError("Authorization: Credential must be access_key_id/date/region/service/aws4_request")
-    access_key_id, date, region, service, terminator = credential
-    if len(date) != 8 or not date.isdigit():
-        raise SigningError(f"Authorization: Credential date {date[:16]!r} is not YYYYMMDD")
-    if terminator != TERMINATOR:
-        raise SigningError(f"Authorization: Credential must end in {TERMINATOR}, not {terminator[:32]!r}")
-    signed = tuple(fields["SignedHeaders"].split(";"))
-    if not all(signed) or any(name != name.lower() for name in signed):
-        raise SigningError("Authorization: SignedHeaders must be non-empty lower-case names separated by ';'")
-    signature = fields["Signature"]
-    if len(signature) != 64 or not _HEX.issuperset(signature):
-        raise SigningError("Authorization: Signature must be 64 lower-case hex digits")
-    return Authorization(algorithm, access_key_id, date, region, service, terminator, signed, signature)
 
 
 def payload_sha256(body: bytes | bytearray | memoryview | str | IO[bytes] | None) -> str:

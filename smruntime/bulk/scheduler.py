@@ -25,12 +25,15 @@ from typing import Any
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput
 
 
 @attrs.frozen
 class BulkResult:
     """One record's outcome: its input index and either the output or the typed error."""
+
+    __repr__ = fields_repr
 
     index: int
     output: InvokeEndpointOutput | None = None
@@ -63,6 +66,8 @@ Record = InvokeEndpointInput | bytes | str
 @attrs.frozen
 class BulkRun:
     """What ``invoke_many`` is asked for besides its records; both clients' shells read it."""
+
+    __repr__ = fields_repr
 
     endpoint_name: str | None = None
     content_type: str | None = None
@@ -113,6 +118,8 @@ def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: int) 
 @attrs.define
 class BulkScheduler:
     """Decides when the next record may be sent and which results may be handed out."""
+
+    __repr__ = fields_repr
 
     concurrency: int = attrs.field(validator=_check_positive)
     ordered: bool = False

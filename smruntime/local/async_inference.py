@@ -63,6 +63,7 @@ from smruntime.local.routing import route
 from smruntime.local.state import LocalState
 from smruntime.local.storage import join_location, parse_location
 from smruntime.local.wire import ServiceError, invoke_params_members, read_members, validation_error
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["MAX_INLINE_BODY_BYTES", "AsyncInvocations", "AsyncParams", "parse_async_params",
            "result_locations"]
@@ -79,6 +80,8 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 @attrs.frozen
 class AsyncParams:
     """The headers only InvokeEndpointAsync has, validated."""
+
+    __repr__ = fields_repr
 
     input_location: str | None = None
     request_ttl_seconds: int | None = None

@@ -40,6 +40,7 @@ from smruntime.local.routing import Target
 from smruntime.local.state import EndpointRuntime
 from smruntime.local.storage import JobStorage, Location, S3ClientFactory, StorageError
 from smruntime.local.wire import InvokeParams, ServiceError, error_document
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["DEFAULT_INVOCATION_TIMEOUT_SECONDS", "DEFAULT_REQUEST_TTL_SECONDS", "AsyncJob", "AsyncWorker"]
 
@@ -61,6 +62,8 @@ T = TypeVar("T")
 @attrs.frozen(eq=False)
 class AsyncJob:
     """One accepted request: what to run, where its input is, where its outcome goes."""
+
+    __repr__ = fields_repr
 
     inference_id: str
     endpoint: EndpointRuntime

@@ -83,6 +83,7 @@ from smruntime.local.wire import (
     validate_endpoint_name,
     validation_error,
 )
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["IDLE_TIMEOUT", "BidirectionalStreams", "create_http2_app"]
 
@@ -103,6 +104,8 @@ class _ConnectionCut(Exception):
 @attrs.frozen
 class _Opened:
     """A stream that passed steps 1-4 of the module docstring."""
+
+    __repr__ = fields_repr
 
     endpoint: EndpointRuntime
     variant: str

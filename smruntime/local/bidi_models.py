@@ -36,6 +36,7 @@ import attrs
 
 from smruntime.local.bidi_wire import BINARY, COMPLETE, PARTIAL, UTF8, Part
 from smruntime.local.models import Model, ModelRequest, ModelResponse
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["BidiModel", "BidiOutput", "BidiRequest", "TurnTaking", "bidirectional_model", "echo_parts"]
 
@@ -47,6 +48,8 @@ BidiOutput: TypeAlias = Part | bytes | str
 @attrs.frozen
 class BidiRequest:
     """What a bidirectional model sees: the caller's parts and the stream's API headers."""
+
+    __repr__ = fields_repr
 
     parts: AsyncIterator[Part] = attrs.field(repr=False)
     endpoint_name: str = ""
@@ -73,6 +76,8 @@ _TEXT_TYPES: Final = ("text/", "application/json")
 @attrs.frozen
 class TurnTaking:
     """A request/response ``model`` taking turns (see the module docstring)."""
+
+    __repr__ = fields_repr
 
     model: Model
 

@@ -25,6 +25,7 @@ from smruntime.errors import EventStreamError
 from smruntime.eventstream import EventStreamDecoder, HeaderValue, Message, encode_frame, encode_headers, encode_message
 from smruntime.local.event_verify import EventSignatureError, EventVerifier
 from smruntime.local.sigv4_verify import MAX_SKEW_SECONDS
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = [
     "BINARY",
@@ -64,6 +65,8 @@ def _completion_state(_instance: object, _attribute: object, value: str) -> None
 @attrs.frozen
 class Part:
     """One ``PayloadPart`` in either direction: bytes and the three event headers."""
+
+    __repr__ = fields_repr
 
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
     data_type: str = attrs.field(default=BINARY, validator=_data_type)

@@ -12,6 +12,7 @@ import attrs
 
 from smruntime.local.bidi_models import TurnTaking, echo_parts
 from smruntime.local.models import Model, ModelFailure, ModelRequest, ModelResponse
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["BUILTIN_MODELS", "TokenStreamer", "echo", "inspect", "sum_model"]
 
@@ -79,6 +80,8 @@ class TokenStreamer:
     Joining the chunks gives the input back, so InvokeEndpoint answers with the whole text.
     ``delay`` seconds pass before each word after the first, like a model generating tokens.
     """
+
+    __repr__ = fields_repr
 
     delay: float = 0.0
     sleep: Callable[[float], None] = attrs.field(default=time.sleep, repr=False)

@@ -28,6 +28,7 @@ from smruntime.local.wire import (
     validate_endpoint_name,
     validation_error,
 )
+from smruntime.middleware.reprs import fields_repr
 from smruntime.shapes import Shape
 
 __all__ = [
@@ -71,6 +72,8 @@ def error_response(state: LocalState, error: ServiceError, request_id: str) -> R
 @attrs.frozen
 class Accepted:
     """A request that passed size, signature and input checks, for a configured endpoint."""
+
+    __repr__ = fields_repr
 
     endpoint: EndpointRuntime
     params: InvokeParams

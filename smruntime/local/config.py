@@ -76,6 +76,7 @@ import attrs
 
 from smruntime.file_locations import MAX_ASYNC_PAYLOAD_BYTES, file_path
 from smruntime.local.models import ModelSpec
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -136,6 +137,8 @@ class VariantConfig:
     unless the variant only hosts inference components.
     """
 
+    __repr__ = fields_repr
+
     name: str = attrs.field(default="AllTraffic", validator=_name_validator("variant"))
     model: ModelSpec | None = None
     weight: float = attrs.field(default=1.0, converter=float)
@@ -171,6 +174,8 @@ class VariantConfig:
 class InferenceComponentConfig:
     """An inference component: a model deployed onto one of the endpoint's variants."""
 
+    __repr__ = fields_repr
+
     name: str = attrs.field(validator=_name_validator("inference component", _COMPONENT_NAME))
     model: ModelSpec
     variant: str | None = None
@@ -180,6 +185,8 @@ class InferenceComponentConfig:
 @attrs.frozen
 class FaultConfig:
     """Faults armed when the server starts; change them at run time with ``LocalEndpoint.faults``."""
+
+    __repr__ = fields_repr
 
     fail_next: int = 0
     fail_status: int = 503
@@ -207,6 +214,8 @@ class AsyncInferenceConfig:
     the ``file://`` output and failure folders; any other is a ValidationError. No input is
     read past ``max_input_bytes`` (the service's 1 GB).
     """
+
+    __repr__ = fields_repr
 
     s3_output_path: str
     s3_failure_path: str | None = None
@@ -249,6 +258,8 @@ def _component_tuple(value: Iterable[InferenceComponentConfig]) -> tuple[Inferen
 class EndpointConfig:
     """One endpoint: its variants, inference components, container timeout and faults."""
 
+    __repr__ = fields_repr
+
     name: str = attrs.field(validator=_name_validator("endpoint"))
     variants: tuple[VariantConfig, ...] = attrs.field(converter=_variant_tuple)
     inference_components: tuple[InferenceComponentConfig, ...] = attrs.field(default=(), converter=_component_tuple)
@@ -290,6 +301,8 @@ def _endpoint_tuple(value: Iterable[EndpointConfig]) -> tuple[EndpointConfig, ..
 @attrs.frozen(hash=False)
 class LocalConfig:
     """Everything the local endpoint hosts and how strictly it checks requests."""
+
+    __repr__ = fields_repr
 
     endpoints: tuple[EndpointConfig, ...] = attrs.field(converter=_endpoint_tuple)
     region: str = "us-east-1"

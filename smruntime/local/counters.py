@@ -7,12 +7,16 @@ from collections import Counter
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = ["CounterSnapshot", "Counters"]
 
 
 @attrs.frozen
 class CounterSnapshot:
     """The counters at one moment."""
+
+    __repr__ = fields_repr
 
     requests: int
     """Requests addressed to the endpoint, whatever became of them (auth failures included)."""

@@ -12,6 +12,8 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = ["EXAMPLE_CREDENTIALS", "AcceptedKey", "CredentialsInput", "default_chain_keys", "resolve_credentials"]
 
 EXAMPLE_CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -21,6 +23,8 @@ EXAMPLE_CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 @attrs.frozen
 class AcceptedKey:
     """One accepted access key; the secret and token never appear in a repr."""
+
+    __repr__ = fields_repr
 
     access_key_id: str
     secret_access_key: str = attrs.field(repr=False)

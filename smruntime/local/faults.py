@@ -26,6 +26,7 @@ import attrs
 
 from smruntime.local.config import FaultConfig
 from smruntime.local.wire import ServiceError, service_error_for_status, throttling_error
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["FaultAction", "Faults"]
 
@@ -33,6 +34,8 @@ __all__ = ["FaultAction", "Faults"]
 @attrs.frozen
 class FaultAction:
     """What to do to one request before its model runs."""
+
+    __repr__ = fields_repr
 
     latency: float = 0.0
     reset: bool = False

@@ -39,6 +39,7 @@ from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smruntime.local.limits import ServerLimits
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["Connections", "HTTP2Listener", "StreamFlow", "TLSFiles", "tls_context"]
 
@@ -52,6 +53,8 @@ _CONNECTION_WINDOW: Final = 16 * 1024 * 1024
 @attrs.frozen
 class TLSFiles:
     """A PEM certificate (chain) and its private key: the HTTP/2 listener then speaks TLS, ALPN ``h2``."""
+
+    __repr__ = fields_repr
 
     certfile: str
     keyfile: str
@@ -137,6 +140,8 @@ class _AcknowledgeGate:
 
 @attrs.define(eq=False)
 class _Connection:
+    __repr__ = fields_repr
+
     writer: asyncio.StreamWriter
     server: TCPServer
     over_limit: bool

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = ["ANY_HOST", "HostPolicy", "is_loopback"]
 
 ANY_HOST = "*"
@@ -60,6 +62,8 @@ def _names(values: Iterable[str]) -> frozenset[str]:
 @attrs.frozen
 class HostPolicy:
     """The Host names a server answers; :meth:`allows` decides per request."""
+
+    __repr__ = fields_repr
 
     names: frozenset[str] = attrs.field(converter=_names, factory=frozenset)
     any_address: bool = False

@@ -28,6 +28,7 @@ from smruntime.local.counters import Counters
 from smruntime.local.models import ModelFailure, ModelNotReady, ModelRequest, ModelResponse
 from smruntime.local.routing import Target
 from smruntime.local.wire import InvokeParams, ServiceError, model_error
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["Invocation", "ModelResult", "failure_error", "join_chunks", "run_invocation", "timeout_error"]
 
@@ -39,6 +40,8 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 @attrs.frozen
 class Invocation:
     """One routed call and what is needed to answer its failures like the service."""
+
+    __repr__ = fields_repr
 
     endpoint: str
     region: str
@@ -54,6 +57,8 @@ class Invocation:
 @attrs.frozen
 class ModelResult:
     """What the model(s) answered; ``body`` is bytes unless a stream was asked for."""
+
+    __repr__ = fields_repr
 
     body: bytes | Iterable[bytes] = attrs.field(repr=False)
     content_type: str

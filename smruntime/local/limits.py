@@ -32,6 +32,8 @@ import attrs
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = ["ServerLimits", "limited_protocol"]
 
 logger = logging.getLogger("smruntime.local")
@@ -45,6 +47,8 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -
 @attrs.frozen
 class ServerLimits:
     """How many connections the local endpoint holds and how long a request may take to arrive."""
+
+    __repr__ = fields_repr
 
     max_connections: int = attrs.field(default=64, validator=_positive)
     header_timeout: float = attrs.field(default=20.0, validator=_positive)

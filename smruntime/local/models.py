@@ -16,6 +16,8 @@ from typing import Protocol, TypeAlias
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = [
     "Model",
     "ModelFailure",
@@ -30,6 +32,8 @@ __all__ = [
 @attrs.frozen
 class ModelRequest:
     """What the model sees: the body and the API headers SageMaker passes to a container."""
+
+    __repr__ = fields_repr
 
     body: bytes = attrs.field(repr=False)
     content_type: str | None = None
@@ -57,6 +61,8 @@ class ModelRequest:
 @attrs.frozen
 class ModelResponse:
     """A model's answer; ``body`` may be an iterator of chunks for streaming."""
+
+    __repr__ = fields_repr
 
     body: bytes | Iterable[bytes] = attrs.field(default=b"", repr=False)
     content_type: str | None = None

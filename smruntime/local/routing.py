@@ -15,6 +15,7 @@ from smruntime.local.models import Model
 from smruntime.local.sessions import NEW_SESSION, Session, SessionStore
 from smruntime.local.state import EndpointRuntime, VariantRuntime
 from smruntime.local.wire import InvokeParams, validation_error
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["Target", "route"]
 
@@ -22,6 +23,8 @@ __all__ = ["Target", "route"]
 @attrs.frozen
 class Target:
     """Where one invocation goes."""
+
+    __repr__ = fields_repr
 
     variant: str
     calls: tuple[tuple[str, Model], ...]

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = ["DEFAULT_MAX_SESSIONS", "NEW_SESSION", "Session", "SessionStore", "format_new_session_header"]
 
 NEW_SESSION = "NEW_SESSION"
@@ -25,6 +27,8 @@ DEFAULT_MAX_SESSIONS = 10_000
 @attrs.frozen
 class Session:
     """An open session, pinned to the endpoint and variant that created it."""
+
+    __repr__ = fields_repr
 
     id: str
     endpoint: str

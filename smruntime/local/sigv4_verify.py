@@ -71,6 +71,7 @@ from smruntime.errors import SigningError
 from smruntime.event_signing import STREAMING_EVENTS_PAYLOAD
 from smruntime.local.credentials import AcceptedKey
 from smruntime.local.wire import ServiceError
+from smruntime.middleware.reprs import fields_repr
 from smruntime.redaction import REDACTED, SECRET_HEADERS, SENSITIVE_HEADERS
 
 __all__ = ["MAX_SKEW_SECONDS", "SIGNING_NAME", "SignedHeaders", "Verifier"]
@@ -125,6 +126,8 @@ def _shown(value: str) -> str:
 @attrs.frozen
 class SignedHeaders:
     """A request whose headers were authenticated; its signature is settled by the body."""
+
+    __repr__ = fields_repr
 
     access_key_id: str
     secret_access_key: str = attrs.field(repr=False)

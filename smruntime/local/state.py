@@ -16,6 +16,7 @@ from smruntime.local.model_refs import resolve_model
 from smruntime.local.models import Model
 from smruntime.local.sessions import SessionStore
 from smruntime.local.sigv4_verify import Verifier
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = ["ComponentRuntime", "EndpointRuntime", "LocalState", "VariantRuntime"]
 
@@ -23,6 +24,8 @@ __all__ = ["ComponentRuntime", "EndpointRuntime", "LocalState", "VariantRuntime"
 @attrs.frozen
 class VariantRuntime:
     """A variant with its models resolved."""
+
+    __repr__ = fields_repr
 
     name: str
     weight: float
@@ -54,6 +57,8 @@ class VariantRuntime:
 @attrs.frozen
 class ComponentRuntime:
     """An inference component with its model resolved."""
+
+    __repr__ = fields_repr
 
     name: str
     variant: str

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from smruntime.file_locations import MAX_ASYNC_PAYLOAD_BYTES, read_confined, read_stream_bounded
+from smruntime.middleware.reprs import fields_repr
 
 __all__ = [
     "JobStorage",
@@ -44,6 +45,8 @@ class StorageError(Exception):
 @attrs.frozen
 class Location:
     """A parsed location: an S3 bucket and key, or a local file path (in ``key``)."""
+
+    __repr__ = fields_repr
 
     uri: str
     scheme: Literal["s3", "file"]

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from smruntime import service_model
+from smruntime.middleware.reprs import fields_repr
 from smruntime.shapes import Member, Shape
 
 __all__ = [
@@ -133,6 +134,8 @@ def model_error(*, status: int, original: str, container: str, endpoint: str, re
 class InvokeParams:
     """The API headers of an invocation, by InvokeEndpoint member."""
 
+    __repr__ = fields_repr
+
     content_type: str | None = None
     accept: str | None = None
     custom_attributes: str | None = attrs.field(default=None, repr=False)
@@ -227,6 +230,8 @@ def invoke_params_members(shape: Shape) -> tuple[Member, ...]:
 @attrs.frozen
 class BidiParams:
     """The API headers of a bidirectional stream."""
+
+    __repr__ = fields_repr
 
     target_variant: str | None = None
     model_invocation_path: str | None = None

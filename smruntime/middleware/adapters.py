@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
 import attrs
 
 from smruntime.middleware.context import Context
+from smruntime.middleware.reprs import fields_repr
 from smruntime.middleware.step import Next
 from smruntime.middleware.types import (
     BuildInput,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 @attrs.frozen(eq=False)
 class MiddlewareFunc(Generic[InT, OutT]):
     """A middleware made of an ID and a function ``fn(ctx, in_, next)``."""
+
+    __repr__ = fields_repr
 
     id: str
     fn: HandleFunc[InT, OutT]

@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 import attrs
 
 from smruntime.middleware.context import Context
+from smruntime.middleware.reprs import fields_repr
 from smruntime.middleware.step import AsyncNext
 
 InT = TypeVar("InT")
@@ -21,6 +22,8 @@ AsyncHandleFunc = Callable[[Context[Any], InT, AsyncNext[InT, OutT]], Awaitable[
 @attrs.frozen(eq=False)
 class AsyncMiddlewareFunc(Generic[InT, OutT]):
     """A middleware made of an ID and a coroutine function ``async fn(ctx, in_, next)``."""
+
+    __repr__ = fields_repr
 
     id: str
     fn: AsyncHandleFunc[InT, OutT]

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.operations import fields
 from smruntime.service_model import INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM
 
@@ -24,6 +25,8 @@ _HEADERS: Final = tuple((member.name, member.location_name.lower()) for member i
 @attrs.frozen
 class BidirectionalStreamInput:
     """What opens a bidirectional stream (the events themselves are sent on the open stream)."""
+
+    __repr__ = fields_repr
 
     endpoint_name: str
     target_variant: str | None = None

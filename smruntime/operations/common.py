@@ -10,6 +10,7 @@ import attrs
 from smruntime import errors, keys
 from smruntime.http import HTTPRequest
 from smruntime.middleware import Transform
+from smruntime.middleware.reprs import fields_repr
 from smruntime.operations.protocol import request_id
 from smruntime.stack_types import (
     BuildInput,
@@ -46,6 +47,8 @@ class RegisterServiceMetadata(Transform[InitializeInput, InitializeOutput]):
 @attrs.frozen(eq=False)
 class OperationInputValidation(Transform[InitializeInput, InitializeOutput]):
     """Checks the input against the service model before any I/O."""
+
+    __repr__ = fields_repr
 
     validate: Callable[[Any, str], None]
     id: str = "OperationInputValidation"

@@ -9,6 +9,7 @@ import attrs
 from smruntime import middleware as _mw
 from smruntime.http import HTTPRequest
 from smruntime.middleware import Middleware
+from smruntime.middleware.reprs import fields_repr
 from smruntime.shapes import Shape
 from smruntime.stack_types import DeserializeInput, DeserializeOutput, SerializeOutput
 
@@ -24,6 +25,8 @@ class Operation(Generic[InT, OutT]):
     ``OutT`` is what a call returns (the deserializer's result); the clients' methods read it
     from here, so a call's input and output are typed end to end.
     """
+
+    __repr__ = fields_repr
 
     name: str
     input_type: type[InT]

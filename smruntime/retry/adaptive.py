@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.retry.limiter import ClientRateLimiter
 from smruntime.retry.policy import ReleaseToken, StandardRetryer
 
@@ -22,6 +23,8 @@ def _new_limiter(retryer: AdaptiveRetryer) -> ClientRateLimiter:
 @attrs.frozen(eq=False)
 class AdaptiveRetryer(StandardRetryer):
     """Adaptive mode: standard retries plus a client-side rate limiter that slows after throttles."""
+
+    __repr__ = fields_repr
 
     rate_limiter: ClientRateLimiter = attrs.field(
         default=attrs.Factory(_new_limiter, takes_self=True), kw_only=True

@@ -20,6 +20,7 @@ from smruntime import middleware as _mw
 from smruntime.errors import APIError, MaxAttemptsExceededError, ReadTimeoutError, RetryQuotaExceededError
 from smruntime.logs import LogMode, logger_for
 from smruntime.middleware import AsyncNext, Next, Transform
+from smruntime.middleware.reprs import fields_repr
 from smruntime.retry.policy import NoRetryer, ReleaseToken, Retryer, _noop_release, async_sleep_of, reserve_attempt
 from smruntime.stack_types import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput
 
@@ -117,6 +118,8 @@ class ClockOffset:
     """The server's clock minus ours, in seconds, as the last clock-skew rejection revealed
     (None until one does). A client shares one among its operations' Retry middleware."""
 
+    __repr__ = fields_repr
+
     seconds: float | None = None
 
 
@@ -142,6 +145,8 @@ class Retry:
     ``handle`` and ``ahandle`` are thin shells: what to retry, how long to wait, what to record
     is decided by ``_Loop`` and tenacity's strategies, shared by both.
     """
+
+    __repr__ = fields_repr
 
     now: Callable[[], float] = time.time
     clock_offset: ClockOffset = attrs.field(factory=ClockOffset, repr=False)

@@ -44,6 +44,7 @@ from smruntime.errors import (
     SageMakerRuntimeError,
 )
 from smruntime.lazy_names import lazy_getattr
+from smruntime.middleware.reprs import fields_repr
 from smruntime.retry.quota import RetryQuota, _Refund
 
 if TYPE_CHECKING:
@@ -171,6 +172,8 @@ def _at_least(minimum: float) -> Callable[[Any, attrs.Attribute[Any], Any], None
 class StandardRetryer:
     """Standard mode: exponential full-jitter backoff and a client-wide retry quota."""
 
+    __repr__ = fields_repr
+
     max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=_at_least(1))
     max_backoff: float = attrs.field(default=DEFAULT_MAX_BACKOFF, validator=_at_least(0))
     quota: RetryQuota = attrs.field(factory=RetryQuota)
@@ -230,6 +233,8 @@ class StandardRetryer:
 @attrs.frozen(eq=False)
 class NoRetryer:
     """One attempt: every error propagates unchanged."""
+
+    __repr__ = fields_repr
 
     sleep: Callable[[float], None] = time.sleep
     asleep: AsyncSleep | None = attrs.field(default=None, kw_only=True)

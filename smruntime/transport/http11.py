@@ -32,6 +32,8 @@ import re
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
+
 __all__ = [
     "MAX_HEADERS",
     "MAX_LINE",
@@ -97,6 +99,8 @@ class IncompleteResponseError(Exception):
 @attrs.define(slots=True, on_setattr=attrs.setters.NO_OP)
 class ResponseHead:
     """A response's status line and its headers, in the order they came."""
+
+    __repr__ = fields_repr
 
     status: int
     reason: str

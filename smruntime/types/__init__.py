@@ -15,6 +15,7 @@ import attrs
 from smruntime import keys
 from smruntime.lazy_names import lazy_getattr
 from smruntime.middleware.context import Metadata
+from smruntime.middleware.reprs import fields_repr
 
 if TYPE_CHECKING:
     from smruntime.types.async_inference import InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput
@@ -90,6 +91,8 @@ class ResultMetadata:
 class InvokeEndpointInput:
     """The input of InvokeEndpoint; ``endpoint_name`` and ``body`` are required."""
 
+    __repr__ = fields_repr
+
     endpoint_name: str
     body: BodyInput = attrs.field(repr=_body_repr)
     content_type: str | None = None
@@ -108,6 +111,8 @@ class InvokeEndpointInput:
 @attrs.frozen(kw_only=True)
 class InvokeEndpointOutput:
     """The model's answer and what SageMaker said about it."""
+
+    __repr__ = fields_repr
 
     body: bytes = attrs.field(repr=_body_repr)
     content_type: str | None = None

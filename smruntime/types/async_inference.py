@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.types import BodyInput, ResultMetadata, _body_repr, _sensitive_repr
 
 
@@ -11,6 +12,8 @@ from smruntime.types import BodyInput, ResultMetadata, _body_repr, _sensitive_re
 class InvokeEndpointAsyncInput:
     """The input of InvokeEndpointAsync: the payload waits in ``input_location`` or, when it is
     small (at most 128,000 bytes), travels inline as ``body`` — exactly one of the two."""
+
+    __repr__ = fields_repr
 
     endpoint_name: str
     input_location: str | None = None
@@ -28,6 +31,8 @@ class InvokeEndpointAsyncInput:
 @attrs.frozen(kw_only=True)
 class InvokeEndpointAsyncOutput:
     """Where the result (or the failure) of an async inference will appear."""
+
+    __repr__ = fields_repr
 
     inference_id: str | None = None
     output_location: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.types import _body_repr
 
 
@@ -16,6 +17,8 @@ class RequestPayloadPart:
     padding that hides the payload's true length.
     """
 
+    __repr__ = fields_repr
+
     bytes: bytes = attrs.field(repr=_body_repr)
     data_type: str | None = None
     completion_state: str | None = None
@@ -25,6 +28,8 @@ class RequestPayloadPart:
 @attrs.frozen
 class ResponsePayloadPart:
     """One event received on a bidirectional stream, with the headers the model set."""
+
+    __repr__ = fields_repr
 
     bytes: bytes = attrs.field(repr=_body_repr)
     data_type: str | None = None

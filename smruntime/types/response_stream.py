@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import attrs
 
+from smruntime.middleware.reprs import fields_repr
 from smruntime.types import BodyInput, _body_repr, _sensitive_repr
 
 
 @attrs.frozen(kw_only=True)
 class InvokeEndpointWithResponseStreamInput:
     """The input of InvokeEndpointWithResponseStream (no TargetModel, no EnableExplanations)."""
+
+    __repr__ = fields_repr
 
     endpoint_name: str
     body: BodyInput = attrs.field(repr=_body_repr)
@@ -27,5 +30,7 @@ class InvokeEndpointWithResponseStreamInput:
 @attrs.frozen
 class PayloadPart:
     """One part of a streamed response, as the model produced it."""
+
+    __repr__ = fields_repr
 
     bytes: bytes = attrs.field(repr=_body_repr)
