@@ -14,8 +14,6 @@ does not hold it, and nothing validates it up front (its events are sent or read
 
 from __future__ import annotations
 
-import re
-
 import attrs
 
 from smruntime.shapes import Member, Pattern, Shape
@@ -25,49 +23,49 @@ from smruntime.validation import ASCII_HEADER_PATTERN, MAX_BODY_BYTES
 # Java's \p{Print} is printable ASCII; \S excludes a leading space. A header carries printable
 # US-ASCII (and tab) only, so the client checks that where the model allows any ASCII.
 
-_ANY_ASCII = re.compile(r"[\x00-\x7f]*")
-_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-_PRINTABLE = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
-_VISIBLE = re.compile(r"[\x20-\x7e]*")
+_ANY_ASCII = r"[\x00-\x7f]*"
+_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9])*"
+_PRINTABLE = r"[\x21-\x7e][\x20-\x7e]*"
+_VISIBLE = r"[\x20-\x7e]*"
 
 ASCII = Pattern(r"\p{ASCII}*", _ANY_ASCII, client=ASCII_HEADER_PATTERN, text="printable US-ASCII")
 VISIBLE_ASCII = Pattern(r"\p{ASCII}*", _ANY_ASCII, client=_VISIBLE, text="visible US-ASCII characters")
 PRINTABLE = Pattern(r"\A\S[\p{Print}]*\z", _PRINTABLE, text="printable US-ASCII not starting with a space")
-ANY = Pattern(".*", re.compile(".*"), client=_VISIBLE, text="printable US-ASCII")
+ANY = Pattern(".*", ".*", client=_VISIBLE, text="printable US-ASCII")
 NAME = Pattern("^[a-zA-Z0-9](-*[a-zA-Z0-9])*", _NAME, text="^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 COMPONENT = Pattern(
-    "^[a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])?$", re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+    "^[a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])?$", r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?"
 )
 SESSION = Pattern(
     "^(NEW_SESSION)$|^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
-    re.compile(r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*"),
+    r"NEW_SESSION|[a-zA-Z0-9](-*[a-zA-Z0-9])*",
     text="NEW_SESSION or ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
 )
 OPEN_SESSION = Pattern("^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", _NAME)
 STREAM_SESSION = attrs.evolve(OPEN_SESSION, text="^[a-zA-Z0-9](-*[a-zA-Z0-9])*$ (start sessions with InvokeEndpoint)")
 NEW_SESSION_HEADER = Pattern(
     "^[a-zA-Z0-9](-*[a-zA-Z0-9])*;\\sExpires=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
-    re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*;\sExpires=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"),
+    r"[a-zA-Z0-9](-*[a-zA-Z0-9])*;\sExpires=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
 )
 # file:// added: the local endpoint reads such inputs (the service refuses them itself).
 INPUT_LOCATION = Pattern(
     "^(https|s3)://([^/]+)/?(.*)$",
-    re.compile(r"(https|s3)://([^/]+)/?(.*)|file://.+", re.DOTALL),
+    r"(?s)(https|s3)://([^/]+)/?(.*)|file://.+",
     text="^(https|s3)://([^/]+)/?(.*)$ (or file:// locally)",
 )
 INVOCATION_PATH = Pattern(
     r"^[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*$",
-    re.compile(r"[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*"),
+    r"[A-Za-z0-9\-._]+(?:/[A-Za-z0-9\-._]+)*",
     text="path segments of letters, digits and -._ joined by / (no leading /)",
 )
 _QUERY_PAIR = r"[a-zA-Z0-9][A-Za-z0-9_-]*=(?:[A-Za-z0-9._~\-]|%[0-9A-Fa-f]{2})+"
 QUERY_STRING = Pattern(
     rf"^{_QUERY_PAIR}(?:&{_QUERY_PAIR})*$",
-    re.compile(rf"{_QUERY_PAIR}(?:&{_QUERY_PAIR})*"),
+    rf"{_QUERY_PAIR}(?:&{_QUERY_PAIR})*",
     text="name=value pairs joined by & (values percent-encoded)",
 )
-S3_OUTPUT_PATH_EXTENSION = Pattern("^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+$", re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+"))
-FILENAME = Pattern("^(?!.*\\..*\\.)[a-zA-Z0-9][a-zA-Z0-9-_\\.]*$", re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*"))
+S3_OUTPUT_PATH_EXTENSION = Pattern("^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+$", r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+")
+FILENAME = Pattern("^(?!.*\\..*\\.)[a-zA-Z0-9][a-zA-Z0-9-_\\.]*$", r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
 
 # --- members several operations share --------------------------------------------------------
 

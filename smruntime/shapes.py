@@ -33,22 +33,28 @@ class Pattern:
     Python, full-matched by the local endpoint. ``client`` is what the client checks before
     sending (``regex`` unless given: narrower where a header cannot carry what the model
     allows), and ``text`` how the client's problems describe it (``model`` unless given).
+    The two regexes are kept as text and compiled on first use (by :mod:`re`'s own cache), so
+    a program pays only for the patterns of the members it sends.
     """
 
     __repr__ = fields_repr
 
     model: str
-    regex: re.Pattern[str]
-    client: re.Pattern[str] = attrs.field()
+    regex: str
+    client: str = attrs.field()
     text: str = attrs.field()
 
     @client.default
-    def _client(self) -> re.Pattern[str]:
+    def _client(self) -> str:
         return self.regex
 
     @text.default
     def _text(self) -> str:
         return self.model
+
+    def matches(self, value: str) -> bool:
+        """Whether ``value`` matches the model's pattern (``regex``), whole."""
+        return re.fullmatch(self.regex, value) is not None
 
 
 @attrs.frozen

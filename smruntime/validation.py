@@ -15,7 +15,7 @@ from smruntime.errors import FieldProblem
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """InvokeEndpoint's payload limit (6 MiB), as the service model states it."""
 
-ASCII_HEADER_PATTERN = re.compile(r"[\x20-\x7e\t]*")
+ASCII_HEADER_PATTERN = r"[\x20-\x7e\t]*"
 """``\\p{ASCII}*`` narrowed to what a header value may carry: no CR, LF or other controls."""
 
 Problems = list[FieldProblem]
@@ -28,11 +28,13 @@ def string(
     *,
     min_len: int = 0,
     max_len: int | None = None,
-    pattern: re.Pattern[str] | None = None,
+    pattern: str | None = None,
     pattern_text: str = "",
     sensitive: bool = False,
 ) -> None:
-    """Check a string member: type, length bounds and a full-match pattern.
+    """Check a string member: type, length bounds and a full-match ``pattern`` (a regex's text,
+    compiled on first use by :mod:`re`'s cache). A pattern that refuses the empty string makes
+    an empty value a length problem, as a minimum would.
 
     A ``sensitive`` value is never quoted in the problem it reports.
     """
@@ -42,15 +44,15 @@ def string(
         problems.append(FieldProblem(field, "type", f"must be a str, got {type(value).__name__}"))
         return
     size = len(value)
-    if size < min_len:
-        problems.append(FieldProblem(field, "length", f"must be at least {min_len} characters, got {size}"))
+    if size < min_len or (not size and pattern is not None and re.fullmatch(pattern, "") is None):
+        problems.append(FieldProblem(field, "length", f"must be at least {max(min_len, 1)} characters, got {size}"))
         return
     if max_len is not None and size > max_len:
         problems.append(FieldProblem(field, "length", f"must be at most {max_len} characters, got {size}"))
         return
-    if pattern is not None and size and pattern.fullmatch(value) is None:
+    if pattern is not None and size and re.fullmatch(pattern, value) is None:
         shown = "a value that does not" if sensitive else _show(value)
-        problems.append(FieldProblem(field, "pattern", f"must match {pattern_text or pattern.pattern}, got {shown}"))
+        problems.append(FieldProblem(field, "pattern", f"must match {pattern_text or pattern}, got {shown}"))
 
 
 def integer(problems: Problems, field: str, value: Any, *, minimum: int, maximum: int) -> None:

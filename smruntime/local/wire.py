@@ -178,7 +178,7 @@ def member_problems(member: Member, value: str) -> list[str]:
         found.append(f"{where} have length less than or equal to {member.max}")
     if member.min is not None and len(value) < member.min:
         found.append(f"{where} have length greater than or equal to {member.min}")
-    if member.pattern is not None and not member.pattern.regex.fullmatch(value):
+    if member.pattern is not None and not member.pattern.matches(value):
         found.append(f"{where} satisfy regular expression pattern: {member.pattern.model}")
     if member.enum and value not in member.enum:
         found.append(f"{where} satisfy enum value set: [{', '.join(member.enum)}]")

@@ -47,8 +47,7 @@ def value_check(member: Member) -> Check:
     pattern = member.pattern
     regex = None if pattern is None else pattern.client
     text = "" if pattern is None else pattern.text
-    # A pattern that refuses the empty string makes it a length problem, as a minimum would.
-    min_len = minimum or (1 if regex is not None and regex.fullmatch("") is None else 0)
+    min_len = minimum or 0
     sensitive, enum = member.sensitive, member.enum
 
     def check(problems: Problems, value: Any) -> None:

@@ -8,6 +8,7 @@ from the JSON body.
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 
 from smruntime import errors, service_model
@@ -33,7 +34,7 @@ def _payload(params: InvokeEndpointAsyncInput, problems: fields.Problems) -> Non
         # The location is not the payload then: what it is wrong with is only that it is given.
         problems[:] = [problem for problem in problems if problem.field != "input_location"]
         problems.append(errors.FieldProblem("input_location", "exclusive", "give input_location or body, not both"))
-    elif isinstance(location, str) and v.ASCII_HEADER_PATTERN.fullmatch(location) is None:
+    elif isinstance(location, str) and re.fullmatch(v.ASCII_HEADER_PATTERN, location) is None:
         problems.append(errors.FieldProblem("input_location", "pattern", "must not contain control or non-ASCII characters"))
 
 
