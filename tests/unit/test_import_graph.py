@@ -9,25 +9,10 @@ deliberate edges listed below).
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-import smruntime
+from tests.package_modules import MODULES
 
 PACKAGE = "smruntime"
-ROOT = Path(smruntime.__file__).parent
-
-
-def _modules() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in sorted(ROOT.rglob("*.py")):
-        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
-
-
-MODULES = _modules()
 
 
 def _is_type_checking(test: ast.expr) -> bool:

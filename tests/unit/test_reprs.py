@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-import smruntime
 from smruntime.middleware.reprs import fields_repr
+from tests.package_modules import MODULES
 
 
 def _hidden(value: Any) -> str:
@@ -54,19 +53,6 @@ def test_an_object_that_holds_itself_is_shown_once() -> None:
     )
 
 
-def _package_modules() -> list[str]:
-    root = Path(smruntime.__file__).parent
-    names = []
-    for path in sorted(root.rglob("*.py")):
-        parts = list(path.relative_to(root.parent).with_suffix("").parts)
-        if parts[-1] == "__main__":
-            continue
-        if parts[-1] == "__init__":
-            parts.pop()
-        names.append(".".join(parts))
-    return names
-
-
 def _attrs_compiled(function: Any) -> bool:
     code = getattr(function, "__code__", None)
     return code is not None and "attrs generated" in code.co_filename
@@ -74,7 +60,9 @@ def _attrs_compiled(function: Any) -> bool:
 
 def test_no_class_of_the_package_has_an_attrs_compiled_repr() -> None:
     compiled = []
-    for name in _package_modules():
+    for name in MODULES:
+        if name.endswith(".__main__"):  # runs the CLI when imported
+            continue
         try:
             module = importlib.import_module(name)
         except ImportError:  # an optional extra that is not installed
