@@ -23,9 +23,11 @@ from smruntime.http import HTTPRequest
 __all__ = [
     "EVENT_ALGORITHM",
     "STREAMING_EVENTS_PAYLOAD",
+    "EventDate",
     "EventSigner",
     "EventStreamClosedError",
     "chained_signature",
+    "event_date",
     "event_signature",
     "event_string_to_sign",
     "seed_signature",
@@ -113,6 +115,36 @@ def chained_signature(
     )
 
 
+class EventDate(NamedTuple):
+    """What every event signed with one ``:date`` shares, worked out once for all of them."""
+
+    millis: int  # the :date, in milliseconds since the epoch
+    head: str  # the string to sign's first three lines (algorithm, date, scope), each with its newline
+    key: bytes
+    date_header: bytes  # the encoded :date header, which the outer frame's headers start with
+    date_hash: str
+
+    def signature(self, prior_signature: str, payload: bytes) -> bytes:
+        """The same signature as :func:`chained_signature`, from what depends only on the date."""
+        sts = f"{self.head}{prior_signature}\n{self.date_hash}\n{hashlib.sha256(payload).hexdigest()}"
+        return hmac.digest(self.key, sts.encode("utf-8"), "sha256")
+
+
+def event_date(keys: SigningKeyCache, secret_access_key: str, *, region: str, service: str,
+               date: Timestamp) -> EventDate:
+    """The :class:`EventDate` of ``date`` (signed in whole seconds: sub-second digits are dropped)."""
+    amz_date = format_amz_date(datetime.fromtimestamp(date.millis // 1000, UTC))
+    scope = credential_scope(amz_date[:8], region, service)
+    date_header = _header_block(encode_message({":date": date}))
+    return EventDate(
+        millis=date.millis,
+        head=f"{EVENT_ALGORITHM}\n{amz_date}\n{scope}\n",
+        key=keys.get(secret_access_key, amz_date[:8], region, service).key,
+        date_header=date_header,
+        date_hash=hashlib.sha256(date_header).hexdigest(),
+    )
+
+
 class EventSigner:
     """Wraps and signs the events of one stream, in order; not thread-safe (one stream, one task).
 
@@ -120,7 +152,7 @@ class EventSigner:
     with every signed event. After :meth:`sign_end` nothing more is signed.
     """
 
-    __slots__ = ("_credentials", "_ended", "_keys", "_second", "prior_signature", "region", "service")
+    __slots__ = ("_credentials", "_date", "_ended", "_keys", "prior_signature", "region", "service")
 
     def __init__(
         self,
@@ -137,7 +169,7 @@ class EventSigner:
         self.prior_signature = seed
         self._keys = key_cache if key_cache is not None else SigningKeyCache(maxsize=2)
         self._ended = False
-        self._second: _Second | None = None
+        self._date: EventDate | None = None
 
     @property
     def ended(self) -> bool:
@@ -158,42 +190,17 @@ class EventSigner:
     def _wrap(self, payload: bytes, when: datetime | None) -> bytes:
         # Whole seconds: the :date header and the string to sign must show the same instant,
         # and the string to sign has no sub-second digits. (A naive ``when`` is local time.)
-        epoch = int(time.time()) if when is None else math.floor(when.timestamp())
-        second = self._second
-        if second is None or second.epoch != epoch:
-            second = self._second = self._for_second(epoch)
-        # The same string to sign as chained_signature's, with what depends only on the
-        # second worked out once per second rather than once per event.
-        sts = f"{second.head}{self.prior_signature}\n{second.date_hash}\n{hashlib.sha256(payload).hexdigest()}"
-        signature = hmac.digest(second.key, sts.encode("utf-8"), "sha256")
+        millis = (int(time.time()) if when is None else math.floor(when.timestamp())) * 1000
+        date = self._date
+        if date is None or date.millis != millis:
+            date = self._date = event_date(self._keys, self._credentials.secret_access_key, region=self.region,
+                                           service=self.service, date=Timestamp(millis))
+        signature = date.signature(self.prior_signature, payload)
         self.prior_signature = signature.hex()
-        return encode_frame(second.date_header + _SIGNATURE_HEADER + signature, payload)
-
-    def _for_second(self, epoch: int) -> _Second:
-        moment = datetime.fromtimestamp(epoch, UTC)
-        amz_date = format_amz_date(moment)
-        scope = credential_scope(amz_date[:8], self.region, self.service)
-        date_header = _header_block(encode_message({":date": Timestamp.from_datetime(moment)}))
-        return _Second(
-            epoch=epoch,
-            head=f"{EVENT_ALGORITHM}\n{amz_date}\n{scope}\n",
-            key=self._keys.get(self._credentials.secret_access_key, amz_date[:8], self.region, self.service).key,
-            date_header=date_header,
-            date_hash=hashlib.sha256(date_header).hexdigest(),
-        )
+        return encode_frame(date.date_header + _SIGNATURE_HEADER + signature, payload)
 
     def __repr__(self) -> str:
         return f"EventSigner(region={self.region!r}, service={self.service!r}, ended={self._ended})"
-
-
-class _Second(NamedTuple):
-    """What every event signed within one second shares."""
-
-    epoch: int  # the second, in seconds since the epoch
-    head: str  # the string to sign's first three lines (algorithm, date, scope), each with its newline
-    key: bytes
-    date_header: bytes  # the encoded :date header, which every event of the second starts with
-    date_hash: str
 
 
 # An encoded message is prelude (12 bytes), headers, payload, CRC (4 bytes); with no payload

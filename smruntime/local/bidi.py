@@ -63,7 +63,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from smruntime.local.app import LocalApp, error_response, wire_response
 from smruntime.local.bidi_models import BidiModel, BidiOutput, BidiRequest, bidirectional_model
@@ -211,6 +211,8 @@ class _Session:
         self._loop = asyncio.get_running_loop()  # once: on Python 3.11 each lookup asks the OS for the pid
         self._flow = connections.stream_flow(scope)
         self._inbox = _Inbox(self._flow, self._loop)
+        self._input: asyncio.Future[None] = self._loop.create_future()
+        self._direct = connections.direct_input(scope, self._deliver)
         self._idle_timeout = idle_timeout
         self._last_activity = 0.0
         self._break_after = opened.endpoint.faults.take_stream_break()
@@ -218,7 +220,12 @@ class _Session:
 
     async def run(self) -> None:
         self._touch()
-        reader = asyncio.create_task(self._read())
+        # The input is handed over as hypercorn reads it (direct) or read here from ``receive``.
+        if self._direct:
+            reader = self._input
+        else:
+            logger.debug("a stream of endpoint %s reads its input through receive()", self._opened.endpoint.name)
+            reader = asyncio.create_task(self._read())
         speaker = asyncio.create_task(self._speak())
         watch = asyncio.create_task(self._watch())
         try:
@@ -239,11 +246,11 @@ class _Session:
             await self._send({"type": "http.response.body", "body": final, "more_body": True})
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _until_done(self, reader: asyncio.Task[None], speaker: asyncio.Task[None],
+    async def _until_done(self, reader: asyncio.Future[None], speaker: asyncio.Task[None],
                           watch: asyncio.Task[None]) -> bytes | None:
         """Wait for the model to finish, the input to be refused or the stream to idle out;
         the exception event to end with, if any."""
-        pending: set[asyncio.Task[None]] = {reader, speaker, watch}
+        pending: set[asyncio.Future[None]] = {reader, speaker, watch}
         while speaker in pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if reader in done and (error := reader.exception()) is not None:
@@ -261,20 +268,34 @@ class _Session:
     # --- the three sides ---
 
     async def _read(self) -> None:
-        """Check every input frame as it arrives and hand its parts to the model."""
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            if message["type"] != "http.request":
-                continue
-            self._touch()
-            for part in self._inbound.feed(message.get("body", b"")):
-                self._inbox.put(part)
-            if not message.get("more_body", False):
-                self._inbound.finish()
-                self._inbox.end()
-                return
+        """Read the input from ``receive`` until it ends (where it is not handed over directly)."""
+        while not self._take(await self._receive()):
+            pass
+
+    def _deliver(self, message: Message) -> None:
+        """Take one request message as hypercorn reads it; the outcome completes ``_input``."""
+        if self._input.done():
+            return  # the input ended, failed or the stream is over: nothing more is wanted
+        try:
+            if self._take(message):
+                self._input.set_result(None)
+        except Exception as error:  # refused input, a disconnect, or a bug: _until_done decides
+            self._input.set_exception(error)
+
+    def _take(self, message: Message) -> bool:
+        """Check one request message's frames and hand their parts to the model; True once the input is over."""
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        if message["type"] != "http.request":
+            return False
+        self._touch()
+        for part in self._inbound.feed(message.get("body", b"")):
+            self._inbox.put(part)
+        if not message.get("more_body", False):
+            self._inbound.finish()
+            self._inbox.end()
+            return True
+        return False
 
     async def _speak(self) -> None:
         """Run the model and send each of its answers as one PayloadPart event."""

@@ -10,12 +10,11 @@ ends without that frame is refused.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 from typing import Final
 
-from smruntime.auth import SigningKeyCache, credential_scope, format_amz_date
-from smruntime.event_signing import event_signature
-from smruntime.eventstream import Message, Timestamp, encode_headers
+from smruntime.auth import SigningKeyCache
+from smruntime.event_signing import EventDate, event_date
+from smruntime.eventstream import Message, Timestamp
 
 __all__ = ["EventSignatureError", "EventVerifier"]
 
@@ -46,7 +45,7 @@ class EventVerifier:
         self._prior = seed
         self._keys = key_cache if key_cache is not None else SigningKeyCache(maxsize=2)
         self._ended = False
-        self._date: tuple[int, str, str, bytes, bytes] | None = None
+        self._date: EventDate | None = None
 
     @property
     def ended(self) -> bool:
@@ -61,18 +60,18 @@ class EventVerifier:
         """
         if self._ended:
             raise EventSignatureError("an event arrived after the signed end frame")
-        if set(frame.headers) != _SIGNED_HEADERS:
+        headers = frame.headers
+        if headers.keys() != _SIGNED_HEADERS:  # compared as sets, none built
             raise EventSignatureError("an input event must carry exactly the :date and :chunk-signature headers")
-        date = frame.headers[":date"]
-        signature = frame.headers[":chunk-signature"]
+        date = headers[":date"]
+        signature = headers[":chunk-signature"]
         if not isinstance(date, Timestamp) or not isinstance(signature, bytes):
             raise EventSignatureError(":date must be a timestamp and :chunk-signature a byte array")
         known = self._date
-        if known is None or known[0] != date.millis:
-            known = self._date = self._for_date(date)
-        _, amz_date, scope, key, date_header = known
-        expected = event_signature(key=key, amz_date=amz_date, scope=scope, prior_signature=self._prior,
-                                   date_header=date_header, payload=frame.payload)
+        if known is None or known.millis != date.millis:
+            known = self._date = event_date(self._keys, self._secret, region=self.region, service=self.service,
+                                            date=date)
+        expected = known.signature(self._prior, frame.payload)
         if not hmac.compare_digest(expected, signature):
             raise EventSignatureError("the event's :chunk-signature does not match (tampered, reordered or dropped)")
         self._prior = expected.hex()
@@ -80,13 +79,6 @@ class EventVerifier:
             self._ended = True
             return None
         return frame.payload
-
-    def _for_date(self, date: Timestamp) -> tuple[int, str, str, bytes, bytes]:
-        """What every event with this ``:date`` shares (as ``chained_signature`` works it out)."""
-        amz_date = format_amz_date(datetime.fromtimestamp(date.millis // 1000, UTC))
-        key = self._keys.get(self._secret, amz_date[:8], self.region, self.service).key
-        scope = credential_scope(amz_date[:8], self.region, self.service)
-        return date.millis, amz_date, scope, key, encode_headers({":date": date})
 
     def finish(self) -> None:
         """Call when the request stream ends: without the signed end frame the input is incomplete."""

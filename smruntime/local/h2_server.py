@@ -13,11 +13,13 @@ takes longer.
 :class:`HTTP2Listener` runs it in a thread with its own event loop (``LocalEndpoint``, and
 ``serve`` beside uvicorn), started and stopped with the HTTP/1.1 server.
 
-Three fixes reach into hypercorn's connection objects (as of hypercorn 0.18), each falling
+Four changes reach into hypercorn's connection objects (as of hypercorn 0.18), each falling
 back to hypercorn's own behaviour where they are not found: a connection is let go as soon
 as its client closes it (``_TCPServer``), DATA on a stream whose answer is complete is
-dropped rather than taking the connection down (``_FinishedStreamsIgnored``), and a stream's
-flow-control credit can be held back (``StreamFlow``).
+dropped rather than taking the connection down (``_FinishedStreamsIgnored``), a stream's
+flow-control credit can be held back (``StreamFlow``), and a stream's request messages can
+be handed to the app as they are read rather than through a queue
+(``Connections.direct_input``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -205,12 +208,31 @@ class Connections:
 
     def stream_flow(self, scope: Any) -> StreamFlow | None:
         """The flow-control credit of the HTTP/2 stream the ASGI ``scope`` belongs to (None if not found)."""
-        found = self._find(scope.get("client"))
-        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None) if found else None
-        for stream_id, stream in dict(getattr(protocol, "streams", {})).items():
-            if getattr(stream, "scope", None) is scope:
-                return StreamFlow(protocol, stream_id)
-        return None
+        found = self._stream(scope)
+        return StreamFlow(found[0], found[1]) if found is not None else None
+
+    def direct_input(self, scope: Any, deliver: Callable[[Any], None]) -> bool:
+        """Have the request messages of the stream ``scope`` belongs to handed to ``deliver``
+        by the task that reads the connection, as they arrive, instead of queued for
+        ``receive``: one task switch less per message. Messages already queued go first.
+
+        False, and nothing changed, where the stream is not found or its queue is full (a
+        message may then be on its way into it): the app reads with ``receive`` as usual.
+        ``deliver`` must not block and must not raise.
+        """
+        found = self._stream(scope)
+        stream = found[2] if found is not None else None
+        queue = getattr(getattr(stream, "app_put", None), "__self__", None)
+        if not isinstance(queue, asyncio.Queue) or queue.full():
+            return False
+        while not queue.empty():
+            deliver(queue.get_nowait())
+
+        async def app_put(message: Any) -> None:
+            deliver(message)
+
+        stream.app_put = app_put  # type: ignore[union-attr]
+        return True
 
     def over_limit(self, client: Any) -> bool:
         """Whether the connection of the ASGI ``client`` came past ``max_connections``."""
@@ -246,6 +268,15 @@ class Connections:
         if not isinstance(client, list | tuple) or len(client) < 2:
             return None
         return self._open.get((str(client[0]), int(client[1])))
+
+    def _stream(self, scope: Any) -> tuple[Any, int, Any] | None:
+        """hypercorn's HTTP/2 protocol, stream ID and stream object serving the ASGI ``scope``."""
+        found = self._find(scope.get("client"))
+        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None) if found else None
+        for stream_id, stream in dict(getattr(protocol, "streams", {})).items():
+            if getattr(stream, "scope", None) is scope:
+                return protocol, stream_id, stream
+        return None
 
 
 def hypercorn_config(limits: ServerLimits, *, quiet: bool) -> Config:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -373,6 +374,27 @@ def test_a_delayed_stream_still_answers(endpoint: LocalEndpoint) -> None:
     endpoint.faults("echo").delay_next(0.05)
     assert run(endpoint, _echo_once) == "ok"
     assert endpoint.faults("echo").pending["delays"] == []
+
+
+@pytest.mark.parametrize(("parts", "through_receive"), [(3, False), (40, True)])
+def test_parts_sent_while_the_stream_opens_are_answered_in_order(
+    endpoint: LocalEndpoint, caplog: pytest.LogCaptureFixture, parts: int, through_receive: bool
+) -> None:
+    # While the stream waits (a delay fault), the server queues what arrives. A few messages are
+    # then handed over with the rest as they are read; past the queue's room (hypercorn holds
+    # ten), the stream reads its input through receive() instead. Either way, nothing is lost.
+    async def scenario(port: int) -> list[str]:
+        async with await RawBidiStream.open(port, "echo") as stream:
+            for index in range(parts):
+                await stream.send_part(f"{index}".encode())
+            await stream.end_input()
+            return texts(await stream.read_all())
+
+    endpoint.faults("echo").delay_next(0.3)
+    with caplog.at_level(logging.DEBUG, logger="smruntime.local"):
+        assert run(endpoint, scenario) == [f"{index}" for index in range(parts)]
+    read_through_receive = any("reads its input through receive()" in r.getMessage() for r in caplog.records)
+    assert read_through_receive is through_receive
 
 
 def test_a_reset_fault_drops_the_connection(endpoint: LocalEndpoint) -> None:
