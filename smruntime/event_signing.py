@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
-from smruntime.auth import Credentials, SigningKeyCache, SigV4Signer, credential_scope, format_amz_date
+from smruntime.auth import Credentials, SigningKey, SigningKeyCache, SigV4Signer, credential_scope, format_amz_date
 from smruntime.eventstream import Timestamp, encode_frame, encode_message
 from smruntime.http import HTTPRequest
 
@@ -120,14 +120,14 @@ class EventDate(NamedTuple):
 
     millis: int  # the :date, in milliseconds since the epoch
     head: str  # the string to sign's first three lines (algorithm, date, scope), each with its newline
-    key: bytes
+    key: SigningKey
     date_header: bytes  # the encoded :date header, which the outer frame's headers start with
     date_hash: str
 
     def signature(self, prior_signature: str, payload: bytes) -> bytes:
         """The same signature as :func:`chained_signature`, from what depends only on the date."""
         sts = f"{self.head}{prior_signature}\n{self.date_hash}\n{hashlib.sha256(payload).hexdigest()}"
-        return hmac.digest(self.key, sts.encode("utf-8"), "sha256")
+        return self.key.digest(sts)
 
 
 def event_date(keys: SigningKeyCache, secret_access_key: str, *, region: str, service: str,
@@ -139,7 +139,7 @@ def event_date(keys: SigningKeyCache, secret_access_key: str, *, region: str, se
     return EventDate(
         millis=date.millis,
         head=f"{EVENT_ALGORITHM}\n{amz_date}\n{scope}\n",
-        key=keys.get(secret_access_key, amz_date[:8], region, service).key,
+        key=keys.get(secret_access_key, amz_date[:8], region, service),
         date_header=date_header,
         date_hash=hashlib.sha256(date_header).hexdigest(),
     )

@@ -212,11 +212,15 @@ class SigningKey:
 
     def sign(self, message: str) -> str:
         """Hex HMAC-SHA256 of ``message`` (UTF-8)."""
+        return self.digest(message).hex()
+
+    def digest(self, message: str) -> bytes:
+        """Raw HMAC-SHA256 of ``message`` (UTF-8)."""
         inner = self._inner.copy()
         inner.update(message.encode("utf-8"))
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        return outer.digest()
 
     def __repr__(self) -> str:
         return f"SigningKey({REDACTED})"

@@ -811,8 +811,9 @@ def test_signing_log_with_a_custom_signer_redacts_its_authorization(caplog: pyte
 def test_signing_key_hmac_matches_the_standard_library(size: int) -> None:
     key = bytes(range(256))[:size]
     message = "AWS4-HMAC-SHA256\n20240304T050607Z\nscope\n" + "é" * size
-    expected = hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
-    assert SigningKey(key).sign(message) == expected
+    expected = hmac.new(key, message.encode("utf-8"), hashlib.sha256)
+    assert SigningKey(key).sign(message) == expected.hexdigest()
+    assert SigningKey(key).digest(message) == expected.digest()
 
 
 def test_a_request_without_a_host_cannot_be_signed() -> None:
