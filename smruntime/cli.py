@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 from smruntime import errors, service_model
 from smruntime.shapes import Shape
@@ -271,7 +273,7 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
         # Lines go out as they are typed while the model's answers are printed: two threads
         # share the stream, as its blocking face allows.
         try:
-            for line in sys.stdin.buffer:
+            for line in _input_lines(sys.stdin.buffer):
                 stream.send(line.rstrip(b"\r\n"), data_type=args.data_type)
             stream.end_input()
         except BaseException as error:  # shown by the main thread, which owns the exit status
@@ -291,6 +293,24 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
                 raise failures[0] from None
             raise
     return 0
+
+
+def _input_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``stream``. A real file is read from its descriptor: the thread blocked
+    here must hold no lock that the interpreter's shutdown needs, and a buffered reader's
+    (``sys.stdin.buffer``'s) is one, so exiting while stdin is open would abort Python."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a file (io.UnsupportedOperation is an OSError)
+        yield from stream
+        return
+    rest = b""
+    while chunk := os.read(fd, 1 << 16):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def _invoke_async(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -359,3 +360,36 @@ def test_serve_names_the_config_endpoint_and_what_is_missing_in_one_line(tmp_pat
     assert len(lines) == 1, out
     assert lines[0].startswith(f"smruntime: error: {config}: endpoint 'sum': model '{reference}'")
     assert missing in lines[0]
+
+
+def _bidirectional_cli(endpoint: LocalEndpoint, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "smruntime", "invoke-endpoint-with-bidirectional-stream", "--region", "us-east-1",
+         "--http2-endpoint-url", endpoint.http2_url, "--endpoint-name", name],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+    )
+
+
+def test_a_refused_bidirectional_stream_exits_with_one_line_while_stdin_is_still_open(endpoint) -> None:
+    # The thread reading stdin is still blocked when the command ends: exiting must not abort Python.
+    with _bidirectional_cli(endpoint, "nosuch") as process:
+        process.wait(30)  # stdin still open
+        _, err = process.communicate()
+    stderr = err.decode()
+    assert process.returncode == 1, stderr
+    assert stderr.startswith("smruntime: error: ") and "Endpoint nosuch" in stderr
+    assert "Fatal Python error" not in stderr and len(stderr.splitlines()) == 1
+
+
+def test_ctrl_c_ends_a_bidirectional_stream_with_status_130(endpoint) -> None:
+    with _bidirectional_cli(endpoint, "echo") as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b"hello\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == b"hello\n"
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+        _, err = process.communicate()
+    stderr = err.decode()
+    assert process.returncode == 130, stderr
+    assert "Fatal Python error" not in stderr and "Traceback" not in stderr
