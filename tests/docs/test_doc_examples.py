@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -104,3 +105,31 @@ def test_the_bidirectional_guide_prints_the_stack_as_it_is() -> None:
     assert shown is not None
     with Client(region="us-east-1", credentials=ANONYMOUS) as client:
         assert shown.group(1) == str(client.stack("InvokeEndpointWithBidirectionalStream"))
+
+
+def test_the_middleware_timing_example_runs_as_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint
+
+    keys = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[1])
+    config = LocalConfig(endpoints=(EndpointConfig.serving("my-endpoint", "echo"),))
+    with LocalEndpoint(config, credentials=keys) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint.url)
+        exec(compile(python_block("middleware.md", "### Timing each attempt"), "middleware.md", "exec"), {})
+
+    times = ast.literal_eval(capsys.readouterr().out)  # the printed list of attempt durations
+    assert len(times) == 1 and 0 < times[0] < 30
+
+
+def test_the_fault_injection_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(python_block("local-endpoint.md", "## Fault injection and counters"), "local-endpoint.md", "exec"),
+         {})
+
+    assert capsys.readouterr().out == "0\n"
