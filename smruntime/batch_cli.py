@@ -112,9 +112,20 @@ class IndexSet:
         return self._count
 
 
-def completed_indices(output: Path) -> IndexSet:
-    """The indices already in ``output``; cuts a torn last line (a crash mid-write) off the file."""
-    done = IndexSet()
+@attrs.define(eq=False)
+class Completed:
+    """What an output file already holds: the indices of its records, and how many of them failed."""
+
+    __repr__ = fields_repr
+
+    indices: IndexSet = attrs.field(factory=IndexSet)
+    unsuccessful: int = 0
+    """Records whose line says ``failed`` or ``malformed``: resuming does not send them again."""
+
+
+def completed_indices(output: Path) -> Completed:
+    """The records already in ``output``; cuts a torn last line (a crash mid-write) off the file."""
+    done = Completed()
     if not output.exists():
         return done
     good = 0
@@ -123,9 +134,12 @@ def completed_indices(output: Path) -> IndexSet:
             if not line.endswith(b"\n"):
                 break
             try:
-                done.add(int(json.loads(line)["index"]))
+                fields = json.loads(line)
+                done.indices.add(int(fields["index"]))
             except (ValueError, KeyError, TypeError):
                 break
+            if fields.get("status") != "ok":
+                done.unsuccessful += 1
             good += len(line)
     if good != output.stat().st_size:
         with output.open("r+b") as results:
@@ -204,6 +218,8 @@ class Tally:
     malformed: int = 0
     throttled: int = 0
     skipped: int = 0
+    skipped_unsuccessful: int = 0
+    """Of the skipped records (already in the output), those that had failed or were malformed."""
     latencies: LatencyHistogram = attrs.field(factory=LatencyHistogram)
 
     def add(self, line: dict[str, Any]) -> None:
@@ -223,8 +239,10 @@ class Tally:
         p50, p99 = self.latencies.percentile(0.50), self.latencies.percentile(0.99)
         total = self.done + self.failed + self.malformed
         rate = total / seconds if seconds > 0 else 0.0
+        earlier = f" ({self.skipped_unsuccessful} of them failed or malformed)" if self.skipped_unsuccessful else ""
         return (f"batch: {self.done} done, {self.failed} failed ({self.throttled} throttled), {self.malformed} malformed,"
-                f" {self.skipped} skipped; {rate:.0f} records/s; latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+                f" {self.skipped} skipped{earlier}; {rate:.0f} records/s;"
+                f" latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
 
 
 class _PlainProgress:
@@ -279,10 +297,11 @@ def run_batch(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise ValueError(f"--input: no such file or folder: {args.input}")
     content_type = args.content_type or {"jsonl": "application/json", "csv": "text/csv"}.get(fmt)
-    skip = completed_indices(args.output) if args.resume else IndexSet()
+    completed = completed_indices(args.output) if args.resume else Completed()
+    skip = completed.indices
     if not args.resume and args.output.exists() and args.output.stat().st_size:
         raise ValueError(f"--output: {args.output} already has results; pass --resume to complete it, or remove it")
-    tally = Tally(skipped=len(skip))
+    tally = Tally(skipped=len(skip), skipped_unsuccessful=completed.unsuccessful)
     progress = _progress(not args.no_progress and sys.stderr.isatty())
     start = time.monotonic()
     with contextlib.ExitStack() as closing, args.output.open("a", encoding="utf-8") as output:
@@ -318,4 +337,4 @@ def run_batch(args: argparse.Namespace) -> int:
             write(result_line(positions.pop(result.index), result))
     progress.close()
     print(tally.summary(time.monotonic() - start), file=sys.stderr)
-    return 0 if tally.failed == 0 and tally.malformed == 0 else 1
+    return 0 if tally.failed == 0 and tally.malformed == 0 and tally.skipped_unsuccessful == 0 else 1

@@ -228,6 +228,23 @@ def test_resume_refuses_nothing_and_cuts_a_torn_last_line(endpoint, tmp_path) ->
     assert endpoint.counters("sum").model_runs == 9
 
 
+def test_resume_keeps_failing_while_the_output_holds_a_failed_record(endpoint, tmp_path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"numbers": [1, 2]}\nnot json\n{"numbers": [3]}\n')
+    out = tmp_path / "out.jsonl"
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out))) == 1
+
+    # Resuming sends nothing (every record has its line) and still says the run is not clean.
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 1
+    assert "3 skipped (1 of them failed or malformed)" in capsys.readouterr().err
+
+    # Keeping only the good lines and resuming sends the record again, as the docs say.
+    source.write_text('{"numbers": [1, 2]}\n{"numbers": [5]}\n{"numbers": [3]}\n')
+    out.write_text("".join(line + "\n" for line in out.read_text().splitlines() if '"status":"ok"' in line))
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 0
+    assert sorted((line["index"], line["status"]) for line in read_results(out)) == [(0, "ok"), (1, "ok"), (2, "ok")]
+
+
 def test_an_existing_output_without_resume_is_refused(endpoint, tmp_path, capsys) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text('{"index":0}\n')
