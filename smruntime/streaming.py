@@ -87,10 +87,16 @@ class _Stream:
         self._decoder = decoder or EventStreamDecoder()
         self._ready: list[Message] = list(first or ())
         self._closed = False
+        self._ended = False  # every event was read: a closed stream then just has no more
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _closed_early(self) -> errors.SageMakerRuntimeError:
+        return errors.SageMakerRuntimeError(
+            "the stream was closed before its end: nothing more can be read from it", operation=self._operation
+        )
 
     def __repr__(self) -> str:
         return (
@@ -115,6 +121,8 @@ class ResponseStream(_Stream):
         return self
 
     def __next__(self) -> PayloadPart:
+        if self._closed and not self._ended:
+            raise self._closed_early()
         return next(self._events)
 
     def payloads(self) -> Iterator[bytes]:
@@ -154,6 +162,7 @@ class ResponseStream(_Stream):
         except BaseException:
             self.close()
             raise
+        self._ended = True
         self.close()
 
     def _parts(self, messages: list[Message]) -> Iterator[PayloadPart]:
@@ -215,7 +224,6 @@ class AsyncResponseStream(_Stream):
     def __init__(self, response: AsyncHTTPResponse, *, chunks: AsyncIterator[bytes] | None = None, **facts: Any) -> None:
         super().__init__(response, **facts)
         self._chunks = chunks if chunks is not None else response.body.aiter_chunks()
-        self._ended = False
         import asyncio  # only asyncio programs make this stream
 
         self._loop = asyncio.get_running_loop()
@@ -224,6 +232,8 @@ class AsyncResponseStream(_Stream):
         return self
 
     async def __anext__(self) -> PayloadPart:
+        if self._closed and not self._ended:
+            raise self._closed_early()
         try:
             while True:
                 while self._ready:

@@ -29,6 +29,7 @@ from smruntime.errors import (
     EventStreamError,
     ModelError,
     ModelStreamError,
+    SageMakerRuntimeError,
     ValidationError,
 )
 from smruntime.eventstream import decode_all, encode_message
@@ -682,3 +683,18 @@ def test_the_cli_prints_whole_lines(endpoint: LocalEndpoint, monkeypatch: pytest
     out = capfdbinary.readouterr().out
     assert code == 0
     assert out == b'{"token": "Hello"}\n{"token": " world"}\n{"token": "!"}\n'
+
+
+def test_reading_a_stream_closed_before_its_end_raises_whatever_was_read(client: Client) -> None:
+    for read_first in (0, 1):
+        stream = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b c")
+        parts = iter(stream)
+        for _ in range(read_first):
+            next(parts)
+        stream.close()
+        with pytest.raises(SageMakerRuntimeError, match="closed before its end"):
+            next(parts)
+    # A stream read to its end is closed too, and simply has nothing more.
+    done = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b c")
+    assert [part.bytes for part in done] == [b"a", b" b", b" c"]
+    assert list(done) == []
