@@ -147,8 +147,11 @@ def parse_error(response: HTTPResponse, operation: str, *, url: str | None = Non
             document = parsed
         elif response.headers.get("X-Amzn-ErrorType") is None:
             origin = f" from {url}" if url else ""
+            # SageMaker always sends a request ID: without one, say what the answer likely is.
+            hint = "" if request_id(response) else " (no request ID: is this a SageMaker Runtime endpoint?)"
             raise errors.DeserializationError(
-                f"failed to decode the error body of an HTTP {response.status_code} response{origin} as a JSON object",
+                f"failed to decode the error body of an HTTP {response.status_code} response{origin} as a JSON object"
+                f"{hint}",
                 snapshot=raw_body,
                 http_status=response.status_code,
                 operation=operation,

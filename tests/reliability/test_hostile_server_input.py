@@ -718,7 +718,9 @@ def test_a_404_from_a_server_that_is_not_sagemaker_names_its_url_and_scheme() ->
                 client.invoke_endpoint(endpoint_name="echo", body=b"{}")
             with pytest.raises(APIError) as no_code:
                 client.invoke_endpoint(endpoint_name="echo", body=b"{}")
-    assert f"error body of an HTTP 404 response from {server.url} as a JSON object" in str(not_json.value)
+    assert f"error body of an HTTP 404 response from {server.url} as a JSON object (no request ID: is this a " \
+        "SageMaker Runtime endpoint?)" in str(not_json.value)
+    assert not_json.value.snapshot.startswith(b"<html>")
     assert str(no_code.value) == (
         f"operation error SageMaker Runtime: InvokeEndpoint, http response error StatusCode: 404, URL: {server.url}, "
         "UnknownError (the answer names no error code: is this a SageMaker Runtime endpoint?)"
