@@ -38,6 +38,7 @@ from smruntime.transport.fast_client import _host_and_port
 from smruntime.transport.http2_flow import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_STREAM_WINDOW,
+    NOT_HTTP2_HINT,
     Changes,
     H2Session,
     NoAvailableStreamIDError,
@@ -112,6 +113,8 @@ class _Connection(asyncio.BufferedProtocol):
         if not self._gone.done():
             self._gone.set_result(None)
         detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        if not self.session.heard:  # closed before the server said a word: most likely not an HTTP/2 server
+            detail = f" before the server sent anything ({detail.removeprefix(': ') or 'no error'}){NOT_HTTP2_HINT}"
         self.session.fail(ConnectionClosedError(f"the HTTP/2 connection closed{detail}", request_sent=True))
         self._gate.resume()  # a writer then finds its stream failed
         for stream in list(self.streams.values()):

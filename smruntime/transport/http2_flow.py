@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
+from typing import Final
 
 try:
     import h2.config
@@ -106,6 +107,13 @@ class StreamState:
         return (self.reset or (self.local_ended and self.remote_ended)) and not self.buffered
 
 
+NOT_HTTP2_HINT: Final = (
+    ": is this an HTTP/1.1 endpoint? The bidirectional stream needs the HTTP/2 one (the service's port 8443, "
+    "the local endpoint's http2_url), set with http2_endpoint_url or AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"
+)
+"""Said when a server answers the HTTP/2 preface in HTTP/1.1, or drops the connection unheard."""
+
+
 class Changes:
     """Which streams' waiters should look again after some received bytes."""
 
@@ -128,6 +136,7 @@ class H2Session:
         self.conn = h2.connection.H2Connection(config)
         self.streams: dict[int, StreamState] = {}
         self.terminated = False  # GOAWAY received or sent, or the connection failed
+        self.heard = False  # any bytes from the server yet
         self._stream_window = stream_window
         self._connection_window = connection_window
         self._low_window = connection_window // 4  # below this, taken bytes go back at once
@@ -268,6 +277,15 @@ class H2Session:
     def receive(self, data: bytes) -> Changes:
         """Feed bytes from the socket; which waiters to wake."""
         changes = Changes()
+        if not self.heard:
+            self.heard = True
+            if data.startswith(b"HTTP/1."):
+                # An HTTP/1.1 server read our connection preface as a request and answered it.
+                self.fail(ConnectionClosedError(f"the server answered in HTTP/1.1, not HTTP/2{NOT_HTTP2_HINT}"))
+                self.terminated = True
+                changes.terminated = True
+                changes.streams.update(self.streams)
+                return changes
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:

@@ -248,6 +248,22 @@ def test_a_reset_connection_fails_the_stream_with_a_transport_error(kind: str, e
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_the_http1_url_by_mistake_says_the_stream_needs_the_http2_one(kind: str, endpoint: LocalEndpoint) -> None:
+    async def run() -> None:
+        settings = {"region": "us-east-1", "credentials": KEYS, "http2_endpoint_url": endpoint.url,
+                    "retryer": StandardRetryer(random=lambda: 0.0)}
+        async with open_client(kind, **settings) as client:
+            with pytest.raises(errors.SageMakerRuntimeError) as raised:
+                async with open_stream(client, endpoint_name="echo") as stream:
+                    await stream.wait_for_response()
+            error = raised.value.__cause__ or raised.value
+            assert isinstance(error, errors.ConnectionClosedError)
+            assert "is this an HTTP/1.1 endpoint? The bidirectional stream needs the HTTP/2 one" in str(error)
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_refused_connection_is_retried_then_reported(kind: str) -> None:
     import socket
 

@@ -280,6 +280,17 @@ def test_a_protocol_violation_fails_every_stream() -> None:
         peer.session.take(state)
 
 
+def test_an_http1_answer_to_the_preface_fails_every_stream_naming_the_likely_mix_up() -> None:
+    session = H2Session()
+    session.start()
+    state = session.open_stream(HEADERS)
+    changes = session.receive(b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\n")
+    assert changes.terminated and state.stream_id in changes.streams and session.terminated
+    assert isinstance(state.error, ConnectionClosedError)
+    assert str(state.error).startswith("the server answered in HTTP/1.1, not HTTP/2: is this an HTTP/1.1 endpoint?")
+    assert "http2_endpoint_url" in str(state.error)
+
+
 def test_resetting_a_stream_with_unread_data_hands_the_connection_window_back() -> None:
     peer = Peer(H2Session(stream_window=65535, connection_window=65535))
     state = _open(peer)
