@@ -128,7 +128,7 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
             or None
         )
     if resolved.retry_mode is None:
-        resolved.retry_mode = (env.get("AWS_RETRY_MODE") or profile.get("retry_mode") or "standard").lower()
+        resolved.retry_mode = _configured_retry_mode(env.get("AWS_RETRY_MODE"), profile.get("retry_mode"))
     if resolved.max_attempts is None:
         raw = env.get("AWS_MAX_ATTEMPTS") or profile.get("max_attempts")
         if raw:
@@ -148,6 +148,23 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
         resolved.profile = profile_name
     validate_options(resolved)
     return resolved
+
+
+def _configured_retry_mode(from_env: str | None, from_profile: str | None) -> str:
+    """The retry mode the environment or the config file sets, naming where a bad one came from.
+
+    ``legacy``, boto3's older mode, is read as ``standard``: it is there for boto3 and the AWS
+    CLI, and refusing it would break every call in an environment shared with them.
+    """
+    source, raw = ("AWS_RETRY_MODE", from_env) if from_env else ("the config file's retry_mode", from_profile)
+    mode = (raw or "standard").strip().lower()
+    if mode == "legacy":
+        return "standard"
+    if mode not in RETRY_MODES:
+        raise InvalidParamsError([FieldProblem(
+            "retry_mode", "enum", f"{source} must be one of {', '.join(RETRY_MODES)} (or legacy), got {raw!r}"
+        )])
+    return mode
 
 
 def validate_options(options: Options) -> None:

@@ -219,3 +219,22 @@ def test_a_config_file_that_is_a_pipe_is_still_read(tmp_path: Path) -> None:
     options = resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(pipe)})
     writer.join(5)
     assert options.region == "eu-west-2"
+
+
+def test_a_legacy_retry_mode_set_for_boto3_is_read_as_standard(config_file: Path, tmp_path: Path) -> None:
+    assert resolve_defaults(Options(), env(config_file, AWS_RETRY_MODE="legacy")).retry_mode == "standard"
+    legacy_profile = tmp_path / "legacy"
+    legacy_profile.write_text("[default]\nretry_mode = legacy\n")
+    assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(legacy_profile)}).retry_mode == "standard"
+    with pytest.raises(InvalidParamsError, match="retry_mode"):
+        resolve_defaults(Options(retry_mode="legacy"), env(config_file))  # in code, say what you mean
+
+
+@pytest.mark.parametrize(("variable", "where"), [("AWS_RETRY_MODE", "AWS_RETRY_MODE"),
+                                                  (None, "the config file's retry_mode")])
+def test_a_bad_retry_mode_names_where_it_was_set(tmp_path: Path, variable: str | None, where: str) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nretry_mode = sometimes\n")
+    environment = {"AWS_CONFIG_FILE": str(config), **({variable: "sometimes"} if variable else {})}
+    with pytest.raises(InvalidParamsError, match=f"{where} must be one of standard, adaptive, none"):
+        resolve_defaults(Options(), environment)
