@@ -372,7 +372,10 @@ def as_config(config: LocalConfig | str | os.PathLike[str] | None) -> LocalConfi
 def load_config(path: str | os.PathLike[str]) -> LocalConfig:
     """Read a TOML configuration file (format in this module's docstring)."""
     with open(path, "rb") as handle:
-        data = tomllib.load(handle)
+        try:
+            data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{os.fspath(path)} is not valid TOML: {error}") from None
     config = config_from_dict(data)
     # Models named module:function live beside the config file, or where serve was started.
     beside, here = str(Path(path).resolve().parent), os.getcwd()

@@ -115,6 +115,10 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
+    except OSError as error:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise OSError(error.errno, f"cannot listen on {shown}:{port}: {error.strerror or error}") from error
     except BaseException:
         sock.close()
         raise

@@ -393,3 +393,22 @@ def test_ctrl_c_ends_a_bidirectional_stream_with_status_130(endpoint) -> None:
     stderr = err.decode()
     assert process.returncode == 130, stderr
     assert "Fatal Python error" not in stderr and "Traceback" not in stderr
+
+
+def test_serve_on_a_busy_port_names_the_address(capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        status = main(["serve", "--port", str(port), "--http2-port", str(_free_port())])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}: " in error and len(error.splitlines()) == 1
+
+
+def test_serve_with_a_config_that_is_not_toml_names_the_file(tmp_path, capsys) -> None:
+    config = tmp_path / "endpoints.toml"
+    config.write_text('[[endpoints]\nname = "x"\n')
+    assert main(["serve", "--config", str(config), "--port", str(_free_port())]) == 1
+    error = capsys.readouterr().err
+    assert f"{config} is not valid TOML: " in error and "line 1" in error
