@@ -45,7 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(error: BaseException) -> str:
     text = str(error) if not isinstance(error, KeyError) else str(error.args[0] if error.args else error)
-    return " ".join(text.split()) or type(error).__name__
+    return _in_command_line_terms(" ".join(text.split())) or type(error).__name__
+
+
+def _in_command_line_terms(text: str) -> str:
+    """The library's advice to a program (``Client(region=...)``), as options of this command."""
+    from smruntime.auth.credentials import NO_CREDENTIALS_ADVICE
+    from smruntime.auth.middleware import NO_SIGNING_REGION
+    from smruntime.endpoints import MISSING_REGION
+
+    region_advice = "Invalid Configuration: Missing Region; pass --region, or set AWS_REGION or region in your profile"
+    credentials_advice = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (against smruntime serve: the export line "
+                          "it prints), or configure a profile in ~/.aws and pass --profile")
+    return (text.replace(MISSING_REGION, region_advice)
+            .replace(NO_SIGNING_REGION, "no signing region: pass --region, or set AWS_REGION or region in your profile")
+            .replace(NO_CREDENTIALS_ADVICE, credentials_advice))
 
 
 _DEBUG_HELP = "show tracebacks and DEBUG logs (secrets redacted)"

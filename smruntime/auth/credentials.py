@@ -29,6 +29,12 @@ __all__ = [
     "credentials_provider",
 ]
 
+NO_CREDENTIALS_ADVICE: Final = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile in ~/.aws, "
+    "or pass credentials= (ANONYMOUS to send unsigned requests)"
+)
+"""What a program can do when no credentials are found (the CLI says it in its own terms)."""
+
 
 @attrs.frozen(repr=False)
 class Credentials:
@@ -262,10 +268,7 @@ def _resolve_chain(profile: str | None) -> Any:
         found = botocore.session.Session(profile=profile).get_credentials()
     if found is None:
         where = f" for profile {profile!r}" if profile else ""
-        raise CredentialsError(
-            f"no AWS credentials found{where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-            "configure a profile in ~/.aws, or pass credentials= (ANONYMOUS to send unsigned requests)"
-        )
+        raise CredentialsError(f"no AWS credentials found{where}: {NO_CREDENTIALS_ADVICE}")
     return found
 
 

@@ -25,6 +25,10 @@ __all__ = [
     "Signing",
 ]
 
+NO_SIGNING_REGION: Final = (
+    "no signing region: set the client's region (or AWS_REGION), or give the endpoint a signing region"
+)
+
 
 class ComputePayloadHash(Transform[BuildInput, BuildOutput]):
     """Build step: records the body's SHA-256 for signing (once, shared by every attempt).
@@ -122,10 +126,7 @@ class Signing:
         options = ctx.options
         region = ctx.get(keys.SIGNING_REGION) or getattr(options, "region", None)
         if not region:
-            raise SigningError(
-                "no signing region: set the client's region (or AWS_REGION), or give the endpoint a signing region",
-                operation=ctx.operation_name,
-            )
+            raise SigningError(NO_SIGNING_REGION, operation=ctx.operation_name)
         service = ctx.get(keys.SIGNING_NAME) or DEFAULT_SIGNING_NAME
         payload_hash = ctx.get(keys.PAYLOAD_HASH)
         try:

@@ -412,3 +412,20 @@ def test_serve_with_a_config_that_is_not_toml_names_the_file(tmp_path, capsys) -
     assert main(["serve", "--config", str(config), "--port", str(_free_port())]) == 1
     error = capsys.readouterr().err
     assert f"{config} is not valid TOML: " in error and "line 1" in error
+
+
+@pytest.mark.parametrize("missing", ["region", "credentials"])
+def test_configuration_errors_give_the_commands_own_advice(
+    endpoint, monkeypatch: pytest.MonkeyPatch, capsys, missing: str
+) -> None:
+    if missing == "region":
+        monkeypatch.delenv("AWS_REGION")
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+    else:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    status = main(["invoke-endpoint", "--endpoint-name", "echo", "--body", "x", "--endpoint-url", endpoint.url, "-"])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert ("pass --region" if missing == "region" else "pass --profile") in error
+    assert "Client(" not in error and "credentials=" not in error
