@@ -157,7 +157,7 @@ def _configured_retry_mode(from_env: str | None, from_profile: str | None) -> st
     CLI, and refusing it would break every call in an environment shared with them.
     """
     source, raw = ("AWS_RETRY_MODE", from_env) if from_env else ("the config file's retry_mode", from_profile)
-    mode = (raw or "standard").strip().lower()
+    mode = (raw or "standard").lower()
     if mode == "legacy":
         return "standard"
     if mode not in RETRY_MODES:

@@ -211,12 +211,13 @@ class _Session:
         self._loop = asyncio.get_running_loop()  # once: on Python 3.11 each lookup asks the OS for the pid
         self._flow = connections.stream_flow(scope)
         self._inbox = _Inbox(self._flow, self._loop)
-        self._input: asyncio.Future[None] = self._loop.create_future()
-        self._direct = connections.direct_input(scope, self._deliver)
         self._idle_timeout = idle_timeout
         self._last_activity = 0.0
         self._break_after = opened.endpoint.faults.take_stream_break()
         self._fail_after = opened.endpoint.faults.take_stream_failure()
+        self._input: asyncio.Future[None] = self._loop.create_future()
+        # Last: messages already queued are delivered at once, to a session ready for them.
+        self._direct = connections.direct_input(scope, self._deliver)
 
     async def run(self) -> None:
         self._touch()

@@ -112,9 +112,11 @@ class _Connection(asyncio.BufferedProtocol):
         self.lost = True
         if not self._gone.done():
             self._gone.set_result(None)
-        detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        cause = f"{type(exc).__name__}: {exc}" if exc is not None else None
         if not self.session.heard:  # closed before the server said a word: most likely not an HTTP/2 server
-            detail = f" before the server sent anything ({detail.removeprefix(': ') or 'no error'}){NOT_HTTP2_HINT}"
+            detail = f" before the server sent anything ({cause or 'no error'}){NOT_HTTP2_HINT}"
+        else:
+            detail = f": {cause}" if cause else ""
         self.session.fail(ConnectionClosedError(f"the HTTP/2 connection closed{detail}", request_sent=True))
         self._gate.resume()  # a writer then finds its stream failed
         for stream in list(self.streams.values()):

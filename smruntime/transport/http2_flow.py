@@ -276,28 +276,31 @@ class H2Session:
 
     def receive(self, data: bytes) -> Changes:
         """Feed bytes from the socket; which waiters to wake."""
-        changes = Changes()
         if not self.heard:
             self.heard = True
             if data.startswith(b"HTTP/1."):
                 # An HTTP/1.1 server read our connection preface as a request and answered it.
-                self.fail(ConnectionClosedError(f"the server answered in HTTP/1.1, not HTTP/2{NOT_HTTP2_HINT}"))
-                self.terminated = True
-                changes.terminated = True
-                changes.streams.update(self.streams)
-                return changes
+                return self._failed(ConnectionClosedError(f"the server answered in HTTP/1.1, not HTTP/2{NOT_HTTP2_HINT}"))
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             # h2 queued a GOAWAY for the peer; every stream fails.
-            self.fail(ConnectionClosedError(f"the server broke the HTTP/2 protocol: {server_text(str(exc), 200)}"))
-            changes.terminated = True
-            changes.streams.update(self.streams)
-            return changes
+            return self._failed(
+                ConnectionClosedError(f"the server broke the HTTP/2 protocol: {server_text(str(exc), 200)}")
+            )
+        changes = Changes()
         for event in events:
             self._handle(event, changes)
         if self.conn.inbound_flow_control_window < self._low_window:
             self._hand_back_taken()
+        return changes
+
+    def _failed(self, error: TransportError) -> Changes:
+        """Fail the connection on what the server sent: every stream's waiters look again."""
+        self.fail(error)
+        changes = Changes()
+        changes.terminated = True
+        changes.streams.update(self.streams)
         return changes
 
     def fail(self, error: TransportError) -> None:
