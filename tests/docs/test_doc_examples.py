@@ -20,10 +20,11 @@ def python_block(page: str, heading: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("environment", ["other keys in the environment", "no keys in the environment"])
-def test_the_quickstart_local_endpoint_example_works_whatever_the_environment_holds(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], environment: str
-) -> None:
+ENVIRONMENTS = ["other keys in the environment", "no keys in the environment"]
+
+
+def set_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: str) -> None:
+    """Credentials from one of ENVIRONMENTS, and no AWS configuration of the machine's."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
@@ -35,6 +36,13 @@ def test_the_quickstart_local_endpoint_example_works_whatever_the_environment_ho
     else:
         monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
         monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_quickstart_local_endpoint_example_works_whatever_the_environment_holds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], environment: str
+) -> None:
+    set_environment(monkeypatch, tmp_path, environment)
 
     exec(compile(python_block("quickstart.md", "## Without AWS: the local endpoint"), "quickstart.md", "exec"), {})
 
@@ -133,3 +141,13 @@ def test_the_fault_injection_example_runs_as_written(capsys: pytest.CaptureFixtu
          {})
 
     assert capsys.readouterr().out == "0\n"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_tracing_guides_testing_example_works_whatever_the_environment_holds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: str
+) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    set_environment(monkeypatch, tmp_path, environment)
+
+    exec(compile(python_block("tracing.md", "## Testing your own instrumentation"), "tracing.md", "exec"), {})
