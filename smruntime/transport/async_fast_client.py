@@ -46,8 +46,8 @@ class ClientClosedError(Exception):
     """The client was closed while this request waited or was in flight."""
 
 
-class _ReadTimeout(TimeoutError):
-    """No byte arrived within the read timeout."""
+class ReadTimeout(TimeoutError):
+    """No byte arrived within the read timeout (its name shows in error messages)."""
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -166,7 +166,7 @@ class _Protocol(asyncio.BufferedProtocol):
         if loop.time() < self._deadline:
             self._timer = loop.call_at(self._deadline, self._check_deadline)
         else:
-            waiter.set_exception(_ReadTimeout(f"no data for {self._timeout:g} s"))
+            waiter.set_exception(ReadTimeout(f"no data for {self._timeout:g} s (read_timeout)"))
 
     async def drain(self) -> None:
         await self._gate.wait()

@@ -9,6 +9,7 @@ import io
 import itertools
 import logging
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -448,6 +449,7 @@ def test_read_timeout_after_sending(server: HTTPTestServer, make_client: ClientF
         make_client(read_timeout=0.2).send(post(server.url + "/slow", b"{}"))
     assert caught.value.request_sent is True
     assert caught.value.timeout
+    assert not re.search(r"\b_[A-Za-z]", str(caught.value))  # no class private to the package
     assert server.requests[0].body == b"{}"
 
 
