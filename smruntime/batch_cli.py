@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import attrs
 
+from smruntime import errors
 from smruntime.bulk import BulkResult
 from smruntime.middleware.reprs import fields_repr
 
@@ -145,6 +146,18 @@ def completed_indices(output: Path) -> Completed:
         with output.open("r+b") as results:
             results.truncate(good)
     return done
+
+
+def run_failure(result: BulkResult) -> BaseException | None:
+    """The error of a failed record when every record would fail the same way: no credentials
+    or no region to sign with, or the service refusing the credentials (403). Such a failure
+    stops the run instead of filling the output with it."""
+    last = getattr(result.error, "last_error", result.error)
+    if isinstance(last, (errors.CredentialsError, errors.SigningError)) or (
+        isinstance(last, errors.APIError) and last.http_status == 403
+    ):
+        return result.error
+    return None
 
 
 def result_line(index: int, result: BulkResult | Malformed) -> dict[str, Any]:
@@ -316,10 +329,13 @@ def run_batch(args: argparse.Namespace) -> int:
         # The bulk API numbers what it is given; map its indices back to input positions.
         positions: dict[int, int] = {}
         sent = 0
+        stopped: list[BaseException] = []  # a failure every record would share: send no more
 
         def numbered() -> Iterator[bytes]:
             nonlocal sent
             for index, record in read_records(args.input, fmt):
+                if stopped:
+                    return
                 if index in skip:
                     continue
                 if isinstance(record, Malformed):
@@ -334,7 +350,16 @@ def run_batch(args: argparse.Namespace) -> int:
             concurrency=args.concurrency, ordered=args.ordered,
         )
         for result in results:
-            write(result_line(positions.pop(result.index), result))
+            index = positions.pop(result.index)
+            failure = run_failure(result)
+            if failure is not None:
+                stopped.append(failure)  # no line: a resume sends the record again
+                continue
+            write(result_line(index, result))
     progress.close()
     print(tally.summary(time.monotonic() - start), file=sys.stderr)
+    if stopped:
+        print(f"batch: stopped: every record would fail this way; the records without a line in {args.output} "
+              "are sent again by the same command with --resume once it is fixed", file=sys.stderr)
+        raise stopped[0]
     return 0 if tally.failed == 0 and tally.malformed == 0 and tally.skipped_unsuccessful == 0 else 1

@@ -314,9 +314,9 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
               f"(region {local.region}; endpoints: {', '.join(sorted(state.endpoints))}; "
               f"access keys: {', '.join(state.verifier.access_key_ids)})", file=sys.stderr, flush=True)
         if keys == (AcceptedKey(*EXAMPLE_CREDENTIALS),):
-            # No credentials here, so none in the caller's shell either: say how to sign for it.
+            # No other credentials here, so likely none in the caller's shell: say how to sign for it.
             key_id, secret = EXAMPLE_CREDENTIALS
-            print("No AWS credentials found: it accepts the AWS documentation's example pair. Clients "
+            print("It accepts the AWS documentation's example pair (no other AWS credentials found). Clients "
                   "(smruntime, boto3, the AWS CLI) sign with it after:\n"
                   f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
                   # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.

@@ -201,6 +201,35 @@ def test_an_endpoint_failing_every_call_marks_every_record_failed(endpoint, tmp_
     assert "0 done, 30 failed" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("credentials", ["refused", "missing"])
+def test_credentials_that_fail_every_call_stop_the_run_and_a_resume_sends_every_record(
+    endpoint, tmp_path, capsys, monkeypatch, credentials: str
+) -> None:
+    source = write_records(tmp_path / "in.jsonl", 200)
+    out = tmp_path / "out.jsonl"
+    if credentials == "refused":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    else:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--concurrency", "4")) == 1
+
+    err = capsys.readouterr().err
+    assert "batch: stopped: every record would fail this way" in err
+    expected = "InvalidSignatureException" if credentials == "refused" else "no AWS credentials found"
+    assert "smruntime: error: operation error SageMaker Runtime: InvokeEndpoint, " in err and expected in err
+    assert out.read_text() == ""  # no line for a failure the run shares: a resume sends those records
+    assert endpoint.counters("sum").requests <= 8  # the calls in flight when it stopped, not 200
+    assert endpoint.counters("sum").model_runs == 0
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 0
+    assert sorted(line["index"] for line in read_results(out)) == list(range(200))
+    assert endpoint.counters("sum").model_runs == 200
+
+
 def test_csv_and_folder_inputs(endpoint, tmp_path) -> None:
     config = tmp_path / "endpoints.toml"
     config.write_text('[[endpoints]]\nname = "echo"\nmodel = "echo"\n')
