@@ -70,7 +70,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
@@ -197,6 +197,16 @@ class FaultConfig:
     fail_stream_after: int | None = None
     """Bidirectional streams only: an InternalStreamFailure event after this many parts."""
     throttle_above: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("fail_next", "throttle_next", "reset_next", "latency", "break_stream_after", "fail_stream_after"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.throttle_above is not None and self.throttle_above <= 0:
+            raise ValueError(f"throttle_above must be > 0 requests/s, got {self.throttle_above}")
+        if not 400 <= self.fail_status <= 599:
+            raise ValueError(f"fail_status must be an HTTP error status (400-599), got {self.fail_status}")
 
 
 @attrs.frozen
@@ -376,7 +386,10 @@ def load_config(path: str | os.PathLike[str]) -> LocalConfig:
             data = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{os.fspath(path)} is not valid TOML: {error}") from None
-    config = config_from_dict(data)
+    try:
+        config = config_from_dict(data)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{os.fspath(path)}: {error}") from None
     # Models named module:function live beside the config file, or where serve was started.
     beside, here = str(Path(path).resolve().parent), os.getcwd()
     folders = (beside,) if beside == here else (beside, here)
@@ -388,15 +401,19 @@ def config_from_dict(data: Mapping[str, Any]) -> LocalConfig:
     known = {"endpoints", "region", "account_id", "verify_signatures", "max_body_bytes", "max_event_bytes", "seed",
              "session_ttl_seconds", "clock_offset_seconds"}
     _reject_unknown("configuration", data, known)
-    endpoints = tuple(_endpoint_from_dict(item) for item in data.get("endpoints", ()))
-    options = {key: value for key, value in data.items() if key != "endpoints"}
+    options = _checked("configuration", {key: value for key, value in data.items() if key != "endpoints"}, LocalConfig)
+    endpoints = tuple(_endpoint_from_dict(number, item) for number, item in enumerate(data.get("endpoints", ()), 1))
     return LocalConfig(endpoints=endpoints, **options)
 
 
-def _endpoint_from_dict(data: Mapping[str, Any]) -> EndpointConfig:
-    name = data.get("name", "?")
+def _endpoint_from_dict(number: int, data: Mapping[str, Any]) -> EndpointConfig:
+    if "name" not in data:
+        raise ValueError(f"endpoint #{number}: name is required")
+    name = data["name"]
     _reject_unknown(f"endpoint {name!r}", data, {"name", "model", "variants", "inference_components",
                                                  "container_timeout", "faults", "async_inference"})
+    _checked(f"endpoint {name!r}", {key: data[key] for key in ("name", "container_timeout") if key in data},
+             EndpointConfig)
     if "model" in data and "variants" in data:
         raise ValueError(f"endpoint {name!r}: give either model or variants, not both")
     if "model" in data:
@@ -408,24 +425,32 @@ def _endpoint_from_dict(data: Mapping[str, Any]) -> EndpointConfig:
     if "container_timeout" in data:
         kwargs["container_timeout"] = data["container_timeout"]
     if "faults" in data:
-        _reject_unknown(f"endpoint {name!r} faults", data["faults"], set(attrs.fields_dict(FaultConfig)))
-        kwargs["faults"] = FaultConfig(**data["faults"])
+        where = f"endpoint {name!r} faults"
+        kwargs["faults"] = _made(where, FaultConfig, _checked(where, data["faults"], FaultConfig))
     if "async_inference" in data:
-        _reject_unknown(f"endpoint {name!r} async_inference", data["async_inference"],
-                        set(attrs.fields_dict(AsyncInferenceConfig)))
-        kwargs["async_inference"] = AsyncInferenceConfig(**data["async_inference"])
-    return EndpointConfig(name=data["name"], variants=variants, inference_components=components, **kwargs)
+        where = f"endpoint {name!r} async_inference"
+        kwargs["async_inference"] = AsyncInferenceConfig(**_checked(where, data["async_inference"], AsyncInferenceConfig))
+    return EndpointConfig(name=name, variants=variants, inference_components=components, **kwargs)
 
 
 def _variant_from_dict(data: Mapping[str, Any]) -> VariantConfig:
-    _reject_unknown(f"variant {data.get('name', 'AllTraffic')!r}", data, set(attrs.fields_dict(VariantConfig)))
-    return VariantConfig(**data)
+    return VariantConfig(**_checked(f"variant {data.get('name', 'AllTraffic')!r}", data, VariantConfig))
 
 
 def _component_from_dict(data: Mapping[str, Any]) -> InferenceComponentConfig:
-    _reject_unknown(f"inference component {data.get('name', '?')!r}", data,
-                    set(attrs.fields_dict(InferenceComponentConfig)))
-    return InferenceComponentConfig(**data)
+    where = f"inference component {data.get('name', '?')!r}"
+    return _made(where, InferenceComponentConfig, _checked(where, data, InferenceComponentConfig))
+
+
+_T = TypeVar("_T")
+
+
+def _made(where: str, cls: type[_T], fields: Mapping[str, Any]) -> _T:
+    """``cls(**fields)``, its complaint (a missing field, a bad value) prefixed with ``where``."""
+    try:
+        return cls(**fields)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {error}") from None
 
 
 def _reject_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> None:
@@ -433,3 +458,24 @@ def _reject_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> Non
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+
+
+# The plain field types a TOML value is checked against ("float" takes integers too).
+_PLAIN_TYPES: Final[dict[str, tuple[type, ...]]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_PLAIN_NAMES: Final = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _checked(where: str, data: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    """``data``, once each key is a field of ``cls`` and each value of a plain field (str,
+    int, float, bool, or None where allowed) has its type: a TOML typo fails here, named."""
+    fields = attrs.fields_dict(cls)
+    _reject_unknown(where, data, set(fields))
+    for key, value in data.items():
+        names = [part.strip() for part in str(fields[key].type).split("|")]
+        if not all(name in _PLAIN_TYPES or name == "None" for name in names):
+            continue  # a model, a mapping: checked where it is used
+        allowed = tuple(kind for name in names if name != "None" for kind in _PLAIN_TYPES[name])
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            wanted = " or ".join(_PLAIN_NAMES[name] for name in names if name != "None")
+            raise ValueError(f"{where}: {key} must be {wanted}, got {value!r}")
+    return dict(data)

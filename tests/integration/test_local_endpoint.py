@@ -662,6 +662,32 @@ def test_bad_config_fails_loudly(tmp_path: Path, bad: str) -> None:
         LocalEndpoint(path, credentials=(KEY_ID, SECRET))
 
 
+ENDPOINT_X = "[[endpoints]]\nname = 'x'\nmodel = 'echo'\n"
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ("region = 5\n", "configuration: region must be a string, got 5"),
+    ("verify_signatures = 'no'\n", "configuration: verify_signatures must be true or false, got 'no'"),
+    ("seed = 1.5\n", "configuration: seed must be an integer, got 1.5"),
+    ("[[endpoints]]\nmodel = 'echo'\n", "endpoint #1: name is required"),
+    (ENDPOINT_X.replace("model", "container_timeout = 'x'\nmodel"), "endpoint 'x': container_timeout must be a number, got 'x'"),
+    ("[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nmodel = 'echo'\nweight = true\n",
+     "variant 'AllTraffic': weight must be a number, got True"),
+    (ENDPOINT_X + "[endpoints.faults]\nlatency = -1\n", "endpoint 'x' faults: latency must be >= 0, got -1"),
+    (ENDPOINT_X + "[endpoints.faults]\nfail_next = '2'\n", "endpoint 'x' faults: fail_next must be an integer, got '2'"),
+    (ENDPOINT_X + "[endpoints.faults]\nfail_status = 200\n",
+     "endpoint 'x' faults: fail_status must be an HTTP error status (400-599), got 200"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 'file:///tmp/out'\nmax_concurrent_invocations = '4'\n",
+     "endpoint 'x' async_inference: max_concurrent_invocations must be an integer, got '4'"),
+])
+def test_a_bad_value_in_a_config_file_is_named_with_the_file_and_the_rule(tmp_path: Path, bad: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(bad)
+    with pytest.raises(ValueError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
 @pytest.fixture
 def no_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     for name in list(os.environ):
