@@ -429,7 +429,7 @@ def _endpoint_from_dict(number: int, data: Mapping[str, Any]) -> EndpointConfig:
         kwargs["faults"] = _made(where, FaultConfig, _checked(where, data["faults"], FaultConfig))
     if "async_inference" in data:
         where = f"endpoint {name!r} async_inference"
-        kwargs["async_inference"] = AsyncInferenceConfig(**_checked(where, data["async_inference"], AsyncInferenceConfig))
+        kwargs["async_inference"] = _made(where, AsyncInferenceConfig, _checked(where, data["async_inference"], AsyncInferenceConfig))
     return EndpointConfig(name=name, variants=variants, inference_components=components, **kwargs)
 
 
@@ -442,11 +442,14 @@ def _component_from_dict(data: Mapping[str, Any]) -> InferenceComponentConfig:
     return _made(where, InferenceComponentConfig, _checked(where, data, InferenceComponentConfig))
 
 
-_T = TypeVar("_T")
+_T = TypeVar("_T", bound=attrs.AttrsInstance)
 
 
 def _made(where: str, cls: type[_T], fields: Mapping[str, Any]) -> _T:
     """``cls(**fields)``, its complaint (a missing field, a bad value) prefixed with ``where``."""
+    missing = [field.name for field in attrs.fields(cls) if field.default is attrs.NOTHING and field.name not in fields]
+    if missing:
+        raise ValueError(f"{where}: {', '.join(missing)} is required")
     try:
         return cls(**fields)
     except (TypeError, ValueError) as error:

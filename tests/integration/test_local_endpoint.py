@@ -679,6 +679,10 @@ ENDPOINT_X = "[[endpoints]]\nname = 'x'\nmodel = 'echo'\n"
      "endpoint 'x' faults: fail_status must be an HTTP error status (400-599), got 200"),
     (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 'file:///tmp/out'\nmax_concurrent_invocations = '4'\n",
      "endpoint 'x' async_inference: max_concurrent_invocations must be an integer, got '4'"),
+    (ENDPOINT_X + "[endpoints.async_inference]\nmax_concurrent_invocations = 4\n",
+     "endpoint 'x' async_inference: s3_output_path is required"),
+    ("[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nmodel = 'echo'\n[[endpoints.inference_components]]\nname = 'c'\n",
+     "inference component 'c': model is required"),
 ])
 def test_a_bad_value_in_a_config_file_is_named_with_the_file_and_the_rule(tmp_path: Path, bad: str, message: str) -> None:
     path = tmp_path / "bad.toml"
