@@ -256,7 +256,7 @@ class H2Stream:
                 else:
                     await self._wait_writable()
         except asyncio.CancelledError:
-            self._release(reset=True)
+            self._cancelled()
             raise
 
     async def end_input(self) -> None:
@@ -283,7 +283,7 @@ class H2Stream:
                     raise ConnectionClosedError("the HTTP/2 stream was closed before its response arrived")
                 await self._wait_readable("response headers")
         except asyncio.CancelledError:
-            self._release(reset=True)
+            self._cancelled()
             raise
         headers = Headers()
         for name, value in state.headers:
@@ -310,7 +310,7 @@ class H2Stream:
                     return data
                 await self._wait_readable("response data")
         except asyncio.CancelledError:
-            self._release(reset=True)
+            self._cancelled()
             raise
 
     # -- waiting --------------------------------------------------------------------------------
@@ -363,6 +363,15 @@ class H2Stream:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         self._reader = self._writer = None
+
+    def _cancelled(self) -> None:
+        """A task waiting on the stream was cancelled: part of an event may be written or
+        unread, so the stream cannot go on. Reset it; a later use says why."""
+        if self.state.error is None and not self._released:
+            self.state.error = ConnectionClosedError(
+                "the HTTP/2 stream was cancelled: a task waiting on it (to send, for the response or for "
+                "its data) was cancelled, which resets the stream", request_sent=True)
+        self._release(reset=True)
 
     def _release_if_finished(self) -> None:
         if self.state.finished:

@@ -389,6 +389,8 @@ def test_a_cancelled_task_resets_the_stream_and_frees_its_slot(raw: RawH2Server,
         with pytest.raises(asyncio.CancelledError):
             await waiting
         await asyncio.to_thread(raw.wait_for, lambda: raw.streams[0].reset_code == 8)  # RST_STREAM CANCEL
+        with pytest.raises(ConnectionClosedError, match="cancelled: a task waiting on it"):  # says why it is over
+            await stream.send(b"more")
         (origin,) = client._origins.values()
         assert all(not conn.streams for conn in origin.connections)
         return await echo(client, raw.url, b"ok")  # the connection is still good
