@@ -297,7 +297,8 @@ def _client(args: argparse.Namespace, closing: contextlib.ExitStack) -> Any:
     if args.http_client == "fast":
         from smruntime.transport import FastHTTPClient
 
-        timeouts = {name: fields[name] for name in ("connect_timeout", "read_timeout") if name in fields}
+        # The timeouts are the HTTP client's own: the Client does not pass them on to one it is given.
+        timeouts = {name: fields.pop(name) for name in ("connect_timeout", "read_timeout") if name in fields}
         fields["http_client"] = closing.enter_context(FastHTTPClient(max_pool_connections=pool, **timeouts))
     return closing.enter_context(Client(**fields))
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Iterator, Sequence, TypeVar, cast
+
+import attrs
 
 from smruntime import client_methods as methods
 from smruntime import errors, keys, middleware
@@ -44,6 +47,7 @@ class BaseClient:
         if options is not None and fields:
             raise TypeError("pass either options= or keyword fields of Options, not both")
         base = options if options is not None else Options(**fields)
+        _warn_of_settings_a_given_component_ignores(base)
         resolved = resolve_defaults(base)
         self._check_http_client(resolved.http_client)
         if resolved.http_client is None:
@@ -308,6 +312,40 @@ _BUILT_FROM = (
     ("retryer", ("retry_mode",)),
 )
 """Fields that configured a component the client built once, by that component."""
+
+
+def _warn_of_settings_a_given_component_ignores(options: Options) -> None:
+    """Fields set beside a component that was given ready-made configure nothing of it (an
+    ``http_client`` keeps its own timeouts): say so rather than let them be silently ignored."""
+    for component, names in _BUILT_FROM:
+        given = getattr(options, component)
+        if given is None:
+            continue
+        defaults = attrs.fields_dict(Options)
+        changed = [
+            name for name in names
+            if getattr(options, name) != defaults[name].default and getattr(options, name) != _setting_of(given, name)
+        ]
+        if not changed:
+            continue
+        settings = ", ".join(f"{name}={getattr(options, name)!r}" for name in changed)
+        verb, it, them, does = ("is", "it", "it", "configures") if len(changed) == 1 else ("are", "they", "them", "configure")
+        message = f"{settings} {verb} not applied to the {component} you gave, which keeps its own settings"
+        if component == "http_client":
+            message += f": pass {them} to its constructor ({type(options.http_client).__name__}({changed[0]}=...))"
+            if options.http2_client is None:
+                message += f"; {it} still {does} the HTTP/2 client the client builds for bidirectional streams"
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+_RETRYERS_BY_MODE = {"standard": "StandardRetryer", "adaptive": "AdaptiveRetryer", "none": "NoRetryer"}
+
+
+def _setting_of(component: Any, name: str) -> Any:
+    """What a given component uses for the option ``name``, where it says (else None)."""
+    if name == "retry_mode":
+        return next((mode for mode, cls in _RETRYERS_BY_MODE.items() if type(component).__name__ == cls), None)
+    return getattr(component, name, None)
 
 
 def _refuse_ignored_changes(client: Options, call: Options) -> None:

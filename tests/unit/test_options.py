@@ -186,6 +186,36 @@ def test_max_response_body_size_configures_the_built_http_client_and_cannot_chan
     client.close()
 
 
+def test_settings_a_given_component_does_not_take_are_warned_about() -> None:
+    from smruntime import AsyncClient
+    from smruntime.transport import AsyncFastHTTPClient, MockHTTPClient
+
+    with pytest.warns(UserWarning) as caught:
+        Client(region="us-east-1", credentials=("a", "b"), http_client=MockHTTPClient(lambda r: None), read_timeout=5)
+        Client(region="us-east-1", credentials=("a", "b"), retryer=StandardRetryer(), retry_mode="adaptive")
+        AsyncClient(region="us-east-1", credentials=("a", "b"), http_client=AsyncFastHTTPClient(),
+                    connect_timeout=1, max_pool_connections=50)
+    assert [str(warning.message) for warning in caught] == [
+        "read_timeout=5 is not applied to the http_client you gave, which keeps its own settings: pass it to its "
+        "constructor (MockHTTPClient(read_timeout=...)); it still configures the HTTP/2 client the client builds "
+        "for bidirectional streams",
+        "retry_mode='adaptive' is not applied to the retryer you gave, which keeps its own settings",
+        "connect_timeout=1, max_pool_connections=50 are not applied to the http_client you gave, which keeps its own "
+        "settings: pass them to its constructor (AsyncFastHTTPClient(connect_timeout=...)); they still configure the "
+        "HTTP/2 client the client builds for bidirectional streams",
+    ]
+    assert all(warning.filename == __file__ for warning in caught)  # they point at the caller's line
+
+
+def test_settings_a_given_component_already_has_are_not_warned_about() -> None:
+    from smruntime.transport import FastHTTPClient
+
+    # pytest turns warnings into errors here: none may be raised
+    Client(region="us-east-1", credentials=("a", "b"), http_client=FastHTTPClient(read_timeout=5), read_timeout=5)
+    Client(region="us-east-1", credentials=("a", "b"), retryer=StandardRetryer(), retry_mode="standard")
+    Client(region="us-east-1", credentials=("a", "b"), http_client=FastHTTPClient())
+
+
 @pytest.mark.parametrize("which", ["missing", "empty", "devnull"])
 def test_no_config_file_gives_the_defaults_without_importing_configparser(tmp_path: Path, which: str) -> None:
     import os
