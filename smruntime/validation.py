@@ -45,7 +45,8 @@ def string(
         return
     size = len(value)
     if size < min_len or (not size and pattern is not None and re.fullmatch(pattern, "") is None):
-        problems.append(FieldProblem(field, "length", f"must be at least {max(min_len, 1)} characters, got {size}"))
+        least = max(min_len, 1)
+        problems.append(FieldProblem(field, "length", f"must be at least {least} character{'s' if least > 1 else ''}, got {size}"))
         return
     if max_len is not None and size > max_len:
         problems.append(FieldProblem(field, "length", f"must be at most {max_len} characters, got {size}"))

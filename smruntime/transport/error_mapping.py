@@ -267,10 +267,15 @@ def _describe(exc: BaseException) -> str:
         text = ""
     text = re.sub(_USERINFO, rf"\1{REDACTED}@", text)
     text = re.sub(_SECRET_PARAMS, rf"\1{REDACTED}", redact_text(text))
-    text = re.sub(_POOL_OR_CONNECTION, r"\1:\2", text)  # urllib3 names our connection and pool classes
+    text = re.sub(_POOL_OR_CONNECTION, _host_and_port, text)  # urllib3 names our connection and pool classes
     text = server_text(re.sub(_SECRET_HEADERS, rf"\1\2{REDACTED}", text), 1000)  # may quote what the server sent
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
+
+
+def _host_and_port(found: re.Match[str]) -> str:
+    host, port = found.groups()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address in brackets, as in a URL
 
 
 def describe_url(url: str) -> str:

@@ -50,16 +50,17 @@ def test_other_errors_in_an_unknown_region_get_no_region_hint() -> None:
     assert "unknown to the endpoint rules" not in str(caught.value)
 
 
-def test_transport_errors_name_no_internal_class() -> None:
+@pytest.mark.parametrize(("host", "shown"), [("runtime.example.invalid", "runtime.example.invalid:443"), ("::1", "[::1]:443")])
+def test_transport_errors_name_no_internal_class(host: str, shown: str) -> None:
     import urllib3.exceptions
 
     from smruntime.transport.requests_client import _TrackedHTTPSConnection
 
-    connection = _TrackedHTTPSConnection("runtime.example.invalid", 443)
+    connection = _TrackedHTTPSConnection(host, 443)
     failure = urllib3.exceptions.NewConnectionError(connection, "Failed to establish a new connection: refused")
     text = str(map_transport_error(failure))
     assert "_Tracked" not in text and "_HTTP" not in text
-    assert "runtime.example.invalid:443" in text
+    assert f"NewConnectionError: {shown}: Failed" in text  # an IPv6 address in brackets, as in its URL
 
 
 def test_a_connect_timeout_shows_urllib3s_message_not_its_connection_object() -> None:
@@ -89,3 +90,12 @@ def test_a_refused_connection_names_the_address_not_a_class(fast: bool) -> None:
     text = str(caught.value)
     assert "_Tracked" not in text and "_HTTP" not in text and " object at 0x" not in text
     assert "refused" in text and f"127.0.0.1:{port}" in text
+
+
+@pytest.mark.parametrize(("min_len", "detail"), [(1, "must be at least 1 character, got 0"), (3, "must be at least 3 characters, got 0")])
+def test_a_too_short_string_counts_its_characters_in_words(min_len: int, detail: str) -> None:
+    from smruntime.validation import string
+
+    problems: list = []
+    string(problems, "field", "", min_len=min_len)
+    assert [problem.detail for problem in problems] == [detail]
