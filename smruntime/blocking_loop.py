@@ -17,26 +17,47 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
 import threading
-from typing import Any, Coroutine, TypeVar
+import weakref
+from typing import Any, Callable, Coroutine, TypeVar
 
 __all__ = ["BlockingLoop"]
 
 T = TypeVar("T")
 
+_LOOPS: weakref.WeakSet[BlockingLoop] = weakref.WeakSet()
+"""Every BlockingLoop, for a forked child to give a loop of its own."""
+
+_INHERITED: list[Any] = []
+"""In a forked child, the event loops (and what runs on them) it inherited: kept, never closed
+or finalized, because a loop's epoll set is the parent's too, and closing the child's copy of a
+transport takes the parent's socket out of it."""
+
+
+def _new_loops_after_fork() -> None:
+    for blocking in list(_LOOPS):
+        blocking._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_loops_after_fork)
+
 
 class BlockingLoop:
     """One event loop; :meth:`run` runs a coroutine on it, driving it from the calling thread."""
 
-    __slots__ = ("_changed", "_driver", "_loop", "_name", "_stopped")
+    __slots__ = ("__weakref__", "_changed", "_driver", "_loop", "_name", "_on_fork", "_stopped")
 
-    def __init__(self, name: str = "smruntime-loop") -> None:
+    def __init__(self, name: str = "smruntime-loop", *, on_fork: Callable[[], None] | None = None) -> None:
         self._name = name
         self._changed = threading.Condition()  # the driver changed, or a handed-over call is done
         self._loop: asyncio.AbstractEventLoop | None = None
         self._driver: int | None = None  # the thread driving the loop now
         self._stopped = False
+        self._on_fork = on_fork  # run in a forked child, once the loop is left behind
+        _LOOPS.add(self)
 
     @property
     def running(self) -> bool:
@@ -71,6 +92,17 @@ class BlockingLoop:
         if loop is not None:
             loop.run_until_complete(asyncio.sleep(0))  # the callbacks still queued: handed-over calls learn they are over
             loop.close()
+
+    def _forked(self) -> None:
+        """In a forked child: leave the inherited loop behind (see _INHERITED); the next call
+        makes a new one. Only the forking thread lives on, so nothing drives the old one."""
+        if self._loop is not None:
+            _INHERITED.append(self._loop)
+        self._loop = None
+        self._driver = None
+        self._changed = threading.Condition()  # another parent thread may have held the old one
+        if self._on_fork is not None:
+            self._on_fork()
 
     # -- running a call -----------------------------------------------------------------------
 

@@ -219,8 +219,18 @@ class Client(BaseClient):
             if self._closed:
                 raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
             if self._loop is None:
-                self._loop = BlockingLoop(f"smruntime-{id(self):x}")
+                self._loop = BlockingLoop(f"smruntime-{id(self):x}", on_fork=self._forget_http2_client)
         return BidirectionalStream(self._bidirectional_stream(operation_name, input, option_fns), self._loop)
+
+    def _forget_http2_client(self) -> None:
+        """In a forked child: the HTTP/2 client this client made runs on the loop left behind,
+        over the parent's sockets; the next stream makes a new one."""
+        if self._owns_http2_client and self._options.http2_client is not None:
+            from smruntime.blocking_loop import _INHERITED
+
+            _INHERITED.append(self._options.http2_client)
+            self._options.http2_client = None
+            self._owns_http2_client = False
 
     def _wait(self, poll: Poll, reader: S3Reader) -> bytes:
         try:

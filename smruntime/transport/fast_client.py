@@ -280,6 +280,14 @@ class _Origin:
         for conn in idle:
             conn.http.close()
 
+    def close_copies(self) -> None:
+        """In a forked child, which uses this origin no more: close its copies of the idle
+        sockets, without the lock (a parent thread may have held it at the fork)."""
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.http.close()
+
 
 class _ConnBody(LiveBody):
     """A response body still on its connection, read through the connection's ResponseReader."""
@@ -363,6 +371,12 @@ class FastHTTPClient(PooledHTTPClient):
             self._origins.clear()
         for origin in origins:
             origin.close()
+
+    def _forked(self) -> None:
+        inherited = list(self._origins.values())
+        self._start_pools()
+        for origin in inherited:
+            origin.close_copies()
 
     def _exchange(self, origin: _Origin, method: str, head: bytes, body: PreparedBody) -> tuple[_Conn, ResponseHead]:
         """Write the request and read the response head; resend once on a stale connection."""

@@ -265,6 +265,15 @@ class RequestsHTTPClient(PooledHTTPClient):
             if self._adapter is not None:
                 self._adapter.close()
 
+    def _forked(self) -> None:
+        inherited = [route.pool for route in self._routes.values()]
+        self._start_pools()
+        for pool in inherited:  # the child's copies of the idle sockets; a parent thread may hold the pool's lock
+            slots = pool.pool
+            for conn in list(slots.queue) if slots is not None else ():
+                if conn is not None:
+                    conn.close()
+
     def _urlopen(
         self,
         pool: urllib3.connectionpool.HTTPConnectionPool,

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import urllib.parse
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Self, cast
 
@@ -464,6 +465,28 @@ class AsyncLiveBody:
         raise NotImplementedError
 
 
+_POOLED_CLIENTS: weakref.WeakSet[PooledHTTPClient] = weakref.WeakSet()
+"""Every live pooled client, for a forked child to give new pools."""
+
+
+def _new_pools_after_fork() -> None:
+    # The inherited connections are the parent's sockets too: a child reusing one would read
+    # answers meant for its parent (or the parent the child's). Only the forking thread lives
+    # on in the child, so no lock is taken: one held by another parent thread stays held.
+    failure: BaseException | None = None
+    for client in list(_POOLED_CLIENTS):
+        try:
+            client._forked()
+        except Exception as error:  # the others still start over; Python reports the first
+            failure = failure or error
+    if failure is not None:
+        raise failure
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pools_after_fork)
+
+
 class PooledHTTPClient:
     """What both real HTTP clients are configured with: timeouts, the pool size per origin,
     proxies (else the environment's), the CA bundle (else the environment's, as requests) and
@@ -493,10 +516,17 @@ class PooledHTTPClient:
         self._split_url = functools.lru_cache(maxsize=256)(split_url)
         self._context: ssl.SSLContext | None = None
         self._start_pools()
+        _POOLED_CLIENTS.add(self)
 
     def _start_pools(self) -> None:
         """Set up the client's own (empty) pools from the settings above."""
         raise NotImplementedError
+
+    def _forked(self) -> None:
+        """In a forked child: the blocking clients start over with empty pools, closing the
+        child's copies of the idle sockets (which leaves the parent's open). The asyncio ones
+        keep theirs: their connections belong to the parent's event loop, whose epoll set the
+        child shares, and closing them there would unregister the parent's sockets."""
 
     def _ssl_context(self) -> ssl.SSLContext:
         """The TLS settings of every https origin, made on first use (loading a CA bundle costs)."""

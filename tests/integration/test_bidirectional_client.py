@@ -367,3 +367,32 @@ def test_refusals_past_the_retry_policys_attempts_are_raised(kind: str) -> None:
         _refusing_server_run(kind, server, body, max_attempts=2)
         assert len(server.streams) == 2
 
+
+
+def test_a_forked_child_streams_on_a_loop_and_connection_of_its_own(endpoint: LocalEndpoint) -> None:
+    # The blocking client's event loop is the parent's epoll set after a fork, and its HTTP/2
+    # connection the parent's socket: a child must make its own of both, and leave the parent's be.
+    import os
+
+    from smruntime import Client
+
+    def echo(client: Client, text: str) -> list[bytes]:
+        with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="echo") as stream:
+            stream.send(text)
+            stream.end_input()
+            return [part.bytes for part in stream]
+
+    with Client(region="us-east-1", credentials=KEYS, http2_endpoint_url=endpoint.http2_url) as client:
+        assert echo(client, "parent") == [b"parent"]
+        parents = client.options.http2_client
+        pid = os.fork()
+        if pid == 0:  # the child: its own stream, then out, past pytest
+            code = 2  # the stream failed
+            try:
+                code = 0 if echo(client, "child") == [b"child"] and client.options.http2_client is not parents else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert echo(client, "parent again") == [b"parent again"]
+        assert client.options.http2_client is parents  # the parent's connection served it

@@ -288,6 +288,30 @@ def test_close_closes_every_pooled_socket(server: HTTPTestServer, make_client: C
     assert server.connections_accepted == 4
 
 
+@pytest.mark.parametrize("kind", ["requests", "fast"])
+def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(server: HTTPTestServer, kind: str) -> None:
+    # A pooled socket is the parent's and the child's at once after a fork: a child reusing it
+    # would read answers meant for its parent (gunicorn, multiprocessing and Celery all fork).
+    client = CLIENTS[kind]()
+    try:
+        assert client.send(post(server.url + "/parent")).status_code == 200
+        pid = os.fork()
+        if pid == 0:  # the child: one call, then out, past pytest
+            code = 2  # the call raised
+            try:
+                code = 0 if client.send(post(server.url + "/child")).status_code == 200 else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert [request.path for request in server.requests] == ["/parent", "/child"]
+        assert server.connections_accepted == 2  # the child's own connection, not the parent's socket
+        assert client.send(post(server.url + "/parent-again")).status_code == 200
+        assert server.connections_accepted == 2  # the parent's pooled socket is still its own and open
+    finally:
+        client.close()
+
+
 # -- streaming --------------------------------------------------------------------------------
 
 
