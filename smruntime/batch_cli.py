@@ -73,11 +73,16 @@ def read_records(path: Path, fmt: str) -> Iterator[Record]:
         for index, entry in enumerate(sorted(p for p in path.iterdir() if p.is_file())):
             yield index, entry.read_bytes()
     elif fmt == "csv":
-        with path.open(newline="", encoding="utf-8") as source:
+        # surrogateescape keeps a bad byte to the row it is in: that row is malformed, not the run
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as source:
             for index, row in enumerate(csv.reader(source)):
                 text = io.StringIO()
                 csv.writer(text, lineterminator="").writerow(row)
-                yield index, text.getvalue().encode("utf-8")
+                try:
+                    record: bytes | Malformed = text.getvalue().encode("utf-8")
+                except UnicodeEncodeError:
+                    record = Malformed(f"row {index + 1}: not UTF-8")
+                yield index, record
     else:
         with path.open("rb") as source:
             for index, raw in enumerate(source):
@@ -125,20 +130,32 @@ class Completed:
 
 
 def completed_indices(output: Path) -> Completed:
-    """The records already in ``output``; cuts a torn last line (a crash mid-write) off the file."""
+    """The records already in ``output``; cuts a torn last line (a crash mid-write) off the file.
+
+    Blank lines are skipped. Any other line that is not a result, before the last, stops the
+    run (ValueError naming it): the file was edited, and nothing after it is cut away.
+    """
     done = Completed()
     if not output.exists():
         return done
     good = 0
+    torn: int | None = None  # where an unreadable line starts, while it may be the last one
     with output.open("rb") as results:
-        for line in results:
-            if not line.endswith(b"\n"):
-                break
+        for number, line in enumerate(results, 1):
+            if torn is not None:
+                raise ValueError(f"--output: line {number - 1} of {output} is not a result line; fix or remove it, "
+                                 "then resume")
+            if not line.strip():
+                good += len(line)
+                continue
             try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("no end of line")
                 fields = json.loads(line)
                 done.indices.add(int(fields["index"]))
             except (ValueError, KeyError, TypeError):
-                break
+                torn = good
+                continue
             if fields.get("status") != "ok":
                 done.unsuccessful += 1
             good += len(line)

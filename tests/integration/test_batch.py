@@ -314,3 +314,35 @@ def read_results_tolerant(path: Path) -> list[dict]:
         if raw.endswith(b"\n"):
             lines.append(json.loads(raw))
     return lines
+
+
+def test_resume_skips_a_blank_line_and_refuses_an_edited_one_without_cutting_results(endpoint, tmp_path, capsys) -> None:
+    source = write_records(tmp_path / "in.jsonl", 10)
+    out = tmp_path / "out.jsonl"
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--ordered")) == 0
+    lines = out.read_text().splitlines(keepends=True)
+
+    out.write_text("".join(lines[:3]) + "\n" + "".join(lines[3:]))  # a blank line, as an editor may leave
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 0
+    assert endpoint.counters("sum").model_runs == 10  # nothing sent again, nothing cut
+
+    edited = "".join(lines[:3]) + "not a result\n" + "".join(lines[3:])
+    out.write_text(edited)
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 1
+    assert f"line 4 of {out} is not a result line" in capsys.readouterr().err
+    assert out.read_text() == edited  # the results after it are kept
+    assert endpoint.counters("sum").model_runs == 10
+
+
+def test_a_csv_row_that_is_not_utf8_is_malformed_and_the_rest_is_sent(endpoint, tmp_path) -> None:
+    config = tmp_path / "endpoints.toml"
+    config.write_text('[[endpoints]]\nname = "echo"\nmodel = "echo"\n')
+    rows = tmp_path / "rows.csv"
+    rows.write_bytes(b"1,a\n2,\xff\n3,c\n")
+    out = tmp_path / "out.jsonl"
+    with LocalEndpoint(config, credentials=(KEY, SECRET)) as running:
+        argv = ["batch", "--endpoint-url", running.url, "--region", "us-east-1", "--endpoint-name", "echo"]
+        assert main([*argv, "--input", str(rows), "--output", str(out), "--ordered"]) == 1
+    lines = sorted(read_results(out), key=lambda line: line["index"])
+    assert [(line["index"], line["status"]) for line in lines] == [(0, "ok"), (1, "malformed"), (2, "ok")]
+    assert lines[1]["error"]["message"] == "row 2: not UTF-8"
