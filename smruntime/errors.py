@@ -14,6 +14,7 @@
     ├── TransportError
     │   ├── ConnectError
     │   ├── ConnectTimeoutError
+    │   │   └── PoolTimeoutError      no pooled connection came free in time (never retried)
     │   ├── ReadTimeoutError
     │   ├── ConnectionClosedError
     │   ├── ResponseTooLargeError     a body read whole is over ``max_response_body_size``
@@ -74,6 +75,7 @@ __all__ = [
     "ModelError",
     "ModelNotReadyException",
     "ModelStreamError",
+    "PoolTimeoutError",
     "ResponseTooLargeError",
     "RetryQuotaExceededError",
     "SageMakerRuntimeError",
@@ -265,6 +267,19 @@ class ConnectTimeoutError(ConnectError):
     timeout = True
 
 
+class PoolTimeoutError(ConnectTimeoutError):
+    """Every one of the HTTP client's ``max_pool_connections`` connections to the origin stayed
+    busy for ``connect_timeout``.
+
+    The request was never sent, but it is not retried: the client itself is saturated (more
+    concurrent calls than connections), and another wait would only spend the retry quota.
+    """
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
 class ReadTimeoutError(TransportError):
     """The server did not answer within ``read_timeout`` after the request was sent."""
 
@@ -331,8 +346,11 @@ class APIError(SageMakerRuntimeError):
 
     def describe(self) -> str:
         detail = f"{self.code}: {self.message}" if self.message else self.code
-        scheme = "http" if self.url is not None and self.url.startswith("http://") else "https"
-        parts = [f"{scheme} response error StatusCode: {self.http_status}"]
+        if not self.http_status:  # an exception event of a stream whose response was a 200
+            parts = ["event stream error"]
+        else:
+            scheme = "http" if self.url is not None and self.url.startswith("http://") else "https"
+            parts = [f"{scheme} response error StatusCode: {self.http_status}"]
         if self.request_id:
             parts.append(f"RequestID: {self.request_id}")
         elif self.url is not None:

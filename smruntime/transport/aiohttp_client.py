@@ -23,6 +23,7 @@ from smruntime.transport.shared import (
     AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
+    leave_loop,
     proxy_for,
     split_url,
 )
@@ -93,14 +94,20 @@ class AiohttpHTTPClient(PooledHTTPClient):
     for one), live streams, one error mapping, proxies from ``proxies`` or the environment
     (a CONNECT tunnel for https) and the CA bundle from ``verify`` or the environment.
     ``read_timeout`` bounds each wait for bytes. A request is never sent twice. The session is
-    made on first use, on the running loop: use one client per event loop.
+    made on first use, on the running loop, and dropped for a new one if the client is used on a
+    later loop; it is refused while the first loop still runs (in another thread).
     """
 
     def _start_pools(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy_cache: dict[tuple[str, str], str | None] = {}
 
     async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
+        if (loop := asyncio.get_running_loop()) is not self._loop:
+            if leave_loop(self._loop, "AiohttpHTTPClient"):
+                self._session = None  # it belongs to the finished loop, which alone could close it
+            self._loop = loop
         try:
             scheme, netloc, _ = split_url(request.url)
             key = (scheme, netloc)

@@ -15,18 +15,21 @@ import io
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
-from smruntime.errors import ConnectTimeoutError
+from smruntime.errors import ClientClosedError, ConnectTimeoutError, PoolTimeoutError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, tag
 from smruntime.transport.fast_client import prepare, route
 from smruntime.transport.http11 import ResponseHead, ResponseReader, parse_head
 from smruntime.transport.shared import (
+    CLOSED_IN_FLIGHT,
+    CLOSED_WHILE_WAITING,
     AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
     WriteGate,
     file_block,
+    leave_loop,
     set_nodelay,
     wire_pieces,
 )
@@ -40,10 +43,6 @@ _WRITE_HIGH_WATER = 256 * 1024
 """Wait for the kernel to take a file body's blocks once this much is buffered."""
 _FILE_BLOCK = 1024 * 1024
 """A file body is read in blocks this large, each in a worker thread (few hand-offs)."""
-
-
-class ClientClosedError(Exception):
-    """The client was closed while this request waited or was in flight."""
 
 
 class ReadTimeout(TimeoutError):
@@ -233,7 +232,7 @@ class _Origin:
 
     async def acquire(self, timeout: float) -> _Conn:
         if self.closed:
-            raise ClientClosedError("the HTTP client was closed")
+            raise ClientClosedError(CLOSED_WHILE_WAITING)
         while True:
             while self._idle:
                 conn = self._idle.pop()
@@ -256,7 +255,7 @@ class _Origin:
         if self.closed:  # closed while connecting
             conn.close()
             self._forget_one()
-            raise ClientClosedError("the HTTP client was closed")
+            raise ClientClosedError(CLOSED_WHILE_WAITING)
         self.busy.add(conn)
         return conn
 
@@ -267,7 +266,7 @@ class _Origin:
             async with asyncio.timeout(timeout):
                 await waiter
         except TimeoutError:
-            raise ConnectTimeoutError(
+            raise PoolTimeoutError(
                 f"timed out after {timeout:g} s waiting for one of {self.limit} pooled connections", request_sent=False
             ) from None
         except BaseException:
@@ -309,12 +308,11 @@ class _Origin:
         self._live -= len(idle)
         for conn in idle:
             conn.close()
-        error = ClientClosedError("the HTTP client was closed while this request was in flight")
         for conn in list(self.busy):
-            conn.protocol.fail(error)
+            conn.protocol.fail(ClientClosedError(CLOSED_IN_FLIGHT, request_sent=True))
         for waiter in self._waiters:
             if not waiter.done():
-                waiter.set_exception(ClientClosedError("the HTTP client was closed while this request waited for a connection"))
+                waiter.set_exception(ClientClosedError(CLOSED_WHILE_WAITING))
 
 
 class _Connector:
@@ -410,7 +408,7 @@ class _ConnBody(AsyncLiveBody):
             if piece is None:
                 try:
                     await protocol.receive(self._timeout)
-                except ClientClosedError as exc:  # as the error mapping knows it
+                except ClientClosedError as exc:  # mapped as the connection lost mid-body it is
                     raise ConnectionResetError(str(exc)) from exc
             elif piece:
                 yield piece
@@ -424,13 +422,6 @@ class _ConnBody(AsyncLiveBody):
         self._origin.release(self._conn, reusable=False)
 
 
-def _explain(exc: BaseException) -> BaseException:
-    """Our own markers as the exceptions the error mapping knows."""
-    if isinstance(exc, ClientClosedError):
-        return ConnectionResetError(str(exc))
-    return exc
-
-
 class AsyncFastHTTPClient(PooledHTTPClient):
     """An :class:`~smruntime.transport.async_protocol.AsyncHTTPClient` on asyncio transports,
     for the lowest overhead.
@@ -440,27 +431,34 @@ class AsyncFastHTTPClient(PooledHTTPClient):
     for one), live streams, one error mapping, proxies from ``proxies`` or the environment
     (plain ``http://`` proxies: a CONNECT tunnel for https, the absolute URL for http) and the
     CA bundle from ``verify`` or the environment. ``read_timeout`` bounds each wait for bytes.
-    A request is never sent twice. Use one client per event loop.
+    A request is never sent twice. Used on a later event loop (a second ``asyncio.run``), the
+    client drops the previous loop's connections; it is refused while that loop still runs.
     """
 
     def _start_pools(self) -> None:
         self._origins: dict[tuple[str, str], _Origin] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def send(self, request: HTTPRequest, *, stream: bool = False) -> AsyncHTTPResponse:
+        if (loop := asyncio.get_running_loop()) is not self._loop:
+            self._move_to(loop)
         origin, head, body = prepare(request, self._split_url, self._origins, self._origin)
         try:
             conn = await origin.acquire(self.connect_timeout)
-        except ConnectTimeoutError:
+        except (ClientClosedError, ConnectTimeoutError):  # ours already, said as meant
             raise
         except Exception as exc:
             tag(exc, "connect")
-            raise map_transport_error(_explain(exc), request_sent=False) from exc
+            raise map_transport_error(exc, request_sent=False) from exc
         try:
             response = await self._roundtrip(conn, request.method, head, body)
             headers = Headers.received(response.headers)
+        except ClientClosedError:
+            origin.release(conn, reusable=False)
+            raise
         except Exception as exc:
             origin.release(conn, reusable=False)
-            raise map_transport_error(_explain(exc)) from exc
+            raise map_transport_error(exc) from exc
         except BaseException:
             origin.release(conn, reusable=False)
             raise
@@ -472,10 +470,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
     async def aclose(self) -> None:
         """Close every connection; requests waiting or in flight fail with a ``TransportError``.
         The client opens new connections if it is used again."""
-        origins = list(self._origins.values())
-        self._origins.clear()
-        for origin in origins:
-            origin.close()
+        self.close()
 
     def close(self) -> None:
         """As :meth:`aclose`, for code that cannot await."""
@@ -483,6 +478,15 @@ class AsyncFastHTTPClient(PooledHTTPClient):
         self._origins.clear()
         for origin in origins:
             origin.close()
+
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        previous = self._loop
+        if leave_loop(previous, "AsyncFastHTTPClient"):
+            if cast(asyncio.AbstractEventLoop, previous).is_closed():
+                self._origins.clear()  # a closed loop can close nothing: Python closes those sockets
+            else:
+                self.close()
+        self._loop = loop
 
     async def __aenter__(self) -> AsyncFastHTTPClient:
         return self

@@ -21,6 +21,7 @@ from smruntime.errors import (
     ConnectError,
     ConnectionClosedError,
     ConnectTimeoutError,
+    PoolTimeoutError,
     ReadTimeoutError,
     TransportError,
     server_text,
@@ -169,7 +170,7 @@ def _classify(chain: list[BaseException], phase: Phase | None) -> tuple[BaseExce
         if isinstance(culprit, kinds.tls_failures):  # aiohttp's TLS errors are connector errors too
             return culprit, ConnectError, "TLS handshake failed"
         if isinstance(culprit, kinds.empty_pool):
-            return culprit, ConnectTimeoutError, "timed out waiting for a pooled connection"
+            return culprit, PoolTimeoutError, "timed out waiting for a pooled connection"
         if isinstance(culprit, kinds.connect_timeouts) and not isinstance(culprit, kinds.new_connection):
             return culprit, ConnectTimeoutError, "timed out connecting"
         return culprit, ConnectError, "could not connect"

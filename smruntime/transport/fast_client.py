@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, cast
 
-from smruntime.errors import ClientClosedError, ConnectTimeoutError
+from smruntime.errors import ClientClosedError, PoolTimeoutError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.http11 import ResponseHead, ResponseReader
@@ -238,7 +238,7 @@ class _Origin:
                 self._waiting += 1
                 try:
                     if left <= 0 or not self._cond.wait(left):
-                        raise ConnectTimeoutError(
+                        raise PoolTimeoutError(
                             f"timed out after {timeout:g} s waiting for one of {self.limit} pooled connections",
                             request_sent=False,
                         )

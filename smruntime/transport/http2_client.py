@@ -51,6 +51,7 @@ from smruntime.transport.shared import (
     body_too_large,
     environ_ca_bundle,
     host_header,
+    leave_loop,
     set_nodelay,
     split_url,
     ssl_context_for,
@@ -624,8 +625,8 @@ class H2HTTPClient:
     bundle path, or True for certifi's bundle; the environment's ``REQUESTS_CA_BUNDLE`` when
     None). A stream holds at most ``stream_window`` bytes of unread response data (the server
     waits for the reader), a connection ``connection_window``. ``multiplex=False`` opens a
-    connection per stream instead of sharing one. Proxies are not used. Use one client per
-    event loop.
+    connection per stream instead of sharing one. Proxies are not used. Used on a later event
+    loop, the client drops the previous loop's connections; it is refused while that loop runs.
     """
 
     def __init__(
@@ -654,8 +655,11 @@ class H2HTTPClient:
         self._windows = {"stream_window": stream_window, "connection_window": connection_window}
         self._context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str], _Origin] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open_stream(self, request: HTTPRequest) -> H2Stream:
+        if (loop := asyncio.get_running_loop()) is not self._loop:
+            self._move_to(loop)
         try:
             scheme, netloc, target = split_url(request.url)
             headers = request_headers(request, scheme, netloc, target)
@@ -692,6 +696,16 @@ class H2HTTPClient:
         closing = [conn for origin in origins for conn in origin.close()]
         # Return once the sockets are closed: a GOAWAY still in the write buffer goes out first.
         await asyncio.gather(*(conn.closed(_CLOSE_TIMEOUT) for conn in closing))
+
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        previous = self._loop
+        if leave_loop(previous, "H2HTTPClient"):
+            origins = list(self._origins.values())
+            self._origins.clear()
+            if not cast(asyncio.AbstractEventLoop, previous).is_closed():  # a closed loop can close nothing
+                for origin in origins:
+                    origin.close()
+        self._loop = loop
 
     async def __aenter__(self) -> H2HTTPClient:
         return self

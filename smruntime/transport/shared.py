@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAD_VALUE",
+    "CLOSED_IN_FLIGHT",
     "CLOSED_WHILE_WAITING",
     "COALESCE_LIMIT",
     "READ1_SIZE",
@@ -37,6 +38,7 @@ __all__ = [
     "file_block",
     "gather",
     "host_header",
+    "leave_loop",
     "proxy_authorization",
     "proxy_for",
     "set_nodelay",
@@ -61,6 +63,8 @@ def breaks_header(value: str) -> bool:
 
 CLOSED_WHILE_WAITING = "the client was closed while this call waited for a pooled connection; the request was not sent"
 """The message of the :class:`ClientClosedError` a call waiting for a connection gets."""
+CLOSED_IN_FLIGHT = "the client was closed while this call was in flight"
+"""The message of the :class:`ClientClosedError` a call on a connection gets (asyncio clients)."""
 
 READ1_SIZE = 65536
 """At most this much per ``iter_chunks`` item when the server does not chunk its reply."""
@@ -335,6 +339,19 @@ class LiveBody:
 
     def _discard(self) -> None:
         raise NotImplementedError
+
+
+def leave_loop(previous: asyncio.AbstractEventLoop | None, client: str) -> bool:
+    """Whether an asyncio client whose connections belong to ``previous`` is now used on another
+    loop, and so must drop them (a later ``asyncio.run``); they are closed first if ``previous``
+    is not closed yet. Refused while ``previous`` runs in another thread."""
+    if previous is None:
+        return False
+    if previous.is_running():
+        raise RuntimeError(
+            f"this {client} is in use on an event loop running in another thread; make one client per event loop"
+        )
+    return True
 
 
 class WriteGate:

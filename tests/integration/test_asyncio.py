@@ -9,17 +9,20 @@ import io
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import smruntime.transport
 from benchmarks.server import LoopbackServer
 from smruntime import AsyncClient, PayloadPart
-from smruntime.errors import SageMakerRuntimeError
+from smruntime.errors import ClientClosedError, PoolTimeoutError, SageMakerRuntimeError
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint
 from smruntime.transport import AsyncFastHTTPClient
-from tests.async_clients import SlowCallbacks
+from smruntime.transport.shared import CLOSED_IN_FLIGHT, CLOSED_WHILE_WAITING
+from tests.async_clients import LoopThread, SlowCallbacks
 from tests.servers import HTTPTestServer, Reply, Send, Sleep, Wait, chunked, respond
 
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -32,7 +35,7 @@ def http_client() -> AsyncFastHTTPClient:
 
 def async_client(url: str, **fields: Any) -> AsyncClient:
     """An AsyncClient with its default asyncio HTTP client."""
-    return AsyncClient(region=REGION, endpoint_url=url, credentials=CREDENTIALS, retry_mode="none", **fields)
+    return AsyncClient(**{"region": REGION, "endpoint_url": url, "credentials": CREDENTIALS, "retry_mode": "none", **fields})
 
 
 @pytest.fixture
@@ -205,6 +208,104 @@ def test_aclose_with_calls_in_flight_ends_them_without_hanging_and_refuses_new_o
         outcomes = asyncio.run(scenario(server))
     # Each call in flight either finished or failed with the library's error: none hung.
     assert all(getattr(o, "body", None) == b"{}" or isinstance(o, SageMakerRuntimeError) for o in outcomes), outcomes
+
+
+def test_calls_waiting_for_a_connection_fail_when_the_client_closes_and_no_retry_reopens_it() -> None:
+    """Three calls on a pool of one connection, retries on: closing the client fails all of
+    them with ClientClosedError, which is never retried, so no connection is opened after."""
+    release = threading.Event()
+
+    async def scenario(server: HTTPTestServer) -> list[Any]:
+        client = AsyncClient(region=REGION, endpoint_url=server.url, credentials=CREDENTIALS, max_pool_connections=1)
+        calls = [asyncio.create_task(client.invoke_endpoint(endpoint_name="ep", body=b"x")) for _ in range(3)]
+        while not server.requests:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # the other two are waiting for the connection
+        await client.aclose()
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        return outcomes
+
+    with HTTPTestServer(default=respond(200, b"{}", wait=release)) as server:
+        outcomes = asyncio.run(scenario(server))
+        release.set()
+        assert server.connections_accepted == 1
+    assert all(isinstance(outcome, ClientClosedError) for outcome in outcomes), outcomes
+    in_flight, *waiting = sorted(outcomes, key=lambda error: not error.request_sent)
+    assert str(in_flight).endswith(CLOSED_IN_FLIGHT) and in_flight.request_sent
+    assert all(str(error).endswith(CLOSED_WHILE_WAITING) and not error.request_sent for error in waiting)
+
+
+def test_a_call_that_gets_no_pooled_connection_in_time_fails_once_without_spending_the_retry_quota() -> None:
+    """(AiohttpHTTPClient cannot tell this wait from connecting: it retries it as a connect timeout.)"""
+    release = threading.Event()
+
+    async def scenario(url: str) -> None:
+        client = async_client(url, retry_mode="standard", max_pool_connections=1, connect_timeout=0.2)
+        async with client:
+            held = asyncio.create_task(client.invoke_endpoint(endpoint_name="ep", body=b"x"))
+            await asyncio.sleep(0.05)
+            with pytest.raises(PoolTimeoutError, match="waiting for one of 1 pooled connections"):
+                await client.invoke_endpoint(endpoint_name="ep", body=b"x")
+            release.set()
+            assert (await held).body == b"{}"
+
+    with HTTPTestServer(default=respond(200, b"{}", wait=release)) as server:
+        asyncio.run(scenario(server.url))
+        assert len(server.requests) == 1
+
+
+def _echo(client: AsyncClient, bidirectional: bool) -> Any:
+    async def call() -> bytes:
+        if not bidirectional:
+            return (await client.invoke_endpoint(endpoint_name="echo", body=b"x")).body
+        async with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="echo") as stream:
+            await stream.send(b"x")
+            await stream.end_input()
+            return b"".join([part.bytes async for part in stream])
+
+    return asyncio.wait_for(call(), 10)
+
+
+@pytest.mark.parametrize("transport", ["AsyncFastHTTPClient", "AiohttpHTTPClient", "H2HTTPClient"])
+def test_a_client_left_open_by_one_asyncio_run_works_in_the_next(transport: str) -> None:
+    """The connections of a finished loop are dropped (only Python can close them now, as it
+    does any socket left open); the client opens new ones on the running loop."""
+    bidirectional = transport == "H2HTTPClient"
+    with LocalEndpoint(credentials=CREDENTIALS) as endpoint:
+        fields: dict[str, Any] = {"http2_endpoint_url": endpoint.http2_url} if bidirectional else {
+            "http_client": getattr(smruntime.transport, transport)()}
+        client = async_client(endpoint.url, **fields)
+        assert asyncio.run(_echo(client, bidirectional)) == b"x"  # and not closed
+
+        async def last() -> bytes:
+            async with client:
+                answer = await _echo(client, bidirectional)
+            if "http_client" in fields:
+                await fields["http_client"].aclose()
+            return answer
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # for what the first run left open
+            logging.disable(logging.ERROR)  # aiohttp logs its unclosed session
+            try:
+                assert asyncio.run(last()) == b"x"
+                gc.collect()
+            finally:
+                logging.disable(logging.NOTSET)
+
+
+def test_a_client_in_use_on_a_loop_in_another_thread_is_refused_on_a_second_loop() -> None:
+    with LocalEndpoint(credentials=CREDENTIALS) as endpoint:
+        client = async_client(endpoint.url)
+        elsewhere = LoopThread()
+        try:
+            assert elsewhere.run(_echo(client, False)) == b"x"
+            with pytest.raises(SageMakerRuntimeError, match="in use on an event loop running in another thread"):
+                asyncio.run(_echo(client, False))
+            elsewhere.run(client.aclose())
+        finally:
+            elsewhere.close()
 
 
 def _tokens_endpoint() -> LocalEndpoint:

@@ -27,6 +27,7 @@ from smruntime.errors import (
     ConnectError,
     ConnectionClosedError,
     ConnectTimeoutError,
+    PoolTimeoutError,
     ReadTimeoutError,
     ResponseTooLargeError,
     TransportError,
@@ -83,7 +84,7 @@ def server() -> Iterator[HTTPTestServer]:
 
 # Cases that do not hold (yet) for an asyncio client, and why.
 NOT_YET = {
-    ("aiohttp", "test_a_full_pool_waits_then_times_out_as_a_connect_timeout"): "aiohttp pools a connection once its response has arrived, read or not",
+    ("aiohttp", "test_a_full_pool_waits_then_times_out_as_a_pool_timeout_that_is_not_retried"): "aiohttp pools a connection once its response has arrived, read or not",
     ("aiohttp", "test_close_closes_every_pooled_socket"): (
         "aiohttp gives a connection back to its pool as soon as the whole response has arrived, read or not: the three unread responses came over one connection"
     ),
@@ -261,14 +262,16 @@ def test_many_threads_share_a_small_pool_without_churn(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_a_full_pool_waits_then_times_out_as_a_connect_timeout(
+def test_a_full_pool_waits_then_times_out_as_a_pool_timeout_that_is_not_retried(
     server: HTTPTestServer, make_client: ClientFactory
 ) -> None:
     client = make_client(max_pool_connections=1, connect_timeout=0.2)
     held = client.send(post(server.url + "/hold"), stream=True)  # keeps the only connection
-    with pytest.raises(ConnectTimeoutError) as caught:
+    with pytest.raises(PoolTimeoutError, match="waiting for") as caught:
         client.send(post(server.url + "/wait"))
+    assert isinstance(caught.value, ConnectTimeoutError)
     assert caught.value.request_sent is False
+    assert caught.value.retryable is False  # the client is saturated: a retry would only wait again
     assert len(server.requests) == 1
     held.read()
     assert client.send(post(server.url + "/after")).status_code == 200  # the slot came back

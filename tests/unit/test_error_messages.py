@@ -8,9 +8,11 @@ import socket
 import pytest
 
 from smruntime import Client
-from smruntime.errors import ConnectError, MaxAttemptsExceededError, SageMakerRuntimeError
+from smruntime.errors import ConnectError, MaxAttemptsExceededError, ModelStreamError, SageMakerRuntimeError
+from smruntime.eventstream import decode_all, encode_message
 from smruntime.http import HTTPRequest
 from smruntime.retry import StandardRetryer
+from smruntime.streaming import message_error
 from smruntime.transport import MockHTTPClient
 from smruntime.transport.error_mapping import map_transport_error
 
@@ -99,3 +101,17 @@ def test_a_too_short_string_counts_its_characters_in_words(min_len: int, detail:
     problems: list = []
     string(problems, "field", "", min_len=min_len)
     assert [problem.detail for problem in problems] == [detail]
+
+
+def test_an_error_event_of_a_stream_reads_as_one_and_not_as_an_http_status() -> None:
+    frame = encode_message(
+        {":message-type": "exception", ":exception-type": "ModelStreamError", ":content-type": "application/json"},
+        b'{"Message": "the model stopped", "ErrorCode": "StreamBroken"}',
+    )
+    (message,) = decode_all(frame)
+    error = message_error(message, "InvokeEndpointWithResponseStream", "req-1")
+    assert isinstance(error, ModelStreamError)
+    assert str(error) == (
+        "operation error SageMaker Runtime: InvokeEndpointWithResponseStream, event stream error, "
+        "RequestID: req-1, ModelStreamError: the model stopped"
+    )
