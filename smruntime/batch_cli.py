@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
 import csv
 import io
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +41,8 @@ def add_batch_arguments(batch: argparse.ArgumentParser) -> None:
     batch.add_argument("--endpoint-name", required=True, help="the endpoint's name")
     batch.add_argument("--input", required=True, type=Path, help="a .jsonl/.csv file, or a folder with one file per record")
     batch.add_argument("--input-format", choices=("jsonl", "csv", "folder"), help="default: from the path")
-    batch.add_argument("--output", required=True, type=Path, help="JSON Lines results, appended as they complete")
+    batch.add_argument("--output", required=True, type=Path,
+                       help="JSON Lines results, appended as they complete; - for standard output (no --resume)")
     batch.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="calls in flight at most")
     batch.add_argument("--content-type", help="default: application/json, text/csv for CSV, none for a folder")
     batch.add_argument("--accept", help="the MIME type you want the answers in")
@@ -320,44 +325,100 @@ def _client(args: argparse.Namespace, closing: contextlib.ExitStack) -> Any:
     return closing.enter_context(Client(**fields))
 
 
+class GracefulStop:
+    """The first SIGINT or SIGTERM stops the reading of records: the calls in flight finish and
+    their results are written. A second one ends the process at once; every line written is
+    already flushed, and ``--resume`` cuts a torn last one."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():  # only there can Python take signals
+            for number in self.SIGNALS:
+                self._previous[number] = signal.signal(number, self._received)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _received(self, number: int, frame: object) -> None:
+        if self.signal is not None:
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+            return
+        self.signal = number
+        print("batch: stopping: no more records are sent; the calls in flight finish and are written "
+              "(interrupt again to quit at once)", file=sys.stderr)
+
+
 def run_batch(args: argparse.Namespace) -> int:
-    """Run ``smruntime batch``; exit status 0 when every record succeeded, 1 otherwise."""
+    """Run ``smruntime batch``; exit status 0 when every record succeeded, 1 otherwise, 128 plus
+    the signal's number when stopped by SIGINT or SIGTERM."""
     if args.concurrency < 1:
         raise ValueError(f"--concurrency must be at least 1, got {args.concurrency}")
     fmt = input_format(args.input, args.input_format)
     if not args.input.exists():
         raise ValueError(f"--input: no such file or folder: {args.input}")
     content_type = args.content_type or {"jsonl": "application/json", "csv": "text/csv"}.get(fmt)
-    completed = completed_indices(args.output) if args.resume else Completed()
+    to_stdout = str(args.output) == "-"
+    if to_stdout and args.resume:
+        raise ValueError("--resume reads the results already written: --output must be a file, not -")
+    if not to_stdout and args.output.exists() and not args.output.is_file():
+        raise ValueError(f"--output: {args.output} is not a regular file; pass a file, or - for standard output")
+    completed = completed_indices(args.output) if args.resume and not to_stdout else Completed()
     skip = completed.indices
-    if not args.resume and args.output.exists() and args.output.stat().st_size:
+    if not args.resume and not to_stdout and args.output.exists() and args.output.stat().st_size:
         raise ValueError(f"--output: {args.output} already has results; pass --resume to complete it, or remove it")
     tally = Tally(skipped=len(skip), skipped_unsuccessful=completed.unsuccessful)
     progress = _progress(not args.no_progress and sys.stderr.isatty())
     start = time.monotonic()
-    with contextlib.ExitStack() as closing, args.output.open("a", encoding="utf-8") as output:
+    with contextlib.ExitStack() as closing:
+        output = sys.stdout if to_stdout else closing.enter_context(args.output.open("a", encoding="utf-8"))
         client = _client(args, closing)
+        stop = closing.enter_context(GracefulStop())
+        held: collections.deque[dict[str, Any]] = collections.deque()  # --ordered: malformed lines, until their turn
+        # The bulk API numbers what it is given; map its indices back to input positions.
+        positions: dict[int, int] = {}
+        sent = 0
+        stopped: list[BaseException] = []  # a failure every record would share: send no more
+        closed_output: list[bool] = []  # standard output was closed (a broken pipe): send no more
 
-        def write(line: dict[str, Any]) -> None:
+        def write(line: dict[str, Any] | None) -> None:
+            """Write ``line`` (None: what is held) after the held lines before it."""
+            try:
+                while held and (line is None or held[0]["index"] < line["index"]):
+                    emit(held.popleft())
+                if line is not None:
+                    emit(line)
+            except BrokenPipeError:  # `... | head`: what reads the output has had enough
+                closed_output.append(True)
+
+        def emit(line: dict[str, Any]) -> None:
+            if closed_output:
+                return
             output.write(json.dumps(line, separators=(",", ":")) + "\n")
             output.flush()  # a crash loses at most the calls in flight, never a written result
             tally.add(line)
             progress.update(1)
 
-        # The bulk API numbers what it is given; map its indices back to input positions.
-        positions: dict[int, int] = {}
-        sent = 0
-        stopped: list[BaseException] = []  # a failure every record would share: send no more
 
         def numbered() -> Iterator[bytes]:
             nonlocal sent
             for index, record in read_records(args.input, fmt):
-                if stopped:
+                if stopped or stop.signal is not None or closed_output:
                     return
                 if index in skip:
                     continue
                 if isinstance(record, Malformed):
-                    write(result_line(index, record))
+                    if args.ordered:
+                        held.append(result_line(index, record))
+                    else:
+                        write(result_line(index, record))
                     continue
                 positions[sent] = index
                 sent += 1
@@ -374,10 +435,25 @@ def run_batch(args: argparse.Namespace) -> int:
                 stopped.append(failure)  # no line: a resume sends the record again
                 continue
             write(result_line(index, result))
+        write(None)
     progress.close()
+    if closed_output:
+        _quiet_stdout()
+        return 1
     print(tally.summary(time.monotonic() - start), file=sys.stderr)
+    if stop.signal is not None:
+        resume = "" if to_stdout else f"; the same command with --resume sends the rest to {args.output}"
+        print(f"batch: stopped by {signal.Signals(stop.signal).name}{resume}", file=sys.stderr)
+        return 128 + stop.signal
     if stopped:
         print(f"batch: stopped: every record would fail this way; the records without a line in {args.output} "
               "are sent again by the same command with --resume once it is fixed", file=sys.stderr)
         raise stopped[0]
     return 0 if tally.failed == 0 and tally.malformed == 0 and tally.skipped_unsuccessful == 0 else 1
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush finds no broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -346,3 +346,91 @@ def test_a_csv_row_that_is_not_utf8_is_malformed_and_the_rest_is_sent(endpoint, 
     lines = sorted(read_results(out), key=lambda line: line["index"])
     assert [(line["index"], line["status"]) for line in lines] == [(0, "ok"), (1, "malformed"), (2, "ok")]
     assert lines[1]["error"]["message"] == "row 2: not UTF-8"
+
+
+@pytest.mark.parametrize(("stop_with", "ordered"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_a_signal_stops_sending_writes_every_call_in_flight_and_a_resume_sends_only_the_rest(
+    endpoint, tmp_path, stop_with: int, ordered: bool
+) -> None:
+    count, concurrency = 300, 8
+    endpoint.faults("sum").set_latency(0.05)
+    source = write_records(tmp_path / "in.jsonl", count)
+    out = tmp_path / "out.jsonl"
+    argv = [sys.executable, "-m", "smruntime", *batch(endpoint, "--input", str(source), "--output", str(out),
+                                                       "--concurrency", str(concurrency), "--no-progress",
+                                                       *(["--ordered"] if ordered else []))]
+    process = subprocess.Popen(argv, env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while (not out.exists() or len(out.read_bytes().splitlines()) < 20) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(stop_with)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + stop_with, err
+    assert f"batch: stopped by {signal.Signals(stop_with).name}; the same command with --resume" in err
+    assert "Traceback" not in err
+    lines = read_results(out)  # no torn line: the run ended by itself
+    assert len(lines) < count
+    assert endpoint.counters("sum").model_runs == len(lines)  # every call that ran has its line
+    if ordered:
+        assert [line["index"] for line in lines] == list(range(len(lines)))
+
+    endpoint.faults("sum").set_latency(0)
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--resume")) == 0
+    assert sorted(line["index"] for line in read_results(out)) == list(range(count))
+    assert endpoint.counters("sum").model_runs == count  # none ran twice
+
+
+def test_ordered_results_keep_malformed_lines_in_their_place(endpoint, tmp_path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join("{bad\n" if i % 7 == 3 else json.dumps({"numbers": [i]}) + "\n" for i in range(60)))
+    out = tmp_path / "out.jsonl"
+    assert main(batch(endpoint, "--input", str(source), "--output", str(out), "--ordered", "--concurrency", "8")) == 1
+    lines = read_results(out)
+    assert [line["index"] for line in lines] == list(range(60))
+    assert {line["index"] for line in lines if line["status"] == "malformed"} == {i for i in range(60) if i % 7 == 3}
+
+
+def test_output_dash_writes_the_results_to_standard_output(endpoint, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = write_records(tmp_path / "in.jsonl", 5)
+    assert main(batch(endpoint, "--input", str(source), "--output", "-", "--ordered")) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["output"]["sum"] for line in captured.out.splitlines()] == [1, 2, 3, 4, 5]
+    assert "5 done" in captured.err
+    assert not (tmp_path / "-").exists()
+
+
+def test_resume_is_refused_for_an_output_that_is_not_a_regular_file(endpoint, tmp_path, capsys) -> None:
+    source = write_records(tmp_path / "in.jsonl", 5)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever (as /dev/stdout on a terminal does)
+    assert main(batch(endpoint, "--input", str(source), "--output", str(pipe), "--resume")) == 1
+    assert f"--output: {pipe} is not a regular file; pass a file, or - for standard output" in capsys.readouterr().err
+    assert main(batch(endpoint, "--input", str(source), "--output", "-", "--resume")) == 1
+    assert "--resume reads the results already written: --output must be a file, not -" in capsys.readouterr().err
+    assert endpoint.counters("sum").requests == 0
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(endpoint, tmp_path) -> None:
+    """``smruntime batch --output - ... | head -n 3``"""
+    endpoint.faults("sum").set_latency(0.01)
+    source = write_records(tmp_path / "in.jsonl", 500)
+    argv = [sys.executable, "-m", "smruntime", *batch(endpoint, "--input", str(source), "--output", "-",
+                                                       "--concurrency", "4", "--no-progress")]
+    process = subprocess.Popen(argv, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    first = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()
+    try:
+        err = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.stderr.close()
+    assert all(json.loads(line)["status"] == "ok" for line in first)
+    assert process.returncode == 1
+    assert err == b""
+    assert endpoint.counters("sum").requests < 100  # it stopped sending
