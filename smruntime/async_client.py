@@ -22,6 +22,7 @@ from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Stack
 from smruntime.options import OptionFunc
 from smruntime.stack_types import Context
+from smruntime.transport.shared import WrongEventLoopError
 from smruntime.types import InvokeEndpointAsyncOutput, InvokeEndpointOutput
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ async def _send(ctx: Context, request: HTTPRequest) -> HTTPResponse | AsyncHTTPR
             response = sent
         else:
             response = HTTPResponse(sent.status_code, sent.headers, BytesBody(await sent.read()), sent.reason)
-    except errors.SageMakerRuntimeError:
+    except (errors.SageMakerRuntimeError, WrongEventLoopError):
         raise
     except Exception as error:  # a user's HTTP client: map its failure at this one boundary
         raise transport_failure(error) from error

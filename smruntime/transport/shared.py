@@ -32,6 +32,7 @@ __all__ = [
     "PooledHTTPClient",
     "PreparedBody",
     "WriteGate",
+    "WrongEventLoopError",
     "body_too_large",
     "breaks_header",
     "environ_ca_bundle",
@@ -341,6 +342,10 @@ class LiveBody:
         raise NotImplementedError
 
 
+class WrongEventLoopError(RuntimeError):
+    """An asyncio client was used on a second event loop while its first one still runs."""
+
+
 def leave_loop(previous: asyncio.AbstractEventLoop | None, client: str) -> bool:
     """Whether an asyncio client whose connections belong to ``previous`` is now used on another
     loop, and so must drop them (a later ``asyncio.run``); they are closed first if ``previous``
@@ -348,7 +353,7 @@ def leave_loop(previous: asyncio.AbstractEventLoop | None, client: str) -> bool:
     if previous is None:
         return False
     if previous.is_running():
-        raise RuntimeError(
+        raise WrongEventLoopError(
             f"this {client} is in use on an event loop running in another thread; make one client per event loop"
         )
     return True

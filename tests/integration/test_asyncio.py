@@ -301,7 +301,7 @@ def test_a_client_in_use_on_a_loop_in_another_thread_is_refused_on_a_second_loop
         elsewhere = LoopThread()
         try:
             assert elsewhere.run(_echo(client, False)) == b"x"
-            with pytest.raises(SageMakerRuntimeError, match="in use on an event loop running in another thread"):
+            with pytest.raises(RuntimeError, match="in use on an event loop running in another thread"):
                 asyncio.run(_echo(client, False))
             elsewhere.run(client.aclose())
         finally:
