@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Callable
 
 Redactor = Callable[[str], str]
 """``redact(text) -> text``: what may be recorded of a body already decoded and shortened."""
 
-SECRET_KEYS = re.compile(
-    r"(?i)^(password|passwd|secret|client_secret|api[_-]?key|access[_-]?key|secret[_-]?key|"
-    r"token|access_token|refresh_token|id_token|session[_-]?token|auth|authorization|credentials?)$"
-)
-"""JSON keys whose values :func:`redact_json` replaces (whole names only: ``max_tokens`` stays)."""
+SECRET_KEYS = frozenset({
+    "password", "passwd", "passphrase", "secret", "clientsecret", "apikey", "xapikey", "accesskey", "secretkey",
+    "secretaccesskey", "awssecretaccesskey", "awssessiontoken", "privatekey", "token", "accesstoken", "refreshtoken", "idtoken", "sessiontoken",
+    "securitytoken", "xamzsecuritytoken", "bearertoken", "auth", "authorization", "proxyauthorization",
+    "credential", "credentials", "cookie", "setcookie",
+})
+"""JSON keys whose values :func:`redact_json` replaces, compared lower-cased without ``_``,
+``-``, ``.`` or spaces: ``accessToken``, ``access_token`` and ``X-Api-Key`` all match, as whole
+names only (``max_tokens`` stays)."""
+
+_SEPARATORS = str.maketrans("", "", "_-. ")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a JSON key names a secret (:data:`SECRET_KEYS`)."""
+    return key.lower().translate(_SEPARATORS) in SECRET_KEYS
+
 
 REDACTED = "<redacted>"
 
@@ -49,7 +60,7 @@ def _redacted_document(text: str) -> str | None:
 def _redacted(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: REDACTED if isinstance(key, str) and SECRET_KEYS.match(key) else _redacted(item)
+            key: REDACTED if isinstance(key, str) and is_secret_key(key) else _redacted(item)
             for key, item in value.items()
         }
     if isinstance(value, list):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+
+import pytest
 
 from smruntime import errors
 from smruntime.otel.bodies import STREAM_CAPTURE_LIMIT, body_text, redact_json, stream_capture
@@ -23,6 +26,15 @@ def test_redaction_replaces_secret_keys_at_any_depth_and_keeps_the_rest() -> Non
         '{"password":"<redacted>","nested":[{"Authorization":"<redacted>","max_tokens":3}],"token":"<redacted>"}'
     )
     assert redact_json("not json, api_key=kept") == "not json, api_key=kept"
+
+
+@pytest.mark.parametrize("key", ["accessToken", "refreshToken", "idToken", "clientSecret", "client_secret",
+                                 "private_key", "privateKey", "x-api-key", "X-Api-Key", "apiKey", "sessionToken",
+                                 "AWS_SECRET_ACCESS_KEY", "Cookie", "set-cookie", "Password", "passphrase"])
+def test_a_secret_key_is_redacted_whatever_its_case_and_separators(key: str) -> None:
+    text = json.dumps({"kept": {"max_tokens": 3, "tokens_used": 4}, "nested": [{key: "s3cr3t"}]})
+    expected = {"kept": {"max_tokens": 3, "tokens_used": 4}, "nested": [{key: "<redacted>"}]}
+    assert redact_json(text) == json.dumps(expected, separators=(",", ":"))
 
 
 def test_body_text_redacts_before_cutting_and_never_reads_files() -> None:
