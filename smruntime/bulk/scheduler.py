@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from smruntime import errors
 from smruntime.middleware.reprs import fields_repr
 from smruntime.types import InvokeEndpointInput, InvokeEndpointOutput
 
@@ -78,12 +79,27 @@ class BulkRun:
     adaptive: bool = True
 
     def scheduler(self) -> BulkScheduler:
-        """A scheduler for the run (raises on bad bounds, before any record is read)."""
+        """A scheduler for the run; raises on bad bounds, and on a bad ``endpoint_name``,
+        ``content_type`` or ``accept``, before any record is read."""
+        if self.endpoint_name is not None:
+            from smruntime.operations.invoke_endpoint import validate
+
+            validate(self.input(b""), "InvokeEndpoint")
         return BulkScheduler(self.concurrency, ordered=self.ordered, reorder_window=self.reorder_window)
 
     def input(self, record: Record) -> InvokeEndpointInput:
         """The input one record is sent as."""
         return as_input(record, endpoint_name=self.endpoint_name, content_type=self.content_type, accept=self.accept)
+
+    def check(self, record: Record) -> None:
+        """Raise if ``record`` cannot be sent whatever it holds: a body with no ``endpoint_name``
+        to send it to is the caller's mistake, not that record's failure."""
+        if self.endpoint_name is None and not isinstance(record, InvokeEndpointInput):
+            raise errors.InvalidParamsError(
+                [errors.FieldProblem("endpoint_name", "required",
+                                     "is needed when records are bodies (or give InvokeEndpointInput records)")],
+                operation="InvokeEndpoint",
+            )
 
 
 def _last_error(error: BaseException | None) -> BaseException | None:

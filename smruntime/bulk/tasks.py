@@ -48,12 +48,18 @@ async def _run(
         return BulkResult.succeeded(index, output, time.perf_counter() - start)
 
     pending: set[asyncio.Task[BulkResult]] = set()
+    stopped_by: list[Exception] = []  # what the input raised: after the results of what was sent
     try:
         while not scheduler.done:
             while scheduler.can_send(send_rate(limiter)):
                 try:
                     record = await anext(records)
+                    run.check(record)
                 except StopAsyncIteration:
+                    scheduler.input_exhausted()
+                    break
+                except Exception as error:
+                    stopped_by.append(error)
                     scheduler.input_exhausted()
                     break
                 pending.add(asyncio.create_task(call(scheduler.started(), record)))
@@ -63,8 +69,10 @@ async def _run(
             for task in finished:
                 for result in scheduler.finished(task.result()):
                     yield result
+        if stopped_by:
+            raise stopped_by[0]
     finally:
-        # The caller stopped early (or the input raised): as with threads, the calls in flight
-        # finish before the run ends (cancelled only if this wait is cancelled itself).
+        # The caller stopped early: as with threads, the calls in flight finish before the run
+        # ends (cancelled only if this wait is cancelled itself).
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)

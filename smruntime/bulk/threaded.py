@@ -56,12 +56,18 @@ def _run(
             done.put(call(*job))
 
     workers: list[threading.Thread] = []
+    stopped_by: list[Exception] = []  # what the input raised: after the results of what was sent
     try:
         while not scheduler.done:
             while scheduler.can_send(send_rate(limiter)):
                 try:
                     record = next(records)
+                    run.check(record)
                 except StopIteration:
+                    scheduler.input_exhausted()
+                    break
+                except Exception as error:
+                    stopped_by.append(error)
                     scheduler.input_exhausted()
                     break
                 work.put((scheduler.started(), record))
@@ -71,9 +77,11 @@ def _run(
                     workers.append(thread)
             if scheduler.in_flight:
                 yield from scheduler.finished(done.get())
+        if stopped_by:
+            raise stopped_by[0]
     finally:
-        # The caller stopped early (or the input raised): don't start what is queued; the
-        # calls in flight finish before the run ends.
+        # The caller stopped early: don't start what is queued; the calls in flight finish
+        # before the run ends.
         while not work.empty():
             work.get_nowait()
         for _ in workers:

@@ -19,8 +19,9 @@ from smruntime import AsyncClient, Client
 from smruntime.auth import Credentials
 from smruntime.bulk import BulkResult
 from smruntime.cli import main
-from smruntime.errors import APIError
+from smruntime.errors import APIError, InvalidParamsError
 from smruntime.local import LocalEndpoint
+from smruntime.types import InvokeEndpointInput
 from tests.integration.aws_env import isolate_aws_env
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -120,6 +121,36 @@ def test_asyncclient_invoke_many_reads_an_async_iterable(endpoint) -> None:
 
     results = asyncio.run(main())
     assert [json.loads(r.output.body)["sum"] for r in results] == [i + 1 for i in range(30)]
+
+
+def test_invoke_many_refuses_a_bad_run_before_any_call(endpoint, invoke_many: RunMany) -> None:
+    with pytest.raises(InvalidParamsError, match="endpoint_name: is needed when records are bodies"):
+        invoke_many([b'{"numbers":[1]}'] * 50, concurrency=4)
+    with pytest.raises(InvalidParamsError, match="endpoint_name"):
+        invoke_many([b'{"numbers":[1]}'] * 50, endpoint_name="not a valid name!")
+    assert endpoint.counters("sum").requests == 0
+    # InvokeEndpointInput records carry their own endpoint name
+    results = invoke_many([InvokeEndpointInput(endpoint_name="sum", body=b'{"numbers":[2]}')] * 3)
+    assert [json.loads(r.output.body)["sum"] for r in results] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_when_the_input_raises_the_results_of_what_was_sent_come_first(
+    endpoint, invoke_many: RunMany, ordered: bool
+) -> None:
+    endpoint.faults("sum").set_latency(0.02)
+
+    def bodies() -> Iterator[bytes]:
+        for i in range(10):
+            yield json.dumps({"numbers": [i]}).encode()
+        raise OSError("the input file went away")
+
+    seen: list[BulkResult] = []
+    with pytest.raises(OSError, match="the input file went away"):
+        invoke_many(bodies(), endpoint_name="sum", concurrency=4, ordered=ordered, each=seen.append)
+    assert sorted(r.index for r in seen) == list(range(10))
+    assert all(r.ok for r in seen)
+    assert endpoint.counters("sum").requests == 10
 
 
 @pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
