@@ -64,10 +64,12 @@ container URL); in code they may also be any callable (see ``smruntime.local.mod
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar
@@ -113,7 +115,7 @@ ExecutionMode = Literal["Serial", "Direct"]
 
 def _check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME) -> None:
     if not value or len(value) > 63 or not pattern.match(value):
-        raise ValueError(f"invalid {kind} name {value!r}: 1-63 characters matching {pattern.pattern}")
+        raise ValueError(f"invalid {kind} {value!r}: 1-63 characters matching {pattern.pattern}")
 
 
 def _frozen_mapping(value: Mapping[str, ModelSpec] | None) -> Mapping[str, ModelSpec]:
@@ -139,7 +141,7 @@ class VariantConfig:
 
     __repr__ = fields_repr
 
-    name: str = attrs.field(default="AllTraffic", validator=_name_validator("variant"))
+    name: str = attrs.field(default="AllTraffic", validator=_name_validator("variant name"))
     model: ModelSpec | None = None
     weight: float = attrs.field(default=1.0, converter=float)
     containers: Mapping[str, ModelSpec] = attrs.field(factory=dict, converter=_frozen_mapping)
@@ -148,8 +150,8 @@ class VariantConfig:
 
     @weight.validator
     def _check_weight(self, _attribute: object, value: float) -> None:
-        if value < 0:
-            raise ValueError(f"variant {self.name!r}: weight must be >= 0, got {value}")
+        if not 0 <= value < math.inf:
+            raise ValueError(f"variant {self.name!r}: weight must be a number >= 0, got {value}")
 
     @inference_execution.validator
     def _check_mode(self, _attribute: object, value: str) -> None:
@@ -162,7 +164,10 @@ class VariantConfig:
         if len(given) > 1:
             raise ValueError(f"variant {self.name!r}: give only one of model, containers, models (got {given})")
         for hostname in self.containers:
-            _check_name("container hostname", hostname)
+            try:
+                _check_name("container hostname", hostname)
+            except ValueError as error:
+                raise ValueError(f"variant {self.name!r}: {error}") from None
 
     @property
     def hosts_model(self) -> bool:
@@ -176,7 +181,7 @@ class InferenceComponentConfig:
 
     __repr__ = fields_repr
 
-    name: str = attrs.field(validator=_name_validator("inference component", _COMPONENT_NAME))
+    name: str = attrs.field(validator=_name_validator("inference component name", _COMPONENT_NAME))
     model: ModelSpec
     variant: str | None = None
     """The variant that hosts it; the endpoint's first variant when omitted."""
@@ -201,10 +206,10 @@ class FaultConfig:
     def __attrs_post_init__(self) -> None:
         for name in ("fail_next", "throttle_next", "reset_next", "latency", "break_stream_after", "fail_stream_after"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if self.throttle_above is not None and self.throttle_above <= 0:
-            raise ValueError(f"throttle_above must be > 0 requests/s, got {self.throttle_above}")
+            if value is not None and not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a number >= 0, got {value}")
+        if self.throttle_above is not None and not 0 < self.throttle_above < math.inf:
+            raise ValueError(f"throttle_above must be a number > 0 (requests/s), got {self.throttle_above}")
         if not 400 <= self.fail_status <= 599:
             raise ValueError(f"fail_status must be an HTTP error status (400-599), got {self.fail_status}")
 
@@ -238,16 +243,16 @@ class AsyncInferenceConfig:
     def __attrs_post_init__(self) -> None:
         for name, path in (("s3_output_path", self.s3_output_path), ("s3_failure_path", self.s3_failure_path)):
             if path is not None and not path.startswith(("s3://", "file://")):
-                raise ValueError(f"async_inference.{name} must be an s3:// or file:// location, got {path!r}")
+                raise ValueError(f"{name} must be an s3:// or file:// location, got {path!r}")
         if self.input_root is not None and not (self.input_root.startswith("file://")
                                                 and file_path(self.input_root).startswith("/")):
-            raise ValueError(f"async_inference.input_root must be a file:/// folder, got {self.input_root!r}")
+            raise ValueError(f"input_root must be a file:/// folder, got {self.input_root!r}")
         if self.max_input_bytes < 1:
-            raise ValueError("async_inference.max_input_bytes must be >= 1")
+            raise ValueError(f"max_input_bytes must be >= 1, got {self.max_input_bytes}")
         if self.max_concurrent_invocations < 1:
-            raise ValueError("async_inference.max_concurrent_invocations must be >= 1")
-        if self.time_scale <= 0:
-            raise ValueError("async_inference.time_scale must be > 0")
+            raise ValueError(f"max_concurrent_invocations must be >= 1, got {self.max_concurrent_invocations}")
+        if not 0 < self.time_scale < math.inf:
+            raise ValueError(f"time_scale must be a number > 0, got {self.time_scale}")
 
     @property
     def file_roots(self) -> tuple[str, ...]:
@@ -270,7 +275,7 @@ class EndpointConfig:
 
     __repr__ = fields_repr
 
-    name: str = attrs.field(validator=_name_validator("endpoint"))
+    name: str = attrs.field(validator=_name_validator("endpoint name"))
     variants: tuple[VariantConfig, ...] = attrs.field(converter=_variant_tuple)
     inference_components: tuple[InferenceComponentConfig, ...] = attrs.field(default=(), converter=_component_tuple)
     container_timeout: float = attrs.field(default=DEFAULT_CONTAINER_TIMEOUT, converter=float)
@@ -283,14 +288,15 @@ class EndpointConfig:
         names = [variant.name for variant in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"endpoint {self.name!r}: duplicate variant names {names}")
-        if self.container_timeout <= 0:
-            raise ValueError(f"endpoint {self.name!r}: container_timeout must be > 0")
+        if not 0 < self.container_timeout < math.inf:
+            raise ValueError(f"endpoint {self.name!r}: container_timeout must be a number > 0, got {self.container_timeout}")
         components = [component.name for component in self.inference_components]
         if len(set(components)) != len(components):
             raise ValueError(f"endpoint {self.name!r}: duplicate inference component names {components}")
         for component in self.inference_components:
             if component.variant is not None and component.variant not in names:
-                raise ValueError(f"inference component {component.name!r}: unknown variant {component.variant!r}")
+                raise ValueError(f"endpoint {self.name!r}: inference component {component.name!r}: "
+                                 f"unknown variant {component.variant!r}")
         if not self.inference_components:
             idle = [variant.name for variant in self.variants if not variant.hosts_model]
             if idle:
@@ -336,6 +342,11 @@ class LocalConfig:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate endpoint names: {duplicates}")
+        for name in ("max_body_bytes", "max_event_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.session_ttl_seconds < math.inf:
+            raise ValueError(f"session_ttl_seconds must be a number > 0, got {self.session_ttl_seconds}")
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name``, if configured."""
@@ -402,44 +413,88 @@ def config_from_dict(data: Mapping[str, Any]) -> LocalConfig:
              "session_ttl_seconds", "clock_offset_seconds"}
     _reject_unknown("configuration", data, known)
     options = _checked("configuration", {key: value for key, value in data.items() if key != "endpoints"}, LocalConfig)
-    endpoints = tuple(_endpoint_from_dict(number, item) for number, item in enumerate(data.get("endpoints", ()), 1))
-    return LocalConfig(endpoints=endpoints, **options)
+    items = _tables("configuration: endpoints", data.get("endpoints", []), "[[endpoints]]")
+    endpoints = tuple(_endpoint_from_dict(number, item) for number, item in enumerate(items, 1))
+    return _made("configuration", LocalConfig, {"endpoints": endpoints, **options})
 
 
 def _endpoint_from_dict(number: int, data: Mapping[str, Any]) -> EndpointConfig:
     if "name" not in data:
         raise ValueError(f"endpoint #{number}: name is required")
     name = data["name"]
-    _reject_unknown(f"endpoint {name!r}", data, {"name", "model", "variants", "inference_components",
-                                                 "container_timeout", "faults", "async_inference"})
-    _checked(f"endpoint {name!r}", {key: data[key] for key in ("name", "container_timeout") if key in data},
-             EndpointConfig)
-    if "model" in data and "variants" in data:
-        raise ValueError(f"endpoint {name!r}: give either model or variants, not both")
-    if "model" in data:
-        variants: tuple[VariantConfig, ...] = (VariantConfig(model=data["model"]),)
-    else:
-        variants = tuple(_variant_from_dict(item) for item in data.get("variants", ()))
-    components = tuple(_component_from_dict(item) for item in data.get("inference_components", ()))
-    kwargs: dict[str, Any] = {}
-    if "container_timeout" in data:
-        kwargs["container_timeout"] = data["container_timeout"]
-    if "faults" in data:
-        where = f"endpoint {name!r} faults"
-        kwargs["faults"] = _made(where, FaultConfig, _checked(where, data["faults"], FaultConfig))
-    if "async_inference" in data:
-        where = f"endpoint {name!r} async_inference"
-        kwargs["async_inference"] = _made(where, AsyncInferenceConfig, _checked(where, data["async_inference"], AsyncInferenceConfig))
-    return EndpointConfig(name=name, variants=variants, inference_components=components, **kwargs)
+    with _within(f"endpoint {name!r}"):
+        _reject_unknown("", data, {"name", "model", "variants", "inference_components", "container_timeout", "faults",
+                                   "async_inference"})
+        _checked("", {key: data[key] for key in ("name", "container_timeout") if key in data}, EndpointConfig)
+        if "model" in data and "variants" in data:
+            raise ValueError("give either model or variants, not both")
+        if "model" in data:
+            variants: tuple[VariantConfig, ...] = (VariantConfig(model=_model("model", data["model"])),)
+        else:
+            tables = _tables("variants", data.get("variants", []), "[[endpoints.variants]]")
+            variants = tuple(_variant_from_dict(item) for item in tables)
+        tables = _tables("inference_components", data.get("inference_components", []),
+                         "[[endpoints.inference_components]]")
+        components = tuple(_component_from_dict(item) for item in tables)
+        kwargs: dict[str, Any] = {}
+        if "container_timeout" in data:
+            kwargs["container_timeout"] = data["container_timeout"]
+        for key, cls in (("faults", FaultConfig), ("async_inference", AsyncInferenceConfig)):
+            if key in data:
+                table = _table(key, data[key], f"[endpoints.{key}]")
+                kwargs[key] = _made(key, cls, _checked(key, table, cls))
+        return EndpointConfig(name=name, variants=variants, inference_components=components, **kwargs)
 
 
 def _variant_from_dict(data: Mapping[str, Any]) -> VariantConfig:
-    return VariantConfig(**_checked(f"variant {data.get('name', 'AllTraffic')!r}", data, VariantConfig))
+    where = f"variant {data.get('name', 'AllTraffic')!r}"
+    fields = _checked(where, data, VariantConfig)
+    with _within(where):
+        if "model" in fields:
+            fields["model"] = _model("model", fields["model"])
+        for key, names in (("containers", "hostname"), ("models", "TargetModel")):
+            if key in fields:
+                table = _table(key, fields[key], f"{{ {names} = model, ... }}")
+                fields[key] = {name: _model(f"{key}.{name}", spec) for name, spec in table.items()}
+    return _made("", VariantConfig, fields)
 
 
 def _component_from_dict(data: Mapping[str, Any]) -> InferenceComponentConfig:
     where = f"inference component {data.get('name', '?')!r}"
-    return _made(where, InferenceComponentConfig, _checked(where, data, InferenceComponentConfig))
+    fields = _checked(where, data, InferenceComponentConfig)
+    if "model" in fields:
+        with _within(where):
+            fields["model"] = _model("model", fields["model"])
+    return _made(where, InferenceComponentConfig, fields)
+
+
+def _model(key: str, value: Any) -> str:
+    """A model reference as a file gives it: a string (resolved when the endpoint starts)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string (a built-in model, module:function or a URL), got {value!r}")
+    return value
+
+
+def _table(key: str, value: Any, form: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key} must be a table ({form}), got {value!r}")
+    return value
+
+
+def _tables(key: str, value: Any, form: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise ValueError(f"{key} must be an array of tables ({form}), got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def _within(where: str) -> Iterator[None]:
+    """Prefix a complaint raised inside with ``where`` (once: not if it already names it)."""
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        text = str(error)
+        raise ValueError(text if not where or text.startswith(f"{where}:") else f"{where}: {text}") from None
 
 
 _T = TypeVar("_T", bound=attrs.AttrsInstance)
@@ -447,20 +502,22 @@ _T = TypeVar("_T", bound=attrs.AttrsInstance)
 
 def _made(where: str, cls: type[_T], fields: Mapping[str, Any]) -> _T:
     """``cls(**fields)``, its complaint (a missing field, a bad value) prefixed with ``where``."""
-    missing = [field.name for field in attrs.fields(cls) if field.default is attrs.NOTHING and field.name not in fields]
-    if missing:
-        raise ValueError(f"{where}: {', '.join(missing)} is required")
-    try:
+    with _within(where):
+        missing = [field.name for field in attrs.fields(cls) if field.default is attrs.NOTHING and field.name not in fields]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} is required")
         return cls(**fields)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: {error}") from None
 
 
 def _reject_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> None:
     # A typo in a config file should fail loudly, not be silently ignored.
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+        raise ValueError(f"{_at(where)}unknown keys {unknown} (known: {sorted(known)})")
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
 
 
 # The plain field types a TOML value is checked against ("float" takes integers too).
@@ -480,5 +537,7 @@ def _checked(where: str, data: Mapping[str, Any], cls: type) -> dict[str, Any]:
         allowed = tuple(kind for name in names if name != "None" for kind in _PLAIN_TYPES[name])
         if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
             wanted = " or ".join(_PLAIN_NAMES[name] for name in names if name != "None")
-            raise ValueError(f"{where}: {key} must be {wanted}, got {value!r}")
+            raise ValueError(f"{_at(where)}{key} must be {wanted}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML has inf and nan
+            raise ValueError(f"{_at(where)}{key} must be a finite number, got {value!r}")
     return dict(data)

@@ -37,6 +37,8 @@ def resolve_model(spec: ModelSpec, search_path: Sequence[str] = ()) -> Model:
         from smruntime.local.container import RemoteContainer  # here: it imports requests
 
         return RemoteContainer(spec)
+    if "://" in spec:
+        raise ValueError(f"model {spec!r}: a container URL must be http:// or https://")
     if ":" in spec:
         return _import_callable(spec, search_path)
     factory = BUILTIN_MODELS.get(spec)
@@ -52,6 +54,8 @@ def _import_callable(reference: str, search_path: Sequence[str]) -> Model:
     except ModuleNotFoundError as error:
         where = f" (looked in {', '.join(search_path)} and sys.path)" if search_path else ""
         raise ValueError(f"model {reference!r}: no module named {error.name!r}{where}") from error
+    except Exception as error:  # the module itself failed (a syntax error, an exception at import)
+        raise ValueError(f"model {reference!r}: importing {module_name} failed: {type(error).__name__}: {error}") from error
     target: object = module
     for part in attribute.split("."):
         try:

@@ -347,9 +347,14 @@ def test_serve_loads_a_module_function_model_from_beside_the_config_or_the_curre
 @pytest.mark.parametrize(("reference", "missing"), [
     ("no_such_models:add", "no module named 'no_such_models'"),
     ("my_models_here:subtract", "has no attribute 'subtract'"),
+    ("broken_models:add", "importing broken_models failed: SyntaxError: "),
+    ("failing_models:add", "importing failing_models failed: RuntimeError: no GPU here"),
+    ("ftp://models.example/add", "a container URL must be http:// or https://"),
 ])
 def test_serve_names_the_config_endpoint_and_what_is_missing_in_one_line(tmp_path, reference, missing) -> None:
     (tmp_path / "my_models_here.py").write_text(_MODEL)
+    (tmp_path / "broken_models.py").write_text("def add(request)\n    return b''\n")
+    (tmp_path / "failing_models.py").write_text("raise RuntimeError('no GPU here')\n")
     config = tmp_path / "endpoints.toml"
     config.write_text(f'[[endpoints]]\nname = "sum"\nmodel = "{reference}"\n')
 

@@ -663,6 +663,7 @@ def test_bad_config_fails_loudly(tmp_path: Path, bad: str) -> None:
 
 
 ENDPOINT_X = "[[endpoints]]\nname = 'x'\nmodel = 'echo'\n"
+VARIANT_V = "[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\n"
 
 
 @pytest.mark.parametrize(("bad", "message"), [
@@ -672,17 +673,38 @@ ENDPOINT_X = "[[endpoints]]\nname = 'x'\nmodel = 'echo'\n"
     ("[[endpoints]]\nmodel = 'echo'\n", "endpoint #1: name is required"),
     (ENDPOINT_X.replace("model", "container_timeout = 'x'\nmodel"), "endpoint 'x': container_timeout must be a number, got 'x'"),
     ("[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nmodel = 'echo'\nweight = true\n",
-     "variant 'AllTraffic': weight must be a number, got True"),
-    (ENDPOINT_X + "[endpoints.faults]\nlatency = -1\n", "endpoint 'x' faults: latency must be >= 0, got -1"),
-    (ENDPOINT_X + "[endpoints.faults]\nfail_next = '2'\n", "endpoint 'x' faults: fail_next must be an integer, got '2'"),
+     "endpoint 'x': variant 'AllTraffic': weight must be a number, got True"),
+    (ENDPOINT_X + "[endpoints.faults]\nlatency = -1\n", "endpoint 'x': faults: latency must be a number >= 0, got -1"),
+    (ENDPOINT_X + "[endpoints.faults]\nfail_next = '2'\n", "endpoint 'x': faults: fail_next must be an integer, got '2'"),
     (ENDPOINT_X + "[endpoints.faults]\nfail_status = 200\n",
-     "endpoint 'x' faults: fail_status must be an HTTP error status (400-599), got 200"),
+     "endpoint 'x': faults: fail_status must be an HTTP error status (400-599), got 200"),
     (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 'file:///tmp/out'\nmax_concurrent_invocations = '4'\n",
-     "endpoint 'x' async_inference: max_concurrent_invocations must be an integer, got '4'"),
+     "endpoint 'x': async_inference: max_concurrent_invocations must be an integer, got '4'"),
     (ENDPOINT_X + "[endpoints.async_inference]\nmax_concurrent_invocations = 4\n",
-     "endpoint 'x' async_inference: s3_output_path is required"),
+     "endpoint 'x': async_inference: s3_output_path is required"),
     ("[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nmodel = 'echo'\n[[endpoints.inference_components]]\nname = 'c'\n",
-     "inference component 'c': model is required"),
+     "endpoint 'x': inference component 'c': model is required"),
+    # the shape of a table or array of tables
+    ("endpoints = 'x'\n", "configuration: endpoints must be an array of tables ([[endpoints]]), got 'x'"),
+    ("[[endpoints]]\nname = 'x'\nvariants = 'v'\n",
+     "endpoint 'x': variants must be an array of tables ([[endpoints.variants]]), got 'v'"),
+    (ENDPOINT_X + "faults = 3\n", "endpoint 'x': faults must be a table ([endpoints.faults]), got 3"),
+    (VARIANT_V + "containers = 'echo'\n",
+     "endpoint 'x': variant 'v': containers must be a table ({ hostname = model, ... }), got 'echo'"),
+    (VARIANT_V + "model = 5\n",
+     "endpoint 'x': variant 'v': model must be a string (a built-in model, module:function or a URL), got 5"),
+    # numbers: finite, and in range
+    (ENDPOINT_X + "[endpoints.faults]\nlatency = inf\n", "endpoint 'x': faults: latency must be a finite number, got inf"),
+    ("max_body_bytes = -5\n", "configuration: max_body_bytes must be >= 1, got -5"),
+    ("session_ttl_seconds = -1\n", "configuration: session_ttl_seconds must be a number > 0, got -1"),
+    ("session_ttl_seconds = nan\n", "configuration: session_ttl_seconds must be a finite number, got nan"),
+    (VARIANT_V + "model = 'echo'\nweight = -1\n", "endpoint 'x': variant 'v': weight must be a number >= 0, got -1.0"),
+    # every complaint below an endpoint names it, once
+    (VARIANT_V + "containers = { 'bad host' = 'echo' }\n",
+     "endpoint 'x': variant 'v': invalid container hostname 'bad host': 1-63 characters matching "
+     "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 'ftp://x'\n",
+     "endpoint 'x': async_inference: s3_output_path must be an s3:// or file:// location, got 'ftp://x'"),
 ])
 def test_a_bad_value_in_a_config_file_is_named_with_the_file_and_the_rule(tmp_path: Path, bad: str, message: str) -> None:
     path = tmp_path / "bad.toml"
