@@ -36,3 +36,6 @@ class AdaptiveRetryer(StandardRetryer):
 
     def reserve_attempt_token(self) -> tuple[float, ReleaseToken]:
         return self.rate_limiter.reserve(), self.rate_limiter.update
+
+    def attempt_wait_left(self) -> float:
+        return self.rate_limiter.wait_left()

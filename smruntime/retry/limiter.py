@@ -6,11 +6,15 @@ import contextvars
 import math
 import threading
 import time
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, cast
 
 __all__ = [
     "ClientRateLimiter",
 ]
+
+_DUE = 1e-9
+"""Tokens a reservation may still be short and count as due: what rounding leaves over."""
+
 
 class ClientRateLimiter:
     """A CUBIC client-side send-rate limiter (botocore/Go adaptive mode); thread-safe.
@@ -19,8 +23,10 @@ class ClientRateLimiter:
     that fills at the current rate: the rate drops to ``beta`` times the measured send rate on
     each throttle and grows back along a cubic curve on successes, never above twice the
     measured rate nor below ``min_rate`` requests per second. Tokens are reserved under the lock
-    and waited for outside it: :meth:`reserve` says how long (the sans-IO core), and
-    :meth:`acquire` waits that long with one call of the injected ``sleep``.
+    and waited for outside it: :meth:`reserve` says how long at the current rate (the sans-IO
+    core), and :meth:`wait_left` how long is left at the rate then, so an attempt queued behind
+    others while the rate was low goes sooner once it climbs; :meth:`acquire` sleeps, with the
+    injected ``sleep``, at most ``bucket_seconds`` between two looks.
 
     One cut per round trip: a throttled attempt lowers the rate only when it was reserved after
     the last cut. Throttles of attempts already in flight at a cut are the same congestion the
@@ -29,13 +35,16 @@ class ClientRateLimiter:
     reservation through a context variable, which each thread and asyncio task has its own of
     (the retry loop reserves and reports an attempt in the same thread or task).
 
-    The send rate is measured from the first outcome on (not from construction, which may be
-    long before the first call), so a throttle before the first bucket closes cuts from what
-    that bucket has seen so far rather than from nothing down to ``min_rate``.
+    The send rate is measured from the first attempt on (not from construction, which may be
+    long before the first call), so a throttle before the first bucket closes cuts from the
+    rate of the outcomes seen so far (over at least a tenth of a bucket) rather than from
+    nothing down to ``min_rate``: a burst of calls answered by throttles in its first
+    milliseconds is not slowed to a crawl.
     """
 
-    # The attempt reserved last in this thread or task: (its limiter's marker, cuts before it).
-    _reserved: ClassVar[contextvars.ContextVar[tuple[object, int] | None]] = contextvars.ContextVar(
+    # The attempt reserved last in this thread or task: (its limiter's marker, cuts before it,
+    # its place in the send-token queue, or 0 when it took no token).
+    _reserved: ClassVar[contextvars.ContextVar[tuple[object, int, int] | None]] = contextvars.ContextVar(
         "smruntime_rate_limiter_reserved", default=None
     )
 
@@ -65,6 +74,7 @@ class ClientRateLimiter:
         self._max_capacity = 1.0
         self._capacity = 0.0
         self._last_refill: float | None = None
+        self._issued = 0  # send tokens taken so far; a token's number is its place in the queue
         # CUBIC state: the rate at the last throttle, the time to regain it, when it happened.
         self._w_max = 0.0
         self._k = 0.0
@@ -73,6 +83,7 @@ class ClientRateLimiter:
         self._measured = 0.0
         self._count = 0
         self._last_bucket: float | None = None
+        self._measuring_since: float | None = None
         # Cuts so far; an attempt reserved before the latest one does not cut again.
         self._cuts = 0
         self._marker = object()
@@ -87,21 +98,42 @@ class ClientRateLimiter:
         return self._fill_rate
 
     def reserve(self) -> float:
-        """Take a send token when enabled; returns the seconds to wait before sending."""
-        self._reserved.set((self._marker, self._cuts))
+        """Take a send token when enabled; returns the seconds to wait before sending, at the
+        current rate (:meth:`wait_left` says how long is still left later)."""
         if not self._enabled:
+            self._reserved.set((self._marker, self._cuts, 0))
+            if self._measuring_since is None:
+                self._measuring_since = self._clock()
             return 0.0
         with self._lock:
             self._refill(self._clock())
             self._capacity -= 1.0
+            self._issued += 1
+            self._reserved.set((self._marker, self._cuts, self._issued))
             return -self._capacity / self._fill_rate if self._capacity < 0 else 0.0
+
+    def wait_left(self) -> float:
+        """The seconds this thread's or task's reserved token is still away, at the current rate."""
+        reserved = self._reserved.get()
+        if reserved is None or reserved[0] is not self._marker or not reserved[2]:
+            return 0.0
+        with self._lock:
+            self._refill(self._clock())
+            # Tokens given out so far: every one taken, plus what is left (less than none while
+            # a queue waits); this one is due once that count reaches its number.
+            behind = reserved[2] - (self._issued + self._capacity)
+            return behind / self._fill_rate if behind > _DUE else 0.0
 
     def acquire(self) -> float:
         """Wait for a send token when enabled; returns the seconds waited."""
         wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+        waited = 0.0
+        while wait > 0:
+            pause = min(wait, 1.0 / self._bucket_scale)
+            self._sleep(pause)
+            waited += pause
+            wait = self.wait_left()
+        return waited
 
     def update(self, error: BaseException | None) -> None:
         """Record one attempt's outcome: a throttle lowers the rate, anything else raises it."""
@@ -128,15 +160,18 @@ class ClientRateLimiter:
     def _record(self, now: float) -> float:
         bucket = math.floor(now * self._bucket_scale) / self._bucket_scale
         self._count += 1
-        if self._last_bucket is None:  # measuring starts with the first outcome, not at construction
+        if self._last_bucket is None:  # measuring starts with the first attempt, not at construction
             self._last_bucket = bucket
+            if self._measuring_since is None:
+                self._measuring_since = now
         if bucket > self._last_bucket:
             current = self._count / (bucket - self._last_bucket)
             self._measured = current * self._smoothing + self._measured * (1 - self._smoothing)
             self._count = 0
             self._last_bucket = bucket
-        if not self._measured:  # no bucket closed yet: what this one has seen so far, a lower bound
-            return self._count * self._bucket_scale
+        if not self._measured:  # no bucket closed yet: the rate of what was seen so far
+            since = cast(float, self._measuring_since)
+            return self._count / max(now - since, 0.1 / self._bucket_scale)
         return self._measured
 
     def _refill(self, now: float) -> None:

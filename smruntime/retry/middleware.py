@@ -21,7 +21,16 @@ from smruntime.errors import APIError, MaxAttemptsExceededError, ReadTimeoutErro
 from smruntime.logs import LogMode, logger_for
 from smruntime.middleware import AsyncNext, Next, Transform
 from smruntime.middleware.reprs import fields_repr
-from smruntime.retry.policy import NoRetryer, ReleaseToken, Retryer, _noop_release, async_sleep_of, reserve_attempt
+from smruntime.retry.policy import (
+    NoRetryer,
+    ReleaseToken,
+    Retryer,
+    _noop_release,
+    async_sleep_of,
+    await_attempt,
+    reserve_attempt,
+    wait_for_attempt,
+)
 from smruntime.stack_types import BuildInput, BuildOutput, Context, FinalizeInput, FinalizeOutput
 
 if TYPE_CHECKING:
@@ -160,7 +169,7 @@ class Retry:
         retryer, max_attempts, position, raw_before = self._start(ctx, in_)
         wait, release_attempt = reserve_attempt(retryer)
         if wait > 0:
-            retryer.sleep(wait)
+            wait_for_attempt(retryer, wait)
         release = retryer.get_initial_token()
         try:
             out = next(ctx, _mw.FinalizeInput(in_.request.copy()))
@@ -179,7 +188,7 @@ class Retry:
         retryer, max_attempts, position, raw_before = self._start(ctx, in_)
         wait, release_attempt = reserve_attempt(retryer)
         if wait > 0:
-            await async_sleep_of(retryer)(wait)
+            await await_attempt(retryer, wait)
         release = retryer.get_initial_token()
         try:
             out = await next(ctx, _mw.FinalizeInput(in_.request.copy()))
@@ -391,7 +400,7 @@ class _Loop:
     def attempt_once(self) -> FinalizeOutput:
         wait, release_attempt, release = self._next_attempt()
         if wait > 0:
-            self.retryer.sleep(wait)
+            wait_for_attempt(self.retryer, wait)
         try:
             out: FinalizeOutput = self.next(self.ctx, _mw.FinalizeInput(self.in_.request.copy()))
         except Exception as error:
@@ -403,7 +412,7 @@ class _Loop:
     async def aattempt_once(self) -> FinalizeOutput:
         wait, release_attempt, release = self._next_attempt()
         if wait > 0:
-            await async_sleep_of(self.retryer)(wait)
+            await await_attempt(self.retryer, wait)
         try:
             out: FinalizeOutput = await self.next(self.ctx, _mw.FinalizeInput(self.in_.request.copy()))
         except Exception as error:

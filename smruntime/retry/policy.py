@@ -151,7 +151,8 @@ class Retryer(Protocol):
 
         A retryer that may wait here should also offer ``reserve_attempt_token() -> (seconds,
         release)``, which takes the token without waiting: the Retry middleware then waits
-        itself, with ``sleep`` or, on an asyncio chain, ``asleep`` (see :func:`reserve_attempt`).
+        itself, with ``sleep`` or, on an asyncio chain, ``asleep`` (see :func:`reserve_attempt`),
+        asking ``attempt_wait_left() -> seconds`` again between sleeps when the retryer has it.
         """
 
 
@@ -278,6 +279,29 @@ def reserve_attempt(retryer: Retryer) -> tuple[float, ReleaseToken]:
         return 0.0, retryer.get_attempt_token()
     found: tuple[float, ReleaseToken] = reserve()
     return found
+
+
+RECHECK_SECONDS = 0.5
+"""The longest sleep between two looks at how long a reserved attempt token is still away."""
+
+
+def wait_for_attempt(retryer: Retryer, wait: float) -> None:
+    """Sleep until the attempt token reserved ``wait`` seconds ahead is due. A retryer with
+    ``attempt_wait_left()`` (the adaptive one) is asked again every :data:`RECHECK_SECONDS`,
+    so a rate that climbs meanwhile shortens the wait."""
+    left: Callable[[], float] | None = getattr(retryer, "attempt_wait_left", None)
+    while wait > 0:
+        retryer.sleep(wait if left is None else min(wait, RECHECK_SECONDS))
+        wait = 0.0 if left is None else left()
+
+
+async def await_attempt(retryer: Retryer, wait: float) -> None:
+    """:func:`wait_for_attempt` on an asyncio chain."""
+    left: Callable[[], float] | None = getattr(retryer, "attempt_wait_left", None)
+    sleep = async_sleep_of(retryer)
+    while wait > 0:
+        await sleep(wait if left is None else min(wait, RECHECK_SECONDS))
+        wait = 0.0 if left is None else left()
 
 
 async def _asyncio_sleep(delay: float) -> None:

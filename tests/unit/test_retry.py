@@ -523,9 +523,9 @@ def test_adaptive_retryer_slows_down_after_throttles() -> None:
     assert plain.slept == [0.0, 0.0, 0.0]  # only the (zero) backoff
     assert retryer.rate_limiter.enabled
     # Each retry: the (zero) backoff, then a wait for a send token. The first throttle cuts to
-    # 0.7 x the rate seen so far (one outcome in a half-second bucket: 2 per second); each retry
+    # 0.7 x the rate seen so far (one outcome, over at least 50 ms: 20 per second); each retry
     # was sent after the previous cut, so each of its throttles cuts by 0.7 again.
-    assert adaptive_time.slept == pytest.approx([0.0, 1 / 1.4, 0.0, 1 / 0.98, 0.0, 1 / 0.686])
+    assert adaptive_time.slept == pytest.approx([0.0, 1 / 14, 0.0, 1 / 9.8, 0.0, 1 / 6.86])
 
 
 def test_adaptive_retryer_sends_freely_until_the_first_throttle() -> None:
@@ -543,16 +543,35 @@ def test_adaptive_retryer_sends_freely_until_the_first_throttle() -> None:
 def test_rate_limiter_recovers_along_the_cubic_curve() -> None:
     fake = FakeTime()
     limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    steady_traffic(limiter, fake, per_second=10, seconds=3)
     limiter.update(throttled())
-    assert limiter.acquire() == pytest.approx(1 / 1.4)  # empty bucket at 0.7 x 2 rps (one outcome in 0.5 s)
     low = limiter.rate
 
-    for _ in range(100):  # ten seconds of successes at ten requests a second
-        fake.now += 0.1
+    rates = []
+    for _ in range(10):  # ten seconds of successes at ten requests a second
+        for _ in range(10):
+            fake.now += 0.1
+            limiter.update(None)
+        rates.append(limiter.rate)
+
+    assert low == pytest.approx(7, rel=0.05)  # 0.7 x the measured 10 per second
+    assert low < rates[0] < rates[4] == pytest.approx(20, rel=0.05)  # back up to twice what is measured
+    assert max(rates) == pytest.approx(20, rel=0.05)
+
+
+def test_attempts_queued_while_the_rate_was_low_go_sooner_once_it_climbs() -> None:
+    fake = FakeTime()
+    limiter = ClientRateLimiter(clock=fake.clock, sleep=fake.sleep)
+    limiter.update(throttled())  # a burst answered by throttles at once: 0.7 x 20 per second
+    queued = in_flight(limiter, 280)
+    assert queued[-1].run(limiter.wait_left) == pytest.approx(280 / 14)
+
+    for _ in range(400):  # the endpoint takes 40 a second again for ten seconds
+        fake.now += 0.025
         limiter.update(None)
 
-    assert low == pytest.approx(1.4)
-    assert limiter.rate > 5.0
+    assert limiter.rate > 60
+    assert queued[-1].run(limiter.wait_left) == 0  # not the 10 s left at the rate it was queued at
 
 
 def steady_traffic(limiter: ClientRateLimiter, fake: FakeTime, per_second: int, seconds: float) -> None:
@@ -613,7 +632,7 @@ def test_a_throttle_before_the_first_half_second_cuts_from_what_was_seen_not_to_
 
     limiter.update(throttled())
 
-    assert limiter.rate == pytest.approx(0.7 * 31 * 2)  # 31 outcomes in a half-second bucket so far
+    assert limiter.rate == pytest.approx(0.7 * 31 / 0.05)  # 31 outcomes in 30 ms, counted over at least 50 ms
 
 
 def test_throttles_arriving_together_on_threads_cut_once() -> None:
