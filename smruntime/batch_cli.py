@@ -406,7 +406,6 @@ def run_batch(args: argparse.Namespace) -> int:
             tally.add(line)
             progress.update(1)
 
-
         def numbered() -> Iterator[bytes]:
             nonlocal sent
             for index, record in read_records(args.input, fmt):
