@@ -15,7 +15,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
-from smruntime.errors import ClientClosedError, ConnectTimeoutError, PoolTimeoutError
+from smruntime.errors import ClientClosedError, ConnectTimeoutError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, tag
@@ -30,6 +30,7 @@ from smruntime.transport.shared import (
     WriteGate,
     file_block,
     leave_loop,
+    pool_timeout,
     set_nodelay,
     wire_pieces,
 )
@@ -266,9 +267,7 @@ class _Origin:
             async with asyncio.timeout(timeout):
                 await waiter
         except TimeoutError:
-            raise PoolTimeoutError(
-                f"timed out after {timeout:g} s waiting for one of {self.limit} pooled connections", request_sent=False
-            ) from None
+            raise pool_timeout(timeout, self.limit) from None
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._wake_one()  # we were handed a slot we will not use: pass it on

@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, cast
 
-from smruntime.errors import ClientClosedError, PoolTimeoutError
+from smruntime.errors import ClientClosedError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import describe_url, failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.http11 import ResponseHead, ResponseReader
@@ -33,6 +33,7 @@ from smruntime.transport.shared import (
     breaks_header,
     gather,
     host_header,
+    pool_timeout,
     proxy_authorization,
     proxy_for,
     wire_pieces,
@@ -238,10 +239,7 @@ class _Origin:
                 self._waiting += 1
                 try:
                     if left <= 0 or not self._cond.wait(left):
-                        raise PoolTimeoutError(
-                            f"timed out after {timeout:g} s waiting for one of {self.limit} pooled connections",
-                            request_sent=False,
-                        )
+                        raise pool_timeout(timeout, self.limit)
                 finally:
                     self._waiting -= 1
             if self._idle:

@@ -24,7 +24,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 from urllib3.util import SKIP_HEADER
 
-from smruntime.errors import ClientClosedError
+from smruntime.errors import ClientClosedError, PoolTimeoutError
 from smruntime.http import BytesBody, Headers, HTTPRequest, HTTPResponse
 from smruntime.transport.error_mapping import failure_phase, map_transport_error, phase_of, tag
 from smruntime.transport.shared import (
@@ -37,6 +37,7 @@ from smruntime.transport.shared import (
     body_too_large,
     breaks_header,
     gather,
+    pool_timeout,
     proxy_for,
     split_url,
 )
@@ -305,7 +306,10 @@ class RequestsHTTPClient(PooledHTTPClient):
             except Exception as exc:
                 if attempt == 1 and phase_of(exc) == "idle" and body.rewind():
                     continue  # the server closed that pooled connection and never saw the request
-                raise map_transport_error(exc) from exc
+                error = map_transport_error(exc)
+                if isinstance(error, PoolTimeoutError):  # said as the other clients say it
+                    error = pool_timeout(self.connect_timeout, self.max_pool_connections)
+                raise error from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _route(self, scheme: str, netloc: str) -> _Route:

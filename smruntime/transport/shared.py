@@ -12,7 +12,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Self, cast
 
-from smruntime.errors import ConnectionClosedError, ResponseTooLargeError
+from smruntime.errors import ConnectionClosedError, PoolTimeoutError, ResponseTooLargeError
 from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
 from smruntime.transport.error_mapping import describe_url, map_transport_error
 
@@ -40,6 +40,7 @@ __all__ = [
     "gather",
     "host_header",
     "leave_loop",
+    "pool_timeout",
     "proxy_authorization",
     "proxy_for",
     "set_nodelay",
@@ -190,6 +191,15 @@ def _proxies_configured() -> bool:
 def environ_ca_bundle() -> bool | str:
     """requests' rule: ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``, else certifi's bundle."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+def pool_timeout(timeout: float, limit: int) -> PoolTimeoutError:
+    """What a call gets when none of an origin's ``limit`` connections came free in ``timeout``."""
+    return PoolTimeoutError(
+        f"timed out after {timeout:g} s waiting for one of {limit} pooled connections "
+        "(max_pool_connections); the request was not sent",
+        request_sent=False,
+    )
 
 
 def body_too_large(limit: int) -> ResponseTooLargeError:

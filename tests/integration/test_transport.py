@@ -267,7 +267,8 @@ def test_a_full_pool_waits_then_times_out_as_a_pool_timeout_that_is_not_retried(
 ) -> None:
     client = make_client(max_pool_connections=1, connect_timeout=0.2)
     held = client.send(post(server.url + "/hold"), stream=True)  # keeps the only connection
-    with pytest.raises(PoolTimeoutError, match="waiting for") as caught:
+    with pytest.raises(PoolTimeoutError, match=r"^timed out after 0.2 s waiting for one of 1 pooled connections "
+                                               r"\(max_pool_connections\); the request was not sent$") as caught:
         client.send(post(server.url + "/wait"))
     assert isinstance(caught.value, ConnectTimeoutError)
     assert caught.value.request_sent is False
