@@ -106,6 +106,9 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_CONTAINER_TIMEOUT = 60.0
 """The service gives a container 60 s to answer an invocation."""
+_MAX_SECONDS: Final = 10**9
+"""The longest duration (or clock offset) a configuration takes, about 31 years: longer ones
+overflow the clocks and timers they are added to (a session's Expires date, a socket timeout)."""
 
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
@@ -116,6 +119,14 @@ ExecutionMode = Literal["Serial", "Direct"]
 def _check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME) -> None:
     if not value or len(value) > 63 or not pattern.match(value):
         raise ValueError(f"invalid {kind} {value!r}: 1-63 characters matching {pattern.pattern}")
+
+
+def _check_seconds(name: str, value: float, *, positive: bool = False, signed: bool = False) -> None:
+    """A duration: finite and at most _MAX_SECONDS; > 0 if ``positive``, either sign if ``signed``."""
+    low = -_MAX_SECONDS if signed else 0
+    if not ((low < value) if positive else (low <= value)) or not value <= _MAX_SECONDS:  # nan fails both
+        rule = f"between {low} and {_MAX_SECONDS}" if signed else f"{'>' if positive else '>='} 0 and <= {_MAX_SECONDS}"
+        raise ValueError(f"{name} must be a number of seconds {rule}, got {value}")
 
 
 def _frozen_mapping(value: Mapping[str, ModelSpec] | None) -> Mapping[str, ModelSpec]:
@@ -156,7 +167,7 @@ class VariantConfig:
     @inference_execution.validator
     def _check_mode(self, _attribute: object, value: str) -> None:
         if value not in ("Serial", "Direct"):
-            raise ValueError(f"variant {self.name!r}: inference_execution must be 'Serial' or 'Direct'")
+            raise ValueError(f"variant {self.name!r}: inference_execution must be 'Serial' or 'Direct', got {value!r}")
 
     def __attrs_post_init__(self) -> None:
         given = [kind for kind, present in (("model", self.model is not None), ("containers", bool(self.containers)),
@@ -204,10 +215,11 @@ class FaultConfig:
     throttle_above: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        for name in ("fail_next", "throttle_next", "reset_next", "latency", "break_stream_after", "fail_stream_after"):
+        for name in ("fail_next", "throttle_next", "reset_next", "break_stream_after", "fail_stream_after"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a number >= 0, got {value}")
+        _check_seconds("latency", self.latency)
         if self.throttle_above is not None and not 0 < self.throttle_above < math.inf:
             raise ValueError(f"throttle_above must be a number > 0 (requests/s), got {self.throttle_above}")
         if not 400 <= self.fail_status <= 599:
@@ -247,12 +259,15 @@ class AsyncInferenceConfig:
         if self.input_root is not None and not (self.input_root.startswith("file://")
                                                 and file_path(self.input_root).startswith("/")):
             raise ValueError(f"input_root must be a file:/// folder, got {self.input_root!r}")
+        if self.s3_endpoint_url is not None and not self.s3_endpoint_url.startswith(("http://", "https://")):
+            raise ValueError(f"s3_endpoint_url must be an http:// or https:// URL, got {self.s3_endpoint_url!r}")
         if self.max_input_bytes < 1:
             raise ValueError(f"max_input_bytes must be >= 1, got {self.max_input_bytes}")
         if self.max_concurrent_invocations < 1:
             raise ValueError(f"max_concurrent_invocations must be >= 1, got {self.max_concurrent_invocations}")
-        if not 0 < self.time_scale < math.inf:
-            raise ValueError(f"time_scale must be a number > 0, got {self.time_scale}")
+        # It multiplies durations of up to 6 h (RequestTTLSeconds): 1000 keeps them within _MAX_SECONDS.
+        if not 0 < self.time_scale <= 1000:
+            raise ValueError(f"time_scale must be a number > 0 and <= 1000, got {self.time_scale}")
 
     @property
     def file_roots(self) -> tuple[str, ...]:
@@ -288,8 +303,7 @@ class EndpointConfig:
         names = [variant.name for variant in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"endpoint {self.name!r}: duplicate variant names {names}")
-        if not 0 < self.container_timeout < math.inf:
-            raise ValueError(f"endpoint {self.name!r}: container_timeout must be a number > 0, got {self.container_timeout}")
+        _check_seconds(f"endpoint {self.name!r}: container_timeout", self.container_timeout, positive=True)
         components = [component.name for component in self.inference_components]
         if len(set(components)) != len(components):
             raise ValueError(f"endpoint {self.name!r}: duplicate inference component names {components}")
@@ -345,8 +359,8 @@ class LocalConfig:
         for name in ("max_body_bytes", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.session_ttl_seconds < math.inf:
-            raise ValueError(f"session_ttl_seconds must be a number > 0, got {self.session_ttl_seconds}")
+        _check_seconds("session_ttl_seconds", self.session_ttl_seconds, positive=True)
+        _check_seconds("clock_offset_seconds", self.clock_offset_seconds, signed=True)
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         """The endpoint called ``name``, if configured."""

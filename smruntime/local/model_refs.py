@@ -12,6 +12,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -34,11 +35,13 @@ def resolve_model(spec: ModelSpec, search_path: Sequence[str] = ()) -> Model:
             raise TypeError(f"a model must be a string reference or a callable, got {type(spec).__name__}")
         return spec
     if spec.startswith(("http://", "https://")):
+        _check_url(spec)
         from smruntime.local.container import RemoteContainer  # here: it imports requests
 
         return RemoteContainer(spec)
     if "://" in spec:
-        raise ValueError(f"model {spec!r}: a container URL must be http:// or https://")
+        scheme = spec.partition("://")[0]
+        raise ValueError(f"model {spec!r}: URL scheme {scheme!r} is not supported (a container URL is http:// or https://)")
     if ":" in spec:
         return _import_callable(spec, search_path)
     factory = BUILTIN_MODELS.get(spec)
@@ -47,15 +50,31 @@ def resolve_model(spec: ModelSpec, search_path: Sequence[str] = ()) -> Model:
     return factory()
 
 
+def _check_url(url: str) -> None:
+    # Checked here, or a URL without a host or with a bad port fails only when first invoked.
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        raise ValueError(f"model {url!r}: not a valid URL: {error}") from None
+    if not parts.hostname:
+        raise ValueError(f"model {url!r}: a container URL needs a host (http://host:port)")
+
+
 def _import_callable(reference: str, search_path: Sequence[str]) -> Model:
     module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"model {reference!r}: give both a module and a function (module:function)")
     try:
         module = _import_module(module_name, search_path)
     except ModuleNotFoundError as error:
         where = f" (looked in {', '.join(search_path)} and sys.path)" if search_path else ""
         raise ValueError(f"model {reference!r}: no module named {error.name!r}{where}") from error
-    except Exception as error:  # the module itself failed (a syntax error, an exception at import)
-        raise ValueError(f"model {reference!r}: importing {module_name} failed: {type(error).__name__}: {error}") from error
+    except (Exception, SystemExit) as error:  # the module itself failed: a syntax error, an exception, sys.exit()
+        # One line: a message may span several, and may be empty.
+        detail = " ".join(str(error).split())
+        failure = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        raise ValueError(f"model {reference!r}: importing {module_name} failed: {failure}") from error
     target: object = module
     for part in attribute.split("."):
         try:

@@ -504,7 +504,7 @@ def test_async_inference_from_toml_shaped_config() -> None:
         config_from_dict({"endpoints": [{"name": "a", "model": "sum", "async_inference": {"s3_output": "s3://b"}}]})
     with pytest.raises(ValueError, match="must be an s3:// or file:// location"):
         AsyncInferenceConfig(s3_output_path="/tmp/out")
-    with pytest.raises(ValueError, match="time_scale must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match="time_scale must be a number > 0 and <= 1000, got 0"):
         AsyncInferenceConfig(s3_output_path="s3://b", time_scale=0)
 
 

@@ -349,12 +349,14 @@ def test_serve_loads_a_module_function_model_from_beside_the_config_or_the_curre
     ("my_models_here:subtract", "has no attribute 'subtract'"),
     ("broken_models:add", "importing broken_models failed: SyntaxError: "),
     ("failing_models:add", "importing failing_models failed: RuntimeError: no GPU here"),
-    ("ftp://models.example/add", "a container URL must be http:// or https://"),
+    ("exiting_models:add", "importing exiting_models failed: SystemExit: 3"),
+    ("ftp://models.example/add", "URL scheme 'ftp' is not supported (a container URL is http:// or https://)"),
 ])
 def test_serve_names_the_config_endpoint_and_what_is_missing_in_one_line(tmp_path, reference, missing) -> None:
     (tmp_path / "my_models_here.py").write_text(_MODEL)
     (tmp_path / "broken_models.py").write_text("def add(request)\n    return b''\n")
     (tmp_path / "failing_models.py").write_text("raise RuntimeError('no GPU here')\n")
+    (tmp_path / "exiting_models.py").write_text("import sys\nsys.exit(3)\n")
     config = tmp_path / "endpoints.toml"
     config.write_text(f'[[endpoints]]\nname = "sum"\nmodel = "{reference}"\n')
 
@@ -365,6 +367,25 @@ def test_serve_names_the_config_endpoint_and_what_is_missing_in_one_line(tmp_pat
     assert len(lines) == 1, out
     assert lines[0].startswith(f"smruntime: error: {config}: endpoint 'sum': model '{reference}'")
     assert missing in lines[0]
+
+
+@pytest.mark.parametrize(("bad", "rule"), [
+    ('endpoints = "x"\n', "configuration: endpoints must be an array of tables ([[endpoints]]), got 'x'"),
+    ('[[endpoints]]\nname = "sum"\nvariants = "v"\n',
+     "endpoint 'sum': variants must be an array of tables ([[endpoints.variants]]), got 'v'"),
+    ('[[endpoints]]\nname = "sum"\nmodel = "sum"\nfaults = 3\n',
+     "endpoint 'sum': faults must be a table ([endpoints.faults]), got 3"),
+    ('[[endpoints]]\nname = "sum"\nmodel = "sum"\n[endpoints.faults]\nlatency = inf\n',
+     "endpoint 'sum': faults: latency must be a finite number, got inf"),
+    ("max_body_bytes = -5\n", "configuration: max_body_bytes must be >= 1, got -5"),
+])
+def test_serve_with_a_bad_config_value_prints_one_line_and_exits_non_zero(tmp_path, bad, rule) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(bad)
+
+    status, out = _serve_and_sum(config, cwd=tmp_path)
+    assert status == 1
+    assert out == f"smruntime: error: {config}: {rule}\n"
 
 
 def _bidirectional_cli(endpoint: LocalEndpoint, name: str) -> subprocess.Popen[bytes]:

@@ -674,7 +674,8 @@ VARIANT_V = "[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\n"
     (ENDPOINT_X.replace("model", "container_timeout = 'x'\nmodel"), "endpoint 'x': container_timeout must be a number, got 'x'"),
     ("[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nmodel = 'echo'\nweight = true\n",
      "endpoint 'x': variant 'AllTraffic': weight must be a number, got True"),
-    (ENDPOINT_X + "[endpoints.faults]\nlatency = -1\n", "endpoint 'x': faults: latency must be a number >= 0, got -1"),
+    (ENDPOINT_X + "[endpoints.faults]\nlatency = -1\n",
+     "endpoint 'x': faults: latency must be a number of seconds >= 0 and <= 1000000000, got -1"),
     (ENDPOINT_X + "[endpoints.faults]\nfail_next = '2'\n", "endpoint 'x': faults: fail_next must be an integer, got '2'"),
     (ENDPOINT_X + "[endpoints.faults]\nfail_status = 200\n",
      "endpoint 'x': faults: fail_status must be an HTTP error status (400-599), got 200"),
@@ -686,23 +687,64 @@ VARIANT_V = "[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\n"
      "endpoint 'x': inference component 'c': model is required"),
     # the shape of a table or array of tables
     ("endpoints = 'x'\n", "configuration: endpoints must be an array of tables ([[endpoints]]), got 'x'"),
+    ("endpoints = [1]\n", "configuration: endpoints must be an array of tables ([[endpoints]]), got [1]"),
+    ("[endpoints]\nname = 'x'\n", "configuration: endpoints must be an array of tables ([[endpoints]]), got {'name': 'x'}"),
     ("[[endpoints]]\nname = 'x'\nvariants = 'v'\n",
      "endpoint 'x': variants must be an array of tables ([[endpoints.variants]]), got 'v'"),
+    ("[[endpoints]]\nname = 'x'\nvariants = ['v']\n",
+     "endpoint 'x': variants must be an array of tables ([[endpoints.variants]]), got ['v']"),
+    (ENDPOINT_X + "inference_components = 3\n",
+     "endpoint 'x': inference_components must be an array of tables ([[endpoints.inference_components]]), got 3"),
     (ENDPOINT_X + "faults = 3\n", "endpoint 'x': faults must be a table ([endpoints.faults]), got 3"),
+    (ENDPOINT_X + "faults = [{ latency = 1 }]\n",
+     "endpoint 'x': faults must be a table ([endpoints.faults]), got [{'latency': 1}]"),
+    (ENDPOINT_X + "async_inference = 's3://b'\n",
+     "endpoint 'x': async_inference must be a table ([endpoints.async_inference]), got 's3://b'"),
+    (VARIANT_V + "models = 3\n", "endpoint 'x': variant 'v': models must be a table ({ TargetModel = model, ... }), got 3"),
+    (VARIANT_V + "containers = { a = ['echo'] }\n",
+     "endpoint 'x': variant 'v': containers.a must be a string (a built-in model, module:function or a URL), got ['echo']"),
     (VARIANT_V + "containers = 'echo'\n",
      "endpoint 'x': variant 'v': containers must be a table ({ hostname = model, ... }), got 'echo'"),
     (VARIANT_V + "model = 5\n",
      "endpoint 'x': variant 'v': model must be a string (a built-in model, module:function or a URL), got 5"),
     # numbers: finite, and in range
     (ENDPOINT_X + "[endpoints.faults]\nlatency = inf\n", "endpoint 'x': faults: latency must be a finite number, got inf"),
+    (ENDPOINT_X + "[endpoints.faults]\nlatency = 1e300\n",
+     "endpoint 'x': faults: latency must be a number of seconds >= 0 and <= 1000000000, got 1e+300"),
+    (ENDPOINT_X + "[endpoints.faults]\nfail_next = -1\n", "endpoint 'x': faults: fail_next must be a number >= 0, got -1"),
+    (ENDPOINT_X + "[endpoints.faults]\nthrottle_above = 0\n",
+     "endpoint 'x': faults: throttle_above must be a number > 0 (requests/s), got 0"),
+    (ENDPOINT_X + "container_timeout = 0\n",
+     "endpoint 'x': container_timeout must be a number of seconds > 0 and <= 1000000000, got 0.0"),
+    (ENDPOINT_X + "container_timeout = -inf\n", "endpoint 'x': container_timeout must be a finite number, got -inf"),
     ("max_body_bytes = -5\n", "configuration: max_body_bytes must be >= 1, got -5"),
-    ("session_ttl_seconds = -1\n", "configuration: session_ttl_seconds must be a number > 0, got -1"),
+    ("max_event_bytes = 0\n", "configuration: max_event_bytes must be >= 1, got 0"),
+    ("session_ttl_seconds = -1\n",
+     "configuration: session_ttl_seconds must be a number of seconds > 0 and <= 1000000000, got -1"),
+    ("clock_offset_seconds = -1e12\n",
+     "configuration: clock_offset_seconds must be a number of seconds between -1000000000 and 1000000000, got -1000000000000.0"),
     ("session_ttl_seconds = nan\n", "configuration: session_ttl_seconds must be a finite number, got nan"),
     (VARIANT_V + "model = 'echo'\nweight = -1\n", "endpoint 'x': variant 'v': weight must be a number >= 0, got -1.0"),
+    (VARIANT_V + "model = 'echo'\nweight = nan\n", "endpoint 'x': variant 'v': weight must be a finite number, got nan"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\ntime_scale = 0\n",
+     "endpoint 'x': async_inference: time_scale must be a number > 0 and <= 1000, got 0.0"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\ntime_scale = 1e6\n",
+     "endpoint 'x': async_inference: time_scale must be a number > 0 and <= 1000, got 1000000.0"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\nmax_input_bytes = 0\n",
+     "endpoint 'x': async_inference: max_input_bytes must be >= 1, got 0"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\nmax_concurrent_invocations = 0\n",
+     "endpoint 'x': async_inference: max_concurrent_invocations must be >= 1, got 0"),
+    (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\ns3_endpoint_url = 'localhost:5000'\n",
+     "endpoint 'x': async_inference: s3_endpoint_url must be an http:// or https:// URL, got 'localhost:5000'"),
     # every complaint below an endpoint names it, once
     (VARIANT_V + "containers = { 'bad host' = 'echo' }\n",
      "endpoint 'x': variant 'v': invalid container hostname 'bad host': 1-63 characters matching "
      "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"),
+    (VARIANT_V + "model = 'echo'\ninference_execution = 'Parallel'\n",
+     "endpoint 'x': variant 'v': inference_execution must be 'Serial' or 'Direct', got 'Parallel'"),
+    ("[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\nmodel = 'echo'\n"
+     "[[endpoints.inference_components]]\nname = 'c'\nmodel = 'echo'\nvariant = 'w'\n",
+     "endpoint 'x': inference component 'c': unknown variant 'w'"),
     (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 'ftp://x'\n",
      "endpoint 'x': async_inference: s3_output_path must be an s3:// or file:// location, got 'ftp://x'"),
 ])
@@ -712,6 +754,42 @@ def test_a_bad_value_in_a_config_file_is_named_with_the_file_and_the_rule(tmp_pa
     with pytest.raises(ValueError) as caught:
         load_config(path)
     assert str(caught.value) == f"{path}: {message}"
+
+
+_BAD_MODULES = {
+    "broken": "def predict(request)\n    return b''\n",
+    "raising": "raise RuntimeError('no GPU here')\n",
+    "exiting": "import sys\nsys.exit(3)\n",
+    "multiline": "raise RuntimeError('first line\\nsecond line')\n",
+    "silent": "raise ValueError()\n",
+}
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("broken:predict", "model 'broken:predict': importing broken failed: SyntaxError: expected ':' (broken.py, line 1)"),
+    ("raising:predict", "model 'raising:predict': importing raising failed: RuntimeError: no GPU here"),
+    ("exiting:predict", "model 'exiting:predict': importing exiting failed: SystemExit: 3"),
+    ("multiline:predict", "model 'multiline:predict': importing multiline failed: RuntimeError: first line second line"),
+    ("silent:predict", "model 'silent:predict': importing silent failed: ValueError"),
+    (":predict", "model ':predict': give both a module and a function (module:function)"),
+    ("ftp://models.example/predict",
+     "model 'ftp://models.example/predict': URL scheme 'ftp' is not supported (a container URL is http:// or https://)"),
+    ("s3://bucket/model.tar.gz",
+     "model 's3://bucket/model.tar.gz': URL scheme 's3' is not supported (a container URL is http:// or https://)"),
+    ("http://", "model 'http://': a container URL needs a host (http://host:port)"),
+    ("http://127.0.0.1:port/", "model 'http://127.0.0.1:port/': not a valid URL: "
+                               "Port could not be cast to integer value as 'port'"),
+])
+def test_a_model_that_cannot_be_loaded_is_one_line_naming_the_file_and_the_endpoint(
+    tmp_path: Path, model: str, message: str
+) -> None:
+    for name, source in _BAD_MODULES.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\ncontainers = {{ first = {model!r} }}\n")
+    with pytest.raises(ValueError) as caught:
+        LocalEndpoint(path, credentials=(KEY_ID, SECRET))
+    assert str(caught.value) == f"{path}: endpoint 'x': {message}"
 
 
 @pytest.fixture
