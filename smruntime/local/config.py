@@ -317,6 +317,10 @@ class EndpointConfig:
                 raise ValueError(f"endpoint {self.name!r}: variants {idle} have no model")
             if not any(variant.weight > 0 for variant in self.variants):
                 raise ValueError(f"endpoint {self.name!r}: at least one variant needs a weight > 0")
+        # Each weight is finite, but routing draws from their total: 1e308 + 1e308 is not.
+        total = sum(variant.weight for variant in self.variants)
+        if not math.isfinite(total):
+            raise ValueError(f"endpoint {self.name!r}: the variant weights must add up to a finite number, got {total}")
 
     @classmethod
     def serving(cls, name: str, model: ModelSpec, *, variant: str = "AllTraffic", **kwargs: Any) -> EndpointConfig:

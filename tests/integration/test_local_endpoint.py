@@ -726,6 +726,8 @@ VARIANT_V = "[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\n"
     ("session_ttl_seconds = nan\n", "configuration: session_ttl_seconds must be a finite number, got nan"),
     (VARIANT_V + "model = 'echo'\nweight = -1\n", "endpoint 'x': variant 'v': weight must be a number >= 0, got -1.0"),
     (VARIANT_V + "model = 'echo'\nweight = nan\n", "endpoint 'x': variant 'v': weight must be a finite number, got nan"),
+    (VARIANT_V + "model = 'echo'\nweight = 1e308\n[[endpoints.variants]]\nname = 'w'\nmodel = 'echo'\nweight = 1e308\n",
+     "endpoint 'x': the variant weights must add up to a finite number, got inf"),
     (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\ntime_scale = 0\n",
      "endpoint 'x': async_inference: time_scale must be a number > 0 and <= 1000, got 0.0"),
     (ENDPOINT_X + "[endpoints.async_inference]\ns3_output_path = 's3://b'\ntime_scale = 1e6\n",
