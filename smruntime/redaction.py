@@ -1,9 +1,11 @@
-"""Keeping secrets out of logs, reprs and error messages."""
+"""Keeping secrets out of logs, reprs, error messages and recorded bodies: the one place that
+says what a secret looks like."""
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 REDACTED = "<redacted>"
 
@@ -26,3 +28,64 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]], *, se
 def redact_text(text: str) -> str:
     """Hide SigV4 signatures that may appear inside free text."""
     return re.sub(_SIGNATURE, r"\1" + REDACTED, text)
+
+
+SECRET_KEYS = frozenset({
+    "password", "passwd", "passphrase", "secret", "clientsecret", "apisecret", "apikey", "xapikey",
+    "accesskey", "secretkey", "secretaccesskey", "privatekey", "signingkey", "encryptionkey", "token", "accesstoken",
+    "refreshtoken", "idtoken", "sessiontoken", "securitytoken", "bearertoken", "apitoken", "authtoken", "bearer",
+    "jwt", "auth", "authorization", "credential", "credentials", "cookie", "connectionstring",
+})
+"""Names of JSON keys whose values :func:`redact_json` replaces, compared lower-cased without
+``_``, ``-``, ``.`` or spaces, so ``accessToken``, ``access_token`` and ``Access-Token`` are one
+name. A key matches when it is one of these names or ends with one (``db_password``,
+``OPENAI_API_KEY``, ``X-Auth-Token``, ``set-cookie``), except ``token`` and ``auth``, which
+match only whole: ``eos_token`` and ``max_tokens`` are a model's settings, not secrets."""
+
+_SEPARATORS = str.maketrans("", "", "_-. ")
+_SECRET_ENDINGS = tuple(sorted(SECRET_KEYS - {"token", "auth"}))
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a JSON key names a secret (:data:`SECRET_KEYS`)."""
+    name = key.lower().translate(_SEPARATORS)
+    return name in SECRET_KEYS or name.endswith(_SECRET_ENDINGS)
+
+
+def redact_json(text: str) -> str:
+    """The default redaction: in a JSON document, the value of every key named like a secret
+    (:data:`SECRET_KEYS`) becomes ``<redacted>``. Text that is not one JSON document is taken
+    line by line, so JSON Lines and server-sent events (``data: {...}``) are redacted too; a
+    line that is not JSON is kept as it is. Bodies are redacted before they are shortened."""
+    whole = _redacted_document(text)
+    if whole is not None:
+        return whole
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        head, document = ("data: ", line[5:]) if line.startswith("data:") else ("", line)
+        found = _redacted_document(document)
+        if found is not None:
+            lines[index] = head + found
+    return "\n".join(lines)
+
+
+def _redacted_document(text: str) -> str | None:
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        document = json.loads(stripped)
+    except (ValueError, RecursionError):
+        return None
+    return json.dumps(_redacted(document), ensure_ascii=False, separators=(",", ":"))
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and is_secret_key(key) else _redacted(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value

@@ -14,7 +14,6 @@ try:
 except ImportError as error:  # pragma: no cover - exercised in a subprocess
     raise ImportError("smruntime.otel needs the OpenTelemetry API: pip install 'smruntime[otel]'") from error
 
-from smruntime.otel.bodies import REDACTED, SECRET_KEYS, redact_json
 from smruntime.otel.instrument import (
     CALL_ATTEMPTS,
     CALL_DURATION,
@@ -23,6 +22,7 @@ from smruntime.otel.instrument import (
     TIME_TO_FIRST_EVENT,
     instrument,
 )
+from smruntime.redaction import REDACTED, SECRET_KEYS, redact_json
 
 __all__ = [
     "CALL_ATTEMPTS",

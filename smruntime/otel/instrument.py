@@ -7,8 +7,9 @@ from typing import Any, Callable
 from opentelemetry import metrics, trace
 
 from smruntime.middleware import Position, Stack
-from smruntime.otel.bodies import Redactor, body_text, redact_json
+from smruntime.otel.bodies import Redactor, body_text
 from smruntime.otel.middleware import OTelAttempts, OTelOperationSpan, OTelXRayTraceHeader
+from smruntime.redaction import redact_json
 from smruntime.version import __version__
 
 SCOPE = "smruntime"

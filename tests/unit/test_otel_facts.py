@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from smruntime import errors
-from smruntime.otel.bodies import STREAM_CAPTURE_LIMIT, body_text, redact_json, stream_capture
+import smruntime.otel
+from smruntime import errors, redaction
+from smruntime.otel.bodies import STREAM_CAPTURE_LIMIT, body_text, stream_capture
 from smruntime.otel.facts import error_type, token_usage
 from smruntime.otel.xray import trace_header
+from smruntime.redaction import redact_json
 from smruntime.types import InvokeEndpointOutput
 
 
@@ -30,11 +32,27 @@ def test_redaction_replaces_secret_keys_at_any_depth_and_keeps_the_rest() -> Non
 
 @pytest.mark.parametrize("key", ["accessToken", "refreshToken", "idToken", "clientSecret", "client_secret",
                                  "private_key", "privateKey", "x-api-key", "X-Api-Key", "apiKey", "sessionToken",
-                                 "AWS_SECRET_ACCESS_KEY", "Cookie", "set-cookie", "Password", "passphrase"])
+                                 "AWS_SECRET_ACCESS_KEY", "Cookie", "set-cookie", "Password", "passphrase",
+                                 "api_key", "password", "authorization", "cookie", "credentials", "apiToken",
+                                 "X-Auth-Token", "jwt", "db_password", "OPENAI_API_KEY", "github-access-token",
+                                 "serviceAccountPrivateKey", "proxyAuthorization"])
 def test_a_secret_key_is_redacted_whatever_its_case_and_separators(key: str) -> None:
     text = json.dumps({"kept": {"max_tokens": 3, "tokens_used": 4}, "nested": [{key: "s3cr3t"}]})
     expected = {"kept": {"max_tokens": 3, "tokens_used": 4}, "nested": [{key: "<redacted>"}]}
     assert redact_json(text) == json.dumps(expected, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("key", ["token", "Auth"])
+def test_short_secret_names_match_only_whole(key: str) -> None:
+    # "token" and "auth" end names that are a model's settings (eos_token): only the bare name is a secret
+    kept = {"eos_token": "</s>", "pad-token": "<pad>", "max_tokens": 3, "oauth_scopes": ["a"], "publicKey": "k"}
+    assert redact_json(json.dumps({key: "s", **kept})) == json.dumps({key: "<redacted>", **kept}, separators=(",", ":"))
+
+
+def test_one_redaction_point_serves_tracing_and_the_rest_of_the_package() -> None:
+    assert smruntime.otel.redact_json is redaction.redact_json
+    assert smruntime.otel.SECRET_KEYS is redaction.SECRET_KEYS
+    assert smruntime.otel.REDACTED is redaction.REDACTED
 
 
 def test_body_text_redacts_before_cutting_and_never_reads_files() -> None:
