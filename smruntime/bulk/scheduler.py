@@ -81,11 +81,24 @@ class BulkRun:
     def scheduler(self) -> BulkScheduler:
         """A scheduler for the run; raises on bad bounds, and on a bad ``endpoint_name``,
         ``content_type`` or ``accept``, before any record is read."""
-        if self.endpoint_name is not None:
-            from smruntime.operations.invoke_endpoint import validate
+        from smruntime.operations.invoke_endpoint import validate
 
-            validate(self.input(b""), "InvokeEndpoint")
+        # With no endpoint_name the records may be InvokeEndpointInput naming their own (a body
+        # without one is refused by check()): a valid stand-in lets the formats be checked now.
+        name = "x" if self.endpoint_name is None else self.endpoint_name
+        validate(as_input(b"", endpoint_name=name, content_type=self.content_type, accept=self.accept), "InvokeEndpoint")
         return BulkScheduler(self.concurrency, ordered=self.ordered, reorder_window=self.reorder_window)
+
+    @staticmethod
+    def check_inputs(inputs: object) -> None:
+        """Raise if ``inputs`` is one record rather than an iterable of them: iterating a body
+        would send each of its bytes (or characters) as a record, every one failing."""
+        if isinstance(inputs, (bytes, bytearray, memoryview, str, InvokeEndpointInput)):
+            raise errors.InvalidParamsError(
+                [errors.FieldProblem("inputs", "type",
+                                     f"is one {type(inputs).__name__} record: pass an iterable of records, such as a list")],
+                operation="InvokeEndpoint",
+            )
 
     def input(self, record: Record) -> InvokeEndpointInput:
         """The input one record is sent as."""

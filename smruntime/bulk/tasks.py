@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from smruntime.bulk.caller import limiter_of, run_client, send_rate
@@ -18,14 +18,15 @@ if TYPE_CHECKING:
 def invoke_many(
     client: AsyncClient, inputs: Iterable[Record] | AsyncIterable[Record], run: BulkRun
 ) -> AsyncIterator[BulkResult]:
-    """``AsyncClient.invoke_many``: bad bounds raise here, before any record is read."""
+    """``AsyncClient.invoke_many``: bad bounds or inputs raise here, before any record is read."""
+    run.check_inputs(inputs)
     scheduler = run.scheduler()
     caller = run_client(client) if run.adaptive else client
-    records = aiter(inputs) if isinstance(inputs, AsyncIterable) else _from_iterable(inputs)
+    records = aiter(inputs) if isinstance(inputs, AsyncIterable) else _from_iterable(iter(inputs))  # not iterable: raise now
     return _run(scheduler, caller, records, run)
 
 
-async def _from_iterable(inputs: Iterable[Record]) -> AsyncIterator[Record]:
+async def _from_iterable(inputs: Iterator[Record]) -> AsyncIterator[Record]:
     for record in inputs:
         yield record
 

@@ -22,6 +22,7 @@ def invoke_many(client: Client, inputs: Iterable[Record] | AsyncIterable[Record]
         raise errors.InvalidParamsError(
             [errors.FieldProblem("inputs", "type", "is an async iterable: run it with AsyncClient.invoke_many")]
         )
+    run.check_inputs(inputs)
     scheduler = run.scheduler()
     caller = run_client(client) if run.adaptive else client
     return _run(scheduler, caller, iter(inputs), run)

@@ -134,6 +134,32 @@ def test_invoke_many_refuses_a_bad_run_before_any_call(endpoint, invoke_many: Ru
     assert [json.loads(r.output.body)["sum"] for r in results] == [2, 2, 2]
 
 
+@pytest.mark.parametrize("kind", ["Client", "AsyncClient"])
+def test_invoke_many_checks_the_run_when_called_before_reading_a_record(endpoint, kind: str) -> None:
+    read: list[int] = []
+
+    def bodies() -> Iterator[bytes]:
+        read.append(1)
+        yield b'{"numbers":[1]}'
+
+    make = client if kind == "Client" else async_client
+    c = make(endpoint)
+    bad_runs: list[tuple[Any, dict[str, Any], str]] = [
+        (bodies(), {"content_type": "a\nb"}, "content_type: must match"),  # no endpoint_name: formats still checked
+        (bodies(), {"accept": 5}, "accept: must be a str"),
+        (bodies(), {"endpoint_name": ""}, "endpoint_name: must be at least 1 character"),
+        (b'{"numbers":[1]}', {"endpoint_name": "sum"}, "inputs: is one bytes record"),  # not 15 one-byte records
+        ('{"numbers":[1]}', {"endpoint_name": "sum"}, "inputs: is one str record"),
+        (InvokeEndpointInput(endpoint_name="sum", body=b"{}"), {}, "inputs: is one InvokeEndpointInput record"),
+    ]
+    for inputs, kwargs, message in bad_runs:
+        with pytest.raises(InvalidParamsError, match=message):
+            c.invoke_many(inputs, **kwargs)
+    with pytest.raises(TypeError, match="not iterable"):
+        c.invoke_many(None, endpoint_name="sum")
+    assert read == [] and endpoint.counters("sum").requests == 0
+
+
 @pytest.mark.parametrize("ordered", [False, True])
 def test_when_the_input_raises_the_results_of_what_was_sent_come_first(
     endpoint, invoke_many: RunMany, ordered: bool
