@@ -9,7 +9,7 @@ from smruntime import keys
 from smruntime.errors import server_text
 from smruntime.http import BytesBody, HTTPRequest, HTTPResponse
 from smruntime.middleware import Transform
-from smruntime.redaction import redact_headers, redact_text
+from smruntime.redaction import redact_headers, redact_json, redact_text
 from smruntime.stack_types import Context, DeserializeInput, DeserializeOutput
 
 if TYPE_CHECKING:
@@ -54,10 +54,28 @@ def _show_body(body: object) -> str:
     if body is None:
         return "<empty>"
     if isinstance(body, bytes):
+        body = _redacted_body(body)
         shown = body[:BODY_LOG_LIMIT]
         more = f" … ({len(body)} bytes)" if len(body) > BODY_LOG_LIMIT else ""
         return repr(shown) + more
     return f"<{type(body).__name__} stream>"
+
+
+REDACT_LIMIT = 1024 * 1024
+"""Bytes of a logged body up to which the values of secret-named JSON keys are hidden."""
+
+
+def _redacted_body(body: bytes) -> bytes:
+    """``body`` with the values of its secret-named JSON keys hidden (JSON, JSON Lines and
+    server-sent events; see :func:`~smruntime.redaction.redact_json`), else as it is."""
+    if len(body) > REDACT_LIMIT or body.lstrip()[:1] not in (b"{", b"[", b"d"):
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+    redacted = redact_json(text)
+    return body if redacted == text else redacted.encode("utf-8")
 
 
 class RequestResponseLogger(Transform[DeserializeInput, DeserializeOutput]):

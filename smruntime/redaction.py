@@ -56,7 +56,8 @@ def redact_json(text: str) -> str:
     """The default redaction: in a JSON document, the value of every key named like a secret
     (:data:`SECRET_KEYS`) becomes ``<redacted>``. Text that is not one JSON document is taken
     line by line, so JSON Lines and server-sent events (``data: {...}``) are redacted too; a
-    line that is not JSON is kept as it is. Bodies are redacted before they are shortened."""
+    line that is not JSON, or names no secret, is kept as it is (a redacted document is written
+    compactly). Bodies are redacted before they are shortened."""
     whole = _redacted_document(text)
     if whole is not None:
         return whole
@@ -64,7 +65,7 @@ def redact_json(text: str) -> str:
     for index, line in enumerate(lines):
         head, document = ("data: ", line[5:]) if line.startswith("data:") else ("", line)
         found = _redacted_document(document)
-        if found is not None:
+        if found is not None and found is not document:
             lines[index] = head + found
     return "\n".join(lines)
 
@@ -77,7 +78,17 @@ def _redacted_document(text: str) -> str | None:
         document = json.loads(stripped)
     except (ValueError, RecursionError):
         return None
+    if not _names_a_secret(document):
+        return text
     return json.dumps(_redacted(document), ensure_ascii=False, separators=(",", ":"))
+
+
+def _names_a_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any((isinstance(key, str) and is_secret_key(key)) or _names_a_secret(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_names_a_secret(item) for item in value)
+    return False
 
 
 def _redacted(value: Any) -> Any:

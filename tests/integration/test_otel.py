@@ -360,7 +360,7 @@ def test_bodies_are_recorded_only_when_asked_and_redacted(endpoint: LocalEndpoin
         assert text.startswith('{"prompt":"hello","api_key":"<redacted>","max_tokens":5')
         assert re.search(r"…<\d+ more chars>$", text)
     assert dict(streamed.attributes or {})["smruntime.response.body"] == (
-        '{"text":"a b"}\n{"access_token":"<redacted>"}')  # parts joined, then redacted line by line
+        '{"text": "a b"}\n{"access_token":"<redacted>"}')  # parts joined, then redacted line by line
 
 
 # --- trace context propagation ----------------------------------------------------------

@@ -15,7 +15,8 @@ SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "FQoGZXIvYXdzEXAMPLETOKEN"
 
 
-def run(mode: LogMode, caplog: pytest.LogCaptureFixture, statuses=(200,)) -> list[str]:
+def run(mode: LogMode, caplog: pytest.LogCaptureFixture, statuses=(200,), body: bytes = b'{"question": 1}',
+        answer: bytes = b'{"answer": 42}') -> list[str]:
     answers = iter(statuses)
 
     def handler(request: HTTPRequest) -> HTTPResponse:
@@ -23,7 +24,7 @@ def run(mode: LogMode, caplog: pytest.LogCaptureFixture, statuses=(200,)) -> lis
         headers = {"Content-Type": "application/json", "x-amzn-RequestId": "rid"}
         if status != 200:
             headers["X-Amzn-ErrorType"] = "ServiceUnavailable"
-        return HTTPResponse(status, headers, b'{"answer": 42}')
+        return HTTPResponse(status, headers, answer)
 
     client = Client(
         region="us-east-1",
@@ -33,7 +34,7 @@ def run(mode: LogMode, caplog: pytest.LogCaptureFixture, statuses=(200,)) -> lis
         log_mode=mode,
     )
     with caplog.at_level(logging.DEBUG, logger="smruntime"):
-        client.invoke_endpoint(endpoint_name="ep", body=b'{"question": 1}', custom_attributes="user=alice")
+        client.invoke_endpoint(endpoint_name="ep", body=body, custom_attributes="user=alice")
     return [record.getMessage() for record in caplog.records if record.name.startswith("smruntime")]
 
 
@@ -48,6 +49,16 @@ def test_request_and_response_lines_without_bodies_or_sensitive_headers(caplog) 
     assert "POST https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/ep/invocations" in request
     assert "user=alice" not in request and "question" not in request
     assert "200" in response and "answer" not in response
+
+
+def test_logged_bodies_hide_the_values_of_secret_named_json_keys(caplog) -> None:
+    lines = run(LogMode.REQUEST_BODY | LogMode.RESPONSE_BODY, caplog,
+                body=b'{"prompt": "hi", "api_key": "sk-live-123"}',
+                answer=b'data: {"text": "ok", "sessionToken": "tok-456"}\n\ndata: {"text": "done"}\n\n')
+    joined = "\n".join(lines)
+    assert "sk-live-123" not in joined and "tok-456" not in joined
+    assert '{"prompt":"hi","api_key":"<redacted>"}' in joined
+    assert 'data: {"text":"ok","sessionToken":"<redacted>"}' in joined and 'data: {"text": "done"}' in joined
 
 
 def test_body_flags_add_bodies_and_sensitive_headers(caplog) -> None:
