@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import aiohttp
 
@@ -24,6 +24,7 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     leave_loop,
+    owner_now,
     proxy_for,
     split_url,
 )
@@ -152,9 +153,16 @@ class AiohttpHTTPClient(PooledHTTPClient):
 
     async def aclose(self) -> None:
         """Close every connection; requests waiting or in flight fail with a ``TransportError``.
-        The client opens a new session if it is used again."""
+        The client opens a new session if it is used again. From another event loop than the
+        one using the client, the closing is done on that one (or, once it is closed, the
+        session is dropped)."""
+        owner = self._loop
+        where = owner_now(owner)
+        if where == "elsewhere":
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), cast(asyncio.AbstractEventLoop, owner)))
+            return
         session, self._session = self._session, None
-        if session is not None:
+        if session is not None and where == "here":
             await session.close()
 
     async def __aenter__(self) -> AiohttpHTTPClient:

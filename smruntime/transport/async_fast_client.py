@@ -30,6 +30,7 @@ from smruntime.transport.shared import (
     WriteGate,
     file_block,
     leave_loop,
+    owner_now,
     pool_timeout,
     set_nodelay,
     wire_pieces,
@@ -468,23 +469,32 @@ class AsyncFastHTTPClient(PooledHTTPClient):
 
     async def aclose(self) -> None:
         """Close every connection; requests waiting or in flight fail with a ``TransportError``.
-        The client opens new connections if it is used again."""
+        The client opens new connections if it is used again. From another event loop than the
+        one using the client, the closing is done on that one (or, once it is closed, the
+        connections are dropped)."""
+        owner = self._loop
+        if owner_now(owner) == "elsewhere":
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), cast(asyncio.AbstractEventLoop, owner)))
+            return
         self.close()
 
     def close(self) -> None:
-        """As :meth:`aclose`, for code that cannot await."""
+        """As :meth:`aclose`, for code that cannot await (from another thread, the closing is
+        handed to the loop using the client, not waited for)."""
+        where = owner_now(self._loop)
+        if where == "elsewhere":
+            cast(asyncio.AbstractEventLoop, self._loop).call_soon_threadsafe(self.close)
+            return
         origins = list(self._origins.values())
         self._origins.clear()
+        if where == "closed":
+            return  # a closed loop can close nothing: Python closes those sockets
         for origin in origins:
             origin.close()
 
     def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
-        previous = self._loop
-        if leave_loop(previous, "AsyncFastHTTPClient"):
-            if cast(asyncio.AbstractEventLoop, previous).is_closed():
-                self._origins.clear()  # a closed loop can close nothing: Python closes those sockets
-            else:
-                self.close()
+        if leave_loop(self._loop, "AsyncFastHTTPClient"):
+            self.close()
         self._loop = loop
 
     async def __aenter__(self) -> AsyncFastHTTPClient:

@@ -52,6 +52,7 @@ from smruntime.transport.shared import (
     environ_ca_bundle,
     host_header,
     leave_loop,
+    owner_now,
     set_nodelay,
     split_url,
     ssl_context_for,
@@ -690,19 +691,27 @@ class H2HTTPClient:
 
     async def aclose(self) -> None:
         """Close every connection; streams still open fail with ``ClientClosedError``.
-        The client opens new connections if it is used again."""
+        The client opens new connections if it is used again. From another event loop than the
+        one using the client, the closing is done on that one (or, once it is closed, the
+        connections are dropped)."""
+        owner = self._loop
+        where = owner_now(owner)
+        if where == "elsewhere":
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), cast(asyncio.AbstractEventLoop, owner)))
+            return
         origins = list(self._origins.values())
         self._origins.clear()
+        if where == "closed":
+            return  # a closed loop can close nothing: Python closes those sockets
         closing = [conn for origin in origins for conn in origin.close()]
         # Return once the sockets are closed: a GOAWAY still in the write buffer goes out first.
         await asyncio.gather(*(conn.closed(_CLOSE_TIMEOUT) for conn in closing))
 
     def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
-        previous = self._loop
-        if leave_loop(previous, "H2HTTPClient"):
+        if leave_loop(self._loop, "H2HTTPClient"):
             origins = list(self._origins.values())
             self._origins.clear()
-            if not cast(asyncio.AbstractEventLoop, previous).is_closed():  # a closed loop can close nothing
+            if owner_now(self._loop) != "closed":  # a closed loop can close nothing
                 for origin in origins:
                     origin.close()
         self._loop = loop

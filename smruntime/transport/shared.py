@@ -10,7 +10,7 @@ import sys
 import urllib.parse
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Self, cast
+from typing import IO, TYPE_CHECKING, Literal, Self, cast
 
 from smruntime.errors import ConnectionClosedError, PoolTimeoutError, ResponseTooLargeError
 from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
@@ -40,6 +40,7 @@ __all__ = [
     "gather",
     "host_header",
     "leave_loop",
+    "owner_now",
     "pool_timeout",
     "proxy_authorization",
     "proxy_for",
@@ -367,6 +368,26 @@ def leave_loop(previous: asyncio.AbstractEventLoop | None, client: str) -> bool:
             f"this {client} is in use on an event loop running in another thread; make one client per event loop"
         )
     return True
+
+
+def owner_now(owner: asyncio.AbstractEventLoop | None) -> Literal["here", "closed", "elsewhere"]:
+    """Where the loop an asyncio client's connections belong to stands, seen from the caller of
+    its ``close``: ``closed`` (nothing can close them any more: they are dropped), ``elsewhere``
+    (it runs in another thread: closing is handed to it) or ``here`` (close them now)."""
+    if owner is None:
+        return "here"
+    if owner.is_closed():
+        return "closed"
+    if owner.is_running():
+        import asyncio  # loaded already: only asyncio clients ask
+
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is not owner:
+            return "elsewhere"
+    return "here"
 
 
 class WriteGate:

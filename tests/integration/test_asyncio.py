@@ -295,6 +295,41 @@ def test_a_client_left_open_by_one_asyncio_run_works_in_the_next(transport: str)
                 logging.disable(logging.NOTSET)
 
 
+@pytest.mark.parametrize("transport", ["AsyncFastHTTPClient", "AiohttpHTTPClient", "H2HTTPClient"])
+def test_a_client_used_by_one_asyncio_run_is_closed_by_the_next(transport: str) -> None:
+    """A test fixture's teardown, on a loop of its own: the connections of the finished loop
+    are dropped, not closed through it (which raised 'Event loop is closed')."""
+    bidirectional = transport == "H2HTTPClient"
+    with LocalEndpoint(credentials=CREDENTIALS) as endpoint:
+        http = None if bidirectional else getattr(smruntime.transport, transport)()
+        fields: dict[str, Any] = {"http2_endpoint_url": endpoint.http2_url} if bidirectional else {"http_client": http}
+        client = async_client(endpoint.url, **fields)
+        assert asyncio.run(_echo(client, bidirectional)) == b"x"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # for what the first run left open
+            logging.disable(logging.ERROR)  # aiohttp logs its unclosed session
+            try:
+                asyncio.run(client.aclose())
+                if http is not None:
+                    asyncio.run(http.aclose())
+                gc.collect()
+            finally:
+                logging.disable(logging.NOTSET)
+
+
+def test_closing_from_another_thread_closes_on_the_loop_that_uses_the_client() -> None:
+    with HTTPTestServer(default=respond(200, b"{}")) as server:
+        client = async_client(server.url)
+        elsewhere = LoopThread()
+        try:
+            assert elsewhere.run(client.invoke_endpoint(endpoint_name="ep", body=b"x")).body == b"{}"
+            assert server.open_connections == 1
+            asyncio.run(client.aclose())  # awaits the closing done on the other thread's loop
+            server.wait_connections_closed()
+        finally:
+            elsewhere.close()
+
+
 def test_a_client_in_use_on_a_loop_in_another_thread_is_refused_on_a_second_loop() -> None:
     with LocalEndpoint(credentials=CREDENTIALS) as endpoint:
         client = async_client(endpoint.url)
