@@ -126,13 +126,13 @@ class ClientRateLimiter:
 
     def acquire(self) -> float:
         """Wait for a send token when enabled; returns the seconds waited."""
-        wait = self.reserve()
+        wait = budget = self.reserve()
         waited = 0.0
-        while wait > 0:
+        while wait > 0:  # never longer than reserved, whatever the clock says
             pause = min(wait, 1.0 / self._bucket_scale)
             self._sleep(pause)
             waited += pause
-            wait = self.wait_left()
+            wait = min(self.wait_left(), budget - waited)
         return waited
 
     def update(self, error: BaseException | None) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random as _random
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Protocol
 
 import attrs
 
@@ -288,20 +288,34 @@ RECHECK_SECONDS = 0.5
 def wait_for_attempt(retryer: Retryer, wait: float) -> None:
     """Sleep until the attempt token reserved ``wait`` seconds ahead is due. A retryer with
     ``attempt_wait_left()`` (the adaptive one) is asked again every :data:`RECHECK_SECONDS`,
-    so a rate that climbs meanwhile shortens the wait."""
+    so a rate that climbs meanwhile shortens the wait; it never makes it longer (the sleeps
+    add up to ``wait`` at most, whatever the retryer's clock says)."""
     left: Callable[[], float] | None = getattr(retryer, "attempt_wait_left", None)
-    while wait > 0:
-        retryer.sleep(wait if left is None else min(wait, RECHECK_SECONDS))
-        wait = 0.0 if left is None else left()
+    for pause in _pauses(wait, left):
+        retryer.sleep(pause)
 
 
 async def await_attempt(retryer: Retryer, wait: float) -> None:
     """:func:`wait_for_attempt` on an asyncio chain."""
     left: Callable[[], float] | None = getattr(retryer, "attempt_wait_left", None)
     sleep = async_sleep_of(retryer)
+    for pause in _pauses(wait, left):
+        await sleep(pause)
+
+
+def _pauses(wait: float, left: Callable[[], float] | None) -> Iterator[float]:
+    """The sleeps of a wait for an attempt token: ``wait`` at once without ``left``, else in
+    steps of :data:`RECHECK_SECONDS`, ending early once ``left()`` says the token is due."""
+    if left is None:
+        if wait > 0:
+            yield wait
+        return
+    budget = wait
     while wait > 0:
-        await sleep(wait if left is None else min(wait, RECHECK_SECONDS))
-        wait = 0.0 if left is None else left()
+        pause = min(wait, RECHECK_SECONDS)
+        yield pause
+        budget -= pause
+        wait = min(left(), budget)
 
 
 async def _asyncio_sleep(delay: float) -> None:

@@ -528,6 +528,20 @@ def test_adaptive_retryer_slows_down_after_throttles() -> None:
     assert adaptive_time.slept == pytest.approx([0.0, 1 / 14, 0.0, 1 / 9.8, 0.0, 1 / 6.86])
 
 
+def test_a_clock_that_stands_still_cannot_make_the_wait_for_a_token_endless() -> None:
+    """Tests inject a sleep that does nothing and a fixed clock: the token's wait is never
+    asked again past what was reserved, so it ends."""
+    slept: list[float] = []
+    retryer = AdaptiveRetryer(sleep=slept.append, clock=lambda: 1000.0, random=lambda: 0.0, max_attempts=4)
+
+    run(make_ctx(retryer), Script(throttled(), throttled(), throttled(), "ok"))
+    assert 0 < len(slept) < 20
+
+    limiter = ClientRateLimiter(clock=lambda: 1000.0, sleep=lambda seconds: None)
+    limiter.update(throttled())
+    assert [limiter.acquire() for _ in range(3)] == pytest.approx([1 / 14, 2 / 14, 3 / 14])  # as reserved, then done
+
+
 def test_adaptive_retryer_sends_freely_until_the_first_throttle() -> None:
     fake = FakeTime()
     retryer = AdaptiveRetryer(sleep=fake.sleep, clock=fake.clock, random=lambda: 0.0)
