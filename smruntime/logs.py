@@ -67,9 +67,12 @@ REDACT_LIMIT = 1024 * 1024
 
 def _redacted_body(body: bytes) -> bytes:
     """``body`` with the values of its secret-named JSON keys hidden (JSON, JSON Lines and
-    server-sent events; see :func:`~smruntime.redaction.redact_json`), else as it is."""
-    if len(body) > REDACT_LIMIT or body.lstrip()[:1] not in (b"{", b"[", b"d"):
+    server-sent events; see :func:`~smruntime.redaction.redact_json`), else as it is. JSON too
+    large to check is not shown."""
+    if body.lstrip()[:1] not in (b"{", b"[", b"d"):
         return body
+    if len(body) > REDACT_LIMIT:
+        return f"<{len(body)} bytes of what may be JSON, too large to check for secrets>".encode()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -44,12 +44,20 @@ match only whole: ``eos_token`` and ``max_tokens`` are a model's settings, not s
 
 _SEPARATORS = str.maketrans("", "", "_-. ")
 _SECRET_ENDINGS = tuple(sorted(SECRET_KEYS - {"token", "auth"}))
+_MODEL_TOKENS = frozenset({
+    "eostoken", "bostoken", "padtoken", "unktoken", "septoken", "clstoken", "masktoken", "starttoken", "endtoken",
+    "stoptoken", "nexttoken", "decoderstarttoken", "lasttoken", "firsttoken",
+})
+"""Names ending with ``token`` that are a model's settings or output, not credentials."""
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a JSON key names a secret (:data:`SECRET_KEYS`)."""
+    """Whether a JSON key names a secret (:data:`SECRET_KEYS`; also ``HF_TOKEN``,
+    ``github_token`` and other ``…token`` names but a model's own: ``eos_token``, ``pad_token``…)."""
     name = key.lower().translate(_SEPARATORS)
-    return name in SECRET_KEYS or name.endswith(_SECRET_ENDINGS)
+    return (name in SECRET_KEYS or name.endswith(_SECRET_ENDINGS)
+            or name.removesuffix("s").endswith(_SECRET_ENDINGS)  # api_keys, passwords, secrets
+            or (name.endswith("token") and name not in _MODEL_TOKENS))
 
 
 def redact_json(text: str) -> str:
@@ -76,11 +84,20 @@ def _redacted_document(text: str) -> str | None:
         return None
     try:
         document = json.loads(stripped)
-    except (ValueError, RecursionError):
+    except ValueError:
         return None
-    if not _names_a_secret(document):
-        return text
-    return json.dumps(_redacted(document), ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        return TOO_DEEP
+    try:
+        if not _names_a_secret(document):
+            return text
+        return json.dumps(_redacted(document), ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:  # valid JSON, nested deeper than can be walked: none of it is shown
+        return TOO_DEEP
+
+
+TOO_DEEP = "<redacted: JSON nested too deeply to check for secrets>"
+"""What :func:`redact_json` gives for a document it cannot walk."""
 
 
 def _names_a_secret(value: Any) -> bool:

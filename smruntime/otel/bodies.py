@@ -25,6 +25,8 @@ def stream_capture(captured: bytearray, data: bytes) -> bool:
     cut = data.rfind(b"\n", 0, room)
     if cut >= 0:
         captured += data[: cut + 1]
+    else:  # the line in progress may have begun in earlier parts: keep only whole lines
+        del captured[captured.rfind(b"\n") + 1 :]
     return False
 
 

@@ -61,6 +61,13 @@ def test_logged_bodies_hide_the_values_of_secret_named_json_keys(caplog) -> None
     assert 'data: {"text":"ok","sessionToken":"<redacted>"}' in joined and 'data: {"text": "done"}' in joined
 
 
+def test_a_logged_json_body_too_large_to_check_is_not_shown(caplog) -> None:
+    body = b'{"api_key": "sk-live-123", "text": "' + b"x" * (1024 * 1024) + b'"}'
+    joined = "\n".join(run(LogMode.REQUEST_BODY, caplog, body=body))
+    assert "sk-live-123" not in joined
+    assert f"<{len(body)} bytes of what may be JSON, too large to check for secrets>" in joined
+
+
 def test_body_flags_add_bodies_and_sensitive_headers(caplog) -> None:
     lines = run(LogMode.REQUEST_BODY | LogMode.RESPONSE_BODY, caplog)
     joined = "\n".join(lines)

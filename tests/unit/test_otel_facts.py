@@ -35,7 +35,8 @@ def test_redaction_replaces_secret_keys_at_any_depth_and_keeps_the_rest() -> Non
                                  "AWS_SECRET_ACCESS_KEY", "Cookie", "set-cookie", "Password", "passphrase",
                                  "api_key", "password", "authorization", "cookie", "credentials", "apiToken",
                                  "X-Auth-Token", "jwt", "db_password", "OPENAI_API_KEY", "github-access-token",
-                                 "serviceAccountPrivateKey", "proxyAuthorization"])
+                                 "serviceAccountPrivateKey", "proxyAuthorization", "HF_TOKEN",
+                                 "HUGGING_FACE_HUB_TOKEN", "github_token", "api_keys", "secrets", "passwords"])
 def test_a_secret_key_is_redacted_whatever_its_case_and_separators(key: str) -> None:
     text = json.dumps({"kept": {"max_tokens": 3, "tokens_used": 4}, "nested": [{key: "s3cr3t"}]})
     expected = {"kept": {"max_tokens": 3, "tokens_used": 4}, "nested": [{key: "<redacted>"}]}
@@ -47,6 +48,19 @@ def test_short_secret_names_match_only_whole(key: str) -> None:
     # "token" and "auth" end names that are a model's settings (eos_token): only the bare name is a secret
     kept = {"eos_token": "</s>", "pad-token": "<pad>", "max_tokens": 3, "oauth_scopes": ["a"], "publicKey": "k"}
     assert redact_json(json.dumps({key: "s", **kept})) == json.dumps({key: "<redacted>", **kept}, separators=(",", ":"))
+
+
+def test_a_models_own_token_settings_and_counts_are_kept() -> None:
+    kept = {"eos_token": "</s>", "bos_token": "<s>", "mask_token": "[M]", "tokens": ["a"], "total_tokens": 9,
+            "max_new_tokens": 5, "prompt_tokens": 4}
+    assert redact_json(json.dumps(kept)) == json.dumps(kept)  # nothing to hide: the text as it was
+
+
+def test_json_nested_too_deeply_to_check_is_not_shown() -> None:
+    deep = '{"a":' * 5000 + '{"api_key": "s3cr3t"}' + "}" * 5000
+    assert redact_json(deep) == redaction.TOO_DEEP
+    deeper_than_the_walk = "[" * 900 + '{"api_key": "s3cr3t"}' + "]" * 900  # json parses it; the walk cannot
+    assert redact_json(deeper_than_the_walk) == redaction.TOO_DEEP
 
 
 def test_one_redaction_point_serves_tracing_and_the_rest_of_the_package() -> None:
@@ -89,6 +103,17 @@ def test_redaction_takes_json_lines_and_server_sent_events_line_by_line() -> Non
         '{"token":"<redacted>","text":"a"}\ndata: {"api_key":"<redacted>"}\n\nplain line, secret=kept\n'
         '[1,{"password":"<redacted>"}]'
     )
+
+
+def test_a_line_longer_than_the_stream_capture_is_not_kept_in_part() -> None:
+    captured = bytearray()
+    whole = b'{"text": "kept"}\n'
+    long_line = b'{"api_key": "s3cr3t", "text": "' + b"x" * STREAM_CAPTURE_LIMIT + b'"}\n'
+    parts = [whole] + [long_line[start : start + 65536] for start in range(0, len(long_line), 65536)]
+    for part in parts:
+        if not stream_capture(captured, part):
+            break
+    assert bytes(captured) == whole  # the long line's first parts are dropped with the rest of it
 
 
 def test_a_stream_capture_stops_at_its_limit_on_a_line_end() -> None:
