@@ -368,11 +368,11 @@ def run_batch(args: argparse.Namespace) -> int:
     to_stdout = str(args.output) == "-"
     if to_stdout and args.resume:
         raise ValueError("--resume reads the results already written: --output must be a file, not -")
-    if not to_stdout and args.output.exists() and not args.output.is_file():
-        raise ValueError(f"--output: {args.output} is not a regular file; pass a file, or - for standard output")
+    if args.resume and not to_stdout and args.output.exists() and not args.output.is_file():
+        raise ValueError(f"--resume reads the results already written: --output {args.output} is not a regular file")
     completed = completed_indices(args.output) if args.resume and not to_stdout else Completed()
     skip = completed.indices
-    if not args.resume and not to_stdout and args.output.exists() and args.output.stat().st_size:
+    if not args.resume and not to_stdout and args.output.is_file() and args.output.stat().st_size:
         raise ValueError(f"--output: {args.output} already has results; pass --resume to complete it, or remove it")
     tally = Tally(skipped=len(skip), skipped_unsuccessful=completed.unsuccessful)
     progress = _progress(not args.no_progress and sys.stderr.isatty())
@@ -445,8 +445,9 @@ def run_batch(args: argparse.Namespace) -> int:
         print(f"batch: stopped by {signal.Signals(stop.signal).name}{resume}", file=sys.stderr)
         return 128 + stop.signal
     if stopped:
-        print(f"batch: stopped: every record would fail this way; the records without a line in {args.output} "
-              "are sent again by the same command with --resume once it is fixed", file=sys.stderr)
+        again = ("" if to_stdout else f"; the records without a line in {args.output} are sent again by the same "
+                 "command with --resume once it is fixed")
+        print(f"batch: stopped: every record would fail this way{again}", file=sys.stderr)
         raise stopped[0]
     return 0 if tally.failed == 0 and tally.malformed == 0 and tally.skipped_unsuccessful == 0 else 1
 

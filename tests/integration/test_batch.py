@@ -465,10 +465,16 @@ def test_resume_is_refused_for_an_output_that_is_not_a_regular_file(endpoint, tm
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)  # reading it would wait for a writer forever (as /dev/stdout on a terminal does)
     assert main(batch(endpoint, "--input", str(source), "--output", str(pipe), "--resume")) == 1
-    assert f"--output: {pipe} is not a regular file; pass a file, or - for standard output" in capsys.readouterr().err
+    assert f"--resume reads the results already written: --output {pipe} is not a regular file" in capsys.readouterr().err
     assert main(batch(endpoint, "--input", str(source), "--output", "-", "--resume")) == 1
     assert "--resume reads the results already written: --output must be a file, not -" in capsys.readouterr().err
     assert endpoint.counters("sum").requests == 0
+
+
+def test_an_output_that_is_not_a_file_takes_the_results_when_nothing_is_resumed(endpoint, tmp_path, capsys) -> None:
+    source = write_records(tmp_path / "in.jsonl", 5)
+    assert main(batch(endpoint, "--input", str(source), "--output", os.devnull)) == 0
+    assert "5 done" in capsys.readouterr().err
 
 
 def test_a_reader_that_stops_early_ends_the_run_quietly(endpoint, tmp_path) -> None:
