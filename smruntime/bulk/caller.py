@@ -33,6 +33,14 @@ def run_client(client: C) -> C:
     return type(client)(options=options)
 
 
+def pool_size(client: BaseClient) -> int | None:
+    """How many connections the client's HTTP client keeps per origin, when it says."""
+    options = client.options
+    http = options.http_client
+    size = getattr(http, "max_pool_connections", None) if http is not None else options.max_pool_connections
+    return size if isinstance(size, int) and size > 0 else None
+
+
 def limiter_of(client: BaseClient) -> ClientRateLimiter | None:
     """The rate limiter every call of ``client`` passes, if its retryer has one."""
     retryer = client.options.retryer

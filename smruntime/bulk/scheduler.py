@@ -78,6 +78,13 @@ class BulkRun:
     reorder_window: int = 0
     adaptive: bool = True
 
+    def within(self, pool: int | None) -> BulkRun:
+        """The run with no more calls in flight than the client's ``pool`` of connections: a
+        call past it would only wait for one, and fail after ``connect_timeout``."""
+        if pool is None or self.concurrency <= pool:
+            return self
+        return attrs.evolve(self, concurrency=pool)
+
     def scheduler(self) -> BulkScheduler:
         """A scheduler for the run; raises on bad bounds, and on a bad ``endpoint_name``,
         ``content_type`` or ``accept``, before any record is read."""

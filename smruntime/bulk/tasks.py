@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from smruntime.bulk.caller import limiter_of, run_client, send_rate
+from smruntime.bulk.caller import limiter_of, pool_size, run_client, send_rate
 from smruntime.bulk.scheduler import BulkResult, BulkRun, BulkScheduler, Record
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ def invoke_many(
 ) -> AsyncIterator[BulkResult]:
     """``AsyncClient.invoke_many``: bad bounds or inputs raise here, before any record is read."""
     run.check_inputs(inputs)
+    run = run.within(pool_size(client))
     scheduler = run.scheduler()
     caller = run_client(client) if run.adaptive else client
     records = aiter(inputs) if isinstance(inputs, AsyncIterable) else _from_iterable(iter(inputs))  # not iterable: raise now

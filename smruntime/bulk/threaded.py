@@ -9,7 +9,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
 from smruntime import errors
-from smruntime.bulk.caller import limiter_of, run_client, send_rate
+from smruntime.bulk.caller import limiter_of, pool_size, run_client, send_rate
 from smruntime.bulk.scheduler import BulkResult, BulkRun, BulkScheduler, Record
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def invoke_many(client: Client, inputs: Iterable[Record] | AsyncIterable[Record]
             [errors.FieldProblem("inputs", "type", "is an async iterable: run it with AsyncClient.invoke_many")]
         )
     run.check_inputs(inputs)
+    run = run.within(pool_size(client))
     scheduler = run.scheduler()
     caller = run_client(client) if run.adaptive else client
     return _run(scheduler, caller, iter(inputs), run)

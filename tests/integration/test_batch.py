@@ -160,6 +160,15 @@ def test_invoke_many_checks_the_run_when_called_before_reading_a_record(endpoint
     assert read == [] and endpoint.counters("sum").requests == 0
 
 
+def test_invoke_many_sends_no_more_at_once_than_the_client_has_connections(endpoint, invoke_many: RunMany) -> None:
+    """More calls in flight than connections would wait for one, past connect_timeout."""
+    endpoint.faults("sum").set_latency(0.4)
+    results = invoke_many([b'{"numbers":[1]}'] * 6, endpoint_name="sum", concurrency=16,
+                          fields={"max_pool_connections": 2, "connect_timeout": 0.3})
+    assert [r.error for r in results if not r.ok] == []
+    assert len(results) == 6
+
+
 @pytest.mark.parametrize("ordered", [False, True])
 def test_when_the_input_raises_the_results_of_what_was_sent_come_first(
     endpoint, invoke_many: RunMany, ordered: bool
