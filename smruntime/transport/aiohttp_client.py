@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, cast
 
 import aiohttp
 
-from smruntime.errors import ConnectError
+from smruntime.errors import ClientClosedError, ConnectError
 from smruntime.http import Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncBytesBody, AsyncHTTPResponse
 from smruntime.transport.error_mapping import map_transport_error, tag
 from smruntime.transport.http11 import MAX_HEADERS, MAX_LINE, WHOLE_CHUNK_LIMIT
 from smruntime.transport.shared import (
+    CLOSED_IN_FLIGHT,
+    CLOSED_WHILE_WAITING,
     AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
@@ -135,7 +137,14 @@ class AiohttpHTTPClient(PooledHTTPClient):
                 allow_redirects=False,
                 skip_auto_headers=_SKIP_AUTO_HEADERS,
             )
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if session.closed and (task is None or not task.cancelling()):  # aclose() ended the wait, not our caller
+                raise ClientClosedError(CLOSED_WHILE_WAITING) from exc
+            raise
         except Exception as exc:
+            if session.closed:
+                raise ClientClosedError(CLOSED_IN_FLIGHT, request_sent=_sent(exc)) from exc
             raise map_transport_error(exc, request_sent=_sent(exc)) from exc
         try:
             out = Headers()

@@ -210,19 +210,22 @@ def test_aclose_with_calls_in_flight_ends_them_without_hanging_and_refuses_new_o
     assert all(getattr(o, "body", None) == b"{}" or isinstance(o, SageMakerRuntimeError) for o in outcomes), outcomes
 
 
-def test_calls_waiting_for_a_connection_fail_when_the_client_closes_and_no_retry_reopens_it() -> None:
+@pytest.mark.parametrize("transport", ["AsyncFastHTTPClient", "AiohttpHTTPClient"])
+def test_calls_waiting_for_a_connection_fail_when_the_client_closes_and_no_retry_reopens_it(transport: str) -> None:
     """Three calls on a pool of one connection, retries on: closing the client fails all of
     them with ClientClosedError, which is never retried, so no connection is opened after."""
     release = threading.Event()
 
     async def scenario(server: HTTPTestServer) -> list[Any]:
-        client = AsyncClient(region=REGION, endpoint_url=server.url, credentials=CREDENTIALS, max_pool_connections=1)
+        http = getattr(smruntime.transport, transport)(max_pool_connections=1)
+        client = AsyncClient(region=REGION, endpoint_url=server.url, credentials=CREDENTIALS, http_client=http)
         calls = [asyncio.create_task(client.invoke_endpoint(endpoint_name="ep", body=b"x")) for _ in range(3)]
         while not server.requests:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)  # the other two are waiting for the connection
-        await client.aclose()
+        await http.aclose()
         outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        await client.aclose()
         assert asyncio.all_tasks() == {asyncio.current_task()}
         return outcomes
 
