@@ -84,6 +84,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "MAX_BODY_BYTES",
     "MAX_EVENT_BYTES",
+    "MAX_FAULT_COUNT",
     "AsyncInferenceConfig",
     "EndpointConfig",
     "FaultConfig",
@@ -106,6 +107,8 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_CONTAINER_TIMEOUT = 60.0
 """The service gives a container 60 s to answer an invocation."""
+MAX_FAULT_COUNT: Final = 1_000_000
+"""The most requests, streams or parts one fault can count (each scheduled request is held)."""
 _MAX_SECONDS: Final = 10**9
 """The longest duration (or clock offset) a configuration takes, about 31 years: longer ones
 overflow the clocks and timers they are added to (a session's Expires date, a socket timeout)."""
@@ -217,8 +220,8 @@ class FaultConfig:
     def __attrs_post_init__(self) -> None:
         for name in ("fail_next", "throttle_next", "reset_next", "break_stream_after", "fail_stream_after"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value < math.inf:
-                raise ValueError(f"{name} must be a number >= 0, got {value}")
+            if value is not None and not 0 <= value <= MAX_FAULT_COUNT:
+                raise ValueError(f"{name} must be a number >= 0 and <= {MAX_FAULT_COUNT}, got {value}")
         _check_seconds("latency", self.latency)
         if self.throttle_above is not None and not 0 < self.throttle_above < math.inf:
             raise ValueError(f"throttle_above must be a number > 0 (requests/s), got {self.throttle_above}")

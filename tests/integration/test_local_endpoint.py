@@ -711,7 +711,10 @@ VARIANT_V = "[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\n"
     (ENDPOINT_X + "[endpoints.faults]\nlatency = inf\n", "endpoint 'x': faults: latency must be a finite number, got inf"),
     (ENDPOINT_X + "[endpoints.faults]\nlatency = 1e300\n",
      "endpoint 'x': faults: latency must be a number of seconds >= 0 and <= 1000000000, got 1e+300"),
-    (ENDPOINT_X + "[endpoints.faults]\nfail_next = -1\n", "endpoint 'x': faults: fail_next must be a number >= 0, got -1"),
+    (ENDPOINT_X + "[endpoints.faults]\nfail_next = -1\n",
+     "endpoint 'x': faults: fail_next must be a number >= 0 and <= 1000000, got -1"),
+    (ENDPOINT_X + "[endpoints.faults]\nfail_next = 10000000000000000000000\n",  # each would be held in memory
+     "endpoint 'x': faults: fail_next must be a number >= 0 and <= 1000000, got 10000000000000000000000"),
     (ENDPOINT_X + "[endpoints.faults]\nthrottle_above = 0\n",
      "endpoint 'x': faults: throttle_above must be a number > 0 (requests/s), got 0"),
     (ENDPOINT_X + "container_timeout = 0\n",
