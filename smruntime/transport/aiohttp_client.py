@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -28,6 +28,7 @@ from smruntime.transport.shared import (
     leave_loop,
     owner_now,
     proxy_for,
+    run_on,
     split_url,
 )
 
@@ -168,7 +169,7 @@ class AiohttpHTTPClient(PooledHTTPClient):
         owner = self._loop
         where = owner_now(owner)
         if where == "elsewhere":
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), cast(asyncio.AbstractEventLoop, owner)))
+            await run_on(owner, self.aclose)
             return
         session, self._session = self._session, None
         if session is not None and where == "here":

@@ -32,6 +32,7 @@ from smruntime.transport.shared import (
     leave_loop,
     owner_now,
     pool_timeout,
+    run_on,
     set_nodelay,
     wire_pieces,
 )
@@ -474,7 +475,7 @@ class AsyncFastHTTPClient(PooledHTTPClient):
         connections are dropped)."""
         owner = self._loop
         if owner_now(owner) == "elsewhere":
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), cast(asyncio.AbstractEventLoop, owner)))
+            await run_on(owner, self.aclose)
             return
         self.close()
 

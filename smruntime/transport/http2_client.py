@@ -53,6 +53,7 @@ from smruntime.transport.shared import (
     host_header,
     leave_loop,
     owner_now,
+    run_on,
     set_nodelay,
     split_url,
     ssl_context_for,
@@ -697,7 +698,7 @@ class H2HTTPClient:
         owner = self._loop
         where = owner_now(owner)
         if where == "elsewhere":
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), cast(asyncio.AbstractEventLoop, owner)))
+            await run_on(owner, self.aclose)
             return
         origins = list(self._origins.values())
         self._origins.clear()

@@ -9,8 +9,8 @@ import re
 import sys
 import urllib.parse
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Literal, Self, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Literal, Self, cast
 
 from smruntime.errors import ConnectionClosedError, PoolTimeoutError, ResponseTooLargeError
 from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Body
@@ -44,6 +44,7 @@ __all__ = [
     "pool_timeout",
     "proxy_authorization",
     "proxy_for",
+    "run_on",
     "set_nodelay",
     "split_url",
     "ssl_context_for",
@@ -388,6 +389,13 @@ def owner_now(owner: asyncio.AbstractEventLoop | None) -> Literal["here", "close
         if current is not owner:
             return "elsewhere"
     return "here"
+
+
+async def run_on(owner: asyncio.AbstractEventLoop | None, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``work()`` on the loop ``owner`` (running in another thread) and wait for it here."""
+    import asyncio  # loaded already: only asyncio clients ask
+
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work(), cast(asyncio.AbstractEventLoop, owner)))
 
 
 class WriteGate:
