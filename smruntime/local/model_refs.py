@@ -59,6 +59,8 @@ def _check_url(url: str) -> None:
         raise ValueError(f"model {url!r}: not a valid URL: {error}") from None
     if not parts.hostname:
         raise ValueError(f"model {url!r}: a container URL needs a host (http://host:port)")
+    if any(character.isspace() or ord(character) < 0x20 for character in url):
+        raise ValueError(f"model {url!r}: a URL has no spaces or control characters")
 
 
 def _import_callable(reference: str, search_path: Sequence[str]) -> Model:

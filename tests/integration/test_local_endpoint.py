@@ -782,6 +782,7 @@ _BAD_MODULES = {
     ("s3://bucket/model.tar.gz",
      "model 's3://bucket/model.tar.gz': URL scheme 's3' is not supported (a container URL is http:// or https://)"),
     ("http://", "model 'http://': a container URL needs a host (http://host:port)"),
+    ("http://h x:80/", "model 'http://h x:80/': a URL has no spaces or control characters"),
     ("http://127.0.0.1:port/", "model 'http://127.0.0.1:port/': not a valid URL: "
                                "Port could not be cast to integer value as 'port'"),
 ])
