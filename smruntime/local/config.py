@@ -363,6 +363,10 @@ class LocalConfig:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate endpoint names: {duplicates}")
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", self.region):
+            raise ValueError(f"region must be a region name such as 'us-east-1', got {self.region!r}")
+        if not re.fullmatch(r"[0-9]{12}", self.account_id):
+            raise ValueError(f"account_id must be 12 digits, got {self.account_id!r}")
         for name in ("max_body_bytes", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

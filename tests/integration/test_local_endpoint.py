@@ -721,6 +721,8 @@ VARIANT_V = "[[endpoints]]\nname = 'x'\n[[endpoints.variants]]\nname = 'v'\n"
      "endpoint 'x': container_timeout must be a number of seconds > 0 and <= 1000000000, got 0.0"),
     (ENDPOINT_X + "container_timeout = -inf\n", "endpoint 'x': container_timeout must be a finite number, got -inf"),
     ("max_body_bytes = -5\n", "configuration: max_body_bytes must be >= 1, got -5"),
+    ("region = ''\n", "configuration: region must be a region name such as 'us-east-1', got ''"),
+    ("account_id = '1234'\n", "configuration: account_id must be 12 digits, got '1234'"),
     ("max_event_bytes = 0\n", "configuration: max_event_bytes must be >= 1, got 0"),
     ("session_ttl_seconds = -1\n",
      "configuration: session_ttl_seconds must be a number of seconds > 0 and <= 1000000000, got -1"),
