@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import TYPE_CHECKING, Final
 
 from smruntime import keys
@@ -69,7 +70,7 @@ def _redacted_body(body: bytes) -> bytes:
     """``body`` with the values of its secret-named JSON keys hidden (JSON, JSON Lines and
     server-sent events; see :func:`~smruntime.redaction.redact_json`), else as it is. JSON too
     large to check is not shown."""
-    if body.lstrip()[:1] not in (b"{", b"[", b"d"):
+    if not re.match(rb"\s*[{\[d]", body):  # not JSON, JSON Lines or server-sent events
         return body
     if len(body) > REDACT_LIMIT:
         return f"<{len(body)} bytes of what may be JSON, too large to check for secrets>".encode()

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Callable, ClassVar, cast
 
+from smruntime.retry.policy import pauses_until_due
+
 __all__ = [
     "ClientRateLimiter",
 ]
@@ -126,13 +128,10 @@ class ClientRateLimiter:
 
     def acquire(self) -> float:
         """Wait for a send token when enabled; returns the seconds waited."""
-        wait = budget = self.reserve()
         waited = 0.0
-        while wait > 0:  # never longer than reserved, whatever the clock says
-            pause = min(wait, 1.0 / self._bucket_scale)
+        for pause in pauses_until_due(self.reserve(), self.wait_left, 1.0 / self._bucket_scale):
             self._sleep(pause)
             waited += pause
-            wait = min(self.wait_left(), budget - waited)
         return waited
 
     def update(self, error: BaseException | None) -> None:

@@ -291,7 +291,7 @@ def wait_for_attempt(retryer: Retryer, wait: float) -> None:
     so a rate that climbs meanwhile shortens the wait; it never makes it longer (the sleeps
     add up to ``wait`` at most, whatever the retryer's clock says)."""
     left: Callable[[], float] | None = getattr(retryer, "attempt_wait_left", None)
-    for pause in _pauses(wait, left):
+    for pause in pauses_until_due(wait, left):
         retryer.sleep(pause)
 
 
@@ -299,20 +299,21 @@ async def await_attempt(retryer: Retryer, wait: float) -> None:
     """:func:`wait_for_attempt` on an asyncio chain."""
     left: Callable[[], float] | None = getattr(retryer, "attempt_wait_left", None)
     sleep = async_sleep_of(retryer)
-    for pause in _pauses(wait, left):
+    for pause in pauses_until_due(wait, left):
         await sleep(pause)
 
 
-def _pauses(wait: float, left: Callable[[], float] | None) -> Iterator[float]:
-    """The sleeps of a wait for an attempt token: ``wait`` at once without ``left``, else in
-    steps of :data:`RECHECK_SECONDS`, ending early once ``left()`` says the token is due."""
+def pauses_until_due(wait: float, left: Callable[[], float] | None, step: float = RECHECK_SECONDS) -> Iterator[float]:
+    """The sleeps of a wait for an attempt token reserved ``wait`` seconds ahead: ``wait`` at
+    once without ``left``, else in steps of ``step``, ending early once ``left()`` says the
+    token is due; never more than ``wait`` in all, whatever ``left`` says."""
     if left is None:
         if wait > 0:
             yield wait
         return
     budget = wait
     while wait > 0:
-        pause = min(wait, RECHECK_SECONDS)
+        pause = min(wait, step)
         yield pause
         budget -= pause
         wait = min(left(), budget)

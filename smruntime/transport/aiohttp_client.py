@@ -25,10 +25,9 @@ from smruntime.transport.shared import (
     AsyncLiveBody,
     PooledHTTPClient,
     PreparedBody,
+    close_here,
     leave_loop,
-    owner_now,
     proxy_for,
-    run_on,
     split_url,
 )
 
@@ -166,10 +165,8 @@ class AiohttpHTTPClient(PooledHTTPClient):
         The client opens a new session if it is used again. From another event loop than the
         one using the client, the closing is done on that one (or, once it is closed, the
         session is dropped)."""
-        owner = self._loop
-        where = owner_now(owner)
-        if where == "elsewhere":
-            await run_on(owner, self.aclose)
+        where = await close_here(self._loop, self.aclose)
+        if where is None:
             return
         session, self._session = self._session, None
         if session is not None and where == "here":

@@ -28,11 +28,11 @@ from smruntime.transport.shared import (
     PooledHTTPClient,
     PreparedBody,
     WriteGate,
+    close_here,
     file_block,
     leave_loop,
     owner_now,
     pool_timeout,
-    run_on,
     set_nodelay,
     wire_pieces,
 )
@@ -473,11 +473,8 @@ class AsyncFastHTTPClient(PooledHTTPClient):
         The client opens new connections if it is used again. From another event loop than the
         one using the client, the closing is done on that one (or, once it is closed, the
         connections are dropped)."""
-        owner = self._loop
-        if owner_now(owner) == "elsewhere":
-            await run_on(owner, self.aclose)
-            return
-        self.close()
+        if await close_here(self._loop, self.aclose) is not None:
+            self.close()
 
     def close(self) -> None:
         """As :meth:`aclose`, for code that cannot await (from another thread, the closing is

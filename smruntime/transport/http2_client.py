@@ -49,11 +49,11 @@ from smruntime.transport.shared import (
     TOKEN,
     WriteGate,
     body_too_large,
+    close_here,
     environ_ca_bundle,
     host_header,
     leave_loop,
     owner_now,
-    run_on,
     set_nodelay,
     split_url,
     ssl_context_for,
@@ -695,26 +695,24 @@ class H2HTTPClient:
         The client opens new connections if it is used again. From another event loop than the
         one using the client, the closing is done on that one (or, once it is closed, the
         connections are dropped)."""
-        owner = self._loop
-        where = owner_now(owner)
-        if where == "elsewhere":
-            await run_on(owner, self.aclose)
+        if await close_here(self._loop, self.aclose) is None:
             return
-        origins = list(self._origins.values())
-        self._origins.clear()
-        if where == "closed":
-            return  # a closed loop can close nothing: Python closes those sockets
-        closing = [conn for origin in origins for conn in origin.close()]
+        closing = self._close_origins()
         # Return once the sockets are closed: a GOAWAY still in the write buffer goes out first.
         await asyncio.gather(*(conn.closed(_CLOSE_TIMEOUT) for conn in closing))
 
+    def _close_origins(self) -> list[_Connection]:
+        """Forget every origin and close its connections (those closing), unless their loop is
+        closed: it can close nothing, and Python closes those sockets."""
+        origins = list(self._origins.values())
+        self._origins.clear()
+        if owner_now(self._loop) == "closed":
+            return []
+        return [conn for origin in origins for conn in origin.close()]
+
     def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
         if leave_loop(self._loop, "H2HTTPClient"):
-            origins = list(self._origins.values())
-            self._origins.clear()
-            if owner_now(self._loop) != "closed":  # a closed loop can close nothing
-                for origin in origins:
-                    origin.close()
+            self._close_origins()
         self._loop = loop
 
     async def __aenter__(self) -> H2HTTPClient:

@@ -35,6 +35,7 @@ __all__ = [
     "WrongEventLoopError",
     "body_too_large",
     "breaks_header",
+    "close_here",
     "environ_ca_bundle",
     "file_block",
     "gather",
@@ -44,7 +45,6 @@ __all__ = [
     "pool_timeout",
     "proxy_authorization",
     "proxy_for",
-    "run_on",
     "set_nodelay",
     "split_url",
     "ssl_context_for",
@@ -391,11 +391,18 @@ def owner_now(owner: asyncio.AbstractEventLoop | None) -> Literal["here", "close
     return "here"
 
 
-async def run_on(owner: asyncio.AbstractEventLoop | None, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``work()`` on the loop ``owner`` (running in another thread) and wait for it here."""
+async def close_here(
+    owner: asyncio.AbstractEventLoop | None, aclose: Callable[[], Coroutine[Any, Any, None]]
+) -> Literal["here", "closed"] | None:
+    """Where an asyncio client's ``aclose`` is to close its connections (see :func:`owner_now`);
+    None once ``aclose()`` has been run on ``owner``, which runs in another thread."""
+    where = owner_now(owner)
+    if where != "elsewhere":
+        return where
     import asyncio  # loaded already: only asyncio clients ask
 
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work(), cast(asyncio.AbstractEventLoop, owner)))
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(aclose(), cast(asyncio.AbstractEventLoop, owner)))
+    return None
 
 
 class WriteGate:
