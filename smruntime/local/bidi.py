@@ -206,6 +206,7 @@ class _Session:
         self._scope = scope
         self._receive = receive
         self._send = send
+        self._send_body = connections.direct_output(scope, send)
         self._connections = connections
         self._inbound = InboundEvents(opened.verifier, max_frame_bytes=max_event_bytes, clock=clock)
         self._loop = asyncio.get_running_loop()  # once: on Python 3.11 each lookup asks the OS for the pid
@@ -320,8 +321,7 @@ class _Session:
                         await self._connections.flush(client)  # the N parts reach the client first
                         self._connections.cut(client, reset=False)
                         raise _ConnectionCut
-                    frame = part_frame(_as_part(answer))
-                    await self._send({"type": "http.response.body", "body": frame, "more_body": True})
+                    await self._send_body(part_frame(_as_part(answer)))
                     self._touch()
                     sent += 1
         except (_ConnectionCut, _Disconnected, asyncio.CancelledError):

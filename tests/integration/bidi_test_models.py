@@ -31,6 +31,14 @@ async def chatty(request: BidiRequest) -> AsyncIterator[BidiOutput]:
             yield Part(f"{part.text}#{index}".encode(), UTF8, PARTIAL if index < 2 else "COMPLETE")
 
 
+async def big_then_small(request: BidiRequest) -> AsyncIterator[BidiOutput]:
+    """For every part: one 100,000-byte answer (several HTTP/2 frames), then ten short ones."""
+    async for part in request.parts:
+        yield part.data[:1] * 100_000
+        for index in range(10):
+            yield f"{part.text}.{index}"
+
+
 async def describe(request: BidiRequest) -> AsyncIterator[BidiOutput]:
     """Reports what it was invoked with, then the number of parts it read."""
     yield json.dumps({

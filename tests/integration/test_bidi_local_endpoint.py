@@ -31,6 +31,7 @@ def _config() -> LocalConfig:
         EndpointConfig.serving("shout", f"{MODELS}:shout"),
         EndpointConfig.serving("greeter", f"{MODELS}:greet_first"),
         EndpointConfig.serving("chatty", f"{MODELS}:chatty"),
+        EndpointConfig.serving("mixed", f"{MODELS}:big_then_small"),
         EndpointConfig.serving("failing", f"{MODELS}:fail_on_boom"),
         EndpointConfig.serving("done", f"{MODELS}:one_answer"),
         EndpointConfig.serving("deaf", f"{MODELS}:deaf"),
@@ -327,6 +328,25 @@ def test_large_events_both_ways_flow_through_the_windows(endpoint: LocalEndpoint
             return len(answers), all(answer.payload == part for answer in answers)
 
     assert run(endpoint, scenario) == (48, True)
+
+
+def test_answers_too_large_to_send_at_once_keep_their_place_among_short_ones(endpoint: LocalEndpoint) -> None:
+    # A short answer is written at once only while nothing of the stream waits in hypercorn's
+    # send buffer; a large one (past one frame, or the window the unread answers use up) waits there.
+    words = [f"w{index}" for index in range(12)]
+
+    async def scenario(port: int) -> list[bytes]:
+        async with await RawBidiStream.open(port, "mixed") as stream:
+            for word in words:
+                await stream.send_part(word.encode())
+            await stream.end_input()
+            return [message.payload for message in await stream.read_all()]
+
+    expected = []
+    for word in words:
+        expected.append(b"w" * 100_000)
+        expected += [f"{word}.{index}".encode() for index in range(10)]
+    assert run(endpoint, scenario) == expected
 
 
 def test_a_model_that_does_not_read_holds_the_caller_back(endpoint: LocalEndpoint) -> None:
