@@ -95,6 +95,8 @@ _INBOX_HIGH: Final = 1024 * 1024
 _INBOX_LOW: Final = _INBOX_HIGH // 4
 """... and below which it may send again."""
 _SERVICE: Final = "sagemaker"
+_YIELD_EVERY: Final = 4 * 1024
+"""Answer bytes a stream sends before it lets the event loop run once."""
 
 
 class _ConnectionCut(Exception):
@@ -308,6 +310,7 @@ class _Session:
                               model_query_string=opened.params.model_query_string)
         opened.endpoint.counters.model_ran()
         sent = 0
+        unyielded = 0  # answer bytes sent since the last sure suspension
         try:
             async with contextlib.aclosing(opened.model(request)) as answers:  # type: ignore[type-var]
                 async for answer in answers:
@@ -321,9 +324,17 @@ class _Session:
                         await self._connections.flush(client)  # the N parts reach the client first
                         self._connections.cut(client, reset=False)
                         raise _ConnectionCut
-                    await self._send_body(part_frame(_as_part(answer)))
+                    frame = part_frame(_as_part(answer))
+                    await self._send_body(frame)
                     self._touch()
                     sent += 1
+                    unyielded += len(frame)
+                    if unyielded >= _YIELD_EVERY:
+                        # A send need not suspend (a direct write, a reset stream's ignored one): a
+                        # model answering in a tight loop would hold up the other streams, and the
+                        # news of a reset would never reach this one.
+                        unyielded = 0
+                        await asyncio.sleep(0)
         except (_ConnectionCut, _Disconnected, asyncio.CancelledError):
             raise
         except Exception as error:

@@ -126,7 +126,9 @@ class StreamFlow:
                 self._gate.acknowledge(size, self._stream_id)
             except Exception:  # the stream or the connection closed meanwhile: nothing to give back
                 return
-            await self._protocol._flush()
+            # Shielded: h2 has counted the WINDOW_UPDATE as sent, so it must reach the socket even
+            # when the stream's task is cancelled while the write waits for the connection.
+            await asyncio.shield(self._protocol._flush())
 
 
 class _AcknowledgeGate:
@@ -239,9 +241,15 @@ class Connections:
     def direct_output(self, scope: Any, send: Send) -> Callable[[bytes], Awaitable[None]]:
         """A sender of response body bytes for the stream ``scope`` belongs to (after its headers).
 
-        Where nothing of the stream waits in hypercorn's send buffer and ``body`` fits the send
-        window and one frame, it goes to the connection at once, instead of through hypercorn's
-        send task: one task switch less per answer. Anything else takes the ASGI ``send``.
+        Where nothing of the stream waits in hypercorn's send buffer, ``body`` fits the send
+        window and one frame, and no one holds or waits for the connection's write lock, it goes
+        to the connection at once, instead of through hypercorn's send task: one task switch
+        less per answer. Anything else takes the ASGI ``send``.
+
+        The lock must be free because h2 counts a frame as sent (against the flow-control
+        windows, and in its header compression) once it is queued: the bytes must reach the
+        socket's buffer before the caller can be suspended, and so cancelled (a reset stream,
+        an idle timeout) with them in hand.
         """
 
         async def through_app(body: bytes) -> None:
@@ -252,7 +260,9 @@ class Connections:
         connection = getattr(protocol, "connection", None)
         buffers = getattr(protocol, "stream_buffers", None)
         flush = getattr(protocol, "_flush", None)
-        if connection is None or type(buffers) is not dict or flush is None:
+        known = self._find(scope.get("client"))
+        lock = getattr(known.server, "send_lock", None) if known is not None else None
+        if connection is None or type(buffers) is not dict or flush is None or not isinstance(lock, asyncio.Lock):
             return through_app
 
         async def direct(body: bytes) -> None:
@@ -261,6 +271,9 @@ class Connections:
                 now = (
                     not getattr(buffer, "buffer", True)  # data still queued goes first
                     and not getattr(buffer, "_complete", True)
+                    # Acquiring would wait while it is held, or while a woken waiter has yet to take it.
+                    and not lock.locked()
+                    and not getattr(lock, "_waiters", None)
                     and len(body) <= connection.local_flow_control_window(stream_id)
                     and len(body) <= connection.max_outbound_frame_size
                 )

@@ -39,6 +39,23 @@ async def big_then_small(request: BidiRequest) -> AsyncIterator[BidiOutput]:
             yield f"{part.text}.{index}"
 
 
+async def firehose(request: BidiRequest) -> AsyncIterator[BidiOutput]:
+    """After the first part, short answers for ever, in a tight loop (it never awaits)."""
+    async for _ in request.parts:
+        break
+    while True:
+        yield b"y" * 50
+
+
+async def pieces(request: BidiRequest) -> AsyncIterator[BidiOutput]:
+    """For each part "count:size": that many answers of ``size`` bytes, the loop let run between them."""
+    async for part in request.parts:
+        count, size = (int(value) for value in part.text.split(":"))
+        for _ in range(count):
+            yield b"z" * size
+            await asyncio.sleep(0)
+
+
 async def describe(request: BidiRequest) -> AsyncIterator[BidiOutput]:
     """Reports what it was invoked with, then the number of parts it read."""
     yield json.dumps({

@@ -10,6 +10,7 @@ Sends respect HTTP/2 flow control (chunked to the window and the frame size).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -79,19 +80,33 @@ class RawBidiStream:
         self._decoder = EventStreamDecoder()
         self._window = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        self.acknowledging = True
+        """Whether received data is acknowledged (reopening the server's send windows) as it arrives."""
 
     @classmethod
     async def open(cls, port: int, endpoint: str = "echo", *, headers: Iterable[tuple[str, str]] = (),
                    credentials: tuple[str, ...] | None = CREDENTIALS, region: str = REGION,
                    service: str = "sagemaker", when: datetime | None = None, path: str | None = None,
                    payload_hash: str | None = None, unsigned: Iterable[tuple[str, str]] = (),
-                   host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> RawBidiStream:
+                   host: str = "127.0.0.1", tls: ssl.SSLContext | None = None,
+                   receive_buffer: int | None = None) -> RawBidiStream:
         """Connect, send the signed HEADERS (no END_STREAM) and return without waiting for the answer.
 
         With ``tls``, over TLS (the context must offer ALPN ``h2``, which the server must pick).
+        ``receive_buffer`` sets the socket's SO_RCVBUF: a small one makes the server's writes
+        block soon once the client stops reading (:meth:`pause_reading`).
         """
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None), TIMEOUT)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), TIMEOUT)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(sock=sock, ssl=tls, server_hostname=host if tls else None), TIMEOUT)
+        except BaseException:
+            sock.close()
+            raise
         if tls is not None:
             ssl_object = writer.get_extra_info("ssl_object")
             assert ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
@@ -225,6 +240,17 @@ class RawBidiStream:
 
     # --- the connection ---
 
+    async def pause_reading(self) -> None:
+        """Stop reading the socket (the connection's first stream only): the server's writes back up."""
+        assert self._owner and self._pump is not None
+        self._pump.cancel()
+        await asyncio.gather(self._pump, return_exceptions=True)
+        self._pump = None
+
+    def resume_reading(self) -> None:
+        assert self._owner and self._pump is None
+        self._pump = asyncio.create_task(self._read())
+
     async def _flush(self) -> None:
         data = self.conn.data_to_send()
         if data:
@@ -257,7 +283,8 @@ class RawBidiStream:
             if not self._response.done():
                 self._response.set_result(self.status)
         elif isinstance(event, h2.events.DataReceived):
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if self.acknowledging:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             if self.status != 200:
                 self.body += event.data
                 return

@@ -13,11 +13,14 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import h2.settings
 import pytest
 
+from smruntime import AsyncClient
 from smruntime.auth import payload_sha256
 from smruntime.eventstream import Message, encode_message
 from smruntime.local import EndpointConfig, LocalConfig, LocalEndpoint, ServerLimits, TLSFiles, VariantConfig
+from smruntime.transport import H2HTTPClient
 from tests.integration.h2_raw_client import CREDENTIALS, ConnectionGone, RawBidiStream, inner_part, path_of
 
 MODELS = "tests.integration.bidi_test_models"
@@ -32,6 +35,8 @@ def _config() -> LocalConfig:
         EndpointConfig.serving("greeter", f"{MODELS}:greet_first"),
         EndpointConfig.serving("chatty", f"{MODELS}:chatty"),
         EndpointConfig.serving("mixed", f"{MODELS}:big_then_small"),
+        EndpointConfig.serving("firehose", f"{MODELS}:firehose"),
+        EndpointConfig.serving("pieces", f"{MODELS}:pieces"),
         EndpointConfig.serving("failing", f"{MODELS}:fail_on_boom"),
         EndpointConfig.serving("done", f"{MODELS}:one_answer"),
         EndpointConfig.serving("deaf", f"{MODELS}:deaf"),
@@ -347,6 +352,86 @@ def test_answers_too_large_to_send_at_once_keep_their_place_among_short_ones(end
         expected.append(b"w" * 100_000)
         expected += [f"{word}.{index}".encode() for index in range(10)]
     assert run(endpoint, scenario) == expected
+
+
+def test_streams_sharing_a_connection_each_get_their_answers_whole_and_in_order(endpoint: LocalEndpoint) -> None:
+    # Twenty streams multiplexed on one connection with 64 KiB windows: the connection's writer
+    # is often busy and windows run out, so short answers go now directly, now through hypercorn.
+    async def one(client: AsyncClient, index: int) -> bool:
+        words = [f"s{index}w{turn}" for turn in range(3)]
+        async with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="mixed") as stream:
+            for word in words:
+                await stream.send(word)
+            await stream.end_input()
+            got = [part.bytes async for part in stream]
+        expected = []
+        for word in words:
+            expected.append(word[:1].encode() * 100_000)
+            expected += [f"{word}.{index}".encode() for index in range(10)]
+        return got == expected
+
+    async def scenario(port: int) -> list[bool]:
+        async with H2HTTPClient(multiplex=True, stream_window=65535, connection_window=1 << 20) as http, \
+                AsyncClient(region="us-east-1", credentials=CREDENTIALS, http2_endpoint_url=f"http://127.0.0.1:{port}",
+                            http2_client=http) as client:
+            return await asyncio.gather(*(one(client, index) for index in range(20)))
+
+    assert run(endpoint, scenario) == [True] * 20
+
+
+def test_a_model_answering_in_a_tight_loop_lets_go_once_its_stream_is_reset() -> None:
+    # Sending an answer need not suspend the model's task (a reset stream's answers are dropped
+    # at once): without a pause now and then, such a model held the listener for ever.
+    with LocalEndpoint(_config(), credentials=CREDENTIALS) as own:
+        async def scenario(port: int) -> str:
+            async with await RawBidiStream.open(port, "firehose") as hose:
+                await hose.send_part(b"go")
+                for _ in range(100):
+                    assert await hose.next_message() is not None
+                await hose.reset()
+                return await _echo_once(port)
+
+        assert run(own, scenario) == "ok"
+
+
+def test_resets_while_the_connection_is_backed_up_leave_its_send_window_whole() -> None:
+    # h2 counts a frame against the connection's send window once it is queued. A frame queued
+    # and then dropped with its stream's cancelled task (reset while the write waited for the
+    # connection) would shrink the window for good, until the connection could send nothing.
+    with LocalEndpoint(_config(), credentials=CREDENTIALS) as own:
+        async def scenario(port: int) -> int:
+            first = await RawBidiStream.open(port, "echo", receive_buffer=4096)
+            try:
+                conn = first.conn
+                # Wide windows: TCP, not flow control, holds the server back.
+                conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+                conn.increment_flow_control_window(16 * 1024 * 1024 - conn.inbound_flow_control_window)
+                await first._flush()
+                for _ in range(2):
+                    busy = [await first.open_another("pieces") for _ in range(10)]
+                    for stream in busy:
+                        await stream.send_part(b"100000:16000")
+                    await asyncio.sleep(0.05)
+                    await first.pause_reading()
+                    await asyncio.sleep(1.0)  # the server's writes back up
+                    for stream in busy:
+                        await stream.reset()
+                    await asyncio.sleep(0.3)
+                    first.resume_reading()
+                    await asyncio.sleep(0.7)
+                # The server may now send all the window the client has open: ask for nearly that,
+                # acknowledging nothing, and it must all arrive.
+                checker = await first.open_another("pieces")
+                checker.acknowledging = False
+                count = (conn.inbound_flow_control_window - 64 * 1024) // 16_200  # 16,000 B and the framing
+                await checker.send_part(f"{count}:16000".encode())
+                for _ in range(count):
+                    assert await checker.next_message() is not None
+                return count
+            finally:
+                await first.close()
+
+        assert run(own, scenario) > 400  # over 6 MiB asked for: more than a few frames lost would show
 
 
 def test_a_model_that_does_not_read_holds_the_caller_back(endpoint: LocalEndpoint) -> None:
