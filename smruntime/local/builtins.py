@@ -119,6 +119,9 @@ def _turns() -> Model:
     return TurnTaking(TokenStreamer())
 
 
+INSTANT_MODELS: frozenset[object] = frozenset({echo, sum_model, inspect})
+"""Built-in models that answer at once, without blocking: run on the event loop, not in a thread."""
+
 BUILTIN_MODELS: dict[str, Callable[[], Model]] = {
     "echo": lambda: echo,
     "sum": lambda: sum_model,

@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Final
 
 import attrs
 
+from smruntime.local.builtins import INSTANT_MODELS
 from smruntime.local.counters import Counters
 from smruntime.local.models import ModelFailure, ModelNotReady, ModelRequest, ModelResponse
 from smruntime.local.routing import Target
@@ -67,12 +69,19 @@ class ModelResult:
     close_session: bool = False
 
 
+_INLINE_BODY_LIMIT: Final = 64 * 1024
+"""Past this, even a built-in model's work on the body (JSON, copies) goes to a thread."""
+
+
 async def run_invocation(invocation: Invocation, *, join: bool = True) -> ModelResult:
     """Run the target's model(s); ``join=False`` leaves the last model's chunks unread, for streaming.
 
     Raises the ServiceError the service would answer.
     """
     progress = _Progress(invocation.target.calls[0][0])
+    if len(invocation.body) <= _INLINE_BODY_LIMIT and all(model in INSTANT_MODELS for _, model in invocation.target.calls):
+        # Nothing to time out or to keep off the event loop: a thread would cost more than the model.
+        return _call_models(invocation, progress, join)
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(_call_models, invocation, progress, join), timeout=invocation.timeout
