@@ -514,8 +514,9 @@ def test_a_reset_fault_drops_the_connection(endpoint: LocalEndpoint) -> None:
     assert run(endpoint, _echo_once) == "ok"
 
 
-def test_a_broken_stream_fault_cuts_the_connection_after_n_parts(endpoint: LocalEndpoint) -> None:
-    endpoint.faults("echo").break_stream_after(2)
+@pytest.mark.parametrize("count", [0, 2])
+def test_a_broken_stream_fault_cuts_the_connection_after_n_parts(endpoint: LocalEndpoint, count: int) -> None:
+    endpoint.faults("echo").break_stream_after(count)
 
     async def scenario(port: int) -> list[bytes]:
         received = []
@@ -527,7 +528,7 @@ def test_a_broken_stream_fault_cuts_the_connection_after_n_parts(endpoint: Local
                     received.append(message.payload)
         return received
 
-    assert run(endpoint, scenario) == [b"a", b"b"]
+    assert run(endpoint, scenario) == [b"a", b"b"][:count]
     assert run(endpoint, _echo_once) == "ok"
 
 
