@@ -119,8 +119,11 @@ def _turns() -> Model:
     return TurnTaking(TokenStreamer())
 
 
-INSTANT_MODELS: frozenset[object] = frozenset({echo, sum_model, inspect})
-"""Built-in models that answer at once, without blocking: run on the event loop, not in a thread."""
+def is_instant(model: object) -> bool:
+    """Whether ``model`` is a built-in that answers at once, without blocking (so it may run on
+    the event loop rather than in a thread). By identity: a user's model need not be hashable."""
+    return model is echo or model is sum_model or model is inspect
+
 
 BUILTIN_MODELS: dict[str, Callable[[], Model]] = {
     "echo": lambda: echo,

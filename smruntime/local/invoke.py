@@ -25,7 +25,7 @@ from typing import Final
 
 import attrs
 
-from smruntime.local.builtins import INSTANT_MODELS
+from smruntime.local.builtins import is_instant
 from smruntime.local.counters import Counters
 from smruntime.local.models import ModelFailure, ModelNotReady, ModelRequest, ModelResponse
 from smruntime.local.routing import Target
@@ -79,7 +79,7 @@ async def run_invocation(invocation: Invocation, *, join: bool = True) -> ModelR
     Raises the ServiceError the service would answer.
     """
     progress = _Progress(invocation.target.calls[0][0])
-    if len(invocation.body) <= _INLINE_BODY_LIMIT and all(model in INSTANT_MODELS for _, model in invocation.target.calls):
+    if len(invocation.body) <= _INLINE_BODY_LIMIT and all(is_instant(model) for _, model in invocation.target.calls):
         # Nothing to time out or to keep off the event loop: a thread would cost more than the model.
         return _call_models(invocation, progress, join)
     try:

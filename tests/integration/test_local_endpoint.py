@@ -103,6 +103,18 @@ def container_url() -> Iterator[str]:
             process.stdout.close()
 
 
+class _UnhashableModel:
+    """A callable model object that defines ``__eq__`` and so has no hash."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _UnhashableModel)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, request: ModelRequest) -> bytes:
+        return b"answered: " + request.body
+
+
 def _config(container_url: str) -> LocalConfig:
     serving = EndpointConfig.serving
     return LocalConfig(
@@ -114,6 +126,7 @@ def _config(container_url: str) -> LocalConfig:
             serving("slow", slow, container_timeout=0.2),
             serving("teapot", teapot),
             serving("stateful", stateful),
+            serving("unhashable", _UnhashableModel()),
             serving("container", container_url),
             serving("armed", "echo", faults=FaultConfig(fail_next=1, fail_status=500)),
             EndpointConfig("ab", variants=(VariantConfig("a", model="echo", weight=1),
@@ -194,6 +207,11 @@ def test_sum_does_real_arithmetic(client: Any) -> None:
     request_id = out["ResponseMetadata"]["RequestId"]
     assert re.fullmatch(r"[0-9a-f-]{36}", request_id)
     assert out["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] == request_id
+
+
+def test_a_model_object_without_a_hash_serves_calls(client: Any) -> None:
+    out = _call(client, EndpointName="unhashable", Body=b"hi", ContentType="text/plain")
+    assert out["Body"] == b"answered: hi"
 
 
 def test_every_input_header_reaches_the_model(client: Any) -> None:
