@@ -367,7 +367,7 @@ def test_streams_sharing_a_connection_each_get_their_answers_whole_and_in_order(
         expected = []
         for word in words:
             expected.append(word[:1].encode() * 100_000)
-            expected += [f"{word}.{index}".encode() for index in range(10)]
+            expected += [f"{word}.{short}".encode() for short in range(10)]
         return got == expected
 
     async def scenario(port: int) -> list[bool]:
