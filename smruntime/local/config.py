@@ -124,6 +124,12 @@ def _check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME) -> None
         raise ValueError(f"invalid {kind} {value!r}: 1-63 characters matching {pattern.pattern}")
 
 
+def check_fault_count(name: str, value: int) -> None:
+    """A fault's count of requests, streams or parts: each scheduled one is held until it comes."""
+    if not 0 <= value <= MAX_FAULT_COUNT:
+        raise ValueError(f"{name} must be a number >= 0 and <= {MAX_FAULT_COUNT}, got {value}")
+
+
 def _check_seconds(name: str, value: float, *, positive: bool = False, signed: bool = False) -> None:
     """A duration: finite and at most _MAX_SECONDS; > 0 if ``positive``, either sign if ``signed``."""
     low = -_MAX_SECONDS if signed else 0
@@ -220,8 +226,8 @@ class FaultConfig:
     def __attrs_post_init__(self) -> None:
         for name in ("fail_next", "throttle_next", "reset_next", "break_stream_after", "fail_stream_after"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value <= MAX_FAULT_COUNT:
-                raise ValueError(f"{name} must be a number >= 0 and <= {MAX_FAULT_COUNT}, got {value}")
+            if value is not None:
+                check_fault_count(name, value)
         _check_seconds("latency", self.latency)
         if self.throttle_above is not None and not 0 < self.throttle_above < math.inf:
             raise ValueError(f"throttle_above must be a number > 0 (requests/s), got {self.throttle_above}")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import attrs
 
-from smruntime.local.config import MAX_FAULT_COUNT, FaultConfig
+from smruntime.local.config import FaultConfig, check_fault_count
 from smruntime.local.wire import ServiceError, service_error_for_status, throttling_error
 from smruntime.middleware.reprs import fields_repr
 
@@ -85,21 +85,21 @@ class Faults:
         530 InternalDependencyException, 424 ModelError, 400 ThrottlingException.
         """
         error = service_error_for_status(status, message)
-        _check_count(count)
+        check_fault_count("count", count)
         with self._lock:
             self._errors.extend([error] * count)
         return self
 
     def throttle_next(self, count: int = 1) -> Faults:
         """Answer the next ``count`` requests with 400 ThrottlingException."""
-        _check_count(count)
+        check_fault_count("count", count)
         with self._lock:
             self._errors.extend([throttling_error()] * count)
         return self
 
     def reset_next(self, count: int = 1) -> Faults:
         """Reset the connection (TCP RST, no response at all) for the next ``count`` requests."""
-        _check_count(count)
+        check_fault_count("count", count)
         with self._lock:
             self._resets += count
         return self
@@ -112,14 +112,14 @@ class Faults:
 
     def delay_next(self, seconds: float, count: int = 1) -> Faults:
         """Delay only the next ``count`` requests by ``seconds`` (on top of any set latency)."""
-        _check_count(count)
+        check_fault_count("count", count)
         with self._lock:
             self._delays.extend([seconds] * count)
         return self
 
     def break_stream_after(self, parts: int, count: int = 1) -> Faults:
         """Cut the next ``count`` response streams after ``parts`` PayloadParts."""
-        _check_count(count)
+        check_fault_count("count", count)
         with self._lock:
             self._stream_breaks.extend([parts] * count)
         return self
@@ -127,7 +127,7 @@ class Faults:
     def fail_stream_after(self, parts: int, count: int = 1) -> Faults:
         """End the next ``count`` bidirectional streams with an ``InternalStreamFailure`` event
         after ``parts`` PayloadParts (the service failing, not the model)."""
-        _check_count(count)
+        check_fault_count("count", count)
         with self._lock:
             self._stream_failures.extend([parts] * count)
         return self
@@ -204,8 +204,3 @@ class Faults:
                 "stream_failures": list(self._stream_failures),
                 "throttle_above": self._rate,
             }
-
-
-def _check_count(count: int) -> None:
-    if not 0 <= count <= MAX_FAULT_COUNT:  # each is held until its request comes
-        raise ValueError(f"count must be between 0 and {MAX_FAULT_COUNT}, got {count}")

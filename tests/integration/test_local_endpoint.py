@@ -486,6 +486,13 @@ def test_unknown_endpoint_has_no_faults_or_counters(endpoint: LocalEndpoint) -> 
         endpoint.faults("faulty").fail_next(status=418)
 
 
+def test_a_fault_count_past_the_limit_is_refused_in_code_as_in_a_file(endpoint: LocalEndpoint) -> None:
+    with pytest.raises(ValueError, match=r"count must be a number >= 0 and <= 1000000, got 1000001"):
+        endpoint.faults("faulty").throttle_next(1_000_001)
+    with pytest.raises(ValueError, match=r"count must be a number >= 0 and <= 1000000, got -1"):
+        endpoint.faults("faulty").break_stream_after(1, count=-1)
+
+
 # --- a model in a separate process, through the container contract --------------------------
 
 def test_remote_container_gets_the_api_headers_only(client: Any) -> None:
