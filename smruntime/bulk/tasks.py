@@ -50,7 +50,7 @@ async def _run(
         return BulkResult.succeeded(index, output, time.perf_counter() - start)
 
     pending: set[asyncio.Task[BulkResult]] = set()
-    stopped_by: list[Exception] = []  # what the input raised: after the results of what was sent
+    stopped_by: Exception | None = None  # what the input raised: after the results of what was sent
     try:
         while not scheduler.done:
             while scheduler.can_send(send_rate(limiter)):
@@ -61,7 +61,7 @@ async def _run(
                     scheduler.input_exhausted()
                     break
                 except Exception as error:
-                    stopped_by.append(error)
+                    stopped_by = error
                     scheduler.input_exhausted()
                     break
                 pending.add(asyncio.create_task(call(scheduler.started(), record)))
@@ -71,8 +71,8 @@ async def _run(
             for task in finished:
                 for result in scheduler.finished(task.result()):
                     yield result
-        if stopped_by:
-            raise stopped_by[0]
+        if stopped_by is not None:
+            raise stopped_by
     finally:
         # The caller stopped early: as with threads, the calls in flight finish before the run
         # ends (cancelled only if this wait is cancelled itself).

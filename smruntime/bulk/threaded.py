@@ -58,7 +58,7 @@ def _run(
             done.put(call(*job))
 
     workers: list[threading.Thread] = []
-    stopped_by: list[Exception] = []  # what the input raised: after the results of what was sent
+    stopped_by: Exception | None = None  # what the input raised: after the results of what was sent
     try:
         while not scheduler.done:
             while scheduler.can_send(send_rate(limiter)):
@@ -69,7 +69,7 @@ def _run(
                     scheduler.input_exhausted()
                     break
                 except Exception as error:
-                    stopped_by.append(error)
+                    stopped_by = error
                     scheduler.input_exhausted()
                     break
                 work.put((scheduler.started(), record))
@@ -79,8 +79,8 @@ def _run(
                     workers.append(thread)
             if scheduler.in_flight:
                 yield from scheduler.finished(done.get())
-        if stopped_by:
-            raise stopped_by[0]
+        if stopped_by is not None:
+            raise stopped_by
     finally:
         # The caller stopped early: don't start what is queued; the calls in flight finish
         # before the run ends.
