@@ -251,6 +251,7 @@ class RawH2Server(_ServerThread):
         self.port = 0
         self.streams: list[RawStream] = []
         self.connections = 0
+        self.goaways_received = 0  # GOAWAY frames clients sent
         self.flood_sent = 0  # bytes /flood handed to h2 so far
         self.refuse_next = 0
         self.unavailable_next = 0
@@ -415,6 +416,8 @@ class RawH2Server(_ServerThread):
             stream.ended = True
             if _path(stream)[0] in ("/echo", "/stall"):
                 conn.end_stream(event.stream_id)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.goaways_received += 1
         elif isinstance(event, h2.events.StreamReset):
             if event.stream_id in streams:
                 streams[event.stream_id].reset_code = int(event.error_code)

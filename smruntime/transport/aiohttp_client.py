@@ -184,6 +184,7 @@ class AiohttpHTTPClient(PooledHTTPClient):
             limit_per_host=self.max_pool_connections,
             ssl=self._ssl_context(),
             enable_cleanup_closed=False,
+            keepalive_timeout=self.idle_timeout,  # aiohttp's name for it; None keeps a connection
         )
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.connect_timeout, sock_connect=self.connect_timeout, sock_read=self.read_timeout

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
@@ -30,6 +31,7 @@ from smruntime.transport.shared import (
     WriteGate,
     close_here,
     file_block,
+    idle_too_long,
     leave_loop,
     owner_now,
     pool_timeout,
@@ -193,11 +195,12 @@ class _Protocol(asyncio.BufferedProtocol):
 class _Conn:
     """A pooled connection: its protocol (which holds the reader) and how many responses it carried."""
 
-    __slots__ = ("exchanges", "protocol")
+    __slots__ = ("exchanges", "idle_since", "protocol")
 
     def __init__(self, protocol: _Protocol) -> None:
         self.protocol = protocol
         self.exchanges = 0
+        self.idle_since = 0.0  # time.monotonic() when it last went back to the pool
 
     def close(self) -> None:
         transport = self.protocol.transport
@@ -218,12 +221,17 @@ class _Origin:
         "connect",
         "extra_headers",
         "host",
+        "idle_timeout",
         "limit",
     )
 
-    def __init__(self, connect: _Connector, limit: int, *, host: str, absolute: bool, extra_headers: str) -> None:
+    def __init__(
+        self, connect: _Connector, limit: int, *, host: str, absolute: bool, extra_headers: str,
+        idle_timeout: float | None,
+    ) -> None:
         self.connect = connect
         self.limit = limit
+        self.idle_timeout = idle_timeout
         self.host = host
         self.absolute = absolute
         self.extra_headers = extra_headers
@@ -240,7 +248,8 @@ class _Origin:
             while self._idle:
                 conn = self._idle.pop()
                 conn.protocol._idle = False
-                if conn.protocol.broken:  # the server closed it while it was idle
+                # The server closed it while it was idle, or it sat unused too long to trust.
+                if conn.protocol.broken or idle_too_long(conn.idle_since, self.idle_timeout):
                     conn.close()
                     self._live -= 1
                     continue
@@ -300,6 +309,7 @@ class _Origin:
             self._forget_one()
             return
         conn.protocol._idle = True
+        conn.idle_since = time.monotonic()
         self._idle.append(conn)
         self._wake_one()
 
@@ -537,7 +547,8 @@ class AsyncFastHTTPClient(PooledHTTPClient):
         else:
             connector = _Connector(target_host, port, None, self.connect_timeout, way.proxy)
         host, absolute, extra_headers = way.host, way.absolute, way.extra_headers
-        origin = _Origin(connector, self.max_pool_connections, host=host, absolute=absolute, extra_headers=extra_headers)
+        origin = _Origin(connector, self.max_pool_connections, host=host, absolute=absolute, extra_headers=extra_headers,
+                         idle_timeout=self.idle_timeout)
         self._origins[(scheme, netloc)] = origin
         return origin
 

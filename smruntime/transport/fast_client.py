@@ -33,6 +33,7 @@ from smruntime.transport.shared import (
     breaks_header,
     gather,
     host_header,
+    idle_too_long,
     pool_timeout,
     proxy_authorization,
     proxy_for,
@@ -192,13 +193,14 @@ def route(scheme: str, netloc: str, proxies: Mapping[str, str] | None, client: s
 class _Conn:
     """A pooled connection, its response reader, and what we know about it."""
 
-    __slots__ = ("exchanges", "http", "reader", "reusable")
+    __slots__ = ("exchanges", "http", "idle_since", "reader", "reusable")
 
     def __init__(self, connection: _Connection) -> None:
         self.http = connection
         self.reader = ResponseReader()
         self.exchanges = 0  # responses received since the socket connected
         self.reusable = True
+        self.idle_since = 0.0  # time.monotonic() when it last went back to the pool
 
 
 class _Origin:
@@ -264,6 +266,7 @@ class _Origin:
         if not keep:
             self._forget_one()
             return
+        conn.idle_since = time.monotonic()
         with self._lock:
             self._idle.append(conn)
             if self._waiting:
@@ -396,7 +399,7 @@ class FastHTTPClient(PooledHTTPClient):
         connection = conn.http
         sock = connection.sock
         reused = sock is not None and conn.exchanges > 0
-        if sock is not None and reused and _dropped(sock):
+        if sock is not None and reused and (idle_too_long(conn.idle_since, self.idle_timeout) or _dropped(sock)):
             connection.close()
             sock, reused = None, False
         if sock is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
@@ -46,12 +47,15 @@ from smruntime.transport.http2_flow import (
 )
 from smruntime.transport.shared import (
     BAD_VALUE,
+    DEFAULT_IDLE_TIMEOUT,
     TOKEN,
     WriteGate,
     body_too_large,
+    check_idle_timeout,
     close_here,
     environ_ca_bundle,
     host_header,
+    idle_too_long,
     leave_loop,
     owner_now,
     set_nodelay,
@@ -91,6 +95,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.opened = 0  # streams ever opened here
+        self.idle_since: float | None = None  # time.monotonic() since when no stream was open
         self.lost = False
         self._gate = WriteGate()
         self._gone = asyncio.get_running_loop().create_future()  # done once the socket is closed
@@ -137,6 +142,13 @@ class _Connection(asyncio.BufferedProtocol):
     def start(self) -> None:
         self.session.start()
         self.flush()
+        self.idle_since = time.monotonic()
+
+    @property
+    def idle_too_long(self) -> bool:
+        """Whether no stream was open here for the client's ``idle_timeout``: not to be reused."""
+        return not self.streams and self.idle_since is not None and idle_too_long(
+            self.idle_since, self.origin.client.idle_timeout)
 
     def flush(self) -> None:
         data = self.session.data_to_send()
@@ -160,6 +172,7 @@ class _Connection(asyncio.BufferedProtocol):
     def open(self, headers: list[tuple[str, str]], client: H2HTTPClient) -> H2Stream:
         state = self.session.open_stream(headers)
         self.opened += 1
+        self.idle_since = None
         stream = self.streams[state.stream_id] = H2Stream(self, state, client.read_timeout, client.max_response_body_size)
         self.flush()
         return stream
@@ -173,8 +186,11 @@ class _Connection(asyncio.BufferedProtocol):
         else:
             self.session.forget(stream.state)
         self.flush()
-        if not self.streams and (self.session.terminated or not self.origin.multiplex):
-            self.close()
+        if not self.streams:
+            if self.session.terminated or not self.origin.multiplex:
+                self.close()
+            else:
+                self.idle_since = time.monotonic()
         self.origin.wake()
 
     def close(self) -> None:
@@ -198,6 +214,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def fail(self, error: TransportError) -> None:
         """Fail every stream with ``error`` and close (the client is closing)."""
+        self.session.close()  # the GOAWAY first: a failed session says nothing more
         self.session.fail(error)
         for stream in list(self.streams.values()):
             stream._wake()
@@ -475,32 +492,37 @@ class _Origin:
         self._pending: asyncio.Future[None] | None = None  # a connection on its way (multiplexing)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def acquire(self) -> _Connection:
-        """A connection that can take a new stream now: one in use, else a new one, else wait."""
+    async def acquire(self, deadline: float) -> _Connection:
+        """A connection that can take a new stream now: one in use, else a new one, else wait;
+        by ``deadline`` (the loop's clock), else ``TimeoutError``, or a connect's own error."""
         while True:
             if self.closed:
                 raise ClientClosedError("the HTTP/2 client was closed while this stream waited to open")
-            for conn in self.connections:
-                if conn.usable:
+            for conn in list(self.connections):
+                if conn.idle_too_long:
+                    conn.close()  # a GOAWAY, in case it is still there; the stream goes on a new one
+                elif conn.usable:
                     return conn
             if self.multiplex and self._pending is not None:
-                await asyncio.shield(self._pending)  # its failure is ours too
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(self._pending)  # its failure is ours too
                 continue
             if len(self.connections) + self._connecting < self.limit:
-                conn = await self._connect()
+                conn = await self._connect(deadline)
                 if conn.usable:
                     return conn
                 continue
-            await self._wait()
+            async with asyncio.timeout_at(deadline):
+                await self._wait()
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         pending = self._pending = loop.create_future() if self.multiplex else None
         self._connecting += 1
         protocol = _Connection(self, H2Session(**self.client._windows))
         outcome: BaseException | None = None
         try:
-            await self._open(loop, protocol)
+            await self._open(loop, protocol, deadline)
             if self.closed:  # while we connected
                 _abort(protocol)
                 raise ClientClosedError("the HTTP/2 client was closed while this stream waited to open")
@@ -523,10 +545,12 @@ class _Origin:
                     pending.set_result(None)
             self.wake()
 
-    async def _open(self, loop: asyncio.AbstractEventLoop, protocol: _Connection) -> None:
+    async def _open(self, loop: asyncio.AbstractEventLoop, protocol: _Connection, deadline: float) -> None:
+        # Timed out here, the connect fails with its own error, which the streams waiting for
+        # it share; cancelled from outside, they would each try to connect again.
         timeout = self.client.connect_timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline):
                 await loop.create_connection(
                     lambda: protocol,
                     self.host,
@@ -627,8 +651,10 @@ class H2HTTPClient:
     bundle path, or True for certifi's bundle; the environment's ``REQUESTS_CA_BUNDLE`` when
     None). A stream holds at most ``stream_window`` bytes of unread response data (the server
     waits for the reader), a connection ``connection_window``. ``multiplex=False`` opens a
-    connection per stream instead of sharing one. Proxies are not used. Used on a later event
-    loop, the client drops the previous loop's connections; it is refused while that loop runs.
+    connection per stream instead of sharing one. A connection with no stream open for
+    ``idle_timeout`` seconds (None: no limit) is closed when the next stream would use it.
+    Proxies are not used. Used on a later event loop, the client drops the previous loop's
+    connections; it is refused while that loop runs.
     """
 
     def __init__(
@@ -642,6 +668,7 @@ class H2HTTPClient:
         stream_window: int = DEFAULT_STREAM_WINDOW,
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         multiplex: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         for name, window in (("stream_window", stream_window), ("connection_window", connection_window)):
             if not 65535 <= window <= 2**31 - 1:
@@ -653,6 +680,7 @@ class H2HTTPClient:
         self.max_pool_connections = max_pool_connections
         self.max_response_body_size = max_response_body_size
         self.multiplex = multiplex
+        self.idle_timeout = check_idle_timeout(idle_timeout)
         self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
         self._windows = {"stream_window": stream_window, "connection_window": connection_window}
         self._context: ssl.SSLContext | None = None
@@ -671,15 +699,15 @@ class H2HTTPClient:
         except Exception as exc:
             tag(exc, "prepare")
             raise map_transport_error(exc) from exc
+        deadline = loop.time() + self.connect_timeout
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                while True:
-                    conn = await origin.acquire()
-                    try:
-                        return conn.open(headers, self)
-                    except NoAvailableStreamIDError:
-                        conn.session.close()  # this connection used up its stream IDs: retire it
-                        conn.flush()
+            while True:
+                conn = await origin.acquire(deadline)
+                try:
+                    return conn.open(headers, self)
+                except NoAvailableStreamIDError:
+                    conn.session.close()  # this connection used up its stream IDs: retire it
+                    conn.flush()
         except TimeoutError as exc:
             raise ConnectTimeoutError(
                 f"timed out after {self.connect_timeout:g} s waiting to open an HTTP/2 stream", request_sent=False

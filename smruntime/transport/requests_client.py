@@ -14,6 +14,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any, cast
@@ -37,6 +38,7 @@ from smruntime.transport.shared import (
     body_too_large,
     breaks_header,
     gather,
+    idle_too_long,
     pool_timeout,
     proxy_for,
     split_url,
@@ -50,6 +52,7 @@ class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
     small body in the same system call as the head."""
 
     _sm_exchanges = 0  # responses received since this socket connected
+    _sm_idle_since = 0.0  # time.monotonic() when it last went back to the pool
     _sm_reused = False
     _sm_write_failed = False
     _sm_hold_head = False  # the request's body is small bytes: hold the head back for it
@@ -110,15 +113,25 @@ class _TrackedHTTPSConnection(_TrackedHTTPConnection, urllib3.connection.HTTPSCo
 
 class _ClosingPool(urllib3.connectionpool.HTTPConnectionPool):
     """A pool whose close() also fails the calls waiting for one of its connections, at once:
-    urllib3 leaves them asleep until their pool timeout (the connect timeout)."""
+    urllib3 leaves them asleep until their pool timeout (the connect timeout). A connection
+    that sat in it unused for ``sm_idle_timeout`` connects again before it is used."""
 
     _closed_slots: queue.LifoQueue[Any] | None = None  # the slots close() took away
+    sm_idle_timeout: float | None = None  # the client's idle_timeout, set when it takes the pool
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         try:
-            return super()._get_conn(timeout)
+            conn = cast(_TrackedHTTPConnection, super()._get_conn(timeout))  # the pools' ConnectionCls
         except urllib3.exceptions.ClosedPoolError:
             raise ClientClosedError(CLOSED_WHILE_WAITING) from None
+        if conn.sock is not None and idle_too_long(conn._sm_idle_since, self.sm_idle_timeout):
+            conn.close()  # as urllib3 does with a connection the server dropped: it connects anew
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn._sm_idle_since = time.monotonic()
+        super()._put_conn(conn)
 
     def _new_conn(self) -> Any:
         slots = self._closed_slots
@@ -327,6 +340,8 @@ class RequestsHTTPClient(PooledHTTPClient):
                 pool = self._adapter.pool_for(scheme, netloc, proxy, self._verify)
             else:
                 pool = self._direct_pool(scheme, netloc)
+            if isinstance(pool, _ClosingPool):  # a SOCKS proxy's pools are urllib3's own
+                pool.sm_idle_timeout = self.idle_timeout
             absolute = bool(proxy) and scheme == "http" and not str(proxy).lower().startswith("socks")
             route = _Route(pool, absolute)
             self._routes[(scheme, netloc)] = route

@@ -7,6 +7,7 @@ import functools
 import os
 import re
 import sys
+import time
 import urllib.parse
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Mapping
@@ -25,6 +26,7 @@ __all__ = [
     "CLOSED_IN_FLIGHT",
     "CLOSED_WHILE_WAITING",
     "COALESCE_LIMIT",
+    "DEFAULT_IDLE_TIMEOUT",
     "READ1_SIZE",
     "TOKEN",
     "AsyncLiveBody",
@@ -35,11 +37,13 @@ __all__ = [
     "WrongEventLoopError",
     "body_too_large",
     "breaks_header",
+    "check_idle_timeout",
     "close_here",
     "environ_ca_bundle",
     "file_block",
     "gather",
     "host_header",
+    "idle_too_long",
     "leave_loop",
     "owner_now",
     "pool_timeout",
@@ -555,11 +559,31 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_pools_after_fork)
 
 
+DEFAULT_IDLE_TIMEOUT = 90.0
+"""Seconds a pooled connection may sit unused and still be reused (the Go SDK's
+``IdleConnTimeout``): past it, the next call connects anew. A middlebox (a NAT gateway, a load
+balancer) may drop a quiet connection without telling either side; a request written to one
+would wait out its read timeout, and an inference call is not sent again after that."""
+
+
+def check_idle_timeout(idle_timeout: float | None) -> float | None:
+    """``idle_timeout`` if it is None or a positive, finite number of seconds; else ValueError."""
+    if idle_timeout is not None and not 0 < idle_timeout < float("inf"):
+        raise ValueError(f"idle_timeout must be a positive number of seconds or None (no limit), not {idle_timeout!r}")
+    return idle_timeout
+
+
+def idle_too_long(idle_since: float, idle_timeout: float | None) -> bool:
+    """Whether a connection pooled at ``idle_since`` (``time.monotonic()``) was unused too long to reuse."""
+    return idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout
+
+
 class PooledHTTPClient:
     """What both real HTTP clients are configured with: timeouts, the pool size per origin,
-    proxies (else the environment's), the CA bundle (else the environment's, as requests) and
+    proxies (else the environment's), the CA bundle (else the environment's, as requests),
     the longest response body read whole (a longer one raises ``ResponseTooLargeError``;
-    streamed bodies have no limit).
+    streamed bodies have no limit) and how long a pooled connection may sit unused and still be
+    reused (``idle_timeout``, :data:`DEFAULT_IDLE_TIMEOUT`; None: as long as the server keeps it).
 
     The constructor, and so its defaults, is this one; a client sets up its own pools in
     :meth:`_start_pools`.
@@ -573,11 +597,14 @@ class PooledHTTPClient:
         proxies: Mapping[str, str] | None = None,
         verify: bool | str | None = None,
         max_response_body_size: int = DEFAULT_MAX_RESPONSE_BODY_SIZE,
+        *,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_pool_connections = max_pool_connections
         self.max_response_body_size = max_response_body_size
+        self.idle_timeout = check_idle_timeout(idle_timeout)
         self._proxies = dict(proxies) if proxies is not None else None
         self._verify: bool | str = verify if verify is not None else environ_ca_bundle()
         # (scheme, netloc, target) per URL: a client sends to a few URLs over and over.

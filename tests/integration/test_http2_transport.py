@@ -454,6 +454,27 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(raw: RawH2Server)
     assert raw.connections == 2
 
 
+def test_a_connection_with_no_stream_past_idle_timeout_is_closed_and_the_next_stream_opens_another(
+    raw: RawH2Server,
+) -> None:
+    async def scenario(client: H2HTTPClient) -> list[bytes]:
+        answers = [await echo(client, raw.url, b"one"), await echo(client, raw.url, b"two")]  # one connection
+        await asyncio.sleep(0.5)
+        return [*answers, await echo(client, raw.url, b"three")]
+
+    assert run(scenario, idle_timeout=0.3) == [b"one", b"two", b"three"]
+    assert raw.connections == 2
+    raw.wait_for(lambda: raw.goaways_received == 2)  # the idle one said goodbye, then the other at aclose
+
+
+@pytest.mark.parametrize("idle_timeout", [0, -1.0, float("inf"), float("nan")])
+def test_idle_timeout_is_positive_and_finite_or_none(idle_timeout: float) -> None:
+    with pytest.raises(ValueError, match="idle_timeout must be a positive number of seconds or None"):
+        H2HTTPClient(idle_timeout=idle_timeout)
+    assert H2HTTPClient().idle_timeout == 90.0
+    assert H2HTTPClient(idle_timeout=None).idle_timeout is None
+
+
 def test_without_multiplexing_each_stream_has_its_own_connection_within_the_pool_limit(raw: RawH2Server) -> None:
     async def scenario(client: H2HTTPClient) -> None:
         first = await client.open_stream(post(raw.url, "/echo"))

@@ -42,6 +42,7 @@ from smruntime.transport import (
     RequestsHTTPClient,
     map_transport_error,
 )
+from smruntime.transport.shared import DEFAULT_IDLE_TIMEOUT
 from tests.async_bridge import BlockingClient
 from tests.servers import (
     Certificate,
@@ -431,6 +432,37 @@ def test_connections_closed_by_the_server_idle_timeout_are_replaced(
         assert client.send(post(server.url + "/two")).status_code == 200
         assert [r.path for r in server.requests] == ["/one", "/two"]
         assert server.connections_accepted == 2
+
+
+def test_a_connection_unused_past_idle_timeout_is_closed_and_the_next_call_connects_anew(
+    server: HTTPTestServer, make_client: ClientFactory
+) -> None:
+    # A NAT gateway or load balancer may drop a quiet connection without a word to either
+    # side; a request written to it would wait out the read timeout, and is not sent again.
+    client = make_client(idle_timeout=0.3)
+    assert client.send(post(server.url + "/one")).status_code == 200
+    assert client.send(post(server.url + "/two")).status_code == 200  # at once: the same connection
+    time.sleep(0.5)
+    assert client.send(post(server.url + "/three")).status_code == 200
+    assert [r.connection for r in server.requests] == [1, 1, 2]
+    deadline = time.monotonic() + 5
+    while server.open_connections > 1 and time.monotonic() < deadline:  # the stale socket was closed
+        time.sleep(0.01)
+    assert server.open_connections == 1
+
+
+@pytest.mark.parametrize("idle_timeout", [0, -1.0, float("inf"), float("nan")])
+def test_idle_timeout_is_positive_and_finite_or_none(make_client: ClientFactory, idle_timeout: float) -> None:
+    with pytest.raises(ValueError, match="idle_timeout must be a positive number of seconds or None"):
+        make_client(idle_timeout=idle_timeout)
+
+
+def test_idle_timeout_defaults_to_the_go_sdks_ninety_seconds(make_client: ClientFactory) -> None:
+    def idle_timeout(client: Any) -> float | None:
+        return getattr(client, "client", client).idle_timeout  # an asyncio client is behind a bridge
+
+    assert idle_timeout(make_client()) == DEFAULT_IDLE_TIMEOUT == 90.0
+    assert idle_timeout(make_client(idle_timeout=None)) is None
 
 
 def test_truncated_stream_is_an_error_for_iter_chunks(server: HTTPTestServer, make_client: ClientFactory) -> None:
