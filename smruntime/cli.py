@@ -181,6 +181,10 @@ def _add_client_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retry-mode", choices=("standard", "adaptive", "none"), help="the retry policy (default standard)")
     group.add_argument("--read-timeout", type=float, help="seconds to wait for the answer (default 70)")
     group.add_argument("--connect-timeout", type=float, help="seconds to wait for a connection (default 60)")
+    group.add_argument("--ca-bundle", dest="verify", metavar="PATH", help="the CA bundle to check certificates with (default: "
+                       "AWS_CA_BUNDLE, the profile's ca_bundle, REQUESTS_CA_BUNDLE, else certifi's)")
+    group.add_argument("--no-verify-ssl", dest="verify", action="store_false", default=None,
+                       help="do not check the server's certificate (for a test server only)")
 
 
 def add_members(parser: argparse.ArgumentParser, shape: Shape) -> None:
@@ -214,7 +218,7 @@ def client_fields(args: argparse.Namespace) -> dict[str, Any]:
 
     fields: dict[str, Any] = {}
     for name in ("region", "profile", "endpoint_url", "http2_endpoint_url", "max_attempts", "retry_mode", "read_timeout",
-                 "connect_timeout"):
+                 "connect_timeout", "verify"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value

@@ -82,6 +82,7 @@ class BaseClient:
             read_timeout=options.read_timeout,
             max_pool_connections=options.max_pool_connections,
             max_response_body_size=options.max_response_body_size,
+            verify=options.verify,
         )
 
     def _default_http_client(self) -> type[Any]:
@@ -318,7 +319,7 @@ def received(ctx: Context, response: R) -> R:
 
 
 _BUILT_FROM = (
-    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections", "max_response_body_size")),
+    ("http_client", ("connect_timeout", "read_timeout", "max_pool_connections", "max_response_body_size", "verify")),
     ("retryer", ("retry_mode",)),
 )
 """Fields that configured a component the client built once, by that component."""

@@ -67,6 +67,12 @@ class Options:
     ``max_response_body_size`` bounds a response body read whole (64 MiB by default, far
     above SageMaker's 6 MB payloads); a longer one raises ``ResponseTooLargeError``. Streams
     are not bounded: each event is, by the event-stream limits.
+
+    ``verify`` is how the HTTP clients the client builds check the server's certificate, as
+    boto3's ``verify``: a CA bundle's path (a file or a directory), False for no check, or
+    True for certifi's bundle. Unset: ``AWS_CA_BUNDLE``, then the profile's ``ca_bundle``,
+    then ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, then True (an ``http_client`` you give
+    keeps its own: ours read the environment's variables in that order, without the profile).
     """
 
     region: str | None = None
@@ -92,6 +98,7 @@ class Options:
     log_mode: LogMode = LogMode.NONE
     logger: logging.Logger | None = None
     user_agent_extra: str | None = None
+    verify: bool | str | None = None
 
     def copy(self) -> Options:
         """A shallow copy whose ``api_options`` list is its own (Go's ``Options.Copy``)."""
@@ -144,6 +151,10 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
         resolved.use_dualstack_endpoint = _truthy(
             env.get("AWS_USE_DUALSTACK_ENDPOINT") or profile.get("use_dualstack_endpoint")
         )
+    if resolved.verify is None and resolved.http_client is None:
+        # For the HTTP clients the client builds, in botocore's order; a given HTTP client (and
+        # one built with no bundle named here) applies its own rule, requests' variables.
+        resolved.verify = _configured_ca_bundle(env.get("AWS_CA_BUNDLE"), profile)
     if resolved.profile is None and profile_name:
         resolved.profile = profile_name
     validate_options(resolved)
@@ -167,6 +178,15 @@ def _configured_retry_mode(from_env: str | None, from_profile: str | None) -> st
     return mode
 
 
+def _configured_ca_bundle(from_env: str | None, profile: _LazyProfile) -> str | None:
+    """The CA bundle ``AWS_CA_BUNDLE`` or the profile's ``ca_bundle`` names, naming where a
+    missing one came from."""
+    source, path = ("AWS_CA_BUNDLE", from_env) if from_env else ("the config file's ca_bundle", profile.get("ca_bundle"))
+    if path and not os.path.exists(path):
+        raise InvalidParamsError([FieldProblem("verify", "path", f"{source} names {path!r}, which does not exist")])
+    return path
+
+
 def validate_options(options: Options) -> None:
     """Raise :class:`InvalidParamsError` naming every bad option."""
     problems: list[FieldProblem] = []
@@ -188,6 +208,12 @@ def validate_options(options: Options) -> None:
         problems.append(
             FieldProblem("max_response_body_size", "range", f"must be at least 1, got {options.max_response_body_size}")
         )
+    verify = options.verify
+    if not (verify is None or isinstance(verify, bool) or (isinstance(verify, str) and os.path.exists(verify))):
+        shown = f"{verify!r} does not exist" if isinstance(verify, str) else f"got {type(verify).__name__}"
+        problems.append(FieldProblem(
+            "verify", "type", f"must be True, False or the path of a CA bundle (a file or a directory): {shown}"
+        ))
     if problems:
         raise InvalidParamsError(problems)
 

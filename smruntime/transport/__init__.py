@@ -96,6 +96,7 @@ def default_http2_client(options: Any) -> AsyncHTTP2Client:
         read_timeout=options.read_timeout,
         max_pool_connections=options.max_pool_connections,
         max_response_body_size=options.max_response_body_size,
+        verify=options.verify,
     )
     return client
 

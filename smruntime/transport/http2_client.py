@@ -648,8 +648,8 @@ class H2HTTPClient:
     ``read_timeout`` bounds every wait of a stream for the server (its response, its data, a
     flow-control window). ``max_pool_connections`` connections per origin, each carrying up to
     the server's ``MAX_CONCURRENT_STREAMS``. ``verify`` is as for the other clients (False, a CA
-    bundle path, or True for certifi's bundle; the environment's ``REQUESTS_CA_BUNDLE`` when
-    None). A stream holds at most ``stream_window`` bytes of unread response data (the server
+    bundle path, or True for certifi's bundle; when None, the environment's ``AWS_CA_BUNDLE``,
+    ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``). A stream holds at most ``stream_window`` bytes of unread response data (the server
     waits for the reader), a connection ``connection_window``. ``multiplex=False`` opens a
     connection per stream instead of sharing one. A connection with no stream open for
     ``idle_timeout`` seconds (None: no limit) is closed when the next stream would use it.
@@ -686,6 +686,11 @@ class H2HTTPClient:
         self._context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def verify(self) -> bool | str:
+        """How server certificates are checked: a CA bundle's path, True (certifi's) or False."""
+        return self._verify
 
     async def open_stream(self, request: HTTPRequest) -> H2Stream:
         if (loop := asyncio.get_running_loop()) is not self._loop:

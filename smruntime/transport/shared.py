@@ -195,8 +195,10 @@ def _proxies_configured() -> bool:
 
 
 def environ_ca_bundle() -> bool | str:
-    """requests' rule: ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``, else certifi's bundle."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    """The CA bundle the environment names: ``AWS_CA_BUNDLE`` (as boto3 and the AWS CLI read
+    it), then requests' ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE``; else True (certifi's)."""
+    env = os.environ
+    return env.get("AWS_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
 
 
 def pool_timeout(timeout: float, limit: int) -> PoolTimeoutError:
@@ -612,6 +614,11 @@ class PooledHTTPClient:
         self._context: ssl.SSLContext | None = None
         self._start_pools()
         _POOLED_CLIENTS.add(self)
+
+    @property
+    def verify(self) -> bool | str:
+        """How server certificates are checked: a CA bundle's path, True (certifi's) or False."""
+        return self._verify
 
     def _start_pools(self) -> None:
         """Set up the client's own (empty) pools from the settings above."""

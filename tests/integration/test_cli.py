@@ -153,6 +153,16 @@ def test_every_option_of_every_command_has_help_text() -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize(
+    ("flags", "verify"), [([], "<unset>"), (["--no-verify-ssl"], False), (["--ca-bundle", "/path/ca.pem"], "/path/ca.pem")]
+)
+def test_ca_bundle_and_no_verify_ssl_give_the_verify_option(flags: list[str], verify: object) -> None:
+    from smruntime.cli import build_parser, client_fields
+
+    args = build_parser().parse_args(["invoke-endpoint", "--endpoint-name", "ep", "--body", "x", *flags, "-"])
+    assert client_fields(args).get("verify", "<unset>") == verify
+
+
 def test_serve_help_shows_its_defaults(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])

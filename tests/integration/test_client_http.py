@@ -26,7 +26,7 @@ from smruntime.errors import (
 from smruntime.middleware import Position, build_middleware, finalize_middleware
 from smruntime.retry import StandardRetryer
 from tests.async_clients import KINDS, make_client
-from tests.servers import HTTPTestServer, RecordedRequest, respond
+from tests.servers import HTTPTestServer, RecordedRequest, make_certificate, respond
 
 CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 
@@ -288,3 +288,26 @@ def test_connections_are_reused_and_released_on_error_paths(server: HTTPTestServ
                 client.invoke_endpoint(endpoint_name="ep", body=b"x")
         assert client.invoke_endpoint(endpoint_name="ep", body=b"x").body == b"ok"
     assert server.connections_accepted == 1
+
+
+@pytest.mark.parametrize("how", ["verify", "AWS_CA_BUNDLE", "profile ca_bundle"])
+def test_https_endpoint_trusted_through_verify_or_the_aws_ca_bundle_settings(
+    client_for: Callable[..., Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    certificate = make_certificate(tmp_path)
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config"
+    config.write_text(f"[default]\nca_bundle = {certificate.ca_file}\n" if how == "profile ca_bundle" else "")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    if how == "AWS_CA_BUNDLE":
+        monkeypatch.setenv("AWS_CA_BUNDLE", certificate.ca_file)
+    fields = {"verify": certificate.ca_file} if how == "verify" else {}
+    with HTTPTestServer(tls=certificate.server_context, default=respond(200, b"{}")) as server:
+        with client_for(f"https://localhost:{server.port}", **fields) as client:
+            assert client.invoke_endpoint(endpoint_name="ep", body=b"{}").body == b"{}"
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        config.write_text("")
+        untrusting = client_for(f"https://localhost:{server.port}", max_attempts=1)  # certifi's bundle
+        with untrusting, pytest.raises(ConnectError, match="certificate"):
+            untrusting.invoke_endpoint(endpoint_name="ep", body=b"{}")

@@ -819,10 +819,24 @@ def test_https_chunked_and_large_bodies(certificate: Certificate, make_client: C
         client.close()
 
 
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE"])
 def test_https_ca_bundle_from_the_environment(
+    certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, certificate.ca_file)
+    with HTTPTestServer(tls=certificate.server_context) as server:
+        assert make_client().send(post(f"https://localhost:{server.port}/x")).status_code == 200
+
+
+def test_aws_ca_bundle_comes_before_requests_variables_as_in_botocore(
     certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate.ca_file)
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # does not hold the test CA
+    monkeypatch.setenv("AWS_CA_BUNDLE", certificate.ca_file)
     with HTTPTestServer(tls=certificate.server_context) as server:
         assert make_client().send(post(f"https://localhost:{server.port}/x")).status_code == 200
 
@@ -830,8 +844,8 @@ def test_https_ca_bundle_from_the_environment(
 def test_untrusted_certificate_is_a_connect_error(
     certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
     with HTTPTestServer(tls=certificate.server_context) as server:
         with pytest.raises(ConnectError) as caught:
             make_client().send(post(f"https://localhost:{server.port}/x", b"{}"))

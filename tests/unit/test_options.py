@@ -105,6 +105,8 @@ def test_a_user_retryer_keeps_its_own_max_attempts(tmp_path: Path) -> None:
         ({"connect_timeout": -1}, "connect_timeout"),
         ({"max_pool_connections": 0}, "max_pool_connections"),
         ({"max_response_body_size": 0}, "max_response_body_size"),
+        ({"verify": "/no/such/ca-bundle.pem"}, "verify"),
+        ({"verify": 1}, "verify"),
     ],
 )
 def test_bad_options_name_the_field(tmp_path: Path, fields, field) -> None:
@@ -268,3 +270,46 @@ def test_a_bad_retry_mode_names_where_it_was_set(tmp_path: Path, variable: str |
     environment = {"AWS_CONFIG_FILE": str(config), **({variable: "sometimes"} if variable else {})}
     with pytest.raises(InvalidParamsError, match=f"{where} must be one of standard, adaptive, none"):
         resolve_defaults(Options(), environment)
+
+
+def test_verify_comes_from_the_argument_then_aws_ca_bundle_then_the_profile(tmp_path: Path) -> None:
+    bundles = {name: tmp_path / f"{name}.pem" for name in ("argument", "environment", "profile")}
+    for path in bundles.values():
+        path.write_text("")
+    config = tmp_path / "config"
+    config.write_text(f"[default]\nca_bundle = {bundles['profile']}\n")
+    base = {"AWS_CONFIG_FILE": str(config), "REQUESTS_CA_BUNDLE": "/read/by/the/http/client/only"}
+    with_env = {**base, "AWS_CA_BUNDLE": str(bundles["environment"])}
+    assert resolve_defaults(Options(verify=str(bundles["argument"])), with_env).verify == str(bundles["argument"])
+    assert resolve_defaults(Options(verify=False), with_env).verify is False
+    assert resolve_defaults(Options(), with_env).verify == str(bundles["environment"])
+    assert resolve_defaults(Options(), base).verify == str(bundles["profile"])
+    # Neither: the HTTP client applies requests' variables itself; and one given keeps its own rule.
+    assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(tmp_path / "none")}).verify is None
+    from smruntime.transport import MockHTTPClient
+
+    assert resolve_defaults(Options(http_client=MockHTTPClient(lambda request: None)), with_env).verify is None
+
+
+@pytest.mark.parametrize("where", ["AWS_CA_BUNDLE", "the config file's ca_bundle"])
+def test_a_ca_bundle_that_does_not_exist_names_where_it_was_set(tmp_path: Path, where: str) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nca_bundle = /no/such/bundle.pem\n")
+    environ = {"AWS_CONFIG_FILE": str(config)}
+    if where == "AWS_CA_BUNDLE":
+        environ["AWS_CA_BUNDLE"] = "/no/such/bundle.pem"
+    with pytest.raises(InvalidParamsError) as caught:
+        resolve_defaults(Options(), environ)
+    assert caught.value.fields == ("verify",)
+    assert f"{where} names '/no/such/bundle.pem', which does not exist" in str(caught.value)
+
+
+def test_verify_configures_the_built_http_clients_and_cannot_change_per_call(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    client = Client(region="us-east-1", credentials=("a", "b"), verify=str(bundle))
+    assert client.options.http_client.verify == str(bundle)  # type: ignore[union-attr]
+    with pytest.raises(InvalidParamsError) as caught:
+        client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[lambda o: setattr(o, "verify", False)])
+    assert caught.value.fields == ("verify",)
+    client.close()
