@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from smruntime.transport.http2_protocol import AsyncHTTP2Client
 
 RETRY_MODES = ("standard", "adaptive", "none")
+SERVICE_KEY = "sagemaker_runtime"
+"""The service's key in a config file's ``services`` section (its service id, snake case)."""
 HTTP2_SERVICE_KEY = "sagemaker_runtime_http2"
 """The HTTP/2 service's key in a config file's ``services`` section (its service id, snake case)."""
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -121,14 +123,19 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
     profile = _LazyProfile(profile_name, env)
     if resolved.region is None:
         resolved.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or profile.get("region")
-    if resolved.endpoint_url is None and resolved.endpoint_resolver is None:
+    # Configured endpoint URLs, in botocore's order, unless told to ignore them as boto3 is.
+    configured = not _truthy(
+        env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") or profile.get("ignore_configured_endpoint_urls")
+    )
+    if resolved.endpoint_url is None and resolved.endpoint_resolver is None and configured:
         resolved.endpoint_url = (
             env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
             or env.get("AWS_ENDPOINT_URL")
+            or profile.service_setting(SERVICE_KEY, "endpoint_url")
             or profile.get("endpoint_url")
             or None
         )
-    if resolved.http2_endpoint_url is None:
+    if resolved.http2_endpoint_url is None and configured:
         resolved.http2_endpoint_url = (
             env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2")
             or profile.service_setting(HTTP2_SERVICE_KEY, "endpoint_url")

@@ -78,6 +78,44 @@ def test_service_specific_endpoint_url_beats_the_global_one(config_file: Path) -
     assert resolve_defaults(Options(), env(config_file, AWS_ENDPOINT_URL="http://global")).endpoint_url == "http://global"
 
 
+SERVICES = """
+[default]
+endpoint_url = http://profile-global
+services = local
+
+[services local]
+sagemaker_runtime =
+  endpoint_url = http://services-section
+sagemaker_runtime_http2 =
+  endpoint_url = http://services-section:8443
+"""
+
+
+def test_configured_endpoint_urls_in_botocores_order(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(SERVICES)
+    base = {"AWS_CONFIG_FILE": str(config)}
+    assert resolve_defaults(Options(), base).endpoint_url == "http://services-section"
+    assert resolve_defaults(Options(), {**base, "AWS_ENDPOINT_URL": "http://global"}).endpoint_url == "http://global"
+    config.write_text(SERVICES.replace("services = local\n", ""))
+    assert resolve_defaults(Options(), base).endpoint_url == "http://profile-global"
+
+
+@pytest.mark.parametrize("where", ["environment", "profile"])
+def test_ignore_configured_endpoint_urls_leaves_the_endpoint_to_the_rules(tmp_path: Path, where: str) -> None:
+    config = tmp_path / "config"
+    text = SERVICES.replace("[default]\n", "[default]\nignore_configured_endpoint_urls = true\n")
+    config.write_text(text if where == "profile" else SERVICES)
+    environ = {"AWS_CONFIG_FILE": str(config), "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://service-variable",
+               "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2": "http://service-variable:8443"}
+    if where == "environment":
+        environ["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "true"
+    options = resolve_defaults(Options(), environ)
+    assert (options.endpoint_url, options.http2_endpoint_url) == (None, None)
+    # An argument is not a configured endpoint: it still counts.
+    assert resolve_defaults(Options(endpoint_url="http://argument"), environ).endpoint_url == "http://argument"
+
+
 def test_an_endpoint_resolver_is_not_overridden_by_the_environment(config_file: Path) -> None:
     from smruntime.endpoints import StaticEndpointResolver
 
