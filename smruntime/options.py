@@ -70,6 +70,10 @@ class Options:
     above SageMaker's 6 MB payloads); a longer one raises ``ResponseTooLargeError``. Streams
     are not bounded: each event is, by the event-stream limits.
 
+    ``app_id`` names your application in the User-Agent (``app/<id>``; the AWS SDKs' guide
+    allows 50 characters), as boto3's ``user_agent_appid``: env ``AWS_SDK_UA_APP_ID``, or the
+    profile's ``sdk_ua_app_id``.
+
     ``verify`` is how the HTTP clients the client builds check the server's certificate, as
     boto3's ``verify``: a CA bundle's path (a file or a directory), False for no check, or
     True for certifi's bundle. Unset: ``AWS_CA_BUNDLE``, then the profile's ``ca_bundle``,
@@ -101,6 +105,7 @@ class Options:
     logger: logging.Logger | None = None
     user_agent_extra: str | None = None
     verify: bool | str | None = None
+    app_id: str | None = None
 
     def copy(self) -> Options:
         """A shallow copy whose ``api_options`` list is its own (Go's ``Options.Copy``)."""
@@ -162,6 +167,8 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
         # For the HTTP clients the client builds, in botocore's order; a given HTTP client (and
         # one built with no bundle named here) applies its own rule, requests' variables.
         resolved.verify = _configured_ca_bundle(env.get("AWS_CA_BUNDLE"), profile)
+    if resolved.app_id is None:
+        resolved.app_id = env.get("AWS_SDK_UA_APP_ID") or profile.get("sdk_ua_app_id")
     if resolved.profile is None and profile_name:
         resolved.profile = profile_name
     validate_options(resolved)
@@ -209,6 +216,8 @@ def validate_options(options: Options) -> None:
         problems.append(FieldProblem("region", "pattern", f"must be a region name like us-east-1, got {options.region!r}"))
     if options.user_agent_extra is not None and not _VISIBLE_ASCII.fullmatch(options.user_agent_extra):
         problems.append(FieldProblem("user_agent_extra", "pattern", "must be printable US-ASCII (no line breaks)"))
+    if options.app_id is not None and not isinstance(options.app_id, str):
+        problems.append(FieldProblem("app_id", "type", f"must be a str, got {type(options.app_id).__name__}"))
     if options.max_pool_connections < 1:
         problems.append(FieldProblem("max_pool_connections", "range", f"must be at least 1, got {options.max_pool_connections}"))
     if options.max_response_body_size < 1:

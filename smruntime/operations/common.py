@@ -91,8 +91,12 @@ def _stream_size(stream: Any) -> int | None:
         return None
 
 
-def user_agent(retry_mode: str | None, extra: str | None) -> str:
-    """The User-Agent value for a client's configuration."""
+_APP_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~")
+"""What an application id in the User-Agent may hold (the AWS SDKs' guide); others become ``-``."""
+
+
+def user_agent(retry_mode: str | None, extra: str | None, app_id: str | None = None) -> str:
+    """The User-Agent value for a client's configuration (an ``app_id`` as ``app/<id>``)."""
     import platform  # here, not at start-up: UserAgent builds each value once
 
     parts = [
@@ -103,6 +107,8 @@ def user_agent(retry_mode: str | None, extra: str | None) -> str:
         f"api/sagemakerruntime#{__version__}",
         f"cfg/retry-mode#{retry_mode or 'standard'}",
     ]
+    if app_id:
+        parts.append("app/" + "".join(c if c in _APP_ID_CHARACTERS else "-" for c in app_id))
     if extra:
         parts.append(extra)
     return " ".join(parts)
@@ -119,7 +125,7 @@ class UserAgent(Transform[BuildInput, BuildOutput]):
 
     def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
         options = ctx.options
-        in_.request.headers["User-Agent"] = self._value(options.retry_mode, options.user_agent_extra)
+        in_.request.headers["User-Agent"] = self._value(options.retry_mode, options.user_agent_extra, options.app_id)
         return in_
 
 

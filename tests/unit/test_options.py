@@ -351,3 +351,25 @@ def test_verify_configures_the_built_http_clients_and_cannot_change_per_call(tmp
         client.invoke_endpoint(endpoint_name="ep", body=b"x", options=[lambda o: setattr(o, "verify", False)])
     assert caught.value.fields == ("verify",)
     client.close()
+
+
+def test_app_id_comes_from_the_argument_then_aws_sdk_ua_app_id_then_the_profile(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nsdk_ua_app_id = from-profile\n")
+    base = {"AWS_CONFIG_FILE": str(config)}
+    assert resolve_defaults(Options(app_id="mine"), {**base, "AWS_SDK_UA_APP_ID": "from-env"}).app_id == "mine"
+    assert resolve_defaults(Options(), {**base, "AWS_SDK_UA_APP_ID": "from-env"}).app_id == "from-env"
+    assert resolve_defaults(Options(), base).app_id == "from-profile"
+    with pytest.raises(InvalidParamsError) as caught:
+        resolve_defaults(Options(app_id=7), base)  # type: ignore[arg-type]
+    assert caught.value.fields == ("app_id",)
+
+
+def test_app_id_is_in_the_user_agent_with_what_a_token_cannot_hold_replaced() -> None:
+    from smruntime.transport import MockHTTPClient
+
+    mock = MockHTTPClient(lambda request: (200, {}, b"{}"))
+    with Client(region="us-east-1", credentials=("a", "b"), http_client=mock, app_id="billing svc#2") as client:
+        client.invoke_endpoint(endpoint_name="ep", body=b"{}")
+    agent = mock.requests[0].headers["User-Agent"]
+    assert " app/billing-svc#2" in agent and agent.index("cfg/retry-mode#") < agent.index("app/")
