@@ -3,9 +3,10 @@
 For an origin reached directly (no proxy) the client builds the urllib3 pool itself, with what
 requests' ``HTTPAdapter`` would configure: a blocking pool of ``max_pool_connections`` per
 origin, certificates required and checked against ``verify``, ``AWS_CA_BUNDLE``,
-``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` or certifi's bundle. requests itself is imported only for an origin behind a
-proxy, whose pool comes from requests' adapter (:mod:`smruntime.transport.requests_proxy`): a
-cold start through no proxy, the common case, skips requests' own import.
+``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` or certifi's bundle. requests itself is imported
+only for an origin behind a proxy, whose pool comes from requests' adapter
+(:mod:`smruntime.transport.requests_proxy`): a cold start through no proxy, the common case,
+skips requests' own import.
 """
 
 from __future__ import annotations
@@ -227,12 +228,12 @@ class RequestsHTTPClient(PooledHTTPClient):
     call waits for one (up to ``connect_timeout``) instead of opening extras, so many threads
     never churn through "Connection pool is full" discards. Proxies come from ``proxies`` or
     the environment (``HTTP(S)_PROXY``, ``NO_PROXY``). The CA bundle comes from ``verify`` or
-    ``AWS_CA_BUNDLE``, then ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as in requests. Both are resolved once per
-    origin; requests is imported only for an origin behind a proxy. No Session, cookies, hooks
-    or default headers run per call. urllib3 never retries (the stack does); a pooled
-    connection is checked for a server close before it is reused, and a request is sent again
-    only when its write failed on a connection the server had already closed — never once it
-    was written whole.
+    ``AWS_CA_BUNDLE``, then ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as in requests. Both
+    are resolved once per origin; requests is imported only for an origin behind a proxy. No
+    Session, cookies, hooks or default headers run per call. urllib3 never retries (the stack
+    does); a pooled connection is checked for a server close before it is reused, and a
+    request is sent again only when its write failed on a connection the server had already
+    closed — never once it was written whole.
     """
 
     def _start_pools(self) -> None:
