@@ -167,6 +167,8 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
         # For the HTTP clients the client builds, in botocore's order; a given HTTP client (and
         # one built with no bundle named here) applies its own rule, requests' variables.
         resolved.verify = _configured_ca_bundle(env.get("AWS_CA_BUNDLE"), profile)
+    elif isinstance(resolved.verify, str):
+        resolved.verify = os.path.expanduser(resolved.verify)  # as urllib3 reads botocore's verify
     if resolved.app_id is None:
         resolved.app_id = env.get("AWS_SDK_UA_APP_ID") or profile.get("sdk_ua_app_id")
     if resolved.profile is None and profile_name:
@@ -196,9 +198,11 @@ def _configured_ca_bundle(from_env: str | None, profile: _LazyProfile) -> str | 
     """The CA bundle ``AWS_CA_BUNDLE`` or the profile's ``ca_bundle`` names, naming where a
     missing one came from."""
     source, path = ("AWS_CA_BUNDLE", from_env) if from_env else ("the config file's ca_bundle", profile.get("ca_bundle"))
-    if path and not os.path.exists(path):
+    if not path:
+        return None
+    if not os.path.exists(expanded := os.path.expanduser(path)):  # "~" as urllib3 reads botocore's bundle
         raise InvalidParamsError([FieldProblem("verify", "path", f"{source} names {path!r}, which does not exist")])
-    return path
+    return expanded
 
 
 def validate_options(options: Options) -> None:

@@ -196,9 +196,11 @@ def _proxies_configured() -> bool:
 
 def environ_ca_bundle() -> bool | str:
     """The CA bundle the environment names: ``AWS_CA_BUNDLE`` (as boto3 and the AWS CLI read
-    it), then requests' ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE``; else True (certifi's)."""
+    it), then requests' ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE``; else True (certifi's).
+    A leading ``~`` is the home directory, as urllib3 reads botocore's bundle."""
     env = os.environ
-    return env.get("AWS_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
+    path = env.get("AWS_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+    return os.path.expanduser(path) if path else True
 
 
 def pool_timeout(timeout: float, limit: int) -> PoolTimeoutError:

@@ -830,6 +830,19 @@ def test_https_ca_bundle_from_the_environment(
         assert make_client().send(post(f"https://localhost:{server.port}/x")).status_code == 200
 
 
+def test_a_tilde_in_the_environments_ca_bundle_is_the_home_directory(
+    certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As botocore's urllib3 reads AWS_CA_BUNDLE (it expands "~"), so a variable boto3 accepts works here.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    home, name = os.path.split(certificate.ca_file)
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.setenv("AWS_CA_BUNDLE", f"~/{name}")
+    with HTTPTestServer(tls=certificate.server_context) as server:
+        assert make_client().send(post(f"https://localhost:{server.port}/x")).status_code == 200
+
+
 def test_aws_ca_bundle_comes_before_requests_variables_as_in_botocore(
     certificate: Certificate, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

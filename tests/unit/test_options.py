@@ -373,3 +373,18 @@ def test_app_id_is_in_the_user_agent_with_what_a_token_cannot_hold_replaced() ->
         client.invoke_endpoint(endpoint_name="ep", body=b"{}")
     agent = mock.requests[0].headers["User-Agent"]
     assert " app/billing-svc#2" in agent and agent.index("cfg/retry-mode#") < agent.index("app/")
+
+
+@pytest.mark.parametrize("where", ["AWS_CA_BUNDLE", "profile", "argument"])
+def test_a_ca_bundle_under_the_home_directory_may_be_named_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # botocore hands the path to urllib3, which expands "~": a config file boto3 reads must work here.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "ca.pem").write_text("")
+    config = tmp_path / "config"
+    config.write_text("[default]\nca_bundle = ~/ca.pem\n" if where == "profile" else "")
+    environ = {"AWS_CONFIG_FILE": str(config), **({"AWS_CA_BUNDLE": "~/ca.pem"} if where == "AWS_CA_BUNDLE" else {})}
+    options = Options(verify="~/ca.pem") if where == "argument" else Options()
+    assert resolve_defaults(options, environ).verify == str(tmp_path / "ca.pem")
+
