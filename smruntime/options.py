@@ -136,7 +136,7 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
         resolved.endpoint_url = (
             env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
             or env.get("AWS_ENDPOINT_URL")
-            or profile.service_setting(SERVICE_KEY, "endpoint_url")
+            or profile.service_setting(SERVICE_KEY, "endpoint_url", field="endpoint_url")
             or profile.get("endpoint_url")
             or None
         )
@@ -260,7 +260,7 @@ class _LazyProfile:
     def get(self, key: str) -> str | None:
         return self._section("default" if self._name == "default" else f"profile {self._name}").get(key) or None
 
-    def service_setting(self, service: str, key: str) -> str | None:
+    def service_setting(self, service: str, key: str, *, field: str | None = None) -> str | None:
         """``key`` of ``service`` in the ``services`` section the profile names, as boto3 reads::
 
             [profile dev]
@@ -268,9 +268,18 @@ class _LazyProfile:
             [services local]
             sagemaker_runtime_http2 =
               endpoint_url = http://127.0.0.1:8443
+
+        With ``field``, a ``services`` naming no section (or an empty one) is an error about
+        that field, as botocore raises rather than fall back to another endpoint.
         """
         name = self.get("services")
-        block = self._section(f"services {name}").get(service) if name else None
+        section = self._section(f"services {name}") if name else {}
+        if name and not section and field:
+            raise InvalidParamsError([FieldProblem(field, "config", (
+                f"the profile {self._name!r} sets services = {name}, but the config file has no [services {name}] "
+                "section (botocore refuses it too)"
+            ))])
+        block = section.get(service)
         for line in (block or "").splitlines():
             found, sep, value = line.partition("=")
             if sep and found.strip() == key:
