@@ -213,7 +213,7 @@ class Connections:
     def stream_flow(self, scope: Any) -> StreamFlow | None:
         """The flow-control credit of the HTTP/2 stream the ASGI ``scope`` belongs to (None if not found)."""
         found = self._stream(scope)
-        return StreamFlow(found[0], found[1]) if found is not None else None
+        return StreamFlow(found[1], found[2]) if found is not None else None
 
     def direct_input(self, scope: Any, deliver: Callable[[Any], None]) -> bool:
         """Have the request messages of the stream ``scope`` belongs to handed to ``deliver``
@@ -225,7 +225,7 @@ class Connections:
         ``deliver`` must not block and must not raise.
         """
         found = self._stream(scope)
-        stream = found[2] if found is not None else None
+        stream = found[3] if found is not None else None
         queue = getattr(getattr(stream, "app_put", None), "__self__", None)
         if not isinstance(queue, asyncio.Queue) or queue.full():
             return False
@@ -256,11 +256,10 @@ class Connections:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
         found = self._stream(scope)
-        protocol, stream_id = (found[0], found[1]) if found is not None else (None, 0)
+        known, protocol, stream_id = found[:3] if found is not None else (None, None, 0)
         connection = getattr(protocol, "connection", None)
         buffers = getattr(protocol, "stream_buffers", None)
         flush = getattr(protocol, "_flush", None)
-        known = self._find(scope.get("client"))
         lock = getattr(known.server, "send_lock", None) if known is not None else None
         if connection is None or type(buffers) is not dict or flush is None or not isinstance(lock, asyncio.Lock):
             return through_app
@@ -324,13 +323,16 @@ class Connections:
             return None
         return self._open.get((str(client[0]), int(client[1])))
 
-    def _stream(self, scope: Any) -> tuple[Any, int, Any] | None:
-        """hypercorn's HTTP/2 protocol, stream ID and stream object serving the ASGI ``scope``."""
+    def _stream(self, scope: Any) -> tuple[_Connection, Any, int, Any] | None:
+        """The connection, hypercorn's HTTP/2 protocol, the stream ID and the stream object
+        serving the ASGI ``scope``."""
         found = self._find(scope.get("client"))
-        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None) if found else None
+        if found is None:
+            return None
+        protocol = getattr(getattr(found.server, "protocol", None), "protocol", None)
         for stream_id, stream in dict(getattr(protocol, "streams", {})).items():
             if getattr(stream, "scope", None) is scope:
-                return protocol, stream_id, stream
+                return found, protocol, stream_id, stream
         return None
 
 
