@@ -651,11 +651,11 @@ class H2HTTPClient:
     bundle path, or True for certifi's bundle; when None, the environment's ``AWS_CA_BUNDLE``,
     ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``). A stream holds at most ``stream_window``
     bytes of unread response data (the server waits for the reader), a connection
-    ``connection_window``. ``multiplex=False`` opens a
-    connection per stream instead of sharing one. A connection with no stream open for
-    ``idle_timeout`` seconds (None: no limit) is closed when the next stream would use it.
-    Proxies are not used. Used on a later event loop, the client drops the previous loop's
-    connections; it is refused while that loop runs.
+    ``connection_window``. ``multiplex=False`` opens a connection per stream instead of
+    sharing one. A connection with no stream open for ``idle_timeout`` seconds (None: no
+    limit) is closed when the next stream would use it. Proxies are not used. Used on a later
+    event loop, the client drops the previous loop's connections; it is refused while that
+    loop runs.
     """
 
     def __init__(
