@@ -25,7 +25,16 @@ import sys
 import time
 from typing import Any, Callable
 
-from benchmarks.common import ACCESS_KEY, REGION, SECRET_KEY, Section, standalone, subprocess_env, table
+from benchmarks.common import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    Section,
+    client_apart_from_servers,
+    standalone,
+    subprocess_env,
+    table,
+)
 
 GIB = 1024 * 1024 * 1024
 SMALL = 64
@@ -240,24 +249,30 @@ def _rates(url: str) -> dict[int, dict[str, float]]:
     return rates
 
 
-def run(*, rtts: int = 2000, total: int = GIB) -> Section:
+def round_trips(bare_url: str, local_url: str, rtts: int) -> dict[str, float]:
+    """Median round trip of each contender, in seconds: ``rtts`` of each, in interleaved rounds."""
     from benchmarks.h2_floor import raw_echo_rtts
 
     payload = b"x" * SMALL
-    with BareEchoServer() as bare, LocalH2Endpoint() as local:
-        contenders: dict[str, Callable[[int], list[float]]] = {
-            "raw h2 floor": lambda count: raw_echo_rtts(bare.url, payload=payload, count=count),
-            "AsyncClient, bare echo": lambda count: asyncio.run(async_rtts(bare.url, count)),
-            "AsyncClient, local echo model": lambda count: asyncio.run(async_rtts(local.http2_url, count)),
-            "Client, local echo model": lambda count: sync_rtts(local.http2_url, count),
-        }
-        samples: dict[str, list[float]] = {name: [] for name in contenders}
-        for measure in contenders.values():
-            measure(200)  # warm-up
-        for _ in range(ROUNDS):  # interleaved, so that a busy moment weighs on every contender alike
-            for name, measure in contenders.items():
-                samples[name] += measure(rtts // ROUNDS)
-        rtt = {name: statistics.median(values) for name, values in samples.items()}
+    contenders: dict[str, Callable[[int], list[float]]] = {
+        "raw h2 floor": lambda count: raw_echo_rtts(bare_url, payload=payload, count=count),
+        "AsyncClient, bare echo": lambda count: asyncio.run(async_rtts(bare_url, count)),
+        "AsyncClient, local echo model": lambda count: asyncio.run(async_rtts(local_url, count)),
+        "Client, local echo model": lambda count: sync_rtts(local_url, count),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for measure in contenders.values():
+        measure(200)  # warm-up
+    for _ in range(ROUNDS):  # interleaved, so that a busy moment weighs on every contender alike
+        for name, measure in contenders.items():
+            samples[name] += measure(rtts // ROUNDS)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def run(*, rtts: int = 2000, total: int = GIB) -> Section:
+    with client_apart_from_servers() as servers_started, BareEchoServer() as bare, LocalH2Endpoint() as local:
+        client_cpus = servers_started()
+        rtt = round_trips(bare.url, local.http2_url, rtts)
         rates = {"local echo model": _rates(local.http2_url), "bare echo": _rates(bare.url)}
         memory = memory_run(bare.url, total)
     floor = rtt["raw h2 floor"]
@@ -268,6 +283,7 @@ def run(*, rtts: int = 2000, total: int = GIB) -> Section:
         "events_per_s": {server: {f"{size // 1024} KiB": figures for size, figures in by_size.items()}
                          for server, by_size in rates.items()},
         "memory": {"bytes": total, **memory},
+        "client_cpus": client_cpus,
     }
     rows = [
         (f"round trip of a {SMALL} B event, {name}", f"{seconds * 1e6:,.0f} µs",
@@ -292,6 +308,10 @@ def run(*, rtts: int = 2000, total: int = GIB) -> Section:
          "echo is the same server answering each signed event with its inner event, unchecked (what the "
          "client itself costs); the local echo model is the local endpoint (hypercorn too), which also checks "
          "the opening request's and every event's signature, decodes each event and runs the echo model.",
+         (f"CPUs: the benchmark process (every client) on CPU {client_cpus[0]}, the servers on the others, as a "
+          "remote endpoint would be; unpinned, where the scheduler placed client and server moved a round trip "
+          "by tens of microseconds from run to run." if client_cpus else
+          "CPUs: not pinned (one CPU, or no sched_setaffinity), so round trips vary more from run to run."),
          "Events/s: one stream; a task sends while the caller reads every echo; one run after a warm-up. "
          "Client CPU: the benchmark process's CPU time per event sent and echoed (the servers run in their own "
          "processes).",
