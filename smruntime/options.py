@@ -250,15 +250,20 @@ def _truthy(raw: str | None) -> bool:
 
 
 class _LazyProfile:
-    """The shared config file's profile section, read only if a value is needed."""
+    """The shared config file's profile, read only if a value is needed.
+
+    Sections are named as botocore names them: ``[default]`` or ``[profile default]`` for the
+    default profile, ``[profile NAME]`` for the others and ``[services NAME]``, where NAME may be
+    quoted (``[profile "my profile"]``) and, of sections naming the same profile, the last wins.
+    """
 
     def __init__(self, name: str | None, env: Mapping[str, str]) -> None:
         self._name = name or "default"
         self._env = env
-        self._sections: dict[str, dict[str, str]] | None = None
+        self._sections: dict[tuple[str, str], dict[str, str]] | None = None
 
     def get(self, key: str) -> str | None:
-        return self._section("default" if self._name == "default" else f"profile {self._name}").get(key) or None
+        return self._section("profile", self._name).get(key) or None
 
     def service_setting(self, service: str, key: str, *, field: str | None = None) -> str | None:
         """``key`` of ``service`` in the ``services`` section the profile names, as boto3 reads::
@@ -273,7 +278,7 @@ class _LazyProfile:
         that field, as botocore raises rather than fall back to another endpoint.
         """
         name = self.get("services")
-        section = self._section(f"services {name}") if name else {}
+        section = self._section("services", name) if name else {}
         if name and not section and field:
             raise InvalidParamsError([FieldProblem(field, "config", (
                 f"the profile {self._name!r} sets services = {name}, but the config file has no [services {name}] "
@@ -286,23 +291,50 @@ class _LazyProfile:
                 return value.strip() or None
         return None
 
-    def _section(self, name: str) -> dict[str, str]:
+    def _section(self, kind: str, name: str) -> dict[str, str]:
         if self._sections is None:
             self._sections = self._load()
-        return self._sections.get(name, {})
+        return self._sections.get((kind, name), {})
 
-    def _load(self) -> dict[str, dict[str, str]]:
-        path = self._env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+    def _load(self) -> dict[tuple[str, str], dict[str, str]]:
+        """The profiles and services sections by (kind, name)."""
+        raw_path = self._env.get("AWS_CONFIG_FILE") or os.path.join("~", ".aws", "config")
+        path = os.path.expanduser(os.path.expandvars(raw_path))  # as botocore opens it
         if path == os.devnull or not _may_have_content(path):
             return {}  # as configparser would find, without importing it (the usual AWS Lambda case)
         import configparser  # only when a profile is read: kept off start-up
 
         parser = configparser.RawConfigParser()
         try:
-            parser.read(path, encoding="utf-8")
-        except (OSError, configparser.Error):
-            return {}
-        return {section: dict(parser.items(section)) for section in parser.sections()}
+            parser.read(path, encoding="utf-8")  # a file it cannot open is skipped, as in botocore
+        except (configparser.Error, UnicodeDecodeError) as error:
+            reason = " ".join(str(error).split())
+            raise InvalidParamsError([FieldProblem("profile", "config", (
+                f"the config file {path} cannot be parsed (botocore refuses it too): {reason}"
+            ))]) from None
+        sections = {}
+        for section in parser.sections():
+            kind_and_name = _section_kind_and_name(section)
+            if kind_and_name is not None:
+                sections[kind_and_name] = dict(parser.items(section))
+        return sections
+
+
+def _section_kind_and_name(section: str) -> tuple[str, str] | None:
+    """``("profile", NAME)`` or ``("services", NAME)`` for a section botocore reads as one."""
+    if section == "default":
+        return ("profile", "default")
+    if not section.startswith(("profile", "services")):
+        return None
+    import shlex
+
+    try:
+        parts = shlex.split(section)
+    except ValueError:  # an unbalanced quote: botocore skips the section
+        return None
+    if len(parts) != 2:
+        return None
+    return ("profile" if section.startswith("profile") else "services", parts[1])
 
 
 def _may_have_content(path: str) -> bool:

@@ -401,3 +401,72 @@ def test_a_services_section_that_is_missing_is_an_error_as_in_botocore(tmp_path:
     for environ in ({"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://variable"}, {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}):
         resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config), **environ})
     resolve_defaults(Options(endpoint_url="http://argument"), {"AWS_CONFIG_FILE": str(config)})
+
+
+# Config files as botocore names their sections; botocore itself is the reference.
+SECTION_NAMING = {
+    "profile default": ("[profile default]\nregion = eu-north-1\n", None),
+    "default, then profile default": ("[default]\nregion = eu-west-3\n[profile default]\nregion = eu-north-1\n", None),
+    "profile default, then default": ("[profile default]\nregion = eu-north-1\n[default]\nregion = eu-west-3\n", None),
+    "quoted name": ('[profile "my team"]\nregion = sa-east-1\n', "my team"),
+    "extra spaces": ("[profile   dev]\nregion = me-south-1\n", "dev"),
+    "unbalanced quote": ('[profile "dev]\nregion = me-south-1\n[default]\nregion = eu-west-3\n', None),
+    "not a profile": ("[dev]\nregion = me-south-1\n[default]\nregion = eu-west-3\n", "dev"),
+}
+
+
+@pytest.mark.parametrize("case", SECTION_NAMING)
+def test_profile_sections_are_found_as_botocore_finds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    import botocore.session
+
+    text, profile = SECTION_NAMING[case]
+    config = tmp_path / "config"
+    config.write_text(text)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    try:
+        expected = botocore.session.Session(profile=profile).get_config_variable("region")
+    except botocore.exceptions.ProfileNotFound:
+        expected = None
+    assert expected is not None or case == "not a profile"  # the cases mean something to botocore
+    assert resolve_defaults(Options(profile=profile), {"AWS_CONFIG_FILE": str(config)}).region == expected
+
+
+def test_a_quoted_services_section_is_found(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(
+        '[default]\nservices = "my services"\n[services "my services"]\n'
+        "sagemaker_runtime =\n  endpoint_url = http://quoted\n"
+    )
+    # A value is not unquoted (botocore neither), so the section name must match it as written.
+    with pytest.raises(InvalidParamsError, match="services"):
+        resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
+    config.write_text('[default]\nservices = local\n[services "local"]\nsagemaker_runtime =\n  endpoint_url = http://quoted\n')
+    assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)}).endpoint_url == "http://quoted"
+
+
+def test_the_config_file_path_may_use_a_tilde_and_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore expands both before opening it.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SMRUNTIME_TEST_CONFIG_DIR", str(tmp_path / "conf"))
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "aws").write_text("[default]\nregion = af-south-1\n")
+    for path in ("~/conf/aws", "$SMRUNTIME_TEST_CONFIG_DIR/aws"):
+        assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": path}).region == "af-south-1"
+
+
+def test_a_config_file_that_cannot_be_parsed_is_an_error_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("region = us-east-1\n")  # no section header
+    with pytest.raises(InvalidParamsError, match="cannot be parsed") as caught:
+        resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
+    assert caught.value.fields == ("profile",) and str(config) in str(caught.value)
+    # Even when every value it could give is set in code: boto3's client fails on it too.
+    given = Options(region="us-east-1", endpoint_url="http://x", retry_mode="standard", max_attempts=3,
+                    use_fips_endpoint=True, use_dualstack_endpoint=True, verify=True, app_id="a")
+    with pytest.raises(InvalidParamsError, match="cannot be parsed"):
+        resolve_defaults(given, {"AWS_CONFIG_FILE": str(config)})
