@@ -320,8 +320,17 @@ class AsyncBidirectionalStream:
                     return
                 if part is not None:
                     self._receive_chain(self._ctx, part)
-        except BaseException:
+        except BaseException as error:
             self._finished = True
+            if not isinstance(error, Exception) and self._failure is None:
+                # Cancelled (a time limit, Ctrl-C) while waiting: part of an event may be unread and
+                # the stream is reset, so a later read must say so, not end as if the model were done.
+                self._failure = errors.ConnectionClosedError(
+                    "the HTTP/2 stream was cancelled: a task waiting on it (to send, for the response or for "
+                    "its data) was cancelled, which resets the stream",
+                    request_sent=True,
+                    operation=self._operation,
+                )
             raise
 
     # -- opening again ------------------------------------------------------------

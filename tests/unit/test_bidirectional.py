@@ -697,6 +697,8 @@ def test_ctrl_c_while_a_blocking_stream_waits_cancels_it_and_resets_the_stream()
     with pytest.raises(KeyboardInterrupt):
         next(stream)  # waits for an answer that never comes
     timer.join()
+    with pytest.raises(errors.ConnectionClosedError, match="stream was cancelled"):
+        next(stream)  # not a quiet end, as if the model were done
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     stream.close()
     assert http2.streams[0].reset
@@ -830,3 +832,26 @@ def test_a_stream_dropped_open_is_released_on_its_loop() -> None:
             assert http2.streams[0].reset
 
     run(exchange())
+
+
+def test_a_read_cancelled_while_it_waits_makes_later_reads_say_so_not_end_quietly() -> None:
+    async def silent(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
+        async for _ in events:
+            pass
+        yield ResponsePayloadPart(b"never reached")
+
+    http2 = mock(silent)
+
+    async def exchange() -> None:
+        async with AsyncClient(**fields(http2)) as client, \
+                client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            await stream.send(b"x")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(stream), 0.05)  # the docs' time limit on one read
+            with pytest.raises(errors.ConnectionClosedError, match="stream was cancelled") as raised:
+                await anext(stream)
+            assert raised.value.operation == OPERATION
+
+    run(exchange())
+
+    assert http2.streams[0].reset
