@@ -24,6 +24,7 @@ from smruntime.middleware.events import compose_events
 from smruntime.operations.protocol import parse_error, request_id
 from smruntime.payload_parts import MAX_EVENT_BYTES, encode_payload_part, request_part, response_part
 from smruntime.streaming import stream_cut_off
+from smruntime.transport.http2_errors import stream_cancelled
 from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetadata
 
 if TYPE_CHECKING:
@@ -325,12 +326,7 @@ class AsyncBidirectionalStream:
             if not isinstance(error, Exception) and self._failure is None:
                 # Cancelled (a time limit, Ctrl-C) while waiting: part of an event may be unread and
                 # the stream is reset, so a later read must say so, not end as if the model were done.
-                self._failure = errors.ConnectionClosedError(
-                    "the HTTP/2 stream was cancelled: a task waiting on it (to send, for the response or for "
-                    "its data) was cancelled, which resets the stream",
-                    request_sent=True,
-                    operation=self._operation,
-                )
+                self._failure = stream_cancelled(self._operation)
             raise
 
     # -- opening again ------------------------------------------------------------

@@ -36,6 +36,7 @@ from smruntime.http import DEFAULT_MAX_RESPONSE_BODY_SIZE, Headers, HTTPRequest
 from smruntime.transport.async_protocol import AsyncHTTPResponse
 from smruntime.transport.error_mapping import map_transport_error, tag
 from smruntime.transport.fast_client import _host_and_port
+from smruntime.transport.http2_errors import stream_cancelled
 from smruntime.transport.http2_flow import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_STREAM_WINDOW,
@@ -388,9 +389,7 @@ class H2Stream:
         """A task waiting on the stream was cancelled: part of an event may be written or
         unread, so the stream cannot go on. Reset it; a later use says why."""
         if self.state.error is None and not self._released:
-            self.state.error = ConnectionClosedError(
-                "the HTTP/2 stream was cancelled: a task waiting on it (to send, for the response or for "
-                "its data) was cancelled, which resets the stream", request_sent=True)
+            self.state.error = stream_cancelled()
         self._release(reset=True)
 
     def _release_if_finished(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from smruntime.errors import ConnectionClosedError
 
-__all__ = ["ERROR_CODE_NAMES", "ConnectionTerminatedError", "StreamResetError", "error_code_name"]
+__all__ = ["ERROR_CODE_NAMES", "ConnectionTerminatedError", "StreamResetError", "error_code_name", "stream_cancelled"]
 
 ERROR_CODE_NAMES = {
     0x0: "NO_ERROR",
@@ -31,6 +31,17 @@ ERROR_CODE_NAMES = {
 """The error codes of RFC 9113 §7, by value."""
 
 REFUSED_STREAM = 0x7
+
+
+def stream_cancelled(operation: str | None = None) -> ConnectionClosedError:
+    """What a stream says once a task waiting on it was cancelled (a time limit, Ctrl-C): part
+    of an event may be written or unread, so it was reset and cannot go on."""
+    return ConnectionClosedError(
+        "the HTTP/2 stream was cancelled: a task waiting on it (to send, for the response or for its data) "
+        "was cancelled, which resets the stream",
+        request_sent=True,
+        operation=operation,
+    )
 
 
 def error_code_name(code: int) -> str:
