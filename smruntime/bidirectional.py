@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, TypeVar
 
 from smruntime import errors, keys
 from smruntime.eventstream import EventStreamDecoder
@@ -30,6 +30,7 @@ from smruntime.types import RequestPayloadPart, ResponsePayloadPart, ResultMetad
 if TYPE_CHECKING:
     from smruntime.blocking_loop import BlockingLoop
     from smruntime.event_signing import EventSigner
+    from smruntime.middleware import StackKey
     from smruntime.operations.duplex import DuplexChain
     from smruntime.stack_types import Context
     from smruntime.transport.async_protocol import AsyncHTTPResponse
@@ -65,8 +66,10 @@ class OpenedStream:
         return f"OpenedStream(signed={self.signer is not None})"
 
 
-Opener = Callable[[], Awaitable[tuple[OpenedStream, "DuplexChain", "Context"]]]
-"""Runs the stack: the opened stream, the chain it ran (for its event steps) and the call's context."""
+Opener = Callable[[Mapping["StackKey[Any]", Any]], Awaitable[tuple[OpenedStream, "DuplexChain", "Context"]]]
+"""Runs the stack, with the given keys set on the call's context first (none for the first opening;
+the invocation id and the attempt's number when the stream is opened again): the opened stream, the
+chain it ran (for its event steps) and the call's context."""
 
 
 # -- the asyncio stream -------------------------------------------------------------------
@@ -108,7 +111,7 @@ class AsyncBidirectionalStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interrupted = False
         self._written = False  # whether any event went out: only before can a refused stream be reopened
-        self._attempts = 0  # the attempts of the openings before this one
+        self._attempts = 0  # the attempts made by the openings so far
         self._input_ended = False
         self._finished = False
         self._closed = False
@@ -132,7 +135,7 @@ class AsyncBidirectionalStream:
         async with self._open_lock:
             if self._transport is not None:
                 return
-            opened, chain, ctx = await self._opener()
+            opened, chain, ctx = await self._opener({})
             self._started(opened, chain, ctx)
 
     def _started(self, opened: OpenedStream, chain: DuplexChain, ctx: Context) -> None:
@@ -361,7 +364,7 @@ class AsyncBidirectionalStream:
         )
         if ctx is None or retryer is None or not refused or self._written or self._closed or self._input_ended:
             return False
-        self._attempts += ctx.get(keys.ATTEMPT) or 1
+        self._attempts = ctx.get(keys.ATTEMPT) or 1
         if self._attempts >= (ctx.get(keys.MAX_ATTEMPTS) or 1) or not retryer.is_retryable(error):
             return False
         try:
@@ -373,7 +376,9 @@ class AsyncBidirectionalStream:
             await self._transport.aclose()
         self._transport = None
         try:
-            opened, chain, new_ctx = await self._opener()
+            # The same call going on: the service sees its invocation id and the next attempt's number.
+            carried = {keys.INVOCATION_ID: ctx.get(keys.INVOCATION_ID), keys.ATTEMPT: self._attempts + 1}
+            opened, chain, new_ctx = await self._opener({key: value for key, value in carried.items() if value})
         except BaseException as failure:
             release(failure)
             self._closed = True  # no half-opened stream for a later call to open outside the policy

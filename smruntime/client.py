@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Iterator, Sequence, TypeVar, cast
+from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, cast
 
 import attrs
 
@@ -13,7 +13,7 @@ from smruntime import errors, keys, middleware
 from smruntime.client_methods import sync_method
 from smruntime.default_stack import new_stack
 from smruntime.http import HTTPRequest, HTTPResponse
-from smruntime.middleware import Stack
+from smruntime.middleware import Stack, StackKey
 from smruntime.operations import Operation
 from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID
@@ -144,9 +144,11 @@ class BaseClient:
         """A stream whose opening runs the operation's stack (on the running event loop)."""
         from smruntime.bidirectional import AsyncBidirectionalStream
 
-        async def open() -> tuple[OpenedStream, DuplexChain, Context]:
+        async def open(preset: Mapping[StackKey[Any], Any]) -> tuple[OpenedStream, DuplexChain, Context]:
             self._ensure_http2_client()  # here: on the loop the HTTP/2 client will run on
             chain, ctx = self._prepare(operation_name, option_fns)
+            for key, value in preset.items():
+                ctx.set(key, value)
             duplex = cast("DuplexChain", chain)  # what a duplex operation composes
             opened: OpenedStream = await duplex.open(ctx, input)
             return opened, duplex, ctx

@@ -87,7 +87,8 @@ class ClientRequestID(Transform[BuildInput, BuildOutput]):
     id = "ClientRequestID"
 
     def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
-        invocation_id = _uuid4()
+        # A call that goes on from an earlier one (a bidirectional stream opened again) carries its id.
+        invocation_id = ctx.get(keys.INVOCATION_ID) or _uuid4()
         in_.request.headers[INVOCATION_ID_HEADER] = invocation_id
         ctx.set(keys.INVOCATION_ID, invocation_id)
         ctx.metadata.set(keys.INVOCATION_ID_META, invocation_id)
@@ -166,7 +167,7 @@ class Retry:
     _async_controller: tuple[Retryer, AsyncRetrying] | None = attrs.field(default=None, init=False, repr=False)
 
     def handle(self, ctx: Context, in_: FinalizeInput, next: Next[FinalizeInput, FinalizeOutput]) -> FinalizeOutput:
-        retryer, max_attempts, position, raw_before = self._start(ctx, in_)
+        retryer, max_attempts, first, position, raw_before = self._start(ctx, in_)
         wait, release_attempt = reserve_attempt(retryer)
         if wait > 0:
             wait_for_attempt(retryer, wait)
@@ -175,17 +176,17 @@ class Retry:
             out = next(ctx, _mw.FinalizeInput(in_.request.copy()))
         except Exception as error:
             _release(release_attempt, release, error)
-            return _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).resume(error)
+            return _Loop(self, ctx, in_, next, retryer, max_attempts, first, position, raw_before).resume(error)
         release_attempt(None)  # (not through _release: this runs on every call)
         release(None)
-        ctx.metadata.set(keys.ATTEMPTS, 1)
+        ctx.metadata.set(keys.ATTEMPTS, first)
         ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
 
     async def ahandle(
         self, ctx: Context, in_: FinalizeInput, next: AsyncNext[FinalizeInput, FinalizeOutput]
     ) -> FinalizeOutput:
-        retryer, max_attempts, position, raw_before = self._start(ctx, in_)
+        retryer, max_attempts, first, position, raw_before = self._start(ctx, in_)
         wait, release_attempt = reserve_attempt(retryer)
         if wait > 0:
             await await_attempt(retryer, wait)
@@ -194,15 +195,17 @@ class Retry:
             out = await next(ctx, _mw.FinalizeInput(in_.request.copy()))
         except Exception as error:
             _release(release_attempt, release, error)
-            return await _Loop(self, ctx, in_, next, retryer, max_attempts, position, raw_before).aresume(error)
+            return await _Loop(self, ctx, in_, next, retryer, max_attempts, first, position, raw_before).aresume(error)
         release_attempt(None)  # (not through _release: this runs on every call)
         release(None)
-        ctx.metadata.set(keys.ATTEMPTS, 1)
+        ctx.metadata.set(keys.ATTEMPTS, first)
         ctx.metadata.set(keys.RETRY_DELAYS, [])
         return out
 
-    def _start(self, ctx: Context, in_: FinalizeInput) -> tuple[Retryer, int, int | None, HTTPResponse | None]:
-        """The call's retryer and attempt limit, where its body starts; sets the first attempt's keys."""
+    def _start(self, ctx: Context, in_: FinalizeInput) -> tuple[Retryer, int, int, int | None, HTTPResponse | None]:
+        """The call's retryer, attempt limit and first attempt's number, where its body starts;
+        sets the first attempt's keys. The number is 1 unless the call goes on from an earlier
+        one that set ``keys.ATTEMPT`` (a bidirectional stream opened again)."""
         options: Options | None = ctx.options
         retryer: Retryer = _NO_RETRYER
         max_attempts = 1
@@ -218,12 +221,13 @@ class Retry:
         position: int | None = _NOTHING_TO_REWIND
         if body is not None and not isinstance(body, (bytes, bytearray, str)):
             position = _body_position(body)
-        ctx.set(keys.ATTEMPT, 1)
+        first = ctx.get(keys.ATTEMPT) or 1
+        ctx.set(keys.ATTEMPT, first)
         ctx.set(keys.MAX_ATTEMPTS, max_attempts)
         learnt = self.clock_offset.seconds
         if learnt is not None and ctx.get(keys.CLOCK_OFFSET) is None:
             ctx.set(keys.CLOCK_OFFSET, learnt)
-        return retryer, max_attempts, position, ctx.get(keys.RAW_RESPONSE)
+        return retryer, max_attempts, first, position, ctx.get(keys.RAW_RESPONSE)
 
     def _controller_for(self, retryer: Retryer) -> Retrying:
         cached = self._controller
@@ -353,6 +357,7 @@ class _Loop:
         next: Any,  # the rest of the chain: Next, or AsyncNext for aresume
         retryer: Retryer,
         max_attempts: int,
+        first: int,
         position: int | None,
         raw_before: HTTPResponse | None,
     ) -> None:
@@ -364,7 +369,7 @@ class _Loop:
         self.max_attempts = max_attempts
         self.position = position
         self.raw_before = raw_before
-        self.attempt = 1
+        self.attempt = first
         self.delays: list[float] = []
         self.pending: BaseException | None = None
         self.release: ReleaseToken = _noop_release

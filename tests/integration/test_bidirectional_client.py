@@ -345,10 +345,15 @@ def test_a_stream_refused_before_any_event_is_opened_again(kind: str, refusal: s
                 await stream.send(b"hello")
                 await stream.end_input()
                 server.wait_for(lambda: len(server.streams) == 3 and server.streams[2].ended)
+                assert stream.metadata.attempts == 3
 
         _refusing_server_run(kind, server, body)
         assert [s.received for s in server.streams[:2]] == [b"", b""]
         assert b"hello" in server.streams[2].received  # the event went on the stream that was answered
+        # One call to the service: one invocation id, the attempts numbered on.
+        sent = [dict(s.headers) for s in server.streams]
+        assert [h["amz-sdk-request"] for h in sent] == ["attempt=1; max=3", "attempt=2; max=3", "attempt=3; max=3"]
+        assert len({h["amz-sdk-invocation-id"] for h in sent}) == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
