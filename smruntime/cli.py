@@ -304,7 +304,8 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
         sender.start()
         try:
             for part in stream:
-                out.write(part.bytes + b"\n")
+                # A PARTIAL part is continued by the next: one answer, one line.
+                out.write(part.bytes if part.completion_state == "PARTIAL" else part.bytes + b"\n")
                 out.flush()
         except errors.SageMakerRuntimeError:
             if failures:  # the sender's error (a refused stream, say) explains the reader's

@@ -1,5 +1,5 @@
 """``smruntime invoke-endpoint-with-bidirectional-stream`` in-process, above the transport seam:
-each line of stdin goes out as an event, each event that comes back is printed on a line."""
+each line of stdin goes out as an event, each answer that comes back is printed on a line."""
 
 from __future__ import annotations
 
@@ -57,6 +57,26 @@ def test_each_line_goes_out_as_an_event_and_each_answer_is_printed(
     assert opened.end_frame and opened.verify_error is None
     assert opened.request.url == "http://127.0.0.1:9/endpoints/ep/invocations-bidirectional-stream"
     assert opened.request.headers["x-amzn-sagemaker-model-invocation-path"] == "v1/listen"
+
+
+def test_partial_parts_are_printed_on_the_line_their_complete_part_ends(
+    http2: AsyncHTTP2MockClient, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    async def word_by_word(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
+        async for event in events:
+            *first, last = event.bytes.split(b" ")
+            for word in first:
+                yield ResponsePayloadPart(word + b" ", "UTF8", "PARTIAL")
+            yield ResponsePayloadPart(last, "UTF8", "COMPLETE")
+        yield ResponsePayloadPart(b"bye", "UTF8")  # no completion state: a line of its own
+
+    monkeypatch.setattr("smruntime.transport.default_http2_client",
+                        lambda options: AsyncHTTP2MockClient(word_by_word, secret_access_key=SECRET))
+    monkeypatch.setattr(sys, "stdin", Stdin(b"hello there world\nagain\n"))
+
+    assert cli.main(["invoke-endpoint-with-bidirectional-stream", "--region", "us-west-2", "--endpoint-name", "ep"]) == 0
+
+    assert capfdbinary.readouterr().out == b"hello there world\nagain\nbye\n"
 
 
 def test_a_refused_stream_prints_one_line_and_fails(
