@@ -3,8 +3,8 @@
 ``python -m benchmarks.bulk [--records N] [--throttled-records N] [--memory-records N]``; in
 ``make bench`` as one section (fewer memory records there, see ``MAKE_BENCH_MEMORY_RECORDS``).
 
-1. Throughput: ``--records`` records (10,000) through the local endpoint (``smruntime serve``
-   in its own process) whose ``slow`` model answers after 20 ms. ``smruntime batch
+1. Throughput: ``--records`` records (10,000) through the local endpoint (``smruntime serve
+   --no-access-log`` in its own process) whose ``slow`` model answers after 20 ms. ``smruntime batch
    --concurrency 64`` (a process of its own, timed from start to exit, so it pays its own
    import and start-up) against ``ThreadPoolExecutor(64)`` + boto3 (``max_pool_connections=64``)
    in this process, in ``ROUNDS`` interleaved rounds (boto3 first, then batch first); medians.
@@ -79,7 +79,10 @@ class Server:
         self.url = f"http://127.0.0.1:{_free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "smruntime", "serve", "--port", port, "--http2-port", "0", "--config", str(config)],
+            # No access log: a line per call would cost the server about a tenth of its CPU, on the
+            # CPUs the client being measured runs on.
+            [sys.executable, "-m", "smruntime", "serve", "--port", port, "--http2-port", "0", "--config", str(config),
+             "--no-access-log"],
             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "collide; 0: any free port; -1: none)")
     serve.add_argument("--http2-certfile", help="PEM certificate: serve HTTP/2 over TLS (ALPN h2), with --http2-keyfile")
     serve.add_argument("--http2-keyfile", help="PEM private key of --http2-certfile")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false",
+                       help="no line on stdout for each request and stream (load tests); errors are still logged")
     serve.set_defaults(handler=_serve)
 
     demo = command("demo", help="start the local endpoint in-process and run every operation on it")
@@ -359,7 +361,7 @@ def _serve(args: argparse.Namespace) -> int:
     tls = TLSFiles(args.http2_certfile, args.http2_keyfile) if args.http2_certfile else None
     serve(config=args.config, host=args.host, port=args.port, limits=limits, allowed_hosts=args.allowed_host,
           allow_example_credentials=args.allow_example_credentials,
-          http2_port=_http2_port(args), http2_tls=tls)
+          http2_port=_http2_port(args), http2_tls=tls, access_log=args.access_log)
     return 0
 
 

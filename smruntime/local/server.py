@@ -73,7 +73,7 @@ def refuse_exposed_example_credentials(host: str, keys: Iterable[AcceptedKey], *
 
 
 def _uvicorn_config(app: ASGIApp, state: LocalState, *, host: str, port: int, quiet: bool,
-                    limits: ServerLimits) -> uvicorn.Config:
+                    limits: ServerLimits, access_log: bool = True) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -85,7 +85,7 @@ def _uvicorn_config(app: ASGIApp, state: LocalState, *, host: str, port: int, qu
         proxy_headers=False,
         server_header=False,
         date_header=False,  # the app writes Date from its own (possibly offset) clock
-        access_log=not quiet,
+        access_log=access_log and not quiet,
         # None: leave the process's logging configuration alone (tests, notebooks).
         log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
         log_level=None if quiet else "info",
@@ -290,10 +290,12 @@ class LocalEndpoint:
 def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: str = "127.0.0.1", port: int = 8080,
           credentials: CredentialsInput | None = None, limits: ServerLimits | None = None,
           allowed_hosts: Iterable[str] = (), allow_example_credentials: bool = False,
-          http2_port: int | None = 8443, http2_tls: TLSFiles | None = None) -> None:
+          http2_port: int | None = 8443, http2_tls: TLSFiles | None = None, access_log: bool = True) -> None:
     """Serve in the foreground until interrupted (``smruntime serve``); the keywords are LocalEndpoint's.
 
     The HTTP/2 listener (``http2_port``, None: none) runs in a thread beside uvicorn and stops with it.
+    ``access_log``: a line on stdout for each request and each stream (off for load tests, where
+    writing them costs the server about a tenth of its CPU); errors are logged either way.
     """
     local = as_config(config)
     limits = limits if limits is not None else ServerLimits()
@@ -307,7 +309,7 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
         if http2_port is not None:
             http2_sock = _bind(host, http2_port)
             http2_url = _shown_url("https" if http2_tls else "http", host, http2_sock.getsockname()[1])
-            http2 = _http2_listener(state, http2_sock, hosts=hosts, limits=limits, tls=http2_tls, quiet=False)
+            http2 = _http2_listener(state, http2_sock, hosts=hosts, limits=limits, tls=http2_tls, quiet=not access_log)
             http2.start(_START_TIMEOUT)
         url = _shown_url("http", host, sock.getsockname()[1])
         print(f"Local SageMaker Runtime endpoint on {url} "
@@ -328,7 +330,8 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
         if http2 is not None:
             print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}", file=sys.stderr, flush=True)
         app = create_app(state=state, hosts=hosts)
-        server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False, limits=limits))
+        server = uvicorn.Server(_uvicorn_config(app, state, host=host, port=port, quiet=False, limits=limits,
+                                                access_log=access_log))
         server.run(sockets=[sock])
     finally:
         if http2 is not None:

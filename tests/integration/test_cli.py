@@ -465,3 +465,35 @@ def test_configuration_errors_give_the_commands_own_advice(
     error = capsys.readouterr().err
     assert ("pass --region" if missing == "region" else "pass --profile") in error
     assert "Client(" not in error and "credentials=" not in error
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_serve_writes_an_access_log_line_per_request_and_stream_unless_told_not_to(tmp_path, access_log) -> None:
+    from smruntime import Client
+
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials")}
+    argv = [sys.executable, "-m", "smruntime", "serve", "--port", "0", "--http2-port", "0"]
+    process = subprocess.Popen(argv + ([] if access_log else ["--no-access-log"]),
+                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "export AWS_ENDPOINT_URL" not in line:
+            line = process.stderr.readline()
+            assert line, "serve stopped before it printed its export line"
+        exports = dict(item.split("=", 1) for item in line.split()[1:])
+        with Client(region="us-east-1", credentials=(KEY, SECRET), endpoint_url=exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
+                    http2_endpoint_url=exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"]) as client:
+            client.invoke_endpoint(endpoint_name="sum", body=b'{"numbers": [1]}', content_type="application/json")
+            with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="echo") as stream:
+                stream.send(b"hi")
+                stream.end_input()
+                assert [part.bytes for part in stream] == [b"hi"]
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    lines = out.splitlines()
+    requests = [line for line in lines if "/endpoints/sum/invocations" in line]
+    streams = [line for line in lines if "/endpoints/echo/invocations-bidirectional-stream" in line]
+    assert (len(requests), len(streams)) == ((1, 1) if access_log else (0, 0)), out
