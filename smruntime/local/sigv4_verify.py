@@ -58,11 +58,11 @@ find a signing bug.
 
 from __future__ import annotations
 
-import calendar
 import hmac
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 import attrs
 
@@ -105,14 +105,21 @@ def _amz_date(seconds: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seconds))
 
 
+_AMZ_DATE = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z", re.ASCII)
+
+
 def _parse_amz_date(value: str) -> float:
+    # Not time.strptime, three times slower (about 5 µs of the local endpoint's 350 a call).
+    match = _AMZ_DATE.fullmatch(value)
     try:
-        parsed = time.strptime(value, "%Y%m%dT%H%M%SZ")
+        if match is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second = map(int, match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
     except ValueError:
         raise _incomplete(
             f"Date must be in ISO-8601 'basic format'. Got '{value[:32]}'. See http://en.wikipedia.org/wiki/ISO_8601"
         ) from None
-    return float(calendar.timegm(parsed))
 
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
