@@ -201,8 +201,12 @@ def read_members(members: Iterable[Member], headers: Mapping[str, str]) -> dict[
     a ValidationError lists every problem."""
     values: dict[str, Any] = {}
     problems: list[str] = []
+    # One pass over the headers rather than a case-insensitive scan of them for every member.
+    by_name: dict[str, str] = {}
+    for header, text in headers.items():
+        by_name.setdefault(header.lower(), text)  # the first of repeated headers, as Headers.get
     for member in members:
-        value = headers.get(member.location_name or member.name)
+        value = by_name.get((member.location_name or member.name).lower())
         if value is None:
             continue
         found = member_problems(member, value)
