@@ -20,7 +20,10 @@ SIGNING_NAME: StackKey[str] = StackKey("signing_name")
 SIGNING_REGION: StackKey[str] = StackKey("signing_region")
 PAYLOAD_HASH: StackKey[str] = StackKey("payload_hash")
 INVOCATION_ID: StackKey[str] = StackKey("invocation_id")
+"""The call's ``amz-sdk-invocation-id``, set by ClientRequestID unless the call carries one."""
 ATTEMPT: StackKey[int] = StackKey("attempt")
+"""The attempt being made, from 1, set by Retry; set before the stack runs (a bidirectional stream
+opened again), it is the first attempt's number, and Retry counts on from it."""
 MAX_ATTEMPTS: StackKey[int] = StackKey("max_attempts")
 STREAM_RESPONSE: StackKey[bool] = StackKey("stream_response")
 """True when the operation hands the response body to the caller as a live stream."""
