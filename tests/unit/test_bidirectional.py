@@ -677,15 +677,17 @@ def test_a_blocking_stream_shared_by_a_reading_and_a_sending_thread() -> None:
     assert got == [b"%d" % n for n in range(50)]
 
 
+async def silent(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
+    """Reads every event, answers nothing until the input ends."""
+    async for _ in events:
+        pass
+    yield ResponsePayloadPart(b"never reached")
+
+
 def test_ctrl_c_while_a_blocking_stream_waits_cancels_it_and_resets_the_stream() -> None:
     import os
     import signal
     import threading
-
-    async def silent(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
-        async for _ in events:
-            pass
-        yield ResponsePayloadPart(b"never reached")
 
     http2 = mock(silent)
     client = Client(**fields(http2))
@@ -835,11 +837,6 @@ def test_a_stream_dropped_open_is_released_on_its_loop() -> None:
 
 
 def test_a_read_cancelled_while_it_waits_makes_later_reads_say_so_not_end_quietly() -> None:
-    async def silent(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
-        async for _ in events:
-            pass
-        yield ResponsePayloadPart(b"never reached")
-
     http2 = mock(silent)
 
     async def exchange() -> None:
