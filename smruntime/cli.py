@@ -304,15 +304,21 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
     ) as stream:
         sender = threading.Thread(target=send_lines, args=(stream,), name="smruntime-stdin", daemon=True)
         sender.start()
+        partial = False  # the last line printed waits for the part that completes it
         try:
             for part in stream:
                 # A PARTIAL part is continued by the next: one answer, one line.
-                out.write(part.bytes if part.completion_state == "PARTIAL" else part.bytes + b"\n")
+                partial = part.completion_state == "PARTIAL"
+                out.write(part.bytes if partial else part.bytes + b"\n")
                 out.flush()
         except errors.SageMakerRuntimeError:
             if failures:  # the sender's error (a refused stream, say) explains the reader's
                 raise failures[0] from None
             raise
+        finally:
+            if partial:  # the stream ended (or failed) before completing it: still a whole line
+                out.write(b"\n")
+                out.flush()
     return 0
 
 

@@ -79,6 +79,22 @@ def test_partial_parts_are_printed_on_the_line_their_complete_part_ends(
     assert capfdbinary.readouterr().out == b"hello there world\nagain\nbye\n"
 
 
+def test_a_stream_that_ends_on_a_partial_part_still_ends_its_line(
+    monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes], http2: Any
+) -> None:
+    async def never_complete(request: HTTPRequest, events: AsyncIterator[RequestPayloadPart]) -> AsyncIterator[ResponsePayloadPart]:
+        async for _ in events:
+            yield ResponsePayloadPart(b"thinking...", "UTF8", "PARTIAL")
+
+    monkeypatch.setattr("smruntime.transport.default_http2_client",
+                        lambda options: AsyncHTTP2MockClient(never_complete, secret_access_key=SECRET))
+    monkeypatch.setattr(sys, "stdin", Stdin(b"a\nb\n"))
+
+    assert cli.main(["invoke-endpoint-with-bidirectional-stream", "--region", "us-west-2", "--endpoint-name", "ep"]) == 0
+
+    assert capfdbinary.readouterr().out == b"thinking...thinking...\n"  # a shell's next prompt starts a line
+
+
 def test_a_refused_stream_prints_one_line_and_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], http2: Any
 ) -> None:
