@@ -66,10 +66,12 @@ _DEBUG_HELP = "show tracebacks and DEBUG logs (secrets redacted)"
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows an option's default where it has one (not a bare ``None`` or ``False``)."""
+    """Shows an option's default where it has one (not a bare ``None`` or ``False``, nor a flag's:
+    ``--no-access-log (default: True)`` would read as the log being off by default)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, [], argparse.SUPPRESS) or action.help is None:
+        flag = isinstance(action, argparse._StoreConstAction)  # store_true/store_false/store_const
+        if flag or action.default in (None, False, [], argparse.SUPPRESS) or action.help is None:
             return action.help
         return super()._get_help_string(action)
 

@@ -168,6 +168,7 @@ def test_serve_help_shows_its_defaults(capsys) -> None:
         main(["serve", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 127.0.0.1)" in out and "(default: 8080)" in out and "(default: 64)" in out
+    assert "--no-access-log no line on stdout" in out and "(default: True)" not in out  # a flag has no default shown
 
 
 @pytest.mark.parametrize("name", ["invoke-endpoint", "InvokeEndpoint"])
