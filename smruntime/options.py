@@ -285,11 +285,12 @@ class _LazyProfile:
                 "section (botocore refuses it too)"
             ))])
         block = section.get(service)
-        for line in (block or "").splitlines():
+        setting = None
+        for line in (block or "").splitlines():  # the last of a key given twice, as botocore's dict
             found, sep, value = line.partition("=")
             if sep and found.strip() == key:
-                return value.strip() or None
-        return None
+                setting = value.strip() or None
+        return setting
 
     def _section(self, kind: str, name: str) -> dict[str, str]:
         if self._sections is None:

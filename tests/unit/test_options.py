@@ -470,3 +470,21 @@ def test_a_config_file_that_cannot_be_parsed_is_an_error_naming_it(tmp_path: Pat
                     use_fips_endpoint=True, use_dualstack_endpoint=True, verify=True, app_id="a")
     with pytest.raises(InvalidParamsError, match="cannot be parsed"):
         resolve_defaults(given, {"AWS_CONFIG_FILE": str(config)})
+
+
+def test_a_services_key_given_twice_is_read_as_botocore_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.session
+
+    config = tmp_path / "config"
+    config.write_text("[default]\nservices = local\n[services local]\n"
+                      "sagemaker_runtime =\n  endpoint_url = http://first\n  endpoint_url = http://second\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+                 "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    expected = botocore.session.Session().create_client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    ).meta.endpoint_url
+    assert expected == "http://second"
+    assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)}).endpoint_url == expected
