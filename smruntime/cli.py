@@ -70,7 +70,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     ``--no-access-log (default: True)`` would read as the log being off by default)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        flag = isinstance(action, argparse._StoreConstAction)  # store_true/store_false/store_const
+        flag = action.nargs == 0  # store_true, store_false, store_const, count: nothing to show
         if flag or action.default in (None, False, [], argparse.SUPPRESS) or action.help is None:
             return action.help
         return super()._get_help_string(action)
