@@ -377,7 +377,7 @@ class AsyncBidirectionalStream:
         self._transport = None
         try:
             # The same call going on: the service sees its invocation id and the next attempt's number.
-            carried = {keys.INVOCATION_ID: ctx.get(keys.INVOCATION_ID), keys.ATTEMPT: self._attempts + 1}
+            carried = {keys.CONTINUED_INVOCATION_ID: ctx.get(keys.INVOCATION_ID), keys.FIRST_ATTEMPT: self._attempts + 1}
             opened, chain, new_ctx = await self._opener({key: value for key, value in carried.items() if value})
         except BaseException as failure:
             release(failure)

@@ -20,10 +20,14 @@ SIGNING_NAME: StackKey[str] = StackKey("signing_name")
 SIGNING_REGION: StackKey[str] = StackKey("signing_region")
 PAYLOAD_HASH: StackKey[str] = StackKey("payload_hash")
 INVOCATION_ID: StackKey[str] = StackKey("invocation_id")
-"""The call's ``amz-sdk-invocation-id``, set by ClientRequestID unless the call carries one."""
+"""The call's ``amz-sdk-invocation-id``, set by ClientRequestID."""
 ATTEMPT: StackKey[int] = StackKey("attempt")
-"""The attempt being made, from 1, set by Retry; set before the stack runs (a bidirectional stream
-opened again), it is the first attempt's number, and Retry counts on from it."""
+"""The attempt being made, set by Retry: ``FIRST_ATTEMPT``, then one more for each retry."""
+CONTINUED_INVOCATION_ID: StackKey[str] = StackKey("continued_invocation_id")
+"""Set before the stack runs by a call that goes on from an earlier one (a bidirectional stream
+opened again after a refusal): the id ClientRequestID sends instead of a new one."""
+FIRST_ATTEMPT: StackKey[int] = StackKey("first_attempt")
+"""Set with ``CONTINUED_INVOCATION_ID``: the number Retry gives the call's first attempt (else 1)."""
 MAX_ATTEMPTS: StackKey[int] = StackKey("max_attempts")
 STREAM_RESPONSE: StackKey[bool] = StackKey("stream_response")
 """True when the operation hands the response body to the caller as a live stream."""

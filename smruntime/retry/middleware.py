@@ -82,13 +82,13 @@ _VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcd
 
 
 class ClientRequestID(Transform[BuildInput, BuildOutput]):
-    """Build step: one ``amz-sdk-invocation-id`` (a uuid4) shared by every attempt of a call."""
+    """Build step: one ``amz-sdk-invocation-id`` (a uuid4) shared by every attempt of a call; a
+    call that goes on from an earlier one sends that one's (``keys.CONTINUED_INVOCATION_ID``)."""
 
     id = "ClientRequestID"
 
     def before(self, ctx: Context, in_: BuildInput) -> BuildInput:
-        # A call that goes on from an earlier one (a bidirectional stream opened again) carries its id.
-        invocation_id = ctx.get(keys.INVOCATION_ID) or _uuid4()
+        invocation_id = ctx.get(keys.CONTINUED_INVOCATION_ID) or _uuid4()
         in_.request.headers[INVOCATION_ID_HEADER] = invocation_id
         ctx.set(keys.INVOCATION_ID, invocation_id)
         ctx.metadata.set(keys.INVOCATION_ID_META, invocation_id)
@@ -205,7 +205,7 @@ class Retry:
     def _start(self, ctx: Context, in_: FinalizeInput) -> tuple[Retryer, int, int, int | None, HTTPResponse | None]:
         """The call's retryer, attempt limit and first attempt's number, where its body starts;
         sets the first attempt's keys. The number is 1 unless the call goes on from an earlier
-        one that set ``keys.ATTEMPT`` (a bidirectional stream opened again)."""
+        one (``keys.FIRST_ATTEMPT``: a bidirectional stream opened again)."""
         options: Options | None = ctx.options
         retryer: Retryer = _NO_RETRYER
         max_attempts = 1
@@ -221,7 +221,7 @@ class Retry:
         position: int | None = _NOTHING_TO_REWIND
         if body is not None and not isinstance(body, (bytes, bytearray, str)):
             position = _body_position(body)
-        first = ctx.get(keys.ATTEMPT) or 1
+        first = ctx.get(keys.FIRST_ATTEMPT) or 1
         ctx.set(keys.ATTEMPT, first)
         ctx.set(keys.MAX_ATTEMPTS, max_attempts)
         learnt = self.clock_offset.seconds

@@ -966,3 +966,55 @@ def test_new_retryer_rejects_bad_input() -> None:
         new_retryer("standard", 0)
     with pytest.raises(TypeError, match="max_backof"):
         new_retryer("standard", 3, max_backof=1.0)
+
+
+# --------------------------------------------------------------------------- a call that goes on
+
+
+def _retry_stack(sent: list[HTTPRequest], outcomes: list[BaseException | HTTPResponse]) -> Any:
+    def terminal(ctx: Context, request: HTTPRequest) -> HTTPResponse:
+        sent.append(request)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    stack = Stack("InvokeEndpoint", lambda: HTTPRequest("POST", URL, body=b"{}"))
+    stack.build.add(ClientRequestID())
+    stack.finalize.add(Retry())
+    stack.finalize.add(RetryMetricsHeader())
+    return stack.handler(terminal)
+
+
+def test_a_call_that_goes_on_from_an_earlier_one_keeps_its_id_and_counts_on() -> None:
+    # What a bidirectional stream opened again after a refusal sets on the new call's context.
+    sent: list[HTTPRequest] = []
+    ctx = make_ctx(standard())
+    ctx.set(keys.CONTINUED_INVOCATION_ID, "carried-id")
+    ctx.set(keys.FIRST_ATTEMPT, 2)
+
+    _retry_stack(sent, [unavailable(), HTTPResponse(200)])(ctx, None)
+
+    assert [r.headers["amz-sdk-request"] for r in sent] == ["attempt=2; max=3", "attempt=3; max=3"]
+    assert {r.headers["amz-sdk-invocation-id"] for r in sent} == {"carried-id"}
+    assert ctx.metadata.get(keys.ATTEMPTS) == 3
+
+
+def test_the_stack_run_again_with_the_same_context_is_a_call_of_its_own() -> None:
+    # A middleware above Retry calling next a second time: what the first run left on the
+    # context does not carry over, so the second run has its own id and its attempts from 1.
+    sent: list[HTTPRequest] = []
+    handler = _retry_stack(sent, [unavailable(), unavailable(), unavailable(), unavailable(), HTTPResponse(200)])
+    ctx = make_ctx(standard())
+
+    with pytest.raises(MaxAttemptsExceededError) as raised:
+        handler(ctx, None)
+    assert raised.value.attempts == 3  # type: ignore[attr-defined]
+    handler(ctx, None)
+
+    assert [r.headers["amz-sdk-request"] for r in sent] == [
+        "attempt=1; max=3", "attempt=2; max=3", "attempt=3; max=3", "attempt=1; max=3", "attempt=2; max=3",
+    ]
+    first_id, second_id = sent[0].headers["amz-sdk-invocation-id"], sent[3].headers["amz-sdk-invocation-id"]
+    assert first_id != second_id and {r.headers["amz-sdk-invocation-id"] for r in sent[3:]} == {second_id}
+    assert ctx.metadata.get(keys.ATTEMPTS) == 2
