@@ -124,7 +124,8 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
     """Fill unset fields from the environment and the shared config file; validate."""
     env = os.environ if environ is None else environ
     resolved = options.copy()
-    profile_name = resolved.profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE")
+    # botocore's order (the AWS CLI v2 and the other SDKs read AWS_PROFILE only).
+    profile_name = resolved.profile or env.get("AWS_DEFAULT_PROFILE") or env.get("AWS_PROFILE")
     profile = _LazyProfile(profile_name, env)
     if resolved.region is None:
         resolved.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or profile.get("region")
@@ -282,7 +283,7 @@ class _LazyProfile:
         if name and not section and field:
             raise InvalidParamsError([FieldProblem(field, "config", (
                 f"the profile {self._name!r} sets services = {name}, but the config file has no [services {name}] "
-                "section (botocore refuses it too)"
+                "section, or an empty one (botocore refuses it too)"
             ))])
         block = section.get(service)
         setting = None
@@ -315,10 +316,25 @@ class _LazyProfile:
             ))]) from None
         sections = {}
         for section in parser.sections():
+            values = dict(parser.items(section))
+            for key, value in values.items():
+                bad = _bad_nested_line(value)
+                if bad is not None:  # botocore parses every nested block, and refuses the file for one
+                    raise InvalidParamsError([FieldProblem("profile", "config", (
+                        f"the config file {path} cannot be parsed (botocore refuses it too): in [{section}], "
+                        f"{key}'s nested line {bad!r} has no '='"
+                    ))])
             kind_and_name = _section_kind_and_name(section)
             if kind_and_name is not None:
-                sections[kind_and_name] = dict(parser.items(section))
+                sections[kind_and_name] = values
         return sections
+
+
+def _bad_nested_line(value: str) -> str | None:
+    """The first line of a nested block (a value that starts on the next line) without ``=``."""
+    if not value.startswith("\n"):
+        return None
+    return next((line.strip() for line in value.splitlines() if line.strip() and "=" not in line), None)
 
 
 def _section_kind_and_name(section: str) -> tuple[str, str] | None:

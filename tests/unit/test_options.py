@@ -488,3 +488,30 @@ def test_a_services_key_given_twice_is_read_as_botocore_reads_it(tmp_path: Path,
     ).meta.endpoint_url
     assert expected == "http://second"
     assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)}).endpoint_url == expected
+
+
+def test_aws_default_profile_wins_over_aws_profile_as_in_botocore(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.session
+
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    monkeypatch.setenv("AWS_DEFAULT_PROFILE", "other")
+    monkeypatch.setenv("AWS_PROFILE", "default")
+    assert botocore.session.Session().profile == "other"
+    assert resolve_defaults(Options(), env(config_file, AWS_DEFAULT_PROFILE="other", AWS_PROFILE="default")).profile == "other"
+
+
+def test_a_nested_line_without_an_equals_sign_is_refused_as_botocore_refuses_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.exceptions
+    import botocore.session
+
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\n[profile other]\ns3 =\n  addressing_style\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    with pytest.raises(botocore.exceptions.ConfigParseError):
+        botocore.session.Session().get_config_variable("region")
+    with pytest.raises(InvalidParamsError, match=r"\[profile other\], s3's nested line 'addressing_style' has no '='"):
+        resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
