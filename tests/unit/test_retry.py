@@ -160,6 +160,26 @@ def throttled() -> APIError:
 # --------------------------------------------------------------------------- the full per-call flow
 
 
+def _retry_stack(sent: list[HTTPRequest], outcomes: list[BaseException | HTTPResponse], *build: Any) -> Any:
+    """ClientRequestID, ``build`` middleware, Retry and RetryMetricsHeader over a terminal that
+    records each request sent and answers with the next of ``outcomes``."""
+
+    def terminal(ctx: Context, request: HTTPRequest) -> HTTPResponse:
+        sent.append(request)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    stack = Stack("InvokeEndpoint", lambda: HTTPRequest("POST", URL, body=b"{}"))
+    stack.build.add(ClientRequestID())
+    for middleware in build:
+        stack.build.add(middleware)
+    stack.finalize.add(Retry())
+    stack.finalize.add(RetryMetricsHeader())
+    return stack.handler(terminal)
+
+
 def test_503_503_200_succeeds_on_the_third_attempt_with_one_invocation_id() -> None:
     sleeps = Sleeps()
     retryer = StandardRetryer(sleep=sleeps, random=lambda: 0.5)
@@ -171,21 +191,9 @@ def test_503_503_200_succeeds_on_the_third_attempt_with_one_invocation_id() -> N
         built.append(in_.request)
         return next(ctx, in_)
 
-    def terminal(ctx: Context, request: HTTPRequest) -> HTTPResponse:
-        sent.append(request)
-        outcome = outcomes.pop(0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    stack = Stack("InvokeEndpoint", lambda: HTTPRequest("POST", URL, body=b"{}"))
-    stack.build.add(ClientRequestID())
-    stack.build.add(build_middleware("Capture", capture))
-    stack.finalize.add(Retry())
-    stack.finalize.add(RetryMetricsHeader())
     ctx = make_ctx(retryer)
 
-    stack.handler(terminal)(ctx, None)
+    _retry_stack(sent, outcomes, build_middleware("Capture", capture))(ctx, None)
 
     assert len(sent) == 3
     assert len({id(request) for request in [*sent, *built]}) == 4  # three copies, none the built one
@@ -969,21 +977,6 @@ def test_new_retryer_rejects_bad_input() -> None:
 
 
 # --------------------------------------------------------------------------- a call that goes on
-
-
-def _retry_stack(sent: list[HTTPRequest], outcomes: list[BaseException | HTTPResponse]) -> Any:
-    def terminal(ctx: Context, request: HTTPRequest) -> HTTPResponse:
-        sent.append(request)
-        outcome = outcomes.pop(0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    stack = Stack("InvokeEndpoint", lambda: HTTPRequest("POST", URL, body=b"{}"))
-    stack.build.add(ClientRequestID())
-    stack.finalize.add(Retry())
-    stack.finalize.add(RetryMetricsHeader())
-    return stack.handler(terminal)
 
 
 def test_a_call_that_goes_on_from_an_earlier_one_keeps_its_id_and_counts_on() -> None:
