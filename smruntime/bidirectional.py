@@ -68,8 +68,8 @@ class OpenedStream:
 
 Opener = Callable[[Mapping["StackKey[Any]", Any]], Awaitable[tuple[OpenedStream, "DuplexChain", "Context"]]]
 """Runs the stack, with the given keys set on the call's context first (none for the first opening;
-the invocation id and the attempt's number when the stream is opened again): the opened stream, the
-chain it ran (for its event steps) and the call's context."""
+``keys.CONTINUED_INVOCATION_ID`` and ``keys.FIRST_ATTEMPT`` when the stream is opened again): the
+opened stream, the chain it ran (for its event steps) and the call's context."""
 
 
 # -- the asyncio stream -------------------------------------------------------------------
@@ -377,8 +377,11 @@ class AsyncBidirectionalStream:
         self._transport = None
         try:
             # The same call going on: the service sees its invocation id and the next attempt's number.
-            carried = {keys.CONTINUED_INVOCATION_ID: ctx.get(keys.INVOCATION_ID), keys.FIRST_ATTEMPT: self._attempts + 1}
-            opened, chain, new_ctx = await self._opener({key: value for key, value in carried.items() if value})
+            carried: dict[StackKey[Any], Any] = {keys.FIRST_ATTEMPT: self._attempts + 1}
+            invocation_id = ctx.get(keys.INVOCATION_ID)
+            if invocation_id:  # unless a stack without ClientRequestID sent none
+                carried[keys.CONTINUED_INVOCATION_ID] = invocation_id
+            opened, chain, new_ctx = await self._opener(carried)
         except BaseException as failure:
             release(failure)
             self._closed = True  # no half-opened stream for a later call to open outside the policy
