@@ -310,9 +310,8 @@ class _LazyProfile:
         try:
             parser.read(path, encoding="utf-8")  # a file it cannot open is skipped, as in botocore
         except (configparser.Error, UnicodeDecodeError) as error:
-            reason = " ".join(str(error).split())
             raise InvalidParamsError([FieldProblem("profile", "config", (
-                f"the config file {path} cannot be parsed (botocore refuses it too): {reason}"
+                f"the config file {path} cannot be parsed (botocore refuses it too): {_parse_problem(error)}"
             ))]) from None
         sections = {}
         for section in parser.sections():
@@ -322,7 +321,7 @@ class _LazyProfile:
                 if bad is not None:  # botocore parses every nested block, and refuses the file for one
                     raise InvalidParamsError([FieldProblem("profile", "config", (
                         f"the config file {path} cannot be parsed (botocore refuses it too): in [{section}], "
-                        f"{key}'s nested line {bad!r} has no '='"
+                        f"a line of {key}'s nested settings has no '='"
                     ))])
             kind_and_name = _section_kind_and_name(section)
             if kind_and_name is not None:
@@ -335,6 +334,20 @@ def _bad_nested_line(value: str) -> str | None:
     if not value.startswith("\n"):
         return None
     return next((line.strip() for line in value.splitlines() if line.strip() and "=" not in line), None)
+
+
+def _parse_problem(error: Exception) -> str:
+    """What is wrong with the file, by line number: configparser's own messages quote the lines,
+    and a config file may hold keys."""
+    import configparser
+
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return f"line {error.lineno} comes before any [section] header"
+    if isinstance(error, configparser.ParsingError):
+        return "it cannot read line " + ", ".join(str(number) for number, _ in error.errors)
+    if isinstance(error, UnicodeDecodeError):
+        return f"it is not UTF-8 (byte {error.start})"
+    return " ".join(str(error).split())  # a section or option given twice: names and line numbers only
 
 
 def _section_kind_and_name(section: str) -> tuple[str, str] | None:

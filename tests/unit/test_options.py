@@ -461,10 +461,18 @@ def test_the_config_file_path_may_use_a_tilde_and_variables(tmp_path: Path, monk
 
 def test_a_config_file_that_cannot_be_parsed_is_an_error_naming_it(tmp_path: Path) -> None:
     config = tmp_path / "config"
-    config.write_text("region = us-east-1\n")  # no section header
-    with pytest.raises(InvalidParamsError, match="cannot be parsed") as caught:
+    config.write_text("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n")  # no section header
+    with pytest.raises(InvalidParamsError, match="line 1 comes before any") as caught:
         resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
     assert caught.value.fields == ("profile",) and str(config) in str(caught.value)
+    assert "wJalr" not in str(caught.value)  # configparser quotes the line; a config file may hold keys
+    for text, problem in (("[default]\nregion = a\nwJalrXUtnFEMI\n", "cannot read line 3"),
+                          ("[default]\n[default]\n", "section 'default' already exists"),
+                          (b"[default]\nregion = \xff\n", "not UTF-8")):
+        config.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(InvalidParamsError, match=problem) as caught:
+            resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
+        assert "wJalr" not in str(caught.value)
     # Even when every value it could give is set in code: boto3's client fails on it too.
     given = Options(region="us-east-1", endpoint_url="http://x", retry_mode="standard", max_attempts=3,
                     use_fips_endpoint=True, use_dualstack_endpoint=True, verify=True, app_id="a")
@@ -513,5 +521,5 @@ def test_a_nested_line_without_an_equals_sign_is_refused_as_botocore_refuses_the
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     with pytest.raises(botocore.exceptions.ConfigParseError):
         botocore.session.Session().get_config_variable("region")
-    with pytest.raises(InvalidParamsError, match=r"\[profile other\], s3's nested line 'addressing_style' has no '='"):
+    with pytest.raises(InvalidParamsError, match=r"\[profile other\], a line of s3's nested settings has no '='"):
         resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
