@@ -127,6 +127,8 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
     # botocore's order (the AWS CLI v2 and the other SDKs read AWS_PROFILE only).
     profile_name = resolved.profile or env.get("AWS_DEFAULT_PROFILE") or env.get("AWS_PROFILE")
     profile = _LazyProfile(profile_name, env)
+    if profile_name is not None:
+        profile.require()
     if resolved.region is None:
         resolved.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or profile.get("region")
     # Configured endpoint URLs, in botocore's order, unless told to ignore them as boto3 is.
@@ -294,31 +296,37 @@ class _LazyProfile:
         return setting
 
     def _section(self, kind: str, name: str) -> dict[str, str]:
+        return self._loaded().get((kind, name), {})
+
+    def _loaded(self) -> dict[tuple[str, str], dict[str, str]]:
         if self._sections is None:
             self._sections = self._load()
-        return self._sections.get((kind, name), {})
+        return self._sections
+
+    def require(self) -> None:
+        """A profile the caller named must be in the config file or the credentials file, as
+        boto3 requires (its ``ProfileNotFound``)."""
+        if ("profile", self._name) in self._loaded():
+            return
+        credentials = _path(self._env, "AWS_SHARED_CREDENTIALS_FILE", "credentials")
+        if self._name in _read_ini(credentials, "credentials"):
+            return
+        raise InvalidParamsError([FieldProblem("profile", "not found", (
+            f"the profile {self._name!r} is in neither the config file {self._path} nor the credentials file "
+            f"{credentials} (boto3 refuses it too)"
+        ))])
+
+    @property
+    def _path(self) -> str:
+        return _path(self._env, "AWS_CONFIG_FILE", "config")
 
     def _load(self) -> dict[tuple[str, str], dict[str, str]]:
         """The profiles and services sections by (kind, name)."""
-        raw_path = self._env.get("AWS_CONFIG_FILE") or os.path.join("~", ".aws", "config")
-        path = os.path.expanduser(os.path.expandvars(raw_path))  # as botocore opens it
-        if path == os.devnull or not _may_have_content(path):
-            return {}  # as configparser would find, without importing it (the usual AWS Lambda case)
-        import configparser  # only when a profile is read: kept off start-up
-
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")  # a file it cannot open is skipped, as in botocore
-        except (configparser.Error, UnicodeDecodeError) as error:
-            raise InvalidParamsError([FieldProblem("profile", "config", (
-                f"the config file {path} cannot be parsed (botocore refuses it too): {_parse_problem(error)}"
-            ))]) from None
+        path = self._path
         sections = {}
-        for section in parser.sections():
-            values = dict(parser.items(section))
+        for section, values in _read_ini(path, "config").items():
             for key, value in values.items():
-                bad = _bad_nested_line(value)
-                if bad is not None:  # botocore parses every nested block, and refuses the file for one
+                if _has_bad_nested_line(value):  # botocore parses every nested block, and refuses the file for one
                     raise InvalidParamsError([FieldProblem("profile", "config", (
                         f"the config file {path} cannot be parsed (botocore refuses it too): in [{section}], "
                         f"a line of {key}'s nested settings has no '='"
@@ -329,11 +337,30 @@ class _LazyProfile:
         return sections
 
 
-def _bad_nested_line(value: str) -> str | None:
-    """The first line of a nested block (a value that starts on the next line) without ``=``."""
-    if not value.startswith("\n"):
-        return None
-    return next((line.strip() for line in value.splitlines() if line.strip() and "=" not in line), None)
+def _path(env: Mapping[str, str], variable: str, name: str) -> str:
+    """The shared ``name`` file (``config``, ``credentials``) as botocore opens it."""
+    return os.path.expanduser(os.path.expandvars(env.get(variable) or os.path.join("~", ".aws", name)))
+
+
+def _read_ini(path: str, what: str) -> dict[str, dict[str, str]]:
+    """The sections of the INI file at ``path`` by name; none for a missing or empty file."""
+    if path == os.devnull or not _may_have_content(path):
+        return {}  # as configparser would find, without importing it (the usual AWS Lambda case)
+    import configparser  # only when a file is read: kept off start-up
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")  # a file it cannot open is skipped, as in botocore
+    except (configparser.Error, UnicodeDecodeError) as error:
+        raise InvalidParamsError([FieldProblem("profile", "config", (
+            f"the {what} file {path} cannot be parsed (botocore refuses it too): {_parse_problem(error)}"
+        ))]) from None
+    return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+def _has_bad_nested_line(value: str) -> bool:
+    """Whether ``value`` is a nested block (it starts on the next line) with a line without ``=``."""
+    return value.startswith("\n") and any(line.strip() and "=" not in line for line in value.splitlines())
 
 
 def _parse_problem(error: Exception) -> str:

@@ -428,12 +428,15 @@ def test_profile_sections_are_found_as_botocore_finds_them(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials")}
     try:
         expected = botocore.session.Session(profile=profile).get_config_variable("region")
     except botocore.exceptions.ProfileNotFound:
-        expected = None
-    assert expected is not None or case == "not a profile"  # the cases mean something to botocore
-    assert resolve_defaults(Options(profile=profile), {"AWS_CONFIG_FILE": str(config)}).region == expected
+        assert case == "not a profile"
+        with pytest.raises(InvalidParamsError, match="the profile 'dev' is in neither"):
+            resolve_defaults(Options(profile=profile), environ)
+        return
+    assert resolve_defaults(Options(profile=profile), environ).region == expected
 
 
 def test_a_quoted_services_section_is_found(tmp_path: Path) -> None:
@@ -523,3 +526,37 @@ def test_a_nested_line_without_an_equals_sign_is_refused_as_botocore_refuses_the
         botocore.session.Session().get_config_variable("region")
     with pytest.raises(InvalidParamsError, match=r"\[profile other\], a line of s3's nested settings has no '='"):
         resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
+
+
+@pytest.mark.parametrize("where", ["config", "credentials", "neither"])
+def test_a_named_profile_must_exist_in_the_config_or_the_credentials_file_as_for_boto3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import botocore.exceptions
+    import botocore.session
+
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    config.write_text("[default]\nregion = eu-west-1\n" + ("[profile team]\nregion = eu-west-2\n" if where == "config" else ""))
+    credentials.write_text("[default]\naws_access_key_id = A\naws_secret_access_key = B\n"
+                           + ("[team]\naws_access_key_id = A\naws_secret_access_key = B\n" if where == "credentials" else ""))
+    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    boto3_refuses = False
+    try:
+        botocore.session.Session(profile="team").get_scoped_config()
+    except botocore.exceptions.ProfileNotFound:
+        boto3_refuses = True
+    assert boto3_refuses == (where == "neither")
+    for how in ({"profile": "team"}, {"env": "AWS_PROFILE"}, {"env": "AWS_DEFAULT_PROFILE"}):
+        given = Options(profile="team") if "profile" in how else Options()
+        named = environ if "profile" in how else {**environ, how["env"]: "team"}
+        if where == "neither":
+            with pytest.raises(InvalidParamsError, match=r"the profile 'team' is in neither the config file .* nor the credentials file") as caught:
+                resolve_defaults(given, named)
+            assert caught.value.fields == ("profile",)
+        else:
+            assert resolve_defaults(given, named).profile == "team"
+    # The default profile is not named, and need not exist.
+    config.write_text("")
+    assert resolve_defaults(Options(), {**environ, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}).profile is None
