@@ -280,9 +280,9 @@ class _LazyProfile:
         With ``field``, a ``services`` naming no section (or an empty one) is an error about
         that field, as botocore raises rather than fall back to another endpoint.
         """
-        name = self.get("services")
-        section = self._section("services", name) if name else {}
-        if name and not section and field:
+        name = self._section("profile", self._name).get("services")  # an empty name is botocore's error too
+        section = self._section("services", name) if name is not None else {}
+        if name is not None and not section and field:
             raise InvalidParamsError([FieldProblem(field, "config", (
                 f"the profile {self._name!r} sets services = {name}, but the config file has no [services {name}] "
                 "section, or an empty one (botocore refuses it too)"

@@ -389,12 +389,12 @@ def test_a_ca_bundle_under_the_home_directory_may_be_named_with_a_tilde(
     assert resolve_defaults(options, environ).verify == str(tmp_path / "ca.pem")
 
 
-@pytest.mark.parametrize("section", ["", "[services local]\n"])
-def test_a_services_section_that_is_missing_is_an_error_as_in_botocore(tmp_path: Path, section: str) -> None:
+@pytest.mark.parametrize(("name", "section"), [("local", ""), ("local", "[services local]\n"), ("", "")])
+def test_a_services_section_that_is_missing_is_an_error_as_in_botocore(tmp_path: Path, name: str, section: str) -> None:
     # botocore refuses it rather than fall back to the profile's endpoint_url or the public endpoint.
     config = tmp_path / "config"
-    config.write_text(f"[default]\nservices = local\nendpoint_url = http://profile-global\n{section}")
-    with pytest.raises(InvalidParamsError, match=r"\[services local\]") as caught:
+    config.write_text(f"[default]\nservices = {name}\nendpoint_url = http://profile-global\n{section}")
+    with pytest.raises(InvalidParamsError, match=rf"\[services {name}\]") as caught:
         resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
     assert caught.value.fields == ("endpoint_url",)
     # Not looked up when the endpoint is set otherwise, nor when configured endpoints are ignored.
