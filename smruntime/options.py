@@ -295,14 +295,6 @@ class _LazyProfile:
                 setting = value.strip() or None
         return setting
 
-    def _section(self, kind: str, name: str) -> dict[str, str]:
-        return self._loaded().get((kind, name), {})
-
-    def _loaded(self) -> dict[tuple[str, str], dict[str, str]]:
-        if self._sections is None:
-            self._sections = self._load()
-        return self._sections
-
     def require(self) -> None:
         """A profile the caller named must be in the config file or the credentials file, as
         boto3 requires (its ``ProfileNotFound``)."""
@@ -312,17 +304,25 @@ class _LazyProfile:
         if self._name in _read_ini(credentials, "credentials"):
             return
         raise InvalidParamsError([FieldProblem("profile", "not found", (
-            f"the profile {self._name!r} is in neither the config file {self._path} nor the credentials file "
+            f"the profile {self._name!r} is in neither the config file {self._config_path} nor the credentials file "
             f"{credentials} (boto3 refuses it too)"
         ))])
 
+    def _section(self, kind: str, name: str) -> dict[str, str]:
+        return self._loaded().get((kind, name), {})
+
+    def _loaded(self) -> dict[tuple[str, str], dict[str, str]]:
+        if self._sections is None:
+            self._sections = self._load()
+        return self._sections
+
     @property
-    def _path(self) -> str:
+    def _config_path(self) -> str:
         return _path(self._env, "AWS_CONFIG_FILE", "config")
 
     def _load(self) -> dict[tuple[str, str], dict[str, str]]:
         """The profiles and services sections by (kind, name)."""
-        path = self._path
+        path = self._config_path
         sections = {}
         for section, values in _read_ini(path, "config").items():
             for key, value in values.items():
