@@ -295,11 +295,15 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
         # Lines go out as they are typed while the model's answers are printed: two threads
         # share the stream, as its blocking face allows.
         try:
-            for line in _input_lines(sys.stdin.buffer):
-                stream.send(line.rstrip(b"\r\n"), data_type=args.data_type)
+            for number, line in enumerate(_input_lines(sys.stdin.buffer), 1):
+                data = line.rstrip(b"\r\n")
+                if args.data_type == "UTF8":
+                    _check_utf8(number, data)
+                stream.send(data, data_type=args.data_type)
             stream.end_input()
         except BaseException as error:  # shown by the main thread, which owns the exit status
             failures.append(error)
+            stream.close()  # else the reader waits for answers to input that never ends
 
     with _client(args) as client, client.invoke_endpoint_with_bidirectional_stream(
         **member_values(args, service_model.INVOKE_ENDPOINT_WITH_BIDIRECTIONAL_STREAM)
@@ -321,7 +325,18 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
             if partial:  # the stream ended (or failed) before completing it: still a whole line
                 out.write(b"\n")
                 out.flush()
+    if failures:  # the sender failed and closed the stream, which may just have looked ended
+        raise failures[0]
     return 0
+
+
+def _check_utf8(number: int, line: bytes) -> None:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidParamsError([errors.FieldProblem(
+            "--data-type", "utf-8", f"line {number} of stdin is not UTF-8; send bytes with --data-type BINARY"
+        )]) from None
 
 
 def _input_lines(stream: BinaryIO) -> Iterator[bytes]:

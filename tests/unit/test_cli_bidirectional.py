@@ -116,3 +116,33 @@ def test_the_stack_command_prints_the_event_steps(capsys: pytest.CaptureFixture[
     printed = capsys.readouterr().out
     assert printed.startswith("InvokeEndpointWithBidirectionalStream\n\tInitialize stack step\n")
     assert printed.endswith("\tSendEvent stack step\n\tReceiveEvent stack step\n")
+
+
+def test_a_line_the_stream_refuses_ends_the_command_with_that_error_not_a_wait(
+    http2: AsyncHTTP2MockClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The line over the event limit is refused before it is sent; the reader, waiting for answers
+    # to input that would never end, used to wait for ever.
+    monkeypatch.setattr(sys, "stdin", Stdin(b"hello\n" + b"x" * (16 * 1024 * 1024 + 1) + b"\n"))
+
+    status = cli.main(["invoke-endpoint-with-bidirectional-stream", "--region", "us-west-2", "--endpoint-name", "ep"])
+
+    assert status == cli.EXIT_ERROR
+    error = capsys.readouterr().err
+    assert "data: must be at most 16777216 bytes" in error and len(error.splitlines()) == 1
+
+
+def test_a_line_that_is_not_utf8_is_refused_unless_the_data_type_is_binary(
+    http2: AsyncHTTP2MockClient, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    argv = ["invoke-endpoint-with-bidirectional-stream", "--region", "us-west-2", "--endpoint-name", "ep"]
+    monkeypatch.setattr(sys, "stdin", Stdin(b"ok\n\xff\xfe\n"))
+    assert cli.main(argv) == cli.EXIT_ERROR
+    assert b"--data-type: line 2 of stdin is not UTF-8" in capfdbinary.readouterr().err
+
+    binary = AsyncHTTP2MockClient(shout, secret_access_key=SECRET)  # a client closes its HTTP/2 client
+    monkeypatch.setattr("smruntime.transport.default_http2_client", lambda options: binary)
+    monkeypatch.setattr(sys, "stdin", Stdin(b"ok\n\xff\xfe\n"))
+    assert cli.main([*argv, "--data-type", "BINARY"]) == 0
+    assert [event.bytes for event in binary.streams[0].events] == [b"ok", b"\xff\xfe"]
+    assert capfdbinary.readouterr().out == b"OK\n\xff\xfe\n"
