@@ -258,9 +258,13 @@ class _LazyProfile:
     Sections are named as botocore names them: ``[default]`` or ``[profile default]`` for the
     default profile, ``[profile NAME]`` for the others and ``[services NAME]``, where NAME may be
     quoted (``[profile "my profile"]``) and, of sections naming the same profile, the last wins.
+    A profile the caller names also takes the settings of its section in the credentials file
+    (``[NAME]``), over the config file's, as botocore merges them; the default profile, named
+    by no one, does not (the credentials file is then not read, where botocore reads it).
     """
 
     def __init__(self, name: str | None, env: Mapping[str, str]) -> None:
+        self._named = name is not None  # only then is the credentials file read
         self._name = name or "default"
         self._env = env
         self._sections: dict[tuple[str, str], dict[str, str]] | None = None
@@ -300,12 +304,9 @@ class _LazyProfile:
         boto3 requires (its ``ProfileNotFound``)."""
         if ("profile", self._name) in self._loaded():
             return
-        credentials = _path(self._env, "AWS_SHARED_CREDENTIALS_FILE", "credentials")
-        if self._name in _read_ini(credentials, "credentials"):
-            return
         raise InvalidParamsError([FieldProblem("profile", "not found", (
             f"the profile {self._name!r} is in neither the config file {self._config_path} nor the credentials file "
-            f"{credentials} (boto3 refuses it too)"
+            f"{self._credentials_path} (boto3 refuses it too)"
         ))])
 
     def _section(self, kind: str, name: str) -> dict[str, str]:
@@ -320,21 +321,36 @@ class _LazyProfile:
     def _config_path(self) -> str:
         return _path(self._env, "AWS_CONFIG_FILE", "config")
 
+    @property
+    def _credentials_path(self) -> str:
+        return _path(self._env, "AWS_SHARED_CREDENTIALS_FILE", "credentials")
+
     def _load(self) -> dict[tuple[str, str], dict[str, str]]:
         """The profiles and services sections by (kind, name)."""
-        path = self._config_path
         sections = {}
-        for section, values in _read_ini(path, "config").items():
-            for key, value in values.items():
-                if _has_bad_nested_line(value):  # botocore parses every nested block, and refuses the file for one
-                    raise InvalidParamsError([FieldProblem("profile", "config", (
-                        f"the config file {path} cannot be parsed (botocore refuses it too): in [{section}], "
-                        f"a line of {key}'s nested settings has no '='"
-                    ))])
+        for section, values in _read_checked(self._config_path, "config").items():
             kind_and_name = _section_kind_and_name(section)
             if kind_and_name is not None:
                 sections[kind_and_name] = values
+        if self._named:
+            # Every section is a profile, named as written; its settings win, as botocore merges them.
+            for section, values in _read_checked(self._credentials_path, "credentials").items():
+                sections[("profile", section)] = {**sections.get(("profile", section), {}), **values}
         return sections
+
+
+def _read_checked(path: str, what: str) -> dict[str, dict[str, str]]:
+    """:func:`_read_ini`, refusing a nested block with a line without ``=``: botocore parses
+    every nested block of both files, and refuses the file for one."""
+    sections = _read_ini(path, what)
+    for section, values in sections.items():
+        for key, value in values.items():
+            if _has_bad_nested_line(value):
+                raise InvalidParamsError([FieldProblem("profile", "config", (
+                    f"the {what} file {path} cannot be parsed (botocore refuses it too): in [{section}], "
+                    f"a line of {key}'s nested settings has no '='"
+                ))])
+    return sections
 
 
 def _path(env: Mapping[str, str], variable: str, name: str) -> str:

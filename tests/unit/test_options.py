@@ -560,3 +560,51 @@ def test_a_named_profile_must_exist_in_the_config_or_the_credentials_file_as_for
     # The default profile is not named, and need not exist.
     config.write_text("")
     assert resolve_defaults(Options(), {**environ, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}).profile is None
+
+
+# A named profile's settings in the credentials file, as botocore merges that file into its profiles.
+CREDENTIALS_MERGE = {
+    "region only there": ("[default]\n", "[team]\naws_access_key_id = A\nregion = ap-south-1\n"),
+    "over the config file's": ("[profile team]\nregion = eu-west-2\n", "[team]\nregion = ap-south-1\n"),
+    "its services": (
+        "[profile team]\n[services local]\nsagemaker_runtime =\n  endpoint_url = http://local\n",
+        "[team]\nservices = local\n",
+    ),
+    "unparsable": ("[profile team]\nregion = eu-west-2\n", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG\n"),
+    "a bad nested line": ("[profile team]\nregion = eu-west-2\n", "[other]\ns3 =\n  wJalrXUtnFEMI/K7MDENG\n"),
+}
+
+
+@pytest.mark.parametrize("case", CREDENTIALS_MERGE)
+def test_a_named_profile_takes_its_settings_in_the_credentials_file_as_botocore_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    import botocore.exceptions
+    import botocore.session
+
+    config_text, credentials_text = CREDENTIALS_MERGE[case]
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    config.write_text(config_text)
+    credentials.write_text(credentials_text)
+    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    try:
+        client = botocore.session.Session(profile="team").create_client(
+            "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        )
+        configured = None if client.meta.endpoint_url.endswith(".amazonaws.com") else client.meta.endpoint_url
+        expected = (botocore.session.Session(profile="team").get_config_variable("region"), configured)
+    except botocore.exceptions.ConfigParseError:
+        with pytest.raises(InvalidParamsError, match=r"the credentials file .* cannot be parsed") as caught:
+            resolve_defaults(Options(profile="team"), environ)
+        assert "wJalr" not in str(caught.value)
+        # Not read for the default profile, named by no one.
+        resolve_defaults(Options(), environ)
+        return
+    options = resolve_defaults(Options(profile="team"), environ)
+    assert (options.region, options.endpoint_url) == expected
+    assert expected[0] == "ap-south-1" or expected[1] == "http://local"
