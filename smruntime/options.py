@@ -390,6 +390,9 @@ def _parse_problem(error: Exception) -> str:
         return "it cannot read line " + ", ".join(str(number) for number, _ in error.errors)
     if isinstance(error, UnicodeDecodeError):
         return f"it is not UTF-8 (byte {error.start})"
+    if isinstance(error, configparser.DuplicateOptionError):
+        # Not the setting's name: a line of a wrapped token that ends in '=' is read as one.
+        return f"line {error.lineno} sets again a setting of [{error.section}]"
     return " ".join(str(error).split())  # a section or option given twice: names and line numbers only
 
 

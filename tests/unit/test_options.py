@@ -471,6 +471,7 @@ def test_a_config_file_that_cannot_be_parsed_is_an_error_naming_it(tmp_path: Pat
     assert "wJalr" not in str(caught.value)  # configparser quotes the line; a config file may hold keys
     for text, problem in (("[default]\nregion = a\nwJalrXUtnFEMI\n", "cannot read line 3"),
                           ("[default]\n[default]\n", "section 'default' already exists"),
+                          ("[default]\nwJalrXUtnFEMI==\nregion = a\nwJalrXUtnFEMI==\n", r"line 4 sets again a setting of \[default\]"),
                           (b"[default]\nregion = \xff\n", "not UTF-8")):
         config.write_bytes(text if isinstance(text, bytes) else text.encode())
         with pytest.raises(InvalidParamsError, match=problem) as caught:
