@@ -258,13 +258,11 @@ class _LazyProfile:
     Sections are named as botocore names them: ``[default]`` or ``[profile default]`` for the
     default profile, ``[profile NAME]`` for the others and ``[services NAME]``, where NAME may be
     quoted (``[profile "my profile"]``) and, of sections naming the same profile, the last wins.
-    A profile the caller names also takes the settings of its section in the credentials file
-    (``[NAME]``), over the config file's, as botocore merges them; the default profile, named
-    by no one, does not (the credentials file is then not read, where botocore reads it).
+    A profile also takes the settings of its section in the credentials file (``[NAME]``),
+    over the config file's, as botocore merges them.
     """
 
     def __init__(self, name: str | None, env: Mapping[str, str]) -> None:
-        self._named = name is not None  # only then is the credentials file read
         self._name = name or "default"
         self._env = env
         self._sections: dict[tuple[str, str], dict[str, str]] | None = None
@@ -332,10 +330,9 @@ class _LazyProfile:
             kind_and_name = _section_kind_and_name(section)
             if kind_and_name is not None:
                 sections[kind_and_name] = values
-        if self._named:
-            # Every section is a profile, named as written; its settings win, as botocore merges them.
-            for section, values in _read_checked(self._credentials_path, "credentials").items():
-                sections[("profile", section)] = {**sections.get(("profile", section), {}), **values}
+        # Every section is a profile, named as written; its settings win, as botocore merges them.
+        for section, values in _read_checked(self._credentials_path, "credentials").items():
+            sections[("profile", section)] = {**sections.get(("profile", section), {}), **values}
         return sections
 
 

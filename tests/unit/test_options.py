@@ -563,7 +563,7 @@ def test_a_named_profile_must_exist_in_the_config_or_the_credentials_file_as_for
     assert resolve_defaults(Options(), {**environ, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}).profile is None
 
 
-# A named profile's settings in the credentials file, as botocore merges that file into its profiles.
+# A profile's settings in the credentials file, as botocore merges that file into its profiles.
 CREDENTIALS_MERGE = {
     "region only there": ("[default]\n", "[team]\naws_access_key_id = A\nregion = ap-south-1\n"),
     "over the config file's": ("[profile team]\nregion = eu-west-2\n", "[team]\nregion = ap-south-1\n"),
@@ -577,7 +577,7 @@ CREDENTIALS_MERGE = {
 
 
 @pytest.mark.parametrize("case", CREDENTIALS_MERGE)
-def test_a_named_profile_takes_its_settings_in_the_credentials_file_as_botocore_does(
+def test_a_profile_takes_its_settings_in_the_credentials_file_as_botocore_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     import botocore.exceptions
@@ -603,9 +603,11 @@ def test_a_named_profile_takes_its_settings_in_the_credentials_file_as_botocore_
         with pytest.raises(InvalidParamsError, match=r"the credentials file .* cannot be parsed") as caught:
             resolve_defaults(Options(profile="team"), environ)
         assert "wJalr" not in str(caught.value)
-        # Not read for the default profile, named by no one.
-        resolve_defaults(Options(), environ)
         return
     options = resolve_defaults(Options(profile="team"), environ)
     assert (options.region, options.endpoint_url) == expected
     assert expected[0] == "ap-south-1" or expected[1] == "http://local"
+    # The default profile too, named by no one.
+    credentials.write_text(credentials_text.replace("[team]", "[default]"))
+    config.write_text(config_text.replace("[profile team]", "[default]"))
+    assert resolve_defaults(Options(), environ).region == botocore.session.Session().get_config_variable("region")
