@@ -403,6 +403,23 @@ def test_a_services_section_that_is_missing_is_an_error_as_in_botocore(tmp_path:
     resolve_defaults(Options(endpoint_url="http://argument"), {"AWS_CONFIG_FILE": str(config)})
 
 
+# What botocore, the reference in the tests below, reads from the process environment.
+_BOTOCORE_INPUTS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+                    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONFIG_FILE",
+                    "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def botocore_sees(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **environ: str) -> dict[str, str]:
+    """Give botocore these variables and none of the others it reads (no credentials file unless
+    one is named); the same variables, for ``resolve_defaults``."""
+    for name in _BOTOCORE_INPUTS:
+        monkeypatch.delenv(name, raising=False)
+    environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return environ
+
+
 # Config files as botocore names their sections; botocore itself is the reference.
 SECTION_NAMING = {
     "profile default": ("[profile default]\nregion = eu-north-1\n", None),
@@ -424,11 +441,7 @@ def test_profile_sections_are_found_as_botocore_finds_them(
     text, profile = SECTION_NAMING[case]
     config = tmp_path / "config"
     config.write_text(text)
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials")}
+    environ = botocore_sees(monkeypatch, tmp_path, AWS_CONFIG_FILE=str(config))
     try:
         expected = botocore.session.Session(profile=profile).get_config_variable("region")
     except botocore.exceptions.ProfileNotFound:
@@ -490,28 +503,23 @@ def test_a_services_key_given_twice_is_read_as_botocore_reads_it(tmp_path: Path,
     config = tmp_path / "config"
     config.write_text("[default]\nservices = local\n[services local]\n"
                       "sagemaker_runtime =\n  endpoint_url = http://first\n  endpoint_url = http://second\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-                 "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        monkeypatch.delenv(name, raising=False)
+    environ = botocore_sees(monkeypatch, tmp_path, AWS_CONFIG_FILE=str(config))
     expected = botocore.session.Session().create_client(
         "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
     ).meta.endpoint_url
     assert expected == "http://second"
-    assert resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)}).endpoint_url == expected
+    assert resolve_defaults(Options(), environ).endpoint_url == expected
 
 
 def test_aws_default_profile_wins_over_aws_profile_as_in_botocore(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import botocore.session
 
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
-    monkeypatch.setenv("AWS_DEFAULT_PROFILE", "other")
-    monkeypatch.setenv("AWS_PROFILE", "default")
+    environ = botocore_sees(monkeypatch, tmp_path, AWS_CONFIG_FILE=str(config_file), AWS_DEFAULT_PROFILE="other",
+                            AWS_PROFILE="default")
     assert botocore.session.Session().profile == "other"
-    assert resolve_defaults(Options(), env(config_file, AWS_DEFAULT_PROFILE="other", AWS_PROFILE="default")).profile == "other"
+    assert resolve_defaults(Options(), environ).profile == "other"
 
 
 def test_a_nested_line_without_an_equals_sign_is_refused_as_botocore_refuses_the_file(
@@ -522,11 +530,11 @@ def test_a_nested_line_without_an_equals_sign_is_refused_as_botocore_refuses_the
 
     config = tmp_path / "config"
     config.write_text("[default]\nregion = eu-west-1\n[profile other]\ns3 =\n  addressing_style\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    environ = botocore_sees(monkeypatch, tmp_path, AWS_CONFIG_FILE=str(config))
     with pytest.raises(botocore.exceptions.ConfigParseError):
         botocore.session.Session().get_config_variable("region")
     with pytest.raises(InvalidParamsError, match=r"\[profile other\], a line of s3's nested settings has no '='"):
-        resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
+        resolve_defaults(Options(), environ)
 
 
 @pytest.mark.parametrize("where", ["config", "credentials", "neither"])
@@ -540,9 +548,7 @@ def test_a_named_profile_must_exist_in_the_config_or_the_credentials_file_as_for
     config.write_text("[default]\nregion = eu-west-1\n" + ("[profile team]\nregion = eu-west-2\n" if where == "config" else ""))
     credentials.write_text("[default]\naws_access_key_id = A\naws_secret_access_key = B\n"
                            + ("[team]\naws_access_key_id = A\naws_secret_access_key = B\n" if where == "credentials" else ""))
-    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
+    environ = botocore_sees(monkeypatch, tmp_path, AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials))
     boto3_refuses = False
     try:
         botocore.session.Session(profile="team").get_scoped_config()
@@ -587,12 +593,7 @@ def test_a_profile_takes_its_settings_in_the_credentials_file_as_botocore_does(
     config, credentials = tmp_path / "config", tmp_path / "credentials"
     config.write_text(config_text)
     credentials.write_text(credentials_text)
-    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
+    environ = botocore_sees(monkeypatch, tmp_path, AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials))
     try:
         client = botocore.session.Session(profile="team").create_client(
             "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
