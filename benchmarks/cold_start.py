@@ -133,6 +133,20 @@ created = time.perf_counter()
 body = client.invoke_endpoint(EndpointName="bench", Body=b"{{}}", ContentType="application/json")["Body"].read()
 """
 
+# What any client on requests' engine and attrs pays before its own work: the two imports (with
+# urllib3's http.client, ssl, email parser and importlib.metadata, and attrs' inspect) and one
+# POST through a urllib3 pool. It loads exactly the modules outside smruntime that the default
+# client's cold start loads (tests/integration/test_cold_start_imports.py keeps them in step).
+_FLOOR = _PRELUDE + """
+import attrs
+import urllib3
+imported = time.perf_counter()
+pool = urllib3.connection_from_url(url)
+created = time.perf_counter()
+body = pool.urlopen("POST", "/endpoints/bench/invocations", body=b"{}",
+                    headers={"Content-Type": "application/json"}).data
+"""
+
 _REPORT = """
 done = time.perf_counter()
 assert body == b"{}", body
@@ -148,6 +162,7 @@ SCRIPTS = {
     "boto3, env credentials, endpoint_url": _BOTO3_ENV + _REPORT,
     "smruntime default, env credentials, regional endpoint": _SMRUNTIME_REGIONAL + _REPORT,
     "boto3, env credentials, regional endpoint": _BOTO3_REGIONAL + _REPORT,
+    "floor: urllib3 + attrs imports, one POST, no client": _FLOOR + _REPORT,
 }
 # Each contender's ratio is to boto3 measured the same way, in the same rounds.
 BASELINES = {
@@ -158,6 +173,7 @@ BASELINES = {
     "boto3, env credentials, endpoint_url": "boto3, env credentials, endpoint_url",
     "smruntime default, env credentials, regional endpoint": "boto3, env credentials, regional endpoint",
     "boto3, env credentials, regional endpoint": "boto3, env credentials, regional endpoint",
+    "floor: urllib3 + attrs imports, one POST, no client": "boto3",
 }
 
 
@@ -295,6 +311,7 @@ def run(server: LoopbackServer | None = None, *, runs: int = RUNS) -> Section:
         "fastest_vs_boto3": versus("smruntime fastest"),
         "env_endpoint_url_vs_boto3": versus("smruntime default, env credentials, endpoint_url"),
         "env_regional_vs_boto3": versus("smruntime default, env credentials, regional endpoint"),
+        "floor_vs_boto3": versus("floor: urllib3 + attrs imports, one POST, no client"),
     }
     return Section(
         "cold_start",
@@ -309,7 +326,10 @@ def run(server: LoopbackServer | None = None, *, runs: int = RUNS) -> Section:
          "'env credentials' rows: no credentials argument, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY set (the "
          "AWS Lambda case); each is compared with boto3 measured the same way. 'regional endpoint': no "
          "endpoint_url, the endpoint comes from the rules; the call is real HTTPS (name lookup redirected to a "
-         "loopback TLS server, certificate trusted through the CA-bundle variables)."],
+         "loopback TLS server, certificate trusted through the CA-bundle variables).",
+         "'floor': no smruntime, only the imports the default client cannot do without (urllib3, which "
+         "requests' engine is, and attrs, which the middleware framework's types are built with) and one "
+         "POST through a urllib3 pool; it loads the same modules outside smruntime as the default client."],
     )
 
 

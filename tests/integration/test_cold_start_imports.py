@@ -14,8 +14,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from tests.servers import HTTPTestServer, respond
+from tests.servers import HTTPTestServer, RecordedRequest, respond
 
 _COLD_START = """
 import json, sys
@@ -56,6 +57,16 @@ NOT_IMPORTED = (
 )
 """Modules (and their submodules) a plain InvokeEndpoint cold start must not import."""
 
+# The cold-start benchmark's floor: what a client on requests' engine and attrs cannot avoid.
+_FLOOR = """
+import json, sys
+import attrs
+import urllib3
+body = urllib3.connection_from_url(sys.argv[1]).urlopen(
+    "POST", "/endpoints/ep/invocations", body=b"{}", headers={"Content-Type": "application/json"}).data
+print(json.dumps({"body": body.decode(), "modules": sorted(sys.modules)}))
+"""
+
 
 def _lambda_environment() -> dict[str, str]:
     """Credentials from the two variables only: no profile, no config files, no proxy."""
@@ -71,17 +82,32 @@ def _lambda_environment() -> dict[str, str]:
     return env
 
 
-def test_a_plain_invoke_endpoint_cold_start_imports_only_what_the_call_needs() -> None:
+def _run(program: str) -> tuple[dict[str, Any], list[RecordedRequest]]:
+    """``program``'s printed result and the requests it sent, in a fresh interpreter."""
     with HTTPTestServer() as server:
         server.enqueue(respond(200, b'{"ok": 1}', headers=[("Content-Type", "application/json")]))
-        done = subprocess.run([sys.executable, "-c", _COLD_START, server.url], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", program, server.url], capture_output=True, text=True,
                               env=_lambda_environment(), timeout=60, check=False)
         assert done.returncode == 0, done.stderr
-        (request,) = server.requests
-    result = json.loads(done.stdout)
+        requests = list(server.requests)
+    result: dict[str, Any] = json.loads(done.stdout)
     assert result["body"] == '{"ok": 1}'
+    return result, requests
+
+
+def test_a_plain_invoke_endpoint_cold_start_imports_only_what_the_call_needs() -> None:
+    result, (request,) = _run(_COLD_START)
     assert (request.header("Authorization") or "").startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     modules = set(result["modules"])
     assert {"urllib3", "smruntime.transport.requests_client"} <= modules  # the default client did answer
     loaded = sorted(name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in NOT_IMPORTED))
     assert loaded == []
+
+
+def test_outside_smruntime_the_cold_start_imports_no_more_than_the_benchmark_floor() -> None:
+    """The benchmark's floor row (urllib3 and attrs imported, one POST) is what the default client
+    cannot do without; any other module its cold start pulls in is a cost of smruntime's own."""
+    ours, _ = _run(_COLD_START)
+    floor, _ = _run(_FLOOR)
+    extra = sorted(name for name in set(ours["modules"]) - set(floor["modules"]) if not name.startswith("smruntime"))
+    assert extra == []
