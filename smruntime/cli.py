@@ -318,9 +318,9 @@ def _invoke_bidirectional_stream(args: argparse.Namespace) -> int:
                 out.write(part.bytes if partial else part.bytes + b"\n")
                 out.flush()
         except errors.SageMakerRuntimeError:
-            if failures:  # the sender's error (a refused stream, say) explains the reader's
-                raise failures[0] from None
-            raise
+            if not failures:
+                raise
+            # else the sender's error (a refused line, say) explains the reader's: raised below
         finally:
             if partial:  # the stream ended (or failed) before completing it: still a whole line
                 out.write(b"\n")
