@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     serve.add_argument("--port", type=int, default=_DEFAULT_PORT, help="the port to listen on (0: any free port)")
     serve.add_argument("--config", type=Path, help="endpoints TOML file")
+    serve.add_argument("--region",
+                       help="the region requests must be signed for (default: the config file's, else us-east-1)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host is NAME (repeatable; * for any)")
     serve.add_argument("--allow-example-credentials", action="store_true",
@@ -375,14 +377,20 @@ def _invoke_async(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import attrs
+
     from smruntime.local import ServerLimits, TLSFiles, serve
+    from smruntime.local.config import as_config
 
     limits = ServerLimits(max_connections=args.max_connections, header_timeout=args.header_timeout,
                           body_timeout=args.body_timeout)
     if (args.http2_certfile is None) != (args.http2_keyfile is None):
         raise SystemExit("smruntime serve: --http2-certfile and --http2-keyfile go together")
     tls = TLSFiles(args.http2_certfile, args.http2_keyfile) if args.http2_certfile else None
-    serve(config=args.config, host=args.host, port=args.port, limits=limits, allowed_hosts=args.allowed_host,
+    config = as_config(args.config)
+    if args.region is not None:
+        config = attrs.evolve(config, region=args.region)
+    serve(config=config, host=args.host, port=args.port, limits=limits, allowed_hosts=args.allowed_host,
           allow_example_credentials=args.allow_example_credentials,
           http2_port=_http2_port(args), http2_tls=tls, access_log=args.access_log)
     return 0

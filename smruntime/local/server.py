@@ -320,12 +320,13 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
             key_id, secret = EXAMPLE_CREDENTIALS
             print("It accepts the AWS documentation's example pair (no other AWS credentials found). Clients "
                   "(smruntime, boto3, the AWS CLI) sign with it after:\n"
-                  f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
-                  # boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
-                  f"AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}",
+                  f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret}",
                   file=sys.stderr, flush=True)
-        # boto3, the AWS CLI and smruntime all read the service-specific endpoint variables.
-        exports = f"{ENDPOINT_ENV}={url}" + (f" {HTTP2_ENDPOINT_ENV}={http2_url}" if http2 is not None else "")
+        # boto3, the AWS CLI and smruntime all read the service-specific endpoint variables. The
+        # region goes with them whatever the keys: a client signing for its profile's region is
+        # refused. boto3, aiobotocore and the AWS CLI v1 read AWS_DEFAULT_REGION only.
+        exports = (f"{ENDPOINT_ENV}={url}" + (f" {HTTP2_ENDPOINT_ENV}={http2_url}" if http2 is not None else "")
+                   + f" AWS_REGION={local.region} AWS_DEFAULT_REGION={local.region}")
         print(f"Point clients at it with:\n  export {exports}", file=sys.stderr, flush=True)
         if http2 is not None:
             print(f"InvokeEndpointWithBidirectionalStream (HTTP/2) on {http2_url}", file=sys.stderr, flush=True)

@@ -22,13 +22,15 @@ def clean_env(scratch: Path, **extra: str) -> dict[str, str]:
 
 
 def hint_environment(hint: list[str]) -> dict[str, str]:
-    """The variables of the ``export`` line that ``smruntime serve`` prints with no credentials."""
-    return dict(pair.split("=", 1) for pair in hint[1].split("export ", 1)[1].split())
+    """The variables of the ``export`` lines that ``smruntime serve`` prints: the example pair's
+    (with no credentials) and the one pointing clients at it."""
+    lines = [line for line in hint if line.lstrip().startswith("export ")]
+    return {name: value for line in lines for name, value in (pair.split("=", 1) for pair in line.split()[1:])}
 
 
 @contextlib.contextmanager
 def serving(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Iterator[tuple[str, list[str]]]:
-    """``smruntime serve --port 0 ARGS`` in its own process: its URL and the hint it printed (if any)."""
+    """``smruntime serve --port 0 ARGS`` in its own process: its URL and the hint lines it printed."""
     process = subprocess.Popen([SMRUNTIME, "serve", "--port", "0", *args], stderr=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, env=env, cwd=cwd, text=True)
     try:
@@ -37,6 +39,7 @@ def serving(args: list[str], env: dict[str, str], cwd: Path | None = None) -> It
         assert " on http://" in banner, banner + process.stderr.read()
         url = banner.split(" on ", 1)[1].split(" ", 1)[0]
         hint = [process.stderr.readline(), process.stderr.readline()] if "AKIDEXAMPLE" in banner else []
+        hint += [process.stderr.readline(), process.stderr.readline()]  # "Point clients at it with:", export
         yield url, hint
     finally:
         process.terminate()
