@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import attrs
 
@@ -356,6 +356,13 @@ class GracefulStop:
               "(interrupt again to quit at once)", file=sys.stderr)
 
 
+def _open_output(path: Path) -> TextIO:
+    try:
+        return path.open("a", encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"--output {path}: {error.strerror or error}") from None
+
+
 def run_batch(args: argparse.Namespace) -> int:
     """Run ``smruntime batch``; exit status 0 when every record succeeded, 1 otherwise, 128 plus
     the signal's number when stopped by SIGINT or SIGTERM."""
@@ -378,7 +385,7 @@ def run_batch(args: argparse.Namespace) -> int:
     progress = _progress(not args.no_progress and sys.stderr.isatty())
     start = time.monotonic()
     with contextlib.ExitStack() as closing:
-        output = sys.stdout if to_stdout else closing.enter_context(args.output.open("a", encoding="utf-8"))
+        output = sys.stdout if to_stdout else closing.enter_context(_open_output(args.output))
         client = _client(args, closing)
         stop = closing.enter_context(GracefulStop())
         held: collections.deque[dict[str, Any]] = collections.deque()  # --ordered: malformed lines, until their turn

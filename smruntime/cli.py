@@ -234,18 +234,33 @@ def client_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _body(value: str) -> bytes:
-    if value.startswith("fileb://"):
-        return Path(value[len("fileb://") :]).expanduser().read_bytes()
-    if value.startswith("file://"):
-        return Path(value[len("file://") :]).expanduser().read_text(encoding="utf-8").encode("utf-8")
+    try:
+        if value.startswith("fileb://"):
+            return Path(value[len("fileb://") :]).expanduser().read_bytes()
+        if value.startswith("file://"):
+            return Path(value[len("file://") :]).expanduser().read_text(encoding="utf-8").encode("utf-8")
+    except OSError as error:
+        raise ValueError(f"--body {value}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--body {value}: file:// reads UTF-8 text and this file is not; use fileb://") from None
     return value.encode("utf-8")
 
 
+def _check_outfile(outfile: str) -> None:
+    """Refuse an OUTFILE that cannot be written before the model runs, not after (its answer lost)."""
+    if outfile == "-":
+        return
+    path = Path(outfile).expanduser()
+    if path.is_dir():
+        raise ValueError(f"OUTFILE {outfile}: is a folder; name a file in it, or - for stdout")
+    if not path.parent.is_dir():
+        raise ValueError(f"OUTFILE {outfile}: the folder {path.parent} does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise ValueError(f"OUTFILE {outfile}: not writable (permission denied)")
+
+
 def _invoke_endpoint(args: argparse.Namespace) -> int:
-    if args.outfile != "-":
-        folder = Path(args.outfile).expanduser().parent
-        if not folder.is_dir():  # found out before the model runs, not after
-            raise ValueError(f"OUTFILE {args.outfile}: the folder {folder} does not exist")
+    _check_outfile(args.outfile)
     with _client(args) as client:
         out = client.invoke_endpoint(**member_values(args, service_model.INVOKE_ENDPOINT))
     summary = {

@@ -423,11 +423,14 @@ def as_config(config: LocalConfig | str | os.PathLike[str] | None) -> LocalConfi
 
 def load_config(path: str | os.PathLike[str]) -> LocalConfig:
     """Read a TOML configuration file (format in this module's docstring)."""
-    with open(path, "rb") as handle:
-        try:
-            data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{os.fspath(path)} is not valid TOML: {error}") from None
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise ValueError(f"config file {os.fspath(path)}: {error.strerror or error}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{os.fspath(path)} is not valid TOML: {error}") from None
     try:
         config = config_from_dict(data)
     except (ValueError, TypeError) as error:

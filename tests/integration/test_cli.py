@@ -116,16 +116,40 @@ def test_dash_outfile_writes_the_body_to_stdout_and_the_output_fields_to_stderr(
     assert fields["InvokedProductionVariant"] == "AllTraffic"
 
 
-def test_an_outfile_in_a_missing_folder_is_refused_before_the_model_runs(endpoint, tmp_path, capsys) -> None:
+@pytest.mark.parametrize(("outfile", "says"), [
+    ("missing/out.json", "the folder"),
+    (".", "is a folder"),
+])
+def test_an_outfile_that_cannot_be_written_is_refused_before_the_model_runs(
+        endpoint, tmp_path, capsys, outfile, says) -> None:
     before = endpoint.counters("sum").snapshot().requests
     status = main([
         "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
-        "--endpoint-name", "sum", "--body", '{"numbers":[1]}', str(tmp_path / "missing" / "out.json"),
+        "--endpoint-name", "sum", "--body", '{"numbers":[1]}', str(tmp_path / outfile),
     ])
     assert status == 1
     err = capsys.readouterr().err
-    assert "OUTFILE" in err and "does not exist" in err
+    assert err.startswith(f"smruntime: error: OUTFILE {tmp_path / outfile}: {says}")
     assert endpoint.counters("sum").snapshot().requests == before
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["invoke-endpoint", "--endpoint-name", "sum", "--body", "fileb://{tmp}/nope.bin", "-"],
+     "--body fileb://{tmp}/nope.bin: No such file or directory"),
+    (["invoke-endpoint", "--endpoint-name", "sum", "--body", "file://{tmp}/latin1.txt", "-"],
+     "--body file://{tmp}/latin1.txt: file:// reads UTF-8 text and this file is not; use fileb://"),
+    (["serve", "--port", "0", "--config", "{tmp}/nope.toml"], "config file {tmp}/nope.toml: No such file or directory"),
+    (["serve", "--port", "0", "--config", "{tmp}"], "config file {tmp}: Is a directory"),
+    (["batch", "--endpoint-name", "sum", "--input", "{tmp}/in.jsonl", "--output", "{tmp}/nope/out.jsonl"],
+     "--output {tmp}/nope/out.jsonl: No such file or directory"),
+])
+def test_a_file_option_that_cannot_be_read_or_written_is_named_in_one_line(tmp_path, capsys, argv, says) -> None:
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    client = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"] if argv[0] != "serve" else []
+    command = [part.format(tmp=tmp_path) for part in argv]
+    assert main([command[0], *client, *command[1:]]) == 1
+    assert capsys.readouterr().err == f"smruntime: error: {says.format(tmp=tmp_path)}\n"
 
 
 def test_version_prints_the_package_version(capsys) -> None:
