@@ -10,6 +10,7 @@ import copy
 import os
 import re
 import stat
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import attrs
@@ -152,9 +153,9 @@ def resolve_defaults(options: Options, environ: Mapping[str, str] | None = None)
     if resolved.retry_mode is None:
         resolved.retry_mode = _configured_retry_mode(env.get("AWS_RETRY_MODE"), profile.get("retry_mode"))
     if resolved.max_attempts is None:
-        raw = env.get("AWS_MAX_ATTEMPTS") or profile.get("max_attempts")
-        if raw:
-            resolved.max_attempts = _parse_int("max_attempts", raw)
+        attempts = _configured_max_attempts(env.get("AWS_MAX_ATTEMPTS"), profile.get("max_attempts"))
+        if attempts is not None:
+            resolved.max_attempts = attempts
         elif resolved.retryer is not None:
             # A retryer the user built carries its own limit; don't override it with ours.
             resolved.max_attempts = int(getattr(resolved.retryer, "max_attempts", 3))
@@ -208,44 +209,72 @@ def _configured_ca_bundle(from_env: str | None, profile: _LazyProfile) -> str | 
     return expanded
 
 
+_TEXT_OPTIONS = ("region", "profile", "endpoint_url", "http2_endpoint_url", "retry_mode", "user_agent_extra", "app_id")
+_COUNT_OPTIONS = ("max_attempts", "max_pool_connections", "max_response_body_size")  # at least 1
+_SECONDS_OPTIONS = ("connect_timeout", "read_timeout")
+
+
 def validate_options(options: Options) -> None:
     """Raise :class:`InvalidParamsError` naming every bad option."""
     problems: list[FieldProblem] = []
-    if options.retry_mode not in RETRY_MODES:
-        problems.append(FieldProblem("retry_mode", "enum", f"must be one of {', '.join(RETRY_MODES)}, got {options.retry_mode!r}"))
-    if options.max_attempts is not None and options.max_attempts < 1:
-        problems.append(FieldProblem("max_attempts", "range", f"must be at least 1, got {options.max_attempts}"))
-    for name in ("connect_timeout", "read_timeout"):
+    mistyped = set()
+    for name in _TEXT_OPTIONS:
         value = getattr(options, name)
-        if value is not None and value <= 0:
-            problems.append(FieldProblem(name, "range", f"must be positive, got {value}"))
-    if options.region is not None and not _REGION.fullmatch(options.region):
+        if value is not None and not isinstance(value, str):
+            mistyped.add(name)
+            problems.append(FieldProblem(name, "type", f"must be a str, got {type(value).__name__}"))
+    for name in _COUNT_OPTIONS:
+        value = getattr(options, name)
+        if value is None and name == "max_attempts":  # unset: the retry mode's own
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(FieldProblem(name, "type", f"must be an int, got {type(value).__name__}"))
+        elif value < 1:
+            problems.append(FieldProblem(name, "range", f"must be at least 1, got {value}"))
+    for name in _SECONDS_OPTIONS:
+        value = getattr(options, name)
+        if value is None:  # no timeout
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            problems.append(FieldProblem(name, "type", f"must be a number of seconds, got {type(value).__name__}"))
+        elif not 0 < value <= threading.TIMEOUT_MAX:  # NaN fails both; past the maximum, sockets refuse it
+            problems.append(FieldProblem(
+                name, "range", f"must be more than 0 and at most {threading.TIMEOUT_MAX:.0f} seconds, got {value}"
+            ))
+    if "retry_mode" not in mistyped and options.retry_mode not in RETRY_MODES:
+        problems.append(FieldProblem("retry_mode", "enum", f"must be one of {', '.join(RETRY_MODES)}, got {options.retry_mode!r}"))
+    if "region" not in mistyped and options.region is not None and not _REGION.fullmatch(options.region):
         problems.append(FieldProblem("region", "pattern", f"must be a region name like us-east-1, got {options.region!r}"))
-    if options.user_agent_extra is not None and not _VISIBLE_ASCII.fullmatch(options.user_agent_extra):
+    if (
+        "user_agent_extra" not in mistyped
+        and options.user_agent_extra is not None
+        and not _VISIBLE_ASCII.fullmatch(options.user_agent_extra)
+    ):
         problems.append(FieldProblem("user_agent_extra", "pattern", "must be printable US-ASCII (no line breaks)"))
-    if options.app_id is not None and not isinstance(options.app_id, str):
-        problems.append(FieldProblem("app_id", "type", f"must be a str, got {type(options.app_id).__name__}"))
-    if options.max_pool_connections < 1:
-        problems.append(FieldProblem("max_pool_connections", "range", f"must be at least 1, got {options.max_pool_connections}"))
-    if options.max_response_body_size < 1:
-        problems.append(
-            FieldProblem("max_response_body_size", "range", f"must be at least 1, got {options.max_response_body_size}")
-        )
     verify = options.verify
-    if not (verify is None or isinstance(verify, bool) or (isinstance(verify, str) and os.path.exists(verify))):
-        shown = f"{verify!r} does not exist" if isinstance(verify, str) else f"got {type(verify).__name__}"
+    if not (verify is None or isinstance(verify, bool | str)):
         problems.append(FieldProblem(
-            "verify", "type", f"must be True, False or the path of a CA bundle (a file or a directory): {shown}"
+            "verify", "type", f"must be True, False or the path of a CA bundle (a file or a directory), got "
+            f"{type(verify).__name__}"
         ))
+    elif isinstance(verify, str) and not os.path.exists(verify):
+        problems.append(FieldProblem("verify", "path", f"{verify!r} does not exist (a CA bundle's file or directory)"))
     if problems:
         raise InvalidParamsError(problems)
 
 
-def _parse_int(name: str, raw: str) -> int:
+def _configured_max_attempts(from_env: str | None, from_profile: str | None) -> int | None:
+    """The attempts the environment or the config file sets, naming where a bad value came from."""
+    source, raw = ("AWS_MAX_ATTEMPTS", from_env) if from_env else ("the config file's max_attempts", from_profile)
+    if not raw:
+        return None
     try:
-        return int(raw)
+        attempts = int(raw)
     except ValueError:
-        raise InvalidParamsError([FieldProblem(name, "type", f"must be an integer, got {raw!r}")]) from None
+        raise InvalidParamsError([FieldProblem("max_attempts", "type", f"{source} must be an integer, got {raw!r}")]) from None
+    if attempts < 1:
+        raise InvalidParamsError([FieldProblem("max_attempts", "range", f"{source} must be at least 1, got {raw!r}")])
+    return attempts
 
 
 def _truthy(raw: str | None) -> bool:

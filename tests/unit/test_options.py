@@ -145,6 +145,19 @@ def test_a_user_retryer_keeps_its_own_max_attempts(tmp_path: Path) -> None:
         ({"max_response_body_size": 0}, "max_response_body_size"),
         ({"verify": "/no/such/ca-bundle.pem"}, "verify"),
         ({"verify": 1}, "verify"),
+        ({"read_timeout": float("nan")}, "read_timeout"),
+        ({"connect_timeout": float("inf")}, "connect_timeout"),
+        ({"read_timeout": 1e12}, "read_timeout"),  # past what a socket takes
+        ({"read_timeout": "10"}, "read_timeout"),
+        ({"connect_timeout": True}, "connect_timeout"),
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"max_attempts": 2.5}, "max_attempts"),
+        ({"max_pool_connections": "4"}, "max_pool_connections"),
+        ({"max_response_body_size": True}, "max_response_body_size"),
+        ({"region": 1}, "region"),
+        ({"endpoint_url": b"http://x"}, "endpoint_url"),
+        ({"retry_mode": 3}, "retry_mode"),
+        ({"user_agent_extra": ["x"]}, "user_agent_extra"),
     ],
 )
 def test_bad_options_name_the_field(tmp_path: Path, fields, field) -> None:
@@ -153,9 +166,30 @@ def test_bad_options_name_the_field(tmp_path: Path, fields, field) -> None:
     assert caught.value.fields == (field,)
 
 
-def test_a_non_integer_max_attempts_in_the_environment(tmp_path: Path) -> None:
-    with pytest.raises(InvalidParamsError, match="max_attempts"):
-        resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(tmp_path / "x"), "AWS_MAX_ATTEMPTS": "three"})
+def test_several_bad_options_are_named_together_with_their_rules(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParamsError) as caught:
+        resolve_defaults(Options(read_timeout=float("nan"), max_attempts="3", region=7),
+                         {"AWS_CONFIG_FILE": str(tmp_path / "x")})
+    assert [(problem.field, problem.rule) for problem in caught.value.problems] == [
+        ("region", "type"), ("max_attempts", "type"), ("read_timeout", "range"),
+    ]
+    assert "got nan" in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "rule"), [("three", "type"), ("0", "range")])
+@pytest.mark.parametrize(("variable", "where"), [("AWS_MAX_ATTEMPTS", "AWS_MAX_ATTEMPTS"),
+                                                  (None, "the config file's max_attempts")])
+def test_a_bad_max_attempts_names_where_it_was_set(
+        tmp_path: Path, raw: str, rule: str, variable: str | None, where: str) -> None:
+    config = tmp_path / "config"
+    config.write_text(f"[default]\nmax_attempts = {raw}\n")
+    environment = {"AWS_CONFIG_FILE": str(config), **({variable: raw} if variable else {})}
+    with pytest.raises(InvalidParamsError) as caught:
+        resolve_defaults(Options(), environment)
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.rule) == ("max_attempts", rule)
+    assert problem.detail.startswith(f"{where} must be ")
+    assert problem.detail.endswith(f"got {raw!r}")
 
 
 def test_client_accepts_keywords_or_options_not_both() -> None:
