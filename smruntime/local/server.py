@@ -105,8 +105,10 @@ def _shown_url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{shown}:{port}"
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, option: str = "port") -> socket.socket:
     # Binding here, not in uvicorn, gives the port (also for port 0) before the thread starts.
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"{option} must be a port number from 0 to 65535 (0: any free port), got {port!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then (else +40 ms per call).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -188,7 +190,7 @@ class LocalEndpoint:
         return self
 
     def _start_http2(self, port: int) -> None:
-        sock = _bind(self.host, port)
+        sock = _bind(self.host, port, "http2_port")
         self._http2_port = sock.getsockname()[1]
         self._http2 = _http2_listener(self.state, sock, hosts=self._hosts, limits=self.limits, tls=self._http2_tls,
                                       quiet=True)
@@ -307,7 +309,7 @@ def serve(config: LocalConfig | str | os.PathLike[str] | None = None, *, host: s
     http2: HTTP2Listener | None = None
     try:
         if http2_port is not None:
-            http2_sock = _bind(host, http2_port)
+            http2_sock = _bind(host, http2_port, "http2_port")
             http2_url = _shown_url("https" if http2_tls else "http", host, http2_sock.getsockname()[1])
             http2 = _http2_listener(state, http2_sock, hosts=hosts, limits=limits, tls=http2_tls, quiet=not access_log)
             http2.start(_START_TIMEOUT)

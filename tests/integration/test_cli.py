@@ -152,6 +152,16 @@ def test_a_file_option_that_cannot_be_read_or_written_is_named_in_one_line(tmp_p
     assert capsys.readouterr().err == f"smruntime: error: {says.format(tmp=tmp_path)}\n"
 
 
+@pytest.mark.parametrize(("ports", "says"), [
+    (["--port", "99999"], "port must be a port number from 0 to 65535 (0: any free port), got 99999"),
+    (["--port", "0", "--http2-port", "70000"],
+     "http2_port must be a port number from 0 to 65535 (0: any free port), got 70000"),
+])
+def test_serve_refuses_a_port_out_of_range_in_one_line(capsys, ports, says) -> None:
+    assert main(["serve", *ports]) == 1
+    assert capsys.readouterr().err == f"smruntime: error: {says}\n"
+
+
 def test_version_prints_the_package_version(capsys) -> None:
     from smruntime.version import __version__
 
