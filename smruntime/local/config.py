@@ -449,7 +449,10 @@ def config_from_dict(data: Mapping[str, Any]) -> LocalConfig:
     options = _checked("configuration", {key: value for key, value in data.items() if key != "endpoints"}, LocalConfig)
     items = _tables("configuration: endpoints", data.get("endpoints", []), "[[endpoints]]")
     endpoints = tuple(_endpoint_from_dict(number, item) for number, item in enumerate(items, 1))
-    return _made("configuration", LocalConfig, {"endpoints": endpoints, **options})
+    config = _made("configuration", LocalConfig, {"endpoints": endpoints, **options})
+    if not endpoints:  # a server that answers every call with "no such endpoint"
+        raise ValueError("configuration: no endpoints; add an [[endpoints]] table with a name and a model")
+    return config
 
 
 def _endpoint_from_dict(number: int, data: Mapping[str, Any]) -> EndpointConfig:
@@ -462,6 +465,9 @@ def _endpoint_from_dict(number: int, data: Mapping[str, Any]) -> EndpointConfig:
         _checked("", {key: data[key] for key in ("name", "container_timeout") if key in data}, EndpointConfig)
         if "model" in data and "variants" in data:
             raise ValueError("give either model or variants, not both")
+        if "model" not in data and "variants" not in data:
+            raise ValueError("give model = … (a built-in model, module:function or a URL), "
+                             "or [[endpoints.variants]] tables")
         if "model" in data:
             variants: tuple[VariantConfig, ...] = (VariantConfig(model=_model("model", data["model"])),)
         else:
