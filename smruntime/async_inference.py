@@ -30,6 +30,8 @@ from smruntime.types import InvokeEndpointAsyncOutput
 Reader = Callable[[str], "bytes | None"]
 """Returns a location's bytes, or None while it does not exist yet."""
 
+FILE_ROOT_ADVICE = "Pass file_root= (a folder you trust) to read file:// results from it."
+
 
 def read_file_location(location: str, root: str | os.PathLike[str], timeout: float) -> bytes | None:
     """A ``file://`` location's bytes if it is a regular file inside ``root``; None if it does not exist yet.
@@ -150,7 +152,7 @@ class Poll:
         if self.file_root is None:
             raise errors.SageMakerRuntimeError(
                 f"the endpoint named the local file {_shown(location)} as a result location; the service only names "
-                "s3:// objects. Pass file_root= (a folder you trust) to read file:// results from it.")
+                f"s3:// objects. {FILE_ROOT_ADVICE}")
         return read_file_location(location, self.file_root, max(self.deadline - self.clock(), self.poll_interval))
 
     def check(self) -> bytes | None:

@@ -50,6 +50,7 @@ def _one_line(error: BaseException) -> str:
 
 def _in_command_line_terms(text: str) -> str:
     """The library's advice to a program (``Client(region=...)``), as options of this command."""
+    from smruntime.async_inference import FILE_ROOT_ADVICE
     from smruntime.auth.credentials import NO_CREDENTIALS_ADVICE
     from smruntime.auth.middleware import NO_SIGNING_REGION
     from smruntime.endpoints import MISSING_REGION
@@ -59,7 +60,11 @@ def _in_command_line_terms(text: str) -> str:
                           "it prints), or configure a profile in ~/.aws and pass --profile")
     return (text.replace(MISSING_REGION, region_advice)
             .replace(NO_SIGNING_REGION, "no signing region: pass --region, or set AWS_REGION or region in your profile")
-            .replace(NO_CREDENTIALS_ADVICE, credentials_advice))
+            .replace(NO_CREDENTIALS_ADVICE, credentials_advice)
+            .replace(FILE_ROOT_ADVICE, "Pass --file-root FOLDER (a folder you trust) to read file:// results from it.")
+            .replace("ServerLimits.max_connections", "--max-connections")
+            .replace("ServerLimits.header_timeout", "--header-timeout")
+            .replace("ServerLimits.body_timeout", "--body-timeout"))
 
 
 _DEBUG_HELP = "show tracebacks and DEBUG logs (secrets redacted)"
@@ -400,7 +405,7 @@ def _serve(args: argparse.Namespace) -> int:
     limits = ServerLimits(max_connections=args.max_connections, header_timeout=args.header_timeout,
                           body_timeout=args.body_timeout)
     if (args.http2_certfile is None) != (args.http2_keyfile is None):
-        raise SystemExit("smruntime serve: --http2-certfile and --http2-keyfile go together")
+        raise ValueError("--http2-certfile and --http2-keyfile go together")
     tls = TLSFiles(args.http2_certfile, args.http2_keyfile) if args.http2_certfile else None
     config = as_config(args.config)
     if args.region is not None:

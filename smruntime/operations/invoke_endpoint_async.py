@@ -29,7 +29,7 @@ def _payload(params: InvokeEndpointAsyncInput, problems: fields.Problems) -> Non
     printable US-ASCII only (tab included)."""
     location = params.input_location
     if params.body is None and location is None:
-        problems.append(errors.FieldProblem("input_location", "required", "is required"))
+        problems.append(errors.FieldProblem("input_location", "required", "is required (or give body, the payload itself)"))
     elif params.body is not None and location is not None:
         # The location is not the payload then: what it is wrong with is only that it is given.
         problems[:] = [problem for problem in problems if problem.field != "input_location"]

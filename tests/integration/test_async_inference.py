@@ -369,6 +369,22 @@ def test_cli_invoke_endpoint_async_wait_prints_the_locations_then_the_result(end
     assert json.loads(result)["sum"] == 10
 
 
+def test_cli_wait_without_file_root_says_which_option_reads_a_file_result(endpoint, scratch, monkeypatch,
+                                                                           capsys) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", EXAMPLE[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", EXAMPLE[1])
+    location = _write_input(scratch / "inputs", b'{"numbers": [1]}')
+
+    status = main(["invoke-endpoint-async", "--endpoint-url", endpoint.url, "--region", REGION,
+                   "--endpoint-name", "sum-file", "--input-location", location, "--content-type", "application/json",
+                   "--wait", "--timeout", "10", "--poll-interval", "0.02"])
+
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith("smruntime: error: the endpoint named the local file ")
+    assert error.endswith("Pass --file-root FOLDER (a folder you trust) to read file:// results from it.\n")
+
+
 # --- boto3 as a second client -----------------------------------------------------------------
 
 def test_boto3_gets_the_same_inference_id_and_locations_as_smruntime(client, boto_client, scratch) -> None:

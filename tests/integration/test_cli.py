@@ -162,6 +162,18 @@ def test_serve_refuses_a_port_out_of_range_in_one_line(capsys, ports, says) -> N
     assert capsys.readouterr().err == f"smruntime: error: {says}\n"
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["serve", "--port", "0", "--header-timeout", "-1"], "--header-timeout must be > 0, not -1.0"),
+    (["serve", "--port", "0", "--http2-certfile", "cert.pem"], "--http2-certfile and --http2-keyfile go together"),
+    (["invoke-endpoint-async", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1", "--endpoint-name", "x"],
+     "operation error SageMaker Runtime: InvokeEndpointAsync, invalid input: "
+     "input_location: is required (or give body, the payload itself) (required)"),
+])
+def test_the_library_s_advice_is_given_in_the_command_s_terms(capsys, argv, says) -> None:
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"smruntime: error: {says}\n"
+
+
 def test_version_prints_the_package_version(capsys) -> None:
     from smruntime.version import __version__
 
