@@ -14,7 +14,7 @@ from smruntime.client_methods import sync_method
 from smruntime.default_stack import new_stack
 from smruntime.http import HTTPRequest, HTTPResponse
 from smruntime.middleware import Stack, StackKey
-from smruntime.operations import Operation
+from smruntime.operations import Operation, unknown_operation
 from smruntime.operations import get as get_operation
 from smruntime.operations.common import SERVICE_ID
 from smruntime.options import OptionFunc, Options, resolve_defaults, validate_options
@@ -68,7 +68,11 @@ class BaseClient:
     def stack(self, operation: str, options: Sequence[OptionFunc] = ()) -> Stack:
         """The stack a call of ``operation`` would run, for inspection (``print`` it)."""
         call_options = self._call_options(options)
-        return self._build_stack(get_operation(_api_name(operation)), call_options)
+        try:
+            spec = get_operation(_api_name(operation))
+        except KeyError:
+            raise unknown_operation(operation) from None  # named as the caller wrote it
+        return self._build_stack(spec, call_options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._options!r})"

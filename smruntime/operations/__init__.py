@@ -19,6 +19,11 @@ _MODULES = {
 }
 
 
+def unknown_operation(name: str) -> KeyError:
+    """The error for an operation name (as the caller wrote it) that names none of the API's."""
+    return KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(_MODULES))}")
+
+
 @cache
 def get(name: str) -> Operation[Any, Any] | DuplexOperation:
     """The operation named ``name`` (API name, e.g. ``InvokeEndpoint``).
@@ -28,7 +33,7 @@ def get(name: str) -> Operation[Any, Any] | DuplexOperation:
     """
     module = _MODULES.get(name)
     if module is None:
-        raise KeyError(f"unknown operation {name!r}; known: {', '.join(sorted(_MODULES))}")
+        raise unknown_operation(name)
     operation: Operation[Any, Any] | DuplexOperation = importlib.import_module(module).OPERATION
     return operation
 
@@ -38,4 +43,4 @@ def names() -> list[str]:
     return sorted(_MODULES)
 
 
-__all__ = ["Operation", "get", "names"]
+__all__ = ["Operation", "get", "names", "unknown_operation"]

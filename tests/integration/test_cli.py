@@ -233,7 +233,9 @@ def test_stack_of_the_stream_operation_has_the_event_stream_deserializer(capsys)
 
 def test_an_unknown_operation_is_one_line(capsys) -> None:
     assert main(["stack", "describe-endpoint"]) == 1
-    assert capsys.readouterr().err.count("\n") == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("smruntime: error: unknown operation 'describe-endpoint'; known: InvokeEndpoint, ")
 
 
 def _free_port() -> int:
