@@ -411,6 +411,8 @@ def _parse_problem(error: Exception) -> str:
     import configparser
 
     if isinstance(error, configparser.MissingSectionHeaderError):
+        if error.line.lstrip().startswith("[") and "]" not in error.line:
+            return f"line {error.lineno} opens a [section] header without closing it (no ])"
         return f"line {error.lineno} comes before any [section] header"
     if isinstance(error, configparser.ParsingError):
         return "it cannot read line " + ", ".join(str(number) for number, _ in error.errors)

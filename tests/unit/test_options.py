@@ -519,7 +519,8 @@ def test_a_config_file_that_cannot_be_parsed_is_an_error_naming_it(tmp_path: Pat
     for text, problem in (("[default]\nregion = a\nwJalrXUtnFEMI\n", "cannot read line 3"),
                           ("[default]\n[default]\n", "section 'default' already exists"),
                           ("[default]\nwJalrXUtnFEMI==\nregion = a\nwJalrXUtnFEMI==\n", r"line 4 sets again a setting of \[default\]"),
-                          (b"[default]\nregion = \xff\n", "not UTF-8")):
+                          (b"[default]\nregion = \xff\n", "not UTF-8"),
+                          ("[default wJalrXUtnFEMI\nregion = a\n", r"line 1 opens a \[section\] header without closing it")):
         config.write_bytes(text if isinstance(text, bytes) else text.encode())
         with pytest.raises(InvalidParamsError, match=problem) as caught:
             resolve_defaults(Options(), {"AWS_CONFIG_FILE": str(config)})
