@@ -72,6 +72,8 @@ class BenchReport:
     latencies: tuple[float, ...]  # seconds, successful calls only, sorted
     errors: dict[str, int]
     timings: CallTimings | None
+    interrupted: bool = False
+    """Stopped by an interrupt: ``calls`` counts the calls made, not the calls asked for."""
 
     @property
     def succeeded(self) -> int:
@@ -91,7 +93,7 @@ class BenchReport:
     def format(self) -> str:
         lines = [
             f"calls:       {self.calls} ({self.succeeded} ok, {self.failed} failed) in {self.elapsed:.2f} s "
-            f"with concurrency {self.concurrency}",
+            f"with concurrency {self.concurrency}" + (", interrupted" if self.interrupted else ""),
             f"throughput:  {self.calls_per_second:,.1f} calls/s",
         ]
         if self.latencies:
@@ -167,19 +169,24 @@ class Progress:
 
 
 def run_calls(call: Callable[[], Any], calls: int, concurrency: int, progress: Progress) -> BenchReport:
-    """Make ``calls`` calls of ``call`` from ``concurrency`` threads; time each one."""
+    """Make ``calls`` calls of ``call`` from ``concurrency`` threads; time each one.
+
+    An interrupt (Ctrl-C) starts no more calls: the report covers the calls made, once those in
+    flight are done (a second interrupt does not wait for them).
+    """
     latencies: list[float] = []
     failures: dict[str, int] = {}
     samples: list[dict[str, Any]] = []
     lock = threading.Lock()
     started_calls = 0
     done = 0
+    interrupted = False
 
     def worker() -> None:
         nonlocal started_calls, done
         while True:
             with lock:
-                if started_calls >= calls:
+                if interrupted or started_calls >= calls:
                     return
                 started_calls += 1
             start = time.perf_counter()
@@ -203,19 +210,30 @@ def run_calls(call: Callable[[], Any], calls: int, concurrency: int, progress: P
     started = time.perf_counter()
     for thread in threads:
         thread.start()
-    while alive := [thread for thread in threads if thread.is_alive()]:
+    try:
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            progress.draw(done)
+            alive[0].join(PROGRESS_INTERVAL)
+    except KeyboardInterrupt:
+        with lock:
+            interrupted = True
+        progress.finish()  # the bar's line ends before the message
+        print("smruntime bench: interrupted; waiting for the calls in flight (interrupt again to quit at once)",
+              file=sys.stderr, flush=True)
+        for thread in threads:
+            thread.join()
+    else:
         progress.draw(done)
-        alive[0].join(PROGRESS_INTERVAL)
+        progress.finish()
     elapsed = time.perf_counter() - started
-    progress.draw(calls)
-    progress.finish()
     return BenchReport(
-        calls=calls,
+        calls=done,
         concurrency=concurrency,
         elapsed=elapsed,
         latencies=tuple(sorted(latencies)),
         errors=failures,
         timings=CallTimings.median_of(samples),
+        interrupted=interrupted,
     )
 
 
@@ -247,4 +265,6 @@ def run_bench(client: Any, args: Any, *, body: bytes) -> int:
     timed.close()
     print(report.format())
     sys.stdout.flush()
+    if report.interrupted:
+        return 130  # as an interrupted command's status, after its report
     return 0 if report.failed == 0 else 1

@@ -159,6 +159,30 @@ def test_run_calls_makes_exactly_n_calls_across_threads() -> None:
     assert report.timings is None  # the calls returned no timings
 
 
+def test_an_interrupt_stops_the_calls_and_reports_those_made(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+    import time
+
+    made = 0
+    lock = threading.Lock()
+
+    def call() -> None:
+        nonlocal made
+        with lock:
+            made += 1
+            if made == 20:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the main thread, waiting for the workers, gets it
+        time.sleep(0.001)
+
+    report = run_calls(call, 100_000, 4, Progress(100_000, io.StringIO(), enabled=False))
+    assert report.interrupted
+    assert report.calls == report.succeeded == made  # every call started was waited for and counted
+    assert 20 <= made < 1_000
+    assert report.format().splitlines()[0].endswith("with concurrency 4, interrupted")
+    assert "interrupted; waiting for the calls in flight" in capsys.readouterr().err
+
+
 def test_run_calls_with_more_threads_than_calls() -> None:
     counter = iter(range(1000))
     report = run_calls(lambda: next(counter), 3, 8, Progress(3, io.StringIO(), enabled=False))
