@@ -217,7 +217,7 @@ _SECONDS_OPTIONS = ("connect_timeout", "read_timeout")
 def validate_options(options: Options) -> None:
     """Raise :class:`InvalidParamsError` naming every bad option."""
     problems: list[FieldProblem] = []
-    mistyped = set()
+    mistyped: set[str] = set()
     for name in _TEXT_OPTIONS:
         value = getattr(options, name)
         if value is not None and not isinstance(value, str):
