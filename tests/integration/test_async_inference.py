@@ -347,16 +347,21 @@ def test_wait_times_out_then_the_result_arrives(client, scratch) -> None:
     assert client.wait_for_async_inference(out, timeout=10, poll_interval=0.02, file_root=scratch) == b"rested: z"
 
 
-def test_cli_invoke_endpoint_async_wait_prints_the_locations_then_the_result(endpoint, scratch, monkeypatch,
-                                                                             capsysbinary) -> None:
+def _cli_wait_for_sum(endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch, location: str, *options: str) -> int:
+    """``smruntime invoke-endpoint-async --wait`` on the file-backed sum endpoint, signed with the example pair."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", EXAMPLE[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", EXAMPLE[1])
+    return main(["invoke-endpoint-async", "--endpoint-url", endpoint.url, "--region", REGION,
+                 "--endpoint-name", "sum-file", "--input-location", location, "--content-type", "application/json",
+                 "--wait", "--timeout", "10", "--poll-interval", "0.02", *options])
+
+
+def test_cli_invoke_endpoint_async_wait_prints_the_locations_then_the_result(endpoint, scratch, monkeypatch,
+                                                                             capsysbinary) -> None:
     location = _write_input(scratch / "inputs", b'{"numbers": [1, 2, 3, 4]}')
 
-    status = main(["invoke-endpoint-async", "--endpoint-url", endpoint.url, "--region", REGION,
-                   "--endpoint-name", "sum-file", "--input-location", location, "--content-type", "application/json",
-                   "--inference-id", "from-the-cli", "--wait", "--timeout", "10", "--poll-interval", "0.02",
-                   "--file-root", str(scratch)])
+    status = _cli_wait_for_sum(endpoint, monkeypatch, location, "--inference-id", "from-the-cli",
+                               "--file-root", str(scratch))
 
     assert status == 0
     printed = capsysbinary.readouterr().out.decode()
@@ -371,13 +376,9 @@ def test_cli_invoke_endpoint_async_wait_prints_the_locations_then_the_result(end
 
 def test_cli_wait_without_file_root_says_which_option_reads_a_file_result(endpoint, scratch, monkeypatch,
                                                                            capsys) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", EXAMPLE[0])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", EXAMPLE[1])
     location = _write_input(scratch / "inputs", b'{"numbers": [1]}')
 
-    status = main(["invoke-endpoint-async", "--endpoint-url", endpoint.url, "--region", REGION,
-                   "--endpoint-name", "sum-file", "--input-location", location, "--content-type", "application/json",
-                   "--wait", "--timeout", "10", "--poll-interval", "0.02"])
+    status = _cli_wait_for_sum(endpoint, monkeypatch, location)
 
     assert status == 1
     error = capsys.readouterr().err

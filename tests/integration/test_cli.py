@@ -16,6 +16,7 @@ import pytest
 from smruntime.cli import main
 from smruntime.local import LocalEndpoint
 from tests.integration.aws_env import isolate_aws_env
+from tests.integration.cli_support import SMRUNTIME, clean_env, hint_environment, serving
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
@@ -300,29 +301,19 @@ def test_serve_runs_the_endpoint_for_boto3(tmp_path) -> None:
             process.stderr.close()
 
 
+_INVOKE_SUM = ["invoke-endpoint", "--endpoint-name", "sum", "--body", '{"numbers": [2, 4]}',
+               "--content-type", "application/json", "-"]
+
+
 def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smruntime", "serve", "--port", "0"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
-    )
-    try:
-        assert process.stderr is not None
-        url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
-        assert "example pair" in process.stderr.readline()
-        keys = _exported(process.stderr.readline())
-        assert process.stderr.readline().startswith("Point clients at it")
-        exports = _exported(process.stderr.readline())
-        assert exports["AWS_DEFAULT_REGION"] == exports["AWS_REGION"]  # boto3 and the AWS CLI v1 read the first
-        caller = {**env, **keys, **exports}
+    env = clean_env(tmp_path)
+    with serving([], env) as (url, hint):
+        assert "example pair" in hint[0]
+        caller = {**env, **hint_environment(hint)}
+        assert caller["AWS_DEFAULT_REGION"] == caller["AWS_REGION"]  # boto3 and the AWS CLI v1 read the first
         # A second shell that has only what the hint says: the CLI signs with it and gets the answer.
-        done = subprocess.run(
-            [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-url", url, "--endpoint-name", "sum",
-             "--body", '{"numbers": [2, 4]}', "--content-type", "application/json", "-"],
-            capture_output=True, env=caller, text=True, timeout=60, check=False,
-        )
+        done = subprocess.run([SMRUNTIME, *_INVOKE_SUM], capture_output=True, env=caller, text=True, timeout=60,
+                              check=False)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[0])["sum"] == 6
         # boto3 in that shell too: it finds its region (AWS_DEFAULT_REGION) and keys there alone.
@@ -337,16 +328,6 @@ def test_serve_without_credentials_says_how_to_call_it_and_that_works(tmp_path) 
                               timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["sum"] == 6
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-def _exported(line: str) -> dict[str, str]:
-    """The variables of a printed ``export A=1 B=2`` line."""
-    return dict(pair.split("=", 1) for pair in line.split("export ", 1)[1].split())
 
 
 def test_serve_says_which_region_to_sign_for_when_the_callers_profile_names_another(tmp_path) -> None:
@@ -355,65 +336,33 @@ def test_serve_says_which_region_to_sign_for_when_the_callers_profile_names_anot
     (tmp_path / "config").write_text("[default]\nregion = eu-west-1\n")
     (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIAPROFILEKEY\n"
                                           "aws_secret_access_key = profile-secret\n")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
-    process = subprocess.Popen([sys.executable, "-m", "smruntime", "serve", "--port", "0", "--http2-port", "-1"],
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
-    try:
-        assert process.stderr is not None
-        assert "(region us-east-1; endpoints: echo, sum, tokens; access keys: AKIAPROFILEKEY)" in process.stderr.readline()
-        assert process.stderr.readline().startswith("Point clients at it")
-        exports = _exported(process.stderr.readline())
+    env = clean_env(tmp_path)
+    with serving(["--http2-port", "-1"], env) as (_, hint):
+        exports = hint_environment(hint)
+        assert "AWS_ACCESS_KEY_ID" not in exports  # the profile's keys are the accepted ones
         assert exports["AWS_REGION"] == exports["AWS_DEFAULT_REGION"] == "us-east-1"
-        done = subprocess.run(
-            [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-name", "sum",
-             "--body", '{"numbers": [2, 4]}', "--content-type", "application/json", "-"],
-            capture_output=True, env={**env, **exports}, text=True, timeout=60, check=False,
-        )
+        done = subprocess.run([SMRUNTIME, *_INVOKE_SUM], capture_output=True, env={**env, **exports}, text=True,
+                              timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[0])["sum"] == 6
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def test_serve_region_option_sets_the_region_requests_are_signed_for(tmp_path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smruntime", "serve", "--port", "0", "--http2-port", "-1", "--region", "eu-west-1"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
-    )
-    try:
-        assert process.stderr is not None
-        assert "(region eu-west-1;" in process.stderr.readline()
-        process.stderr.readline()
-        keys = _exported(process.stderr.readline())
-        process.stderr.readline()
-        exports = _exported(process.stderr.readline())
-        assert exports["AWS_REGION"] == exports["AWS_DEFAULT_REGION"] == "eu-west-1"
-        invoke = [sys.executable, "-m", "smruntime", "invoke-endpoint", "--endpoint-name", "sum",
-                  "--body", '{"numbers": [2, 4]}', "--content-type", "application/json", "-"]
-        done = subprocess.run(invoke, capture_output=True, env={**env, **keys, **exports}, text=True, timeout=60,
+    env = clean_env(tmp_path)
+    with serving(["--http2-port", "-1", "--region", "eu-west-1"], env) as (_, hint):
+        caller = {**env, **hint_environment(hint)}
+        assert caller["AWS_REGION"] == caller["AWS_DEFAULT_REGION"] == "eu-west-1"
+        done = subprocess.run([SMRUNTIME, *_INVOKE_SUM], capture_output=True, env=caller, text=True, timeout=60,
                               check=False)
         assert done.returncode == 0, done.stderr
-        wrong = subprocess.run([*invoke, "--region", "us-east-1"], capture_output=True,
-                               env={**env, **keys, **exports}, text=True, timeout=60, check=False)
+        wrong = subprocess.run([SMRUNTIME, *_INVOKE_SUM, "--region", "us-east-1"], capture_output=True, env=caller,
+                               text=True, timeout=60, check=False)
         assert wrong.returncode == 1
         assert "eu-west-1" in wrong.stderr  # the server says which region it wanted
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
-    bad = subprocess.run([sys.executable, "-m", "smruntime", "serve", "--port", "0", "--region", "EU West"],
-                         capture_output=True, env=env, text=True, timeout=60, check=False)
+    bad = subprocess.run([SMRUNTIME, "serve", "--port", "0", "--region", "EU West"], capture_output=True, env=env,
+                         text=True, timeout=60, check=False)
     assert bad.returncode == 1
-    assert bad.stderr.strip() == "smruntime: error: region must be a region name such as 'us-east-1', got 'EU West'"
+    assert bad.stderr == "smruntime: error: region must be a region name such as 'us-east-1', got 'EU West'\n"
 
 
 def test_demo_runs_all_three_operations() -> None:
