@@ -90,8 +90,10 @@ class BlockingLoop:
                 self._changed.wait()
             loop, self._loop = self._loop, None
         if loop is not None:
-            loop.run_until_complete(asyncio.sleep(0))  # the callbacks still queued: handed-over calls learn they are over
-            loop.close()
+            if _other_loop_running():  # asyncio runs one loop per thread at a time
+                _on_another_thread(lambda: _close(loop))
+            else:
+                _close(loop)
 
     def _forked(self) -> None:
         """In a forked child: leave the inherited loop behind (see _INHERITED); the next call
@@ -128,7 +130,7 @@ class BlockingLoop:
                 handed = asyncio.run_coroutine_threadsafe(coroutine, loop)
                 handed.add_done_callback(self._notify)
         if handed is None:
-            return _on_another_thread(self.run, coroutine)
+            return _on_another_thread(lambda: self._run(coroutine, closing=closing))
         return self._wait_for(handed)
 
     def _wait_for(self, handed: concurrent.futures.Future[T]) -> T:
@@ -241,14 +243,19 @@ def _other_loop_running() -> bool:
     return True
 
 
-def _on_another_thread(run: Any, coroutine: Coroutine[Any, Any, T]) -> T:
-    """``run(coroutine)`` on a short-lived thread, waiting for it: for a blocking call made
-    where an event loop of the caller's own is running (which ours cannot run inside)."""
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    loop.run_until_complete(asyncio.sleep(0))  # the callbacks still queued: handed-over calls learn they are over
+    loop.close()
+
+
+def _on_another_thread(run: Callable[[], T]) -> T:
+    """``run()`` on a short-lived thread, waiting for it: for a blocking call made where an
+    event loop of the caller's own is running (which ours cannot run inside)."""
     outcome: list[Any] = []
 
     def target() -> None:
         try:
-            outcome.append((True, run(coroutine)))
+            outcome.append((True, run()))
         except BaseException as error:  # handed to the caller
             outcome.append((False, error))
 

@@ -748,6 +748,22 @@ def test_a_blocking_call_from_inside_a_running_event_loop_still_works() -> None:
     client.close()
 
 
+def test_a_client_that_streamed_closes_inside_a_running_event_loop() -> None:
+    # Jupyter, async test frameworks, sync code called from an async handler.
+    client = Client(**fields(mock()))
+
+    async def inside() -> None:
+        with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep") as stream:
+            stream.send(b"x")
+            stream.end_input()
+            assert [part.bytes for part in stream] == [b"x"]
+        client.close()
+
+    asyncio.run(inside())
+    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
+        client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
+
+
 def test_a_blocking_stream_used_after_its_client_closed_says_so() -> None:
     client = Client(**fields(mock()))
     stream = client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
