@@ -73,8 +73,13 @@ async def _run(
                     yield result
         if stopped_by is not None:
             raise stopped_by
+    except asyncio.CancelledError:
+        # The task reading the results was cancelled (a timeout, a client gone): its calls are too.
+        for task in pending:
+            task.cancel()
+        raise
     finally:
-        # The caller stopped early: as with threads, the calls in flight finish before the run
-        # ends (cancelled only if this wait is cancelled itself).
+        # Else the caller stopped reading early: as with threads, the calls in flight finish
+        # before the run ends.
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)

@@ -123,6 +123,23 @@ def test_asyncclient_invoke_many_reads_an_async_iterable(endpoint) -> None:
     assert [json.loads(r.output.body)["sum"] for r in results] == [i + 1 for i in range(30)]
 
 
+def test_cancelling_the_task_reading_an_asyncclient_run_cancels_its_calls_in_flight(endpoint) -> None:
+    endpoint.faults("sum").set_latency(3)  # the calls in flight must not be waited for
+
+    async def read_all() -> None:
+        async with async_client(endpoint) as c:
+            async for _ in c.invoke_many([b'{"numbers":[1]}'] * 8, endpoint_name="sum", concurrency=4):
+                pass
+
+    async def main() -> float:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(read_all(), 0.2)
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 2.5  # 0.2 s, not the 3 s the calls would take
+
+
 def test_invoke_many_refuses_a_bad_run_before_any_call(endpoint, invoke_many: RunMany) -> None:
     with pytest.raises(InvalidParamsError, match="endpoint_name: is needed when records are bodies"):
         invoke_many([b'{"numbers":[1]}'] * 50, concurrency=4)
