@@ -10,9 +10,10 @@ mid-frame raises :class:`~smruntime.errors.EventStreamError`, never a silent end
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Iterator, TypeVar
 
 from smruntime import errors
 from smruntime.eventstream import EventStreamDecoder, Message, TruncatedStreamError
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from smruntime.transport.async_protocol import AsyncHTTPResponse
 
 LOGGER = logging.getLogger("smruntime")
+
+T = TypeVar("T")
 
 
 def message_error(message: Message, operation: str, request_id: str | None) -> errors.APIError | None:
@@ -88,10 +91,23 @@ class _Stream:
         self._ready: list[Message] = list(first or ())
         self._closed = False
         self._ended = False  # every event was read: a closed stream then just has no more
+        # lines(): kept with the stream, so that a loop left early and a new lines() go on
+        # where it stopped, with no line lost.
+        self._splitter = LineSplitter()
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._lines_ended = False
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _split(self, part: PayloadPart | None) -> None:
+        """Feed the next part (None: the stream ended) to the line splitter."""
+        if part is None:
+            self._lines.extend(self._splitter.end())
+            self._lines_ended = True
+        else:
+            self._lines.extend(self._splitter.feed(part.bytes))
 
     def _closed_early(self) -> errors.SageMakerRuntimeError:
         return errors.SageMakerRuntimeError(
@@ -127,18 +143,22 @@ class ResponseStream(_Stream):
 
     def payloads(self) -> Iterator[bytes]:
         """The raw bytes of each part."""
-        for part in self:
-            yield part.bytes
+        return _View(lambda: next(self).bytes)
 
     def lines(self) -> Iterator[bytes]:
         """Lines re-joined across parts, without their ``\\n`` (or ``\\r\\n``).
 
-        A last line without a newline is yielded when the stream ends.
+        A last line without a newline is yielded when the stream ends. A new ``lines()`` goes
+        on where the last one stopped (the partial line is kept with the stream).
         """
-        splitter = LineSplitter()
-        for data in self.payloads():
-            yield from splitter.feed(data)
-        yield from splitter.end()
+        return _View(self._next_line)
+
+    def _next_line(self) -> bytes:
+        while not self._lines:
+            if self._lines_ended:
+                raise StopIteration
+            self._split(next(self, None))
+        return self._lines.popleft()
 
     def close(self) -> None:
         if not self._closed:
@@ -182,6 +202,38 @@ def part_of(message: Message, operation: str, request_id: str | None) -> Payload
         return PayloadPart(message.payload)
     LOGGER.debug("%s: skipping unknown event type %r", operation, message.event_type)
     return None
+
+
+class _View(Generic[T]):
+    """An iterator whose items come from the stream itself, so that it holds no state of its
+    own: an interrupted or abandoned one loses nothing, and the stream's errors reach it."""
+
+    __slots__ = ("_next_item",)
+
+    def __init__(self, next_item: Callable[[], T]) -> None:
+        self._next_item = next_item
+
+    def __iter__(self) -> _View[T]:
+        return self
+
+    def __next__(self) -> T:
+        return self._next_item()
+
+
+class _AsyncView(Generic[T]):
+    """:class:`_View` for ``async for``. Unlike an async generator, a cancelled read does not
+    end it: the next read raises the error the cancelled stream raises."""
+
+    __slots__ = ("_next_item",)
+
+    def __init__(self, next_item: Callable[[], Awaitable[T]]) -> None:
+        self._next_item = next_item
+
+    def __aiter__(self) -> _AsyncView[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self._next_item()
 
 
 class LineSplitter:
@@ -257,19 +309,23 @@ class AsyncResponseStream(_Stream):
         await self.aclose()
         raise StopAsyncIteration
 
-    async def payloads(self) -> AsyncIterator[bytes]:
+    def payloads(self) -> AsyncIterator[bytes]:
         """The raw bytes of each part."""
-        async for part in self:
-            yield part.bytes
+        return _AsyncView(self._next_payload)
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    def lines(self) -> AsyncIterator[bytes]:
         """Lines re-joined across parts, as :meth:`ResponseStream.lines`."""
-        splitter = LineSplitter()
-        async for data in self.payloads():
-            for line in splitter.feed(data):
-                yield line
-        for line in splitter.end():
-            yield line
+        return _AsyncView(self._next_line)
+
+    async def _next_payload(self) -> bytes:
+        return (await self.__anext__()).bytes
+
+    async def _next_line(self) -> bytes:
+        while not self._lines:
+            if self._lines_ended:
+                raise StopAsyncIteration
+            self._split(await anext(self, None))
+        return self._lines.popleft()
 
     async def aclose(self) -> None:
         if not self._closed:

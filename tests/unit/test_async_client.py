@@ -198,6 +198,44 @@ def test_a_stream_yields_parts_lines_and_payloads_and_releases_its_connection() 
     assert all(body.closed and body.fully_read for body in fake.bodies)
 
 
+def test_lines_read_again_after_a_loop_left_early_go_on_where_it_stopped() -> None:
+    chunks = [part(b"a\nb\nc"), part(b"d\r\ne\r"), part(b"\nf")]
+
+    async def scenario() -> tuple[bytes, list[bytes]]:
+        aclient, _ = async_client(lambda r: (200, {}, chunks))
+        async with aclient:
+            stream = await aclient.invoke_endpoint_with_response_stream(endpoint_name="ep", body=b"x")
+            async with stream:
+                seen: list[bytes] = []
+                async for line in stream.lines():
+                    seen.append(line)
+                    break
+                return seen[0], [line async for line in stream.lines()]
+
+    assert run(scenario()) == (b"a", [b"b", b"cd", b"e", b"f"])
+
+
+@pytest.mark.parametrize("view", ["lines", "payloads"])
+def test_a_timed_out_read_of_lines_or_payloads_is_not_taken_for_the_end_of_the_stream(view: str) -> None:
+    # A per-token timeout: the stream is dropped, and the next read says so (an async
+    # generator, once cancelled, would just have ended, and the answer looked whole).
+    async def scenario() -> FakeAsyncHTTPClient:
+        fake = FakeAsyncHTTPClient(lambda r: (200, {}, [part(b"first\n"), part(b"second\n")]), gate=asyncio.Event())
+        aclient = AsyncClient(region="us-east-1", endpoint_url="https://runtime.example", http_client=fake,
+                              credentials=CREDENTIALS)
+        async with aclient:
+            stream = await aclient.invoke_endpoint_with_response_stream(endpoint_name="ep", body=b"x")
+            items = getattr(stream, view)()
+            assert (await anext(items)).rstrip(b"\n") == b"first"
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(items), 0.05)  # the next chunk is held back
+            with pytest.raises(SageMakerRuntimeError, match="closed before its end"):
+                await anext(items)
+        return fake
+
+    assert run(scenario()).bodies[0].closed
+
+
 def test_an_error_in_the_first_event_is_raised_by_the_call_and_releases_the_body() -> None:
     aclient, fake = async_client(lambda r: (200, {}, [stream_error("E42")]))
     with pytest.raises(ModelStreamError) as caught:

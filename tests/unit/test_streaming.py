@@ -70,6 +70,16 @@ def test_lines_are_rejoined_across_parts_and_a_last_unterminated_line_is_yielded
     assert list(stream.lines()) == [b'{"token": "Hello"}', b'{"token": "!"}', b"", b"last"]
 
 
+def test_lines_read_again_after_a_loop_left_early_go_on_where_it_stopped():
+    stream, _ = stream_of(part(b"a\nb\nc"), part(b"d\r\ne\r"), part(b"\nf"))
+    seen = []
+    for line in stream.lines():
+        seen.append(line)
+        break
+    assert seen == [b"a"]
+    assert list(stream.lines()) == [b"b", b"cd", b"e", b"f"]
+
+
 def test_payloads_are_the_raw_bytes():
     stream, _ = stream_of(part(b"a"), part(b"b"))
     assert list(stream.payloads()) == [b"a", b"b"]
