@@ -515,7 +515,7 @@ class BidirectionalStream:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._loop.stopped:
             coroutine.close()
-            raise errors.SageMakerRuntimeError("the client is closed", operation=self._stream._operation)
+            raise errors.ClientClosedError("the client is closed", operation=self._stream._operation)
         return self._loop.run(coroutine)
 
     def __enter__(self) -> BidirectionalStream:

@@ -103,7 +103,7 @@ class BaseClient:
     def _prepare(self, operation_name: str, option_fns: Sequence[OptionFunc]) -> tuple[Chain, Context]:
         """The chain to run and the context to run it with, before any I/O."""
         if self._closed:
-            raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
+            raise errors.ClientClosedError("the client is closed", operation=operation_name)
         operation = get_operation(operation_name)
         if option_fns:
             options = self._call_options(option_fns)
@@ -224,7 +224,7 @@ class Client(BaseClient):
 
         with self._lock:
             if self._closed:
-                raise errors.SageMakerRuntimeError("the client is closed", operation=operation_name)
+                raise errors.ClientClosedError("the client is closed", operation=operation_name)
             if self._loop is None:
                 self._loop = BlockingLoop(f"smruntime-{id(self):x}", on_fork=self._forget_http2_client)
         return BidirectionalStream(self._bidirectional_stream(operation_name, input, option_fns), self._loop)

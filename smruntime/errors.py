@@ -57,6 +57,7 @@ __all__ = [
     "MAX_SERVER_TEXT",
     "APIError",
     "AsyncInferenceFailedError",
+    "ChecksumMismatchError",
     "ClientClosedError",
     "ConnectError",
     "ConnectTimeoutError",
@@ -70,12 +71,16 @@ __all__ = [
     "InternalDependencyException",
     "InternalFailure",
     "InternalStreamFailure",
+    "InvalidHeaderError",
+    "InvalidLengthError",
     "InvalidParamsError",
     "MaxAttemptsExceededError",
+    "MessageChecksumError",
     "ModelError",
     "ModelNotReadyException",
     "ModelStreamError",
     "PoolTimeoutError",
+    "PreludeChecksumError",
     "ResponseTooLargeError",
     "RetryQuotaExceededError",
     "SageMakerRuntimeError",
@@ -84,6 +89,7 @@ __all__ = [
     "SigningError",
     "StackError",
     "TransportError",
+    "TruncatedStreamError",
     "ValidationError",
     "WaitTimeoutError",
     "error_class_for_code",
@@ -296,7 +302,8 @@ class ResponseTooLargeError(TransportError):
 
 
 class ClientClosedError(TransportError):
-    """The HTTP client was closed while the call waited for one of its pooled connections.
+    """The client is closed: a call made after ``close()``, or one that was waiting for a pooled
+    connection of its HTTP client when that closed.
 
     The request was never sent, but it is not retried: the client is shutting down.
     """
@@ -460,6 +467,36 @@ class RetryQuotaExceededError(SageMakerRuntimeError):
 
 class EventStreamError(SageMakerRuntimeError):
     """An event-stream frame was malformed, oversized or cut off."""
+
+
+class ChecksumMismatchError(EventStreamError):
+    """A CRC-32 in a frame does not match the bytes it covers."""
+
+    def __init__(self, message: str, *, expected: int = 0, computed: int = 0) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.computed = computed
+
+
+class PreludeChecksumError(ChecksumMismatchError):
+    """The prelude CRC does not match the frame's first 8 bytes."""
+
+
+class MessageChecksumError(ChecksumMismatchError):
+    """The message CRC does not match the frame."""
+
+
+class InvalidLengthError(EventStreamError):
+    """A length in the prelude is impossible or over a limit."""
+
+
+class InvalidHeaderError(EventStreamError):
+    """A header is malformed: bad type, bad length, overrun, duplicate name or bad UTF-8."""
+
+
+class TruncatedStreamError(EventStreamError):
+    """The stream ended in the middle of a frame, or its connection was lost or stalled
+    (then the transport error is ``__cause__``; a stall past ``read_timeout`` sets ``timeout``)."""
 
 
 class AsyncInferenceFailedError(SageMakerRuntimeError):

@@ -26,7 +26,15 @@ from typing import Any, Callable, Final, Mapping, NoReturn, TypeAlias, TypeVar
 
 import attrs
 
-from smruntime.errors import EventStreamError
+from smruntime.errors import (  # defined with the other errors; exported here too
+    ChecksumMismatchError,
+    EventStreamError,
+    InvalidHeaderError,
+    InvalidLengthError,
+    MessageChecksumError,
+    PreludeChecksumError,
+    TruncatedStreamError,
+)
 from smruntime.middleware.reprs import fields_repr
 
 __all__ = [
@@ -79,40 +87,6 @@ _T = TypeVar("_T")
 
 _TRUE, _FALSE, _BYTE, _SHORT, _INT, _LONG, _BYTES, _STRING, _TIMESTAMP, _UUID = range(10)
 _VARIABLE_TYPES: Final = frozenset({_BYTES, _STRING})  # a u16 length, then the value
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class ChecksumMismatchError(EventStreamError):
-    """A CRC-32 in a frame does not match the bytes it covers."""
-
-    def __init__(self, message: str, *, expected: int = 0, computed: int = 0) -> None:
-        super().__init__(message)
-        self.expected = expected
-        self.computed = computed
-
-
-class PreludeChecksumError(ChecksumMismatchError):
-    """The prelude CRC does not match the frame's first 8 bytes."""
-
-
-class MessageChecksumError(ChecksumMismatchError):
-    """The message CRC does not match the frame."""
-
-
-class InvalidLengthError(EventStreamError):
-    """A length in the prelude is impossible or over a limit."""
-
-
-class InvalidHeaderError(EventStreamError):
-    """A header is malformed: bad type, bad length, overrun, duplicate name or bad UTF-8."""
-
-
-class TruncatedStreamError(EventStreamError):
-    """The stream ended in the middle of a frame, or its connection was lost or stalled
-    (then the transport error is ``__cause__``; a stall past ``read_timeout`` sets ``timeout``)."""
 
 
 # --------------------------------------------------------------------------------------------

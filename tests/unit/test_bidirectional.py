@@ -654,7 +654,7 @@ def test_the_blocking_client_runs_its_streams_on_the_calling_thread_on_one_loop_
     (loop,) = loops
     client.close()
     assert loop.is_closed()
-    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
+    with pytest.raises(errors.ClientClosedError, match="client is closed"):
         client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
 
 
@@ -760,7 +760,7 @@ def test_a_client_that_streamed_closes_inside_a_running_event_loop() -> None:
         client.close()
 
     asyncio.run(inside())
-    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
+    with pytest.raises(errors.ClientClosedError, match="client is closed"):
         client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
 
 
@@ -768,7 +768,7 @@ def test_a_blocking_stream_used_after_its_client_closed_says_so() -> None:
     client = Client(**fields(mock()))
     stream = client.invoke_endpoint_with_bidirectional_stream(endpoint_name="ep")
     client.close()
-    with pytest.raises(errors.SageMakerRuntimeError, match="client is closed"):
+    with pytest.raises(errors.ClientClosedError, match="client is closed"):
         stream.send(b"x")
 
 

@@ -206,13 +206,14 @@ def test_options_repr_hides_credentials() -> None:
 
 
 def test_closing_a_client_twice_is_fine_and_a_closed_client_refuses_calls() -> None:
-    from smruntime.errors import SageMakerRuntimeError
+    from smruntime.errors import ClientClosedError
 
     client = Client(region="us-east-1", credentials=("a", "b"))
     client.close()
     client.close()
-    with pytest.raises(SageMakerRuntimeError, match="closed"):
+    with pytest.raises(ClientClosedError, match="the client is closed") as caught:
         client.invoke_endpoint(endpoint_name="ep", body=b"x")
+    assert not caught.value.request_sent and not caught.value.retryable
 
 
 def test_per_call_changes_to_the_http_client_settings_are_refused_not_ignored() -> None:
