@@ -153,7 +153,7 @@ class Step(Generic[InT, OutT]):
 
     def _require_absent(self, id: str) -> None:
         if id in self:
-            raise self.error_type(f"already exists, {id}")
+            raise self.error_type(f"already exists, {id}: the {self.name} holds it (swap it, or remove it first)")
 
 
 def _require_id(middleware: Any, verb: str, error: type[StackError]) -> str:

@@ -296,6 +296,13 @@ def test_strict_rules_raise_stack_error_and_leave_the_step_unchanged(
     assert list(step) == before
 
 
+def test_a_duplicate_id_names_the_step_that_holds_it() -> None:
+    step = step_with(BuildStep, "A", "B")
+    with pytest.raises(StackError) as caught:
+        step.add(Named("B"))
+    assert str(caught.value) == "already exists, B: the Build stack step holds it (swap it, or remove it first)"
+
+
 @pytest.mark.parametrize(
     "operation",
     [
