@@ -74,7 +74,7 @@ from smruntime.local.hosts import HostPolicy
 from smruntime.local.models import ModelFailure
 from smruntime.local.routing import route
 from smruntime.local.state import EndpointRuntime, LocalState
-from smruntime.local.streaming import EVENT_STREAM_CONTENT_TYPE, STREAM_BROKEN
+from smruntime.local.streaming import EVENT_STREAM_CONTENT_TYPE, STREAM_BROKEN, injected_stream_failure
 from smruntime.local.wire import (
     BidiParams,
     InvokeParams,
@@ -315,8 +315,7 @@ class _Session:
             async with contextlib.aclosing(opened.model(request)) as answers:  # type: ignore[type-var]
                 async for answer in answers:
                     if self._fail_after is not None and sent >= self._fail_after:
-                        frame = exception_frame("InternalStreamFailure", {
-                            "Message": "The stream failed inside the endpoint (injected fault). Try again."})
+                        frame = injected_stream_failure()
                         await self._send({"type": "http.response.body", "body": frame, "more_body": True})
                         return
                     if self._break_after is not None and sent >= self._break_after:

@@ -220,7 +220,7 @@ class FaultConfig:
     latency: float = 0.0
     break_stream_after: int | None = None
     fail_stream_after: int | None = None
-    """Bidirectional streams only: an InternalStreamFailure event after this many parts."""
+    """Response and bidirectional streams: an InternalStreamFailure event after this many parts."""
     throttle_above: float | None = None
 
     def __attrs_post_init__(self) -> None:

@@ -7,7 +7,7 @@ Change faults while the server runs (from any thread)::
     endpoint.faults("sum").set_latency(0.2)           # every request waits 0.2 s first
     endpoint.faults("sum").reset_next(1)              # the connection is reset, no response
     endpoint.faults("tokens").break_stream_after(3)   # the next stream stops after 3 parts
-    endpoint.faults("echo").fail_stream_after(2)      # bidirectional: InternalStreamFailure after 2 parts
+    endpoint.faults("echo").fail_stream_after(2)      # streams: InternalStreamFailure after 2 parts
     endpoint.faults("sum").throttle_above(100)        # ThrottlingException above 100 requests/s
     endpoint.faults("sum").clear()
 
@@ -125,8 +125,9 @@ class Faults:
         return self
 
     def fail_stream_after(self, parts: int, count: int = 1) -> Faults:
-        """End the next ``count`` bidirectional streams with an ``InternalStreamFailure`` event
-        after ``parts`` PayloadParts (the service failing, not the model)."""
+        """End the next ``count`` streams (response or bidirectional) with an
+        ``InternalStreamFailure`` event after ``parts`` PayloadParts (the service failing, not
+        the model)."""
         check_fault_count("count", count)
         with self._lock:
             self._stream_failures.extend([parts] * count)
@@ -187,7 +188,7 @@ class Faults:
             return self._stream_breaks.pop(0) if self._stream_breaks else None
 
     def take_stream_failure(self) -> int | None:
-        """The number of parts after which the bidirectional stream now starting must fail, if any."""
+        """The number of parts after which the stream now starting must fail, if any."""
         with self._lock:
             return self._stream_failures.pop(0) if self._stream_failures else None
 

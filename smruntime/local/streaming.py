@@ -18,6 +18,8 @@ stream's SessionId pattern): sessions are opened with InvokeEndpoint only. Then:
   the budget for the whole stream, and past it the code is ``ModelInvocationTimeExceeded``;
 - the fault ``break_stream_after(N)``: after N parts, the first half of the next frame is
   written and the connection closed without the terminating chunk (a cut-off stream);
+  ``fail_stream_after(N)``: after N parts, an ``InternalStreamFailure`` exception frame ends it
+  (the service failing, not the model);
 - a client that goes away stops the stream, and the model's iterator is closed.
 
 Python models stream by returning an iterator of bytes (a generator); container-contract
@@ -79,6 +81,7 @@ _MODEL_STREAM_ERROR_HEADERS: Final = {
     ":exception-type": "ModelStreamError",
     ":content-type": "application/json",
 }
+_INTERNAL_STREAM_FAILURE_HEADERS: Final = {**_MODEL_STREAM_ERROR_HEADERS, ":exception-type": "InternalStreamFailure"}
 
 
 def payload_part(data: bytes) -> bytes:
@@ -90,6 +93,12 @@ def model_stream_error(message: str, error_code: str) -> bytes:
     """A ModelStreamError exception frame, ``{"Message", "ErrorCode"}`` as the service sends it."""
     document = json.dumps({"Message": message, "ErrorCode": error_code}).encode()
     return encode_message(_MODEL_STREAM_ERROR_HEADERS, document)
+
+
+def injected_stream_failure() -> bytes:
+    """The InternalStreamFailure frame that ends a stream the fault ``fail_stream_after`` fails."""
+    document = json.dumps({"Message": "The stream failed inside the endpoint (injected fault). Try again."}).encode()
+    return encode_message(_INTERNAL_STREAM_FAILURE_HEADERS, document)
 
 
 # --- the model's chunks, pulled one at a time -----------------------------------------------
@@ -243,7 +252,8 @@ async def _stream(state: LocalState, request: Request, request_id: str) -> Respo
     if result.custom_attributes is not None:
         headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
     headers += [("x-amzn-RequestId", request_id), ("Date", email.utils.formatdate(state.now(), usegmt=True))]
-    frames = _frames(request, invocation, first, chunks, runtime.faults.take_stream_break())
+    faults = runtime.faults
+    frames = _frames(request, invocation, first, chunks, faults.take_stream_break(), faults.take_stream_failure())
     response = StreamingResponse(frames, status_code=200)
     # Spelled as given (Starlette lower-cases), and no Content-Length: the body goes out chunked.
     response.raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
@@ -251,12 +261,15 @@ async def _stream(state: LocalState, request: Request, request_id: str) -> Respo
 
 
 async def _frames(request: Request, invocation: Invocation, first: bytes | None, chunks: _Chunks,
-                  break_after: int | None) -> AsyncIterator[bytes]:
+                  break_after: int | None, fail_after: int | None) -> AsyncIterator[bytes]:
     """The frames of one stream; each item is written as one HTTP chunk before the next is pulled."""
     sent = 0
     chunk = first
     try:
         while True:
+            if fail_after is not None and sent >= fail_after and chunk is not None:
+                yield injected_stream_failure()
+                return
             if break_after is not None and sent >= break_after:
                 frame = payload_part(chunk or b"")
                 yield frame[: len(frame) // 2]

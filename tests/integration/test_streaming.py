@@ -27,6 +27,7 @@ from smruntime.cli import main
 from smruntime.errors import (
     APIError,
     EventStreamError,
+    InternalStreamFailure,
     ModelError,
     ModelStreamError,
     SageMakerRuntimeError,
@@ -437,6 +438,23 @@ def test_a_stream_cut_mid_message_raises_and_the_next_call_succeeds(client: Clie
     assert stream.closed
     assert payloads(client, "tokens", b"x y") == [b"x", b" y"]  # same client, a sound connection
     assert endpoint.counters("tokens").model_runs == 2
+
+
+def test_an_injected_stream_failure_ends_the_stream_with_internal_stream_failure_for_both_clients(
+        client: Client, boto3_client: Any, endpoint: LocalEndpoint) -> None:
+    endpoint.faults("tokens").fail_stream_after(2, count=2)
+    received: list[bytes] = []
+    stream = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b c d")
+    with stream, pytest.raises(InternalStreamFailure) as caught:
+        for part in stream:
+            received.append(part.bytes)
+    assert received == [b"a", b" b"]
+    assert caught.value.code == "InternalStreamFailure" and "injected fault" in caught.value.message
+    response = boto3_client.invoke_endpoint_with_response_stream(EndpointName="tokens", Body=b"a b c d")
+    with pytest.raises(ClientError) as boto3_caught:  # botocore's EventStreamError
+        boto3_parts(response)
+    assert boto3_caught.value.response["Error"]["Code"] == "InternalStreamFailure"
+    assert payloads(client, "tokens", b"x y") == [b"x", b" y"]  # spent: the next stream is whole
 
 
 def test_a_break_before_the_first_part_raises_from_the_call(client: Client, endpoint: LocalEndpoint) -> None:
