@@ -68,8 +68,9 @@ class Call:
             span.set_attributes(facts.target_attributes(parameters))
             if telemetry.genai_operation is not None:
                 span.set_attributes(facts.genai_attributes(parameters, telemetry.genai_operation))
-            if telemetry.capture_bodies:
-                span.set_attribute(facts.REQUEST_BODY, telemetry.body_text(getattr(parameters, "body", None)))
+            body = getattr(parameters, "body", None)
+            if telemetry.capture_bodies and body is not None:  # none: a location, or events
+                span.set_attribute(facts.REQUEST_BODY, telemetry.body_text(body))
 
     # -- the call ----------------------------------------------------------------------
 
@@ -99,8 +100,9 @@ class Call:
         if self.recording:
             if self.telemetry.genai_operation is not None:
                 self.span.set_attributes(facts.token_usage(result))
-            if self.telemetry.capture_bodies:
-                self.span.set_attribute(facts.RESPONSE_BODY, self.telemetry.body_text(getattr(result, "body", None)))
+            body = getattr(result, "body", None)
+            if self.telemetry.capture_bodies and body is not None:
+                self.span.set_attribute(facts.RESPONSE_BODY, self.telemetry.body_text(body))
         self._end(None)
         return result
 

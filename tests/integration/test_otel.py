@@ -363,6 +363,24 @@ def test_bodies_are_recorded_only_when_asked_and_redacted(endpoint: LocalEndpoin
         '{"text": "a b"}\n{"access_token":"<redacted>"}')  # parts joined, then redacted line by line
 
 
+def test_a_bidirectional_stream_s_span_records_no_body_it_does_not_have(endpoint: LocalEndpoint) -> None:
+    telemetry = Telemetry(endpoint, capture_bodies=True)
+    client = Client(region="us-east-1", http2_endpoint_url=endpoint.http2_url, credentials=(KEY_ID, SECRET),
+                    api_options=telemetry.client.options.api_options)
+    try:
+        with client.invoke_endpoint_with_bidirectional_stream(endpoint_name="echo") as stream:
+            stream.send(b"hello")
+            stream.end_input()
+            assert [part.bytes for part in stream] == [b"hello"]
+    finally:
+        client.close()
+        telemetry.close()
+
+    recorded = dict(telemetry.only_span().attributes or {})
+    assert recorded["rpc.method"] == "InvokeEndpointWithBidirectionalStream"
+    assert "smruntime.request.body" not in recorded and "smruntime.response.body" not in recorded
+
+
 # --- trace context propagation ----------------------------------------------------------
 
 
