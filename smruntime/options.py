@@ -227,20 +227,17 @@ def validate_options(options: Options) -> None:
         value = getattr(options, name)
         if value is None and name == "max_attempts":  # unset: the retry mode's own
             continue
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not _is_integer(value):
             problems.append(FieldProblem(name, "type", f"must be an int, got {type(value).__name__}"))
         elif value < 1:
-            problems.append(FieldProblem(name, "range", f"must be at least 1, got {value}"))
+            problems.append(FieldProblem(name, "range", f"must be at least 1, got {_shown_number(value)}"))
     for name in _SECONDS_OPTIONS:
         value = getattr(options, name)
-        if value is None:  # no timeout
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not (_is_integer(value) or isinstance(value, float)):
             problems.append(FieldProblem(name, "type", f"must be a number of seconds, got {type(value).__name__}"))
         elif not 0 < value <= threading.TIMEOUT_MAX:  # NaN fails both; past the maximum, sockets refuse it
-            problems.append(FieldProblem(
-                name, "range", f"must be more than 0 and at most {threading.TIMEOUT_MAX:.0f} seconds, got {value}"
-            ))
+            problems.append(FieldProblem(name, "range", f"must be more than 0 and at most "
+                                                        f"{threading.TIMEOUT_MAX:.0f} seconds, got {_shown_number(value)}"))
     if "retry_mode" not in mistyped and options.retry_mode not in RETRY_MODES:
         problems.append(FieldProblem("retry_mode", "enum", f"must be one of {', '.join(RETRY_MODES)}, got {options.retry_mode!r}"))
     if "region" not in mistyped and options.region is not None and not _REGION.fullmatch(options.region):
@@ -261,6 +258,18 @@ def validate_options(options: Options) -> None:
         problems.append(FieldProblem("verify", "path", f"{verify!r} does not exist (a CA bundle's file or directory)"))
     if problems:
         raise InvalidParamsError(problems)
+
+
+def _is_integer(value: object) -> bool:
+    """An int, or an integer type of another library (numpy's), but not a bool."""
+    return not isinstance(value, bool) and hasattr(type(value), "__index__")
+
+
+def _shown_number(value: Any) -> str:
+    # An int past Python's 4300-digit conversion limit cannot be written out: its size instead.
+    if _is_integer(value) and abs(int(value)).bit_length() > 256:
+        return f"an integer of {abs(int(value)).bit_length()} bits"
+    return str(value)
 
 
 def _configured_max_attempts(from_env: str | None, from_profile: str | None) -> int | None:

@@ -148,6 +148,9 @@ def test_a_user_retryer_keeps_its_own_max_attempts(tmp_path: Path) -> None:
         ({"read_timeout": float("nan")}, "read_timeout"),
         ({"connect_timeout": float("inf")}, "connect_timeout"),
         ({"read_timeout": 1e12}, "read_timeout"),  # past what a socket takes
+        ({"read_timeout": 10**5000}, "read_timeout"),  # too long to write out: its size is shown
+        ({"max_attempts": -(10**5000)}, "max_attempts"),
+        ({"connect_timeout": None}, "connect_timeout"),  # not "no timeout": the clients need one
         ({"read_timeout": "10"}, "read_timeout"),
         ({"connect_timeout": True}, "connect_timeout"),
         ({"max_attempts": "3"}, "max_attempts"),
@@ -164,6 +167,22 @@ def test_bad_options_name_the_field(tmp_path: Path, fields, field) -> None:
     with pytest.raises(InvalidParamsError) as caught:
         resolve_defaults(Options(**fields), {"AWS_CONFIG_FILE": str(tmp_path / "x")})
     assert caught.value.fields == (field,)
+
+
+def test_integers_of_other_libraries_are_counts(tmp_path: Path) -> None:
+    class Count:  # as numpy.int64: an integer type that is not int
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        def __index__(self) -> int:
+            return self.value
+
+        def __lt__(self, other: int) -> bool:
+            return self.value < other
+
+    options = resolve_defaults(Options(max_attempts=Count(4), max_pool_connections=Count(2)),  # type: ignore[arg-type]
+                               {"AWS_CONFIG_FILE": str(tmp_path / "x")})
+    assert options.max_attempts.value == 4  # type: ignore[attr-defined]
 
 
 def test_several_bad_options_are_named_together_with_their_rules(tmp_path: Path) -> None:
