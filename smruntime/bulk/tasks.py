@@ -73,13 +73,14 @@ async def _run(
                     yield result
         if stopped_by is not None:
             raise stopped_by
-    except asyncio.CancelledError:
-        # The task reading the results was cancelled (a timeout, a client gone): its calls are too.
-        for task in pending:
-            task.cancel()
-        raise
     finally:
-        # Else the caller stopped reading early: as with threads, the calls in flight finish
-        # before the run ends.
         if pending:
+            reader = asyncio.current_task()
+            if reader is not None and reader.cancelling():
+                # The task reading the results was cancelled (a timeout, a client gone), here or
+                # in its loop's body before closing the run: its calls are too.
+                for task in pending:
+                    task.cancel()
+            # Else the caller stopped reading early: as with threads, the calls in flight
+            # finish before the run ends.
             await asyncio.gather(*pending, return_exceptions=True)
