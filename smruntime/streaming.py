@@ -96,6 +96,9 @@ class _Stream:
         self._splitter = LineSplitter()
         self._lines: collections.deque[bytes] = collections.deque()
         self._lines_ended = False
+        self._line_unfinished = False  # the splitter holds part of a line
+        self._reading_lines = False
+        self._lines_broken = False  # a part was read directly while a line was unfinished
 
     @property
     def closed(self) -> bool:
@@ -108,6 +111,22 @@ class _Stream:
             self._lines_ended = True
         else:
             self._lines.extend(self._splitter.feed(part.bytes))
+        self._line_unfinished = self._splitter.unfinished
+
+    def _read_directly(self) -> None:
+        """A part is about to be handed out other than to ``lines()``."""
+        if self._line_unfinished and not self._reading_lines:
+            self._lines_broken = True  # that part's bytes belong to the unfinished line
+
+    def _check_lines(self) -> None:
+        if self._closed and not self._ended:
+            raise self._closed_early()
+        if self._lines_broken:
+            raise errors.SageMakerRuntimeError(
+                "lines() cannot go on: parts were read from the stream directly while a line was unfinished; "
+                "read a stream by its parts or by its lines, not both",
+                operation=self._operation,
+            )
 
     def _closed_early(self) -> errors.SageMakerRuntimeError:
         return errors.SageMakerRuntimeError(
@@ -139,6 +158,7 @@ class ResponseStream(_Stream):
     def __next__(self) -> PayloadPart:
         if self._closed and not self._ended:
             raise self._closed_early()
+        self._read_directly()
         return next(self._events)
 
     def payloads(self) -> Iterator[bytes]:
@@ -154,10 +174,16 @@ class ResponseStream(_Stream):
         return _View(self._next_line)
 
     def _next_line(self) -> bytes:
+        self._check_lines()
         while not self._lines:
             if self._lines_ended:
                 raise StopIteration
-            self._split(next(self, None))
+            self._reading_lines = True
+            try:
+                part = next(self, None)
+            finally:
+                self._reading_lines = False
+            self._split(part)
         return self._lines.popleft()
 
     def close(self) -> None:
@@ -219,6 +245,9 @@ class _View(Generic[T]):
     def __next__(self) -> T:
         return self._next_item()
 
+    def close(self) -> None:
+        """Nothing to release: the stream holds the state (close the stream to end it)."""
+
 
 class _AsyncView(Generic[T]):
     """:class:`_View` for ``async for``. Unlike an async generator, a cancelled read does not
@@ -234,6 +263,9 @@ class _AsyncView(Generic[T]):
 
     async def __anext__(self) -> T:
         return await self._next_item()
+
+    async def aclose(self) -> None:
+        """Nothing to release (as for ``contextlib.aclosing``): the stream holds the state."""
 
 
 class LineSplitter:
@@ -258,6 +290,11 @@ class LineSplitter:
             lines.append(_strip_cr(bytes(pending)))
             pending.clear()
             start = newline + 1
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether part of a line was fed and its end not yet."""
+        return bool(self._pending)
 
     def end(self) -> list[bytes]:
         """A last line without a newline, if any."""
@@ -286,6 +323,7 @@ class AsyncResponseStream(_Stream):
     async def __anext__(self) -> PayloadPart:
         if self._closed and not self._ended:
             raise self._closed_early()
+        self._read_directly()
         try:
             while True:
                 while self._ready:
@@ -321,10 +359,16 @@ class AsyncResponseStream(_Stream):
         return (await self.__anext__()).bytes
 
     async def _next_line(self) -> bytes:
+        self._check_lines()
         while not self._lines:
             if self._lines_ended:
                 raise StopAsyncIteration
-            self._split(await anext(self, None))
+            self._reading_lines = True
+            try:
+                part = await anext(self, None)
+            finally:
+                self._reading_lines = False
+            self._split(part)
         return self._lines.popleft()
 
     async def aclose(self) -> None:

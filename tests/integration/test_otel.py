@@ -287,6 +287,15 @@ def test_a_stream_span_ends_when_the_stream_is_exhausted(telemetry: Telemetry) -
     assert attempts.value == 1
 
 
+def test_a_stream_read_by_its_lines_ends_its_span_when_they_end(telemetry: Telemetry) -> None:
+    with telemetry.client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"one\ntwo") as stream:
+        assert list(stream.lines()) == [b"one", b"two"]
+        (span,) = telemetry.finished()  # ended by the lines' end, before the with block's
+    recorded = dict(span.attributes or {})
+    assert recorded["smruntime.stream.outcome"] == "exhausted"
+    assert recorded["smruntime.stream.events"] >= 2
+
+
 def test_a_broken_stream_fails_its_span(telemetry: Telemetry, endpoint: LocalEndpoint) -> None:
     endpoint.faults("tokens").break_stream_after(2)
 

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from smruntime import PayloadPart, ResultMetadata
-from smruntime.errors import APIError, EventStreamError, InternalStreamFailure, ModelStreamError
+from smruntime.errors import (
+    APIError,
+    EventStreamError,
+    InternalStreamFailure,
+    ModelStreamError,
+    SageMakerRuntimeError,
+)
 from smruntime.eventstream import encode_message
 from smruntime.http import HTTPResponse
 from smruntime.streaming import ResponseStream
@@ -78,6 +84,31 @@ def test_lines_read_again_after_a_loop_left_early_go_on_where_it_stopped():
         break
     assert seen == [b"a"]
     assert list(stream.lines()) == [b"b", b"cd", b"e", b"f"]
+
+
+def test_reading_parts_directly_while_a_line_is_unfinished_stops_lines_rather_than_make_one_up():
+    stream, _ = stream_of(part(b"a\nhel"), part(b"PART\n"), part(b"lo\nz"))
+    lines = stream.lines()
+    assert next(lines) == b"a"  # "hel" waits for the rest of its line
+    assert next(stream) == PayloadPart(b"PART\n")  # ... which this part was not
+    with pytest.raises(SageMakerRuntimeError, match="parts were read from the stream directly while a line was"):
+        next(lines)
+
+
+def test_reading_parts_directly_between_whole_lines_is_fine():
+    stream, _ = stream_of(part(b"a\n"), part(b"b\n"), part(b"c\n"))
+    assert next(stream.lines()) == b"a"
+    assert next(stream) == PayloadPart(b"b\n")
+    assert list(stream.lines()) == [b"c"]
+
+
+def test_lines_of_a_stream_closed_before_its_end_are_refused_as_its_parts_are():
+    stream, _ = stream_of(part(b"a\nb\n"), part(b"c"))
+    lines = stream.lines()
+    assert next(lines) == b"a"
+    stream.close()
+    with pytest.raises(SageMakerRuntimeError, match="closed before its end"):
+        next(lines)  # b"b" came in before the close, but the stream was abandoned
 
 
 def test_payloads_are_the_raw_bytes():
