@@ -208,9 +208,9 @@ def run_calls(call: Callable[[], Any], calls: int, concurrency: int, progress: P
 
     threads = [threading.Thread(target=worker, name=f"smruntime-bench-{i}", daemon=True) for i in range(concurrency)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
     try:
+        for thread in threads:
+            thread.start()
         while alive := [thread for thread in threads if thread.is_alive()]:
             progress.draw(done)
             alive[0].join(PROGRESS_INTERVAL)
@@ -221,7 +221,8 @@ def run_calls(call: Callable[[], Any], calls: int, concurrency: int, progress: P
         print("smruntime bench: interrupted; waiting for the calls in flight (interrupt again to quit at once)",
               file=sys.stderr, flush=True)
         for thread in threads:
-            thread.join()
+            if thread.ident is not None:  # started before the interrupt
+                thread.join()
     else:
         progress.draw(done)
         progress.finish()

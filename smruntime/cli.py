@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,13 +59,12 @@ def _in_command_line_terms(text: str) -> str:
     region_advice = "Invalid Configuration: Missing Region; pass --region, or set AWS_REGION or region in your profile"
     credentials_advice = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (against smruntime serve: the export line "
                           "it prints), or configure a profile in ~/.aws and pass --profile")
-    return (text.replace(MISSING_REGION, region_advice)
+    text = (text.replace(MISSING_REGION, region_advice)
             .replace(NO_SIGNING_REGION, "no signing region: pass --region, or set AWS_REGION or region in your profile")
             .replace(NO_CREDENTIALS_ADVICE, credentials_advice)
-            .replace(FILE_ROOT_ADVICE, "Pass --file-root FOLDER (a folder you trust) to read file:// results from it.")
-            .replace("ServerLimits.max_connections", "--max-connections")
-            .replace("ServerLimits.header_timeout", "--header-timeout")
-            .replace("ServerLimits.body_timeout", "--body-timeout"))
+            .replace(FILE_ROOT_ADVICE, "Pass --file-root FOLDER (a folder you trust) to read file:// results from it."))
+    # serve's limits are options named after ServerLimits' fields.
+    return re.sub(r"ServerLimits\.(\w+)", lambda found: "--" + found[1].replace("_", "-"), text)
 
 
 _DEBUG_HELP = "show tracebacks and DEBUG logs (secrets redacted)"
@@ -240,10 +240,11 @@ def client_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def _body(value: str) -> bytes:
     try:
+        # os.path's expanduser: an unknown ~user stays as written (pathlib's raises RuntimeError).
         if value.startswith("fileb://"):
-            return Path(value[len("fileb://") :]).expanduser().read_bytes()
+            return Path(os.path.expanduser(value[len("fileb://") :])).read_bytes()
         if value.startswith("file://"):
-            return Path(value[len("file://") :]).expanduser().read_text(encoding="utf-8").encode("utf-8")
+            return Path(os.path.expanduser(value[len("file://") :])).read_text(encoding="utf-8").encode("utf-8")
     except OSError as error:
         raise ValueError(f"--body {value}: {error.strerror or error}") from None
     except UnicodeDecodeError:
@@ -255,7 +256,7 @@ def _check_outfile(outfile: str) -> None:
     """Refuse an OUTFILE that cannot be written before the model runs, not after (its answer lost)."""
     if outfile == "-":
         return
-    path = Path(outfile).expanduser()
+    path = Path(os.path.expanduser(outfile))
     if path.is_dir():
         raise ValueError(f"OUTFILE {outfile}: is a folder; name a file in it, or - for stdout")
     if not path.parent.is_dir():
@@ -282,7 +283,7 @@ def _invoke_endpoint(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         print(fields, file=sys.stderr)
     else:
-        Path(args.outfile).expanduser().write_bytes(out.body)
+        Path(os.path.expanduser(args.outfile)).write_bytes(out.body)
         print(fields)
     return 0
 

@@ -1,4 +1,4 @@
-"""Every exception smruntime raises.
+"""The errors of a call: every one derives from :class:`SageMakerRuntimeError`.
 
 ::
 
@@ -13,12 +13,12 @@
     ├── DeserializationError          keeps a short snapshot of the bad body
     ├── TransportError
     │   ├── ConnectError
-    │   ├── ConnectTimeoutError
-    │   │   └── PoolTimeoutError      no pooled connection came free in time (never retried)
+    │   │   └── ConnectTimeoutError
+    │   │       └── PoolTimeoutError  no pooled connection came free in time (never retried)
     │   ├── ReadTimeoutError
     │   ├── ConnectionClosedError
     │   ├── ResponseTooLargeError     a body read whole is over ``max_response_body_size``
-    │   └── ClientClosedError         the HTTP client was closed while the call waited
+    │   └── ClientClosedError         the client (or its HTTP client) is closed (never retried)
     ├── APIError                      a service error: code, message, status, request id
     │   ├── ValidationError
     │   ├── ModelError
@@ -31,6 +31,12 @@
     ├── MaxAttemptsExceededError      the last attempt's error is its ``__cause__``
     ├── RetryQuotaExceededError       the error that could not be retried is its ``__cause__``
     ├── EventStreamError              a malformed or truncated event-stream frame
+    │   ├── ChecksumMismatchError
+    │   │   ├── PreludeChecksumError
+    │   │   └── MessageChecksumError
+    │   ├── InvalidLengthError
+    │   ├── InvalidHeaderError
+    │   └── TruncatedStreamError      cut off mid-frame, connection lost, or stalled
     ├── AsyncInferenceFailedError     an async inference wrote its failure location
     └── WaitTimeoutError              no async result appeared in time
 
@@ -302,10 +308,10 @@ class ResponseTooLargeError(TransportError):
 
 
 class ClientClosedError(TransportError):
-    """The client is closed: a call made after ``close()``, or one that was waiting for a pooled
-    connection of its HTTP client when that closed.
-
-    The request was never sent, but it is not retried: the client is shutting down.
+    """The client is closed: a call made after ``close()``, one that was waiting for a pooled
+    connection of its HTTP client when that closed (the request was not sent), or an HTTP/2
+    stream open when its client closed (``request_sent`` then). Never retried: the client is
+    shutting down.
     """
 
     request_sent = False

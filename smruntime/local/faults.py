@@ -127,7 +127,8 @@ class Faults:
     def fail_stream_after(self, parts: int, count: int = 1) -> Faults:
         """End the next ``count`` streams (response or bidirectional) with an
         ``InternalStreamFailure`` event after ``parts`` PayloadParts (the service failing, not
-        the model)."""
+        the model). A response stream of exactly ``parts`` parts gets it in place of its end;
+        a shorter stream ends as it would, and the fault is spent either way."""
         check_fault_count("count", count)
         with self._lock:
             self._stream_failures.extend([parts] * count)

@@ -267,7 +267,7 @@ async def _frames(request: Request, invocation: Invocation, first: bytes | None,
     chunk = first
     try:
         while True:
-            if fail_after is not None and sent >= fail_after and chunk is not None:
+            if fail_after is not None and sent >= fail_after:  # also in place of the stream's end
                 yield injected_stream_failure()
                 return
             if break_after is not None and sent >= break_after:

@@ -120,9 +120,12 @@ def test_dash_outfile_writes_the_body_to_stdout_and_the_output_fields_to_stderr(
 @pytest.mark.parametrize(("outfile", "says"), [
     ("missing/out.json", "the folder"),
     (".", "is a folder"),
+    pytest.param("locked/out.json", "not writable", marks=pytest.mark.skipif(
+        os.geteuid() == 0, reason="root may write anywhere")),
 ])
 def test_an_outfile_that_cannot_be_written_is_refused_before_the_model_runs(
         endpoint, tmp_path, capsys, outfile, says) -> None:
+    (tmp_path / "locked").mkdir(mode=0o500)
     before = endpoint.counters("sum").snapshot().requests
     status = main([
         "invoke-endpoint", "--endpoint-url", endpoint.url, "--region", "us-east-1",
@@ -139,6 +142,8 @@ def test_an_outfile_that_cannot_be_written_is_refused_before_the_model_runs(
      "--body fileb://{tmp}/nope.bin: No such file or directory"),
     (["invoke-endpoint", "--endpoint-name", "sum", "--body", "file://{tmp}/latin1.txt", "-"],
      "--body file://{tmp}/latin1.txt: file:// reads UTF-8 text and this file is not; use fileb://"),
+    (["invoke-endpoint", "--endpoint-name", "sum", "--body", "fileb://~no-such-user-here/x", "-"],
+     "--body fileb://~no-such-user-here/x: No such file or directory"),
     (["serve", "--port", "0", "--config", "{tmp}/nope.toml"], "config file {tmp}/nope.toml: No such file or directory"),
     (["serve", "--port", "0", "--config", "{tmp}"], "config file {tmp}: Is a directory"),
     (["batch", "--endpoint-name", "sum", "--input", "{tmp}/in.jsonl", "--output", "{tmp}/nope/out.jsonl"],

@@ -457,6 +457,17 @@ def test_an_injected_stream_failure_ends_the_stream_with_internal_stream_failure
     assert payloads(client, "tokens", b"x y") == [b"x", b" y"]  # spent: the next stream is whole
 
 
+def test_an_injected_stream_failure_after_the_last_part_takes_the_place_of_the_end(
+        client: Client, endpoint: LocalEndpoint) -> None:
+    endpoint.faults("tokens").fail_stream_after(2)
+    received: list[bytes] = []
+    stream = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b")
+    with stream, pytest.raises(InternalStreamFailure):
+        for part in stream:
+            received.append(part.bytes)
+    assert received == [b"a", b" b"]
+
+
 def test_a_break_before_the_first_part_raises_from_the_call(client: Client, endpoint: LocalEndpoint) -> None:
     endpoint.faults("tokens").break_stream_after(0)
     with pytest.raises(EventStreamError):
