@@ -13,7 +13,7 @@ import struct
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -39,6 +39,8 @@ from smruntime.middleware import Position, build_middleware, finalize_middleware
 from smruntime.retry import new_retryer
 from tests.async_clients import KINDS, make_client
 from tests.servers import HTTPTestServer, chunked
+
+E = TypeVar("E", bound=BaseException)
 
 KEY_ID, SECRET = "AKIDSTREAMTEST", "stream-test-secret/xyz"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -427,13 +429,19 @@ def test_each_container_chunk_becomes_one_part_for_both_clients(client: Client, 
 
 # --- failures after the first part ------------------------------------------------------------
 
-def test_a_stream_cut_mid_message_raises_and_the_next_call_succeeds(client: Client, endpoint: LocalEndpoint) -> None:
-    endpoint.faults("tokens").break_stream_after(2)
+def parts_before_error(client: Client, error: type[E], endpoint_name: str, body: bytes) -> tuple[list[bytes], E, Any]:
+    """What a stream handed out before it raised ``error``; the error; the stream."""
     received: list[bytes] = []
-    stream = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b c d")
-    with stream, pytest.raises(EventStreamError):
+    stream = client.invoke_endpoint_with_response_stream(endpoint_name=endpoint_name, body=body)
+    with stream, pytest.raises(error) as caught:
         for part in stream:
             received.append(part.bytes)
+    return received, caught.value, stream
+
+
+def test_a_stream_cut_mid_message_raises_and_the_next_call_succeeds(client: Client, endpoint: LocalEndpoint) -> None:
+    endpoint.faults("tokens").break_stream_after(2)
+    received, _, stream = parts_before_error(client, EventStreamError, "tokens", b"a b c d")
     assert received == [b"a", b" b"]
     assert stream.closed
     assert payloads(client, "tokens", b"x y") == [b"x", b" y"]  # same client, a sound connection
@@ -443,13 +451,9 @@ def test_a_stream_cut_mid_message_raises_and_the_next_call_succeeds(client: Clie
 def test_an_injected_stream_failure_ends_the_stream_with_internal_stream_failure_for_both_clients(
         client: Client, boto3_client: Any, endpoint: LocalEndpoint) -> None:
     endpoint.faults("tokens").fail_stream_after(2, count=2)
-    received: list[bytes] = []
-    stream = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b c d")
-    with stream, pytest.raises(InternalStreamFailure) as caught:
-        for part in stream:
-            received.append(part.bytes)
+    received, failure, _ = parts_before_error(client, InternalStreamFailure, "tokens", b"a b c d")
     assert received == [b"a", b" b"]
-    assert caught.value.code == "InternalStreamFailure" and "injected fault" in caught.value.message
+    assert failure.code == "InternalStreamFailure" and "injected fault" in failure.message
     response = boto3_client.invoke_endpoint_with_response_stream(EndpointName="tokens", Body=b"a b c d")
     with pytest.raises(ClientError) as boto3_caught:  # botocore's EventStreamError
         boto3_parts(response)
@@ -460,11 +464,7 @@ def test_an_injected_stream_failure_ends_the_stream_with_internal_stream_failure
 def test_an_injected_stream_failure_after_the_last_part_takes_the_place_of_the_end(
         client: Client, endpoint: LocalEndpoint) -> None:
     endpoint.faults("tokens").fail_stream_after(2)
-    received: list[bytes] = []
-    stream = client.invoke_endpoint_with_response_stream(endpoint_name="tokens", body=b"a b")
-    with stream, pytest.raises(InternalStreamFailure):
-        for part in stream:
-            received.append(part.bytes)
+    received, _, _ = parts_before_error(client, InternalStreamFailure, "tokens", b"a b")
     assert received == [b"a", b" b"]
 
 
@@ -477,14 +477,10 @@ def test_a_break_before_the_first_part_raises_from_the_call(client: Client, endp
 
 def test_a_model_failing_mid_stream_raises_model_stream_error_and_the_next_call_succeeds(
         client: Client, endpoint: LocalEndpoint) -> None:
-    received: list[bytes] = []
-    stream = client.invoke_endpoint_with_response_stream(endpoint_name="crash", body=b"go")
-    with stream, pytest.raises(ModelStreamError) as caught:
-        for part in stream:
-            received.append(part.bytes)
+    received, failure, _ = parts_before_error(client, ModelStreamError, "crash", b"go")
     assert received == [b"one ", b"two "]
-    assert caught.value.error_code == "StreamBroken"
-    assert "RuntimeError: the model crashed while generating" in caught.value.message
+    assert failure.error_code == "StreamBroken"
+    assert "RuntimeError: the model crashed while generating" in failure.message
     assert payloads(client, "tokens", b"still fine") == [b"still", b" fine"]
 
 
@@ -496,14 +492,10 @@ def test_a_whole_answer_is_one_part(client: Client) -> None:
 
 
 def test_str_chunks_go_out_as_utf8_and_a_chunk_that_is_not_bytes_breaks_the_stream(client: Client) -> None:
-    received: list[bytes] = []
-    stream = client.invoke_endpoint_with_response_stream(endpoint_name="text", body=b"go")
-    with stream, pytest.raises(ModelStreamError) as caught:
-        for part in stream:
-            received.append(part.bytes)
+    received, failure, _ = parts_before_error(client, ModelStreamError, "text", b"go")
     assert received == ["caf\u00e9".encode(), b" ok"]
-    assert caught.value.error_code == "StreamBroken"
-    assert "must be bytes, not int" in caught.value.message
+    assert failure.error_code == "StreamBroken"
+    assert "must be bytes, not int" in failure.message
 
 
 def test_boto3_sees_the_model_stream_error_code_too(boto3_client: Any) -> None:
@@ -514,13 +506,9 @@ def test_boto3_sees_the_model_stream_error_code_too(boto3_client: Any) -> None:
 
 
 def test_running_past_the_time_budget_ends_with_model_invocation_time_exceeded(client: Client) -> None:
-    stream = client.invoke_endpoint_with_response_stream(endpoint_name="stuck", body=b"go")
-    received: list[bytes] = []
-    with stream, pytest.raises(ModelStreamError) as caught:
-        for part in stream:
-            received.append(part.bytes)
+    received, failure, _ = parts_before_error(client, ModelStreamError, "stuck", b"go")
     assert received == [b"started"]
-    assert caught.value.error_code == "ModelInvocationTimeExceeded"
+    assert failure.error_code == "ModelInvocationTimeExceeded"
 
 
 def test_a_client_going_away_stops_the_model(client: Client) -> None:
