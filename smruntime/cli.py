@@ -63,7 +63,9 @@ def _in_command_line_terms(text: str) -> str:
             .replace(NO_SIGNING_REGION, "no signing region: pass --region, or set AWS_REGION or region in your profile")
             .replace(NO_CREDENTIALS_ADVICE, credentials_advice)
             .replace(FILE_ROOT_ADVICE, "Pass --file-root FOLDER (a folder you trust) to read file:// results from it."))
-    # serve's limits are options named after ServerLimits' fields.
+    # serve's limits are options named after ServerLimits' fields; serve's and LocalConfig's own
+    # checks of its port and region name the keyword, as the first word of the message.
+    text = re.sub(r"^(port|http2_port|region) must be ", lambda found: f"--{found[1].replace('_', '-')} must be ", text)
     return re.sub(r"ServerLimits\.(\w+)", lambda found: "--" + found[1].replace("_", "-"), text)
 
 

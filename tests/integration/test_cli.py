@@ -159,9 +159,9 @@ def test_a_file_option_that_cannot_be_read_or_written_is_named_in_one_line(tmp_p
 
 
 @pytest.mark.parametrize(("ports", "says"), [
-    (["--port", "99999"], "port must be a port number from 0 to 65535 (0: any free port), got 99999"),
+    (["--port", "99999"], "--port must be a port number from 0 to 65535 (0: any free port), got 99999"),
     (["--port", "0", "--http2-port", "70000"],
-     "http2_port must be a port number from 0 to 65535 (0: any free port), got 70000"),
+     "--http2-port must be a port number from 0 to 65535 (0: any free port), got 70000"),
 ])
 def test_serve_refuses_a_port_out_of_range_in_one_line(capsys, ports, says) -> None:
     assert main(["serve", *ports]) == 1
@@ -367,7 +367,7 @@ def test_serve_region_option_sets_the_region_requests_are_signed_for(tmp_path) -
     bad = subprocess.run([SMRUNTIME, "serve", "--port", "0", "--region", "EU West"], capture_output=True, env=env,
                          text=True, timeout=60, check=False)
     assert bad.returncode == 1
-    assert bad.stderr == "smruntime: error: region must be a region name such as 'us-east-1', got 'EU West'\n"
+    assert bad.stderr == "smruntime: error: --region must be a region name such as 'us-east-1', got 'EU West'\n"
 
 
 def test_demo_runs_all_three_operations() -> None:
