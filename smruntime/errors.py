@@ -87,6 +87,7 @@ __all__ = [
     "ModelStreamError",
     "PoolTimeoutError",
     "PreludeChecksumError",
+    "ReadTimeoutError",
     "ResponseTooLargeError",
     "RetryQuotaExceededError",
     "SageMakerRuntimeError",
