@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -41,6 +40,7 @@ from starlette.responses import Response, StreamingResponse
 
 from smruntime import service_model
 from smruntime.eventstream import MAX_PAYLOAD_LENGTH, encode_message
+from smruntime.local.bidi_wire import exception_frame
 from smruntime.local.calls import (
     TRANSPORT_KEY,
     ConnectionResetOnPurpose,
@@ -76,12 +76,6 @@ _PART_HEADERS: Final = {
     ":event-type": "PayloadPart",
     ":content-type": "application/octet-stream",
 }
-_MODEL_STREAM_ERROR_HEADERS: Final = {
-    ":message-type": "exception",
-    ":exception-type": "ModelStreamError",
-    ":content-type": "application/json",
-}
-_INTERNAL_STREAM_FAILURE_HEADERS: Final = {**_MODEL_STREAM_ERROR_HEADERS, ":exception-type": "InternalStreamFailure"}
 
 
 def payload_part(data: bytes) -> bytes:
@@ -91,14 +85,14 @@ def payload_part(data: bytes) -> bytes:
 
 def model_stream_error(message: str, error_code: str) -> bytes:
     """A ModelStreamError exception frame, ``{"Message", "ErrorCode"}`` as the service sends it."""
-    document = json.dumps({"Message": message, "ErrorCode": error_code}).encode()
-    return encode_message(_MODEL_STREAM_ERROR_HEADERS, document)
+    return exception_frame("ModelStreamError", {"Message": message, "ErrorCode": error_code})
 
 
 def injected_stream_failure() -> bytes:
     """The InternalStreamFailure frame that ends a stream the fault ``fail_stream_after`` fails."""
-    document = json.dumps({"Message": "The stream failed inside the endpoint (injected fault). Try again."}).encode()
-    return encode_message(_INTERNAL_STREAM_FAILURE_HEADERS, document)
+    return exception_frame(
+        "InternalStreamFailure", {"Message": "The stream failed inside the endpoint (injected fault). Try again."}
+    )
 
 
 # --- the model's chunks, pulled one at a time -----------------------------------------------
