@@ -96,7 +96,6 @@ class _Stream:
         self._splitter = LineSplitter()
         self._lines: collections.deque[bytes] = collections.deque()
         self._lines_ended = False
-        self._line_unfinished = False  # the splitter holds part of a line
         self._reading_lines = False
         self._lines_broken = False  # a part was read directly while a line was unfinished
 
@@ -111,11 +110,10 @@ class _Stream:
             self._lines_ended = True
         else:
             self._lines.extend(self._splitter.feed(part.bytes))
-        self._line_unfinished = self._splitter.unfinished
 
     def _read_directly(self) -> None:
         """A part is about to be handed out other than to ``lines()``."""
-        if self._line_unfinished and not self._reading_lines:
+        if not self._reading_lines and self._splitter.unfinished:
             self._lines_broken = True  # that part's bytes belong to the unfinished line
 
     def _check_lines(self) -> None:
