@@ -548,8 +548,7 @@ def test_configuration_errors_give_the_commands_own_advice(
 def test_serve_writes_an_access_log_line_per_request_and_stream_unless_told_not_to(tmp_path, access_log) -> None:
     from smruntime import Client
 
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_EC2_METADATA_DISABLED": "true",
-           "AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials")}
+    env = clean_env(tmp_path, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
     argv = [sys.executable, "-m", "smruntime", "serve", "--port", "0", "--http2-port", "0"]
     process = subprocess.Popen(argv + ([] if access_log else ["--no-access-log"]),
                                stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
@@ -559,7 +558,7 @@ def test_serve_writes_an_access_log_line_per_request_and_stream_unless_told_not_
         while "export AWS_ENDPOINT_URL" not in line:
             line = process.stderr.readline()
             assert line, "serve stopped before it printed its export line"
-        exports = dict(item.split("=", 1) for item in line.split()[1:])
+        exports = hint_environment([line])
         with Client(region="us-east-1", credentials=(KEY, SECRET), endpoint_url=exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
                     http2_endpoint_url=exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2"]) as client:
             client.invoke_endpoint(endpoint_name="sum", body=b'{"numbers": [1]}', content_type="application/json")
